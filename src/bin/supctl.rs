@@ -1,0 +1,412 @@
+//! `supctl`: control a running `supd` over its Unix socket (see docs/protocol.md).
+//!
+//! ```text
+//! supctl [--state-dir DIR | --socket PATH] COMMAND
+//! ```
+//!
+//! The socket is `--socket PATH` if given, else `DIR/control.sock` for `--state-dir DIR`
+//! (or `$SUP_STATE_DIR`), else `/run/sup/control.sock`.
+//!
+//! Exit codes:
+//!
+//! | code | meaning                                                                      |
+//! |------|------------------------------------------------------------------------------|
+//! | 0    | success                                                                      |
+//! | 1    | an operation failed (a unit failed, definitions were rejected, supd internal error) |
+//! | 2    | usage error (bad arguments)                                                  |
+//! | 3    | `status`: a named unit is not running                                        |
+//! | 4    | a named unit is not loaded (error `not-found`)                               |
+//! | 5    | cannot reach supd (no socket, stale socket, EOF before a reply, protocol or version error, supd shutting down) |
+//! | 6    | permission denied (socket EACCES or error `permission-denied`)               |
+//! | 7    | timeout (no reply within 30 s, or error `timeout`)                           |
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use clap::{Parser, Subcommand};
+
+use sup::control::client::{Client, ClientError, socket_path};
+use sup::control::exit;
+use sup::control::proto::{Command, PROTOCOL_VERSION, Reply, Request, UnitStatus};
+use sup::control::render;
+
+#[derive(Debug, Parser)]
+#[command(name = "supctl", version, about = "Control the sup process supervisor")]
+struct Cli {
+    /// State directory of supd; the socket is DIR/control.sock [default: /run/sup]
+    #[arg(long, global = true, value_name = "DIR", env = "SUP_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Path of supd's control socket (overrides --state-dir)
+    #[arg(long, global = true, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Show the state of all units, or of the named ones
+    Status {
+        #[arg(value_name = "UNIT")]
+        units: Vec<String>,
+        /// Print the unit status objects as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start units
+    Start {
+        #[arg(value_name = "UNIT", required = true)]
+        units: Vec<String>,
+        /// Wait until the units are running (or failed)
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Stop units
+    Stop {
+        #[arg(value_name = "UNIT", required = true)]
+        units: Vec<String>,
+        /// Wait until the units have stopped
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Restart units
+    Restart {
+        #[arg(value_name = "UNIT", required = true)]
+        units: Vec<String>,
+        /// Wait until the units are running again (or failed)
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Clear the failed state (and start limit) of units
+    ResetFailed {
+        #[arg(value_name = "UNIT", required = true)]
+        units: Vec<String>,
+    },
+    /// Re-read the unit directory and apply the changes
+    Reload {
+        /// Only show what would change
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show a unit's output
+    Logs {
+        #[arg(value_name = "UNIT")]
+        unit: String,
+        /// Number of past lines to show
+        #[arg(short = 'n', long = "lines", value_name = "N", default_value_t = 50)]
+        lines: usize,
+        /// Keep printing new lines until interrupted
+        #[arg(short, long)]
+        follow: bool,
+    },
+}
+
+/// Why supctl stops early: an exit code and a message for stderr (empty: say nothing).
+#[derive(Debug)]
+struct Failure {
+    code: i32,
+    message: String,
+}
+
+impl From<ClientError> for Failure {
+    fn from(err: ClientError) -> Self {
+        Failure {
+            code: exit::for_client_error(&err),
+            message: err.to_string(),
+        }
+    }
+}
+
+fn unexpected(reply: &Reply) -> Failure {
+    let kind = match reply {
+        Reply::Status { .. } => "status",
+        Reply::Done { .. } => "done",
+        Reply::Reload { .. } => "reload",
+        Reply::Log(_) => "log",
+        Reply::End => "end",
+        Reply::Error { .. } => "error",
+    };
+    Failure {
+        code: exit::UNREACHABLE,
+        message: format!("unexpected `{kind}` reply from supd"),
+    }
+}
+
+/// Write to stdout; a closed pipe (`supctl logs | head`) ends the program quietly.
+fn out(text: &str) -> Result<(), Failure> {
+    let mut stdout = io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::BrokenPipe {
+                Failure {
+                    code: exit::OK,
+                    message: String::new(),
+                }
+            } else {
+                Failure {
+                    code: exit::FAILED,
+                    message: format!("cannot write to stdout: {e}"),
+                }
+            }
+        })
+}
+
+fn warn(text: &str) {
+    let _ = writeln!(io::stderr().lock(), "supctl: {text}");
+}
+
+fn request(command: Command) -> Request {
+    Request {
+        v: PROTOCOL_VERSION,
+        command,
+    }
+}
+
+/// Send one request on a fresh connection and return its (non-error) reply.
+fn exchange(path: &std::path::Path, command: Command) -> Result<Reply, Failure> {
+    let mut client = Client::connect(path)?;
+    match client.request(&request(command))? {
+        Reply::Error { code, message } => Err(Failure {
+            code: exit::for_error_code(code),
+            message,
+        }),
+        reply => Ok(reply),
+    }
+}
+
+/// Run a `logs` request, handing each line to `each`. Returns at `end`, or at EOF when
+/// following.
+fn stream_logs(
+    path: &std::path::Path,
+    unit: String,
+    lines: usize,
+    follow: bool,
+    mut each: impl FnMut(&str) -> Result<(), Failure>,
+) -> Result<(), Failure> {
+    let mut client = Client::connect(path)?;
+    client.send(&request(Command::Logs {
+        unit,
+        lines,
+        follow,
+    }))?;
+    loop {
+        match client.recv()? {
+            Some(Reply::Log(line)) => each(&render::render_log_line(&line))?,
+            Some(Reply::End) => return Ok(()),
+            Some(Reply::Error { code, message }) => {
+                return Err(Failure {
+                    code: exit::for_error_code(code),
+                    message,
+                });
+            }
+            Some(other) => return Err(unexpected(&other)),
+            None if follow => return Ok(()),
+            None => {
+                return Err(Failure {
+                    code: exit::UNREACHABLE,
+                    message: "supd closed the connection before the end of the log".into(),
+                });
+            }
+        }
+    }
+}
+
+/// Exit code of `status`: 3 when a named unit is not running (or missing from the reply).
+fn status_exit(named: &[String], units: &[UnitStatus]) -> i32 {
+    let all_running = named.iter().all(|name| {
+        units
+            .iter()
+            .any(|u| &u.name == name && u.state == "running")
+    });
+    if all_running {
+        exit::OK
+    } else {
+        exit::NOT_RUNNING
+    }
+}
+
+fn cmd_status(path: &std::path::Path, named: Vec<String>, json: bool) -> Result<i32, Failure> {
+    let units = match exchange(
+        path,
+        Command::Status {
+            units: named.clone(),
+        },
+    )? {
+        Reply::Status { units } => units,
+        other => return Err(unexpected(&other)),
+    };
+    let code = status_exit(&named, &units);
+    let now = SystemTime::now();
+    if json {
+        let mut text = serde_json::to_string_pretty(&units).map_err(|e| Failure {
+            code: exit::FAILED,
+            message: format!("cannot encode JSON: {e}"),
+        })?;
+        text.push('\n');
+        out(&text)?;
+    } else if let [unit] = units.as_slice()
+        && named.len() == 1
+    {
+        out(&render::render_detail(unit, now))?;
+        out("\n")?;
+        let mut any = false;
+        let fetched = stream_logs(path, unit.name.clone(), 10, false, |line| {
+            any = true;
+            out(&format!("{line}\n"))
+        });
+        match fetched {
+            Ok(()) if !any => out("(no log lines)\n")?,
+            Ok(()) => {}
+            Err(f) if f.message.is_empty() => return Err(f),
+            Err(f) => warn(&format!("cannot fetch logs: {}", f.message)),
+        }
+    } else {
+        out(&render::render_table(&units, now))?;
+    }
+    Ok(code)
+}
+
+fn cmd_units(path: &std::path::Path, command: Command) -> Result<i32, Failure> {
+    let results = match exchange(path, command)? {
+        Reply::Done { results } => results,
+        other => return Err(unexpected(&other)),
+    };
+    let mut code = exit::OK;
+    for result in &results {
+        match render::render_result(result) {
+            Ok(line) => out(&format!("{line}\n"))?,
+            Err(line) => {
+                code = exit::FAILED;
+                let _ = writeln!(io::stderr().lock(), "{line}");
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn cmd_reload(path: &std::path::Path, dry_run: bool) -> Result<i32, Failure> {
+    match exchange(path, Command::Reload { dry_run })? {
+        Reply::Reload { plan, applied } => {
+            out(&render::render_reload(&plan, applied))?;
+            Ok(if plan.rejected.is_empty() {
+                exit::OK
+            } else {
+                exit::FAILED
+            })
+        }
+        other => Err(unexpected(&other)),
+    }
+}
+
+fn run(cli: Cli) -> Result<i32, Failure> {
+    let path = socket_path(cli.socket.as_deref(), cli.state_dir.as_deref());
+    match cli.command {
+        Cmd::Status { units, json } => cmd_status(&path, units, json),
+        Cmd::Start { units, wait } => cmd_units(&path, Command::Start { units, wait }),
+        Cmd::Stop { units, wait } => cmd_units(&path, Command::Stop { units, wait }),
+        Cmd::Restart { units, wait } => cmd_units(&path, Command::Restart { units, wait }),
+        Cmd::ResetFailed { units } => cmd_units(&path, Command::ResetFailed { units }),
+        Cmd::Reload { dry_run } => cmd_reload(&path, dry_run),
+        Cmd::Logs {
+            unit,
+            lines,
+            follow,
+        } => {
+            stream_logs(&path, unit, lines, follow, |line| out(&format!("{line}\n")))?;
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(code) => code,
+        Err(failure) => {
+            if !failure.message.is_empty() {
+                warn(&failure.message);
+            }
+            failure.code
+        }
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_global_options_and_logs_defaults() {
+        let cli = Cli::try_parse_from(["supctl", "logs", "web", "--socket", "/s"]).unwrap();
+        assert_eq!(cli.socket, Some(PathBuf::from("/s")));
+        match cli.command {
+            Cmd::Logs {
+                unit,
+                lines,
+                follow,
+            } => {
+                assert_eq!(unit, "web");
+                assert_eq!(lines, 50);
+                assert!(!follow);
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from(["supctl", "logs", "-n", "5", "-f", "web"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Cmd::Logs {
+                lines: 5,
+                follow: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn start_needs_a_unit() {
+        let err = Cli::try_parse_from(["supctl", "start"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(Cli::try_parse_from(["supctl", "reset-failed", "a", "b"]).is_ok());
+        assert!(Cli::try_parse_from(["supctl", "reload", "--dry-run"]).is_ok());
+    }
+
+    fn unit(name: &str, state: &str) -> UnitStatus {
+        UnitStatus {
+            name: name.into(),
+            description: String::new(),
+            state: state.into(),
+            sub_state: state.into(),
+            since: String::new(),
+            pid: None,
+            restarts: 0,
+            last_exit: None,
+            reason: None,
+            next_start: None,
+            want: "up".into(),
+            hash: String::new(),
+            path: String::new(),
+            definition_error: None,
+            log_file: String::new(),
+        }
+    }
+
+    #[test]
+    fn status_exit_codes() {
+        let units = [unit("a", "running"), unit("b", "failed")];
+        assert_eq!(status_exit(&[], &units), 0);
+        assert_eq!(status_exit(&["a".into()], &units), 0);
+        assert_eq!(status_exit(&["a".into(), "b".into()], &units), 3);
+        assert_eq!(status_exit(&["c".into()], &units), 3);
+    }
+}

@@ -1,0 +1,332 @@
+//! Blocking client for supd's control socket (see docs/protocol.md).
+//!
+//! One connection carries exactly one request: `send` it, then call `recv` until it
+//! returns the final reply (or `None` at end of stream).
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::proto::{Command, Reply, Request};
+
+/// State directory used when neither `--socket` nor `--state-dir` / `SUP_STATE_DIR` is given.
+pub const DEFAULT_STATE_DIR: &str = "/run/sup";
+/// File name of the control socket inside the state directory.
+pub const SOCKET_NAME: &str = "control.sock";
+/// How long to wait for a reply line to a non-follow request.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the control socket is: `socket` wins, then `state_dir`, then `/run/sup`.
+pub fn socket_path(socket: Option<&Path>, state_dir: Option<&Path>) -> PathBuf {
+    match (socket, state_dir) {
+        (Some(socket), _) => socket.to_path_buf(),
+        (None, Some(dir)) => dir.join(SOCKET_NAME),
+        (None, None) => Path::new(DEFAULT_STATE_DIR).join(SOCKET_NAME),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no supd socket at {}: is supd running? (set --state-dir or SUP_STATE_DIR)", .0.display())]
+    SocketNotFound(PathBuf),
+    #[error("permission denied on {}: only root or supd's own user may control it", .0.display())]
+    PermissionDenied(PathBuf),
+    #[error("supd is not running (stale socket {})", .0.display())]
+    NotRunning(PathBuf),
+    #[error("cannot connect to {}: {source}", .path.display())]
+    Connect { path: PathBuf, source: io::Error },
+    #[error("timed out waiting for a reply from supd")]
+    Timeout,
+    #[error("supd closed the connection before replying")]
+    Closed,
+    #[error("connection to supd failed: {0}")]
+    Io(#[source] io::Error),
+    #[error("invalid reply from supd: {0}")]
+    Protocol(String),
+}
+
+impl ClientError {
+    fn from_io(err: io::Error) -> Self {
+        match err.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout,
+            _ => ClientError::Io(err),
+        }
+    }
+}
+
+/// A connection to supd.
+#[derive(Debug)]
+pub struct Client {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Client {
+    /// Connect to the socket at `path`, turning the usual failures into advice.
+    pub fn connect(path: &Path) -> Result<Client, ClientError> {
+        let stream = UnixStream::connect(path).map_err(|source| {
+            let path = path.to_path_buf();
+            match source.raw_os_error() {
+                Some(libc::ENOENT) | Some(libc::ENOTDIR) => ClientError::SocketNotFound(path),
+                Some(libc::EACCES) | Some(libc::EPERM) => ClientError::PermissionDenied(path),
+                Some(libc::ECONNREFUSED) => ClientError::NotRunning(path),
+                _ => ClientError::Connect { path, source },
+            }
+        })?;
+        stream
+            .set_read_timeout(Some(REPLY_TIMEOUT))
+            .map_err(ClientError::Io)?;
+        stream
+            .set_write_timeout(Some(REPLY_TIMEOUT))
+            .map_err(ClientError::Io)?;
+        let writer = stream.try_clone().map_err(ClientError::Io)?;
+        Ok(Client {
+            reader: BufReader::new(stream),
+            writer,
+        })
+    }
+
+    /// Change how long `recv` waits for a line; `None` waits forever.
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) -> Result<(), ClientError> {
+        self.writer
+            .set_read_timeout(timeout)
+            .map_err(ClientError::Io)
+    }
+
+    /// Write `request` as one JSON line. A following `logs` request disables the read
+    /// timeout; every other request keeps the 30 s timeout.
+    pub fn send(&mut self, request: &Request) -> Result<(), ClientError> {
+        let follow = matches!(request.command, Command::Logs { follow: true, .. });
+        self.set_timeout(if follow { None } else { Some(REPLY_TIMEOUT) })?;
+        let mut line = serde_json::to_string(request)
+            .map_err(|e| ClientError::Protocol(format!("cannot encode request: {e}")))?;
+        line.push('\n');
+        self.writer
+            .write_all(line.as_bytes())
+            .and_then(|()| self.writer.flush())
+            .map_err(ClientError::from_io)
+    }
+
+    /// The next reply line, or `None` when supd closed the connection.
+    pub fn recv(&mut self) -> Result<Option<Reply>, ClientError> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = self
+                .reader
+                .read_line(&mut line)
+                .map_err(ClientError::from_io)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            if !line.ends_with('\n') {
+                return Err(ClientError::Protocol(
+                    "connection closed in the middle of a reply".to_string(),
+                ));
+            }
+            if !line.trim().is_empty() {
+                break;
+            }
+        }
+        serde_json::from_str(line.trim_end())
+            .map(Some)
+            .map_err(|e| ClientError::Protocol(e.to_string()))
+    }
+
+    /// Send `request` and return its first reply; end of stream is `ClientError::Closed`.
+    pub fn request(&mut self, request: &Request) -> Result<Reply, ClientError> {
+        self.send(request)?;
+        self.recv()?.ok_or(ClientError::Closed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::proto::{ErrorCode, LogLine, PROTOCOL_VERSION};
+    use std::os::unix::net::UnixListener;
+    use std::thread;
+
+    #[test]
+    fn socket_path_precedence() {
+        assert_eq!(
+            socket_path(Some(Path::new("/s.sock")), Some(Path::new("/d"))),
+            PathBuf::from("/s.sock")
+        );
+        assert_eq!(
+            socket_path(None, Some(Path::new("/var/lib/sup"))),
+            PathBuf::from("/var/lib/sup/control.sock")
+        );
+        assert_eq!(
+            socket_path(None, None),
+            PathBuf::from("/run/sup/control.sock")
+        );
+    }
+
+    /// A one-shot fake supd: reads one request line, answers with `replies`, closes.
+    fn fake_server(
+        replies: Vec<&'static str>,
+    ) -> (tempfile::TempDir, PathBuf, thread::JoinHandle<String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let handle = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let mut writer = stream;
+            for reply in replies {
+                writer.write_all(reply.as_bytes()).unwrap();
+                writer.write_all(b"\n").unwrap();
+            }
+            line
+        });
+        (dir, path, handle)
+    }
+
+    #[test]
+    fn status_round_trip() {
+        let (_dir, path, server) = fake_server(vec![r#"{"type":"status","units":[]}"#]);
+        let mut client = Client::connect(&path).unwrap();
+        let req = Request {
+            v: PROTOCOL_VERSION,
+            command: Command::Status { units: vec![] },
+        };
+        let reply = client.request(&req).unwrap();
+        assert_eq!(reply, Reply::Status { units: vec![] });
+        assert_eq!(client.recv().unwrap(), None);
+        let sent = server.join().unwrap();
+        assert_eq!(sent, "{\"v\":1,\"cmd\":\"status\",\"units\":[]}\n");
+    }
+
+    #[test]
+    fn logs_stream_then_end() {
+        let (_dir, path, server) = fake_server(vec![
+            r#"{"type":"log","ts":"2026-01-01T00:00:00.000Z","stream":"stdout","line":"hi"}"#,
+            r#"{"type":"end"}"#,
+        ]);
+        let mut client = Client::connect(&path).unwrap();
+        let req = Request {
+            v: PROTOCOL_VERSION,
+            command: Command::Logs {
+                unit: "web".into(),
+                lines: 10,
+                follow: false,
+            },
+        };
+        client.send(&req).unwrap();
+        assert_eq!(
+            client.recv().unwrap(),
+            Some(Reply::Log(LogLine {
+                ts: "2026-01-01T00:00:00.000Z".into(),
+                stream: "stdout".into(),
+                line: "hi".into(),
+            }))
+        );
+        assert_eq!(client.recv().unwrap(), Some(Reply::End));
+        assert_eq!(client.recv().unwrap(), None);
+        let sent: serde_json::Value = serde_json::from_str(&server.join().unwrap()).unwrap();
+        assert_eq!(sent["cmd"], "logs");
+        assert_eq!(sent["lines"], 10);
+    }
+
+    #[test]
+    fn error_reply_is_decoded() {
+        let (_dir, path, server) = fake_server(vec![
+            r#"{"type":"error","code":"not-found","message":"no unit nope"}"#,
+        ]);
+        let mut client = Client::connect(&path).unwrap();
+        let req = Request {
+            v: PROTOCOL_VERSION,
+            command: Command::Status {
+                units: vec!["nope".into()],
+            },
+        };
+        let reply = client.request(&req).unwrap();
+        assert_eq!(
+            reply,
+            Reply::Error {
+                code: ErrorCode::NotFound,
+                message: "no unit nope".into()
+            }
+        );
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn eof_before_reply_is_closed() {
+        let (_dir, path, server) = fake_server(vec![]);
+        let mut client = Client::connect(&path).unwrap();
+        let req = Request {
+            v: PROTOCOL_VERSION,
+            command: Command::Reload { dry_run: true },
+        };
+        let err = client.request(&req).unwrap_err();
+        assert!(matches!(err, ClientError::Closed), "{err:?}");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn garbage_reply_is_protocol_error() {
+        let (_dir, path, server) = fake_server(vec!["this is not json"]);
+        let mut client = Client::connect(&path).unwrap();
+        let req = Request {
+            v: PROTOCOL_VERSION,
+            command: Command::Status { units: vec![] },
+        };
+        let err = client.request(&req).unwrap_err();
+        assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn read_timeout_maps_to_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let mut client = Client::connect(&path).unwrap();
+        let (_held, _) = listener.accept().unwrap();
+        client.set_timeout(Some(Duration::from_millis(50))).unwrap();
+        let err = client.recv().unwrap_err();
+        assert!(matches!(err, ClientError::Timeout), "{err:?}");
+    }
+
+    #[test]
+    fn missing_socket_says_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let err = Client::connect(&path).unwrap_err();
+        assert!(matches!(err, ClientError::SocketNotFound(_)), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("is supd running?"), "{msg}");
+        assert!(msg.contains("SUP_STATE_DIR"), "{msg}");
+    }
+
+    #[test]
+    fn stale_socket_is_not_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        drop(UnixListener::bind(&path).unwrap());
+        let err = Client::connect(&path).unwrap_err();
+        assert!(matches!(err, ClientError::NotRunning(_)), "{err:?}");
+        assert!(err.to_string().contains("stale socket"));
+    }
+
+    #[test]
+    fn unreadable_socket_is_permission_denied() {
+        use std::os::unix::fs::PermissionsExt;
+        if nix::unistd::geteuid().is_root() {
+            // root bypasses file permissions; nothing to check.
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let _listener = UnixListener::bind(&path).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+        let err = Client::connect(&path).unwrap_err();
+        assert!(matches!(err, ClientError::PermissionDenied(_)), "{err:?}");
+        assert!(err.to_string().contains("only root or supd's own user"));
+    }
+}

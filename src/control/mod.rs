@@ -1,0 +1,8 @@
+//! The control socket: protocol types (`proto`), supctl's client side (`client`,
+//! `render`, `exit`) and supd's server side (`server`).
+
+pub mod client;
+pub mod exit;
+pub mod proto;
+pub mod render;
+pub mod server;

@@ -1,0 +1,190 @@
+//! The control protocol spoken over supd's Unix socket: one JSON object per line in
+//! each direction. A client sends exactly one `Request`; the server answers with one
+//! `Reply` line, or for `logs` with zero or more `log` lines followed by `end` (with
+//! `follow`, `log` lines keep coming until the client hangs up).
+//!
+//! Field names here are the stable contract documented in docs/protocol.md and used by
+//! `supctl status --json`; add fields, never rename them.
+
+use serde::{Deserialize, Serialize};
+
+/// Bumped when a request or reply changes incompatibly.
+pub const PROTOCOL_VERSION: u32 = 1;
+/// Longest request line the server reads; longer ones get a `bad-request` error.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Protocol version the client speaks; must equal `PROTOCOL_VERSION`.
+    pub v: u32,
+    #[serde(flatten)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Command {
+    /// Status of the named units, or of all units when `units` is empty.
+    Status {
+        #[serde(default)]
+        units: Vec<String>,
+    },
+    Start {
+        units: Vec<String>,
+        #[serde(default)]
+        wait: bool,
+    },
+    Stop {
+        units: Vec<String>,
+        #[serde(default)]
+        wait: bool,
+    },
+    Restart {
+        units: Vec<String>,
+        #[serde(default)]
+        wait: bool,
+    },
+    ResetFailed {
+        units: Vec<String>,
+    },
+    /// Re-read the unit directory and apply the difference.
+    Reload {
+        #[serde(default)]
+        dry_run: bool,
+    },
+    /// The last `lines` log lines of a unit; with `follow`, then every new line.
+    Logs {
+        unit: String,
+        #[serde(default = "default_log_lines")]
+        lines: usize,
+        #[serde(default)]
+        follow: bool,
+    },
+}
+
+fn default_log_lines() -> usize {
+    50
+}
+
+impl Command {
+    /// Whether the command changes anything (as opposed to only reading state).
+    pub fn is_mutating(&self) -> bool {
+        !matches!(self, Command::Status { .. } | Command::Logs { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Reply {
+    Status {
+        units: Vec<UnitStatus>,
+    },
+    /// Outcome of start / stop / restart / reset-failed, one entry per named unit.
+    Done {
+        results: Vec<UnitResult>,
+    },
+    Reload {
+        plan: ReloadPlan,
+        /// False for `dry_run`: the plan was computed but nothing was changed.
+        applied: bool,
+    },
+    Log(LogLine),
+    /// End of a `logs` reply (never sent while following).
+    End,
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorCode {
+    /// The request line was not valid JSON, too long, or named an unknown command.
+    BadRequest,
+    UnsupportedVersion,
+    /// The peer's uid may not use this socket.
+    PermissionDenied,
+    /// A named unit is not loaded.
+    NotFound,
+    /// The client took too long to send its request, or `--wait` ran out of time.
+    Timeout,
+    /// supd is shutting down and accepts no more work.
+    ShuttingDown,
+    Internal,
+}
+
+/// What a user reads in `supctl status`; serialised as-is by `supctl status --json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitStatus {
+    pub name: String,
+    pub description: String,
+    /// inactive | starting | running | stopping | restarting | exited | failed
+    pub state: String,
+    /// Finer detail of the state, e.g. `waiting`, `spawning`, `backoff`, `sigterm`, `sigkill`,
+    /// `exit-code`, `signal`, `start-limit`, `spawn-error`, `dependency`.
+    pub sub_state: String,
+    /// When the unit entered its current state (RFC 3339, UTC).
+    pub since: String,
+    /// Host pid of the main process, when there is one.
+    pub pid: Option<i32>,
+    /// Automatic restarts since the operator last started the unit.
+    pub restarts: u32,
+    pub last_exit: Option<ExitInfo>,
+    /// Why the unit is failed (or why it last stopped), in words.
+    pub reason: Option<String>,
+    /// When the next automatic start is due (state `restarting`).
+    pub next_start: Option<String>,
+    /// What the operator asked for: `up` or `down`.
+    pub want: String,
+    /// Short hash of the loaded definition.
+    pub hash: String,
+    /// Unit file the definition was loaded from.
+    pub path: String,
+    /// Set when the file on disk was rejected and the loaded definition kept running.
+    pub definition_error: Option<String>,
+    /// Where the unit's output is written.
+    pub log_file: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExitInfo {
+    /// Exit code when the process exited normally.
+    pub code: Option<i32>,
+    /// Signal name (e.g. `SIGKILL`) when it was killed by a signal.
+    pub signal: Option<String>,
+    /// When the exit was observed (RFC 3339, UTC).
+    pub at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitResult {
+    pub name: String,
+    /// True when the unit reached what was asked (or, without `wait`, the request was accepted).
+    pub ok: bool,
+    /// State when the reply was sent.
+    pub state: String,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ReloadPlan {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub restarted: Vec<String>,
+    /// Changed definitions of units that were not running: replaced without a restart.
+    #[serde(default)]
+    pub updated: Vec<String>,
+    pub unchanged: Vec<String>,
+    /// `file:line:column: message` for each definition that was rejected.
+    pub rejected: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// RFC 3339 UTC timestamp with milliseconds.
+    pub ts: String,
+    /// `stdout` or `stderr`
+    pub stream: String,
+    pub line: String,
+}

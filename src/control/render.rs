@@ -1,0 +1,438 @@
+//! Pure text rendering for supctl: every function takes data (and "now") and returns
+//! strings, so the output can be tested without a daemon.
+
+use std::time::{Duration, SystemTime};
+
+use super::proto::{ExitInfo, LogLine, ReloadPlan, UnitResult, UnitStatus};
+
+/// A compact duration: `3s`, `5m3s`, `2h13m`, `4d2h` (two most significant units).
+pub fn format_compact(d: Duration) -> String {
+    let s = d.as_secs();
+    let (days, hours, mins, secs) = (s / 86_400, s % 86_400 / 3_600, s % 3_600 / 60, s % 60);
+    let pair = |big: u64, bu: &str, small: u64, su: &str| {
+        if small == 0 {
+            format!("{big}{bu}")
+        } else {
+            format!("{big}{bu}{small}{su}")
+        }
+    };
+    if days > 0 {
+        pair(days, "d", hours, "h")
+    } else if hours > 0 {
+        pair(hours, "h", mins, "m")
+    } else if mins > 0 {
+        pair(mins, "m", secs, "s")
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// `3s ago` for a past instant, `in 3s` for a future one.
+pub fn format_relative(when: SystemTime, now: SystemTime) -> String {
+    match now.duration_since(when) {
+        Ok(ago) => format!("{} ago", format_compact(ago)),
+        Err(e) => format!("in {}", format_compact(e.duration())),
+    }
+}
+
+/// Relative form of an RFC 3339 timestamp; the raw text when it does not parse.
+pub fn relative_rfc3339(ts: &str, now: SystemTime) -> String {
+    match humantime::parse_rfc3339(ts) {
+        Ok(t) => format_relative(t, now),
+        Err(_) if ts.is_empty() => "-".to_string(),
+        Err(_) => ts.to_string(),
+    }
+}
+
+/// `2026-05-01T10:00:00Z (3s ago)`, or just the raw text when it does not parse.
+fn absolute_and_relative(ts: &str, now: SystemTime) -> String {
+    match humantime::parse_rfc3339(ts) {
+        Ok(t) => format!("{ts} ({})", format_relative(t, now)),
+        Err(_) => ts.to_string(),
+    }
+}
+
+/// `running` when the sub-state adds nothing, else `state/sub_state`.
+pub fn state_label(u: &UnitStatus) -> String {
+    if u.sub_state.is_empty() || u.sub_state == u.state {
+        u.state.clone()
+    } else {
+        format!("{}/{}", u.state, u.sub_state)
+    }
+}
+
+/// `code=1`, `signal=SIGKILL` or `-`.
+pub fn format_exit(exit: Option<&ExitInfo>) -> String {
+    match exit {
+        Some(ExitInfo {
+            code: Some(code), ..
+        }) => format!("code={code}"),
+        Some(ExitInfo {
+            signal: Some(sig), ..
+        }) => format!("signal={sig}"),
+        _ => "-".to_string(),
+    }
+}
+
+fn format_pid(pid: Option<i32>) -> String {
+    pid.map_or_else(|| "-".to_string(), |p| p.to_string())
+}
+
+/// Left-aligned columns separated by two spaces, no trailing blanks.
+fn align(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; cols];
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            line.push_str(cell);
+            let pad = widths[i].saturating_sub(cell.chars().count());
+            line.extend(std::iter::repeat_n(' ', pad));
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// The `supctl status` table, followed by one `! UNIT: definition on disk rejected: ...`
+/// line per unit whose on-disk definition was rejected.
+pub fn render_table(units: &[UnitStatus], now: SystemTime) -> String {
+    if units.is_empty() {
+        return "no units loaded\n".to_string();
+    }
+    let mut rows = vec![
+        ["UNIT", "STATE", "SINCE", "PID", "RESTARTS", "LAST EXIT"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+    ];
+    for u in units {
+        rows.push(vec![
+            u.name.clone(),
+            state_label(u),
+            relative_rfc3339(&u.since, now),
+            format_pid(u.pid),
+            u.restarts.to_string(),
+            format_exit(u.last_exit.as_ref()),
+        ]);
+    }
+    let mut out = align(&rows);
+    for u in units {
+        if let Some(err) = &u.definition_error {
+            out.push_str(&format!(
+                "! {}: definition on disk rejected: {err}\n",
+                u.name
+            ));
+        }
+    }
+    out
+}
+
+/// The detailed view of one unit (`supctl status UNIT`). Optional fields that are
+/// unset (reason, next start, definition error) are left out.
+pub fn render_detail(u: &UnitStatus, now: SystemTime) -> String {
+    let mut out = if u.description.is_empty() {
+        format!("{}\n", u.name)
+    } else {
+        format!("{} \u{2014} {}\n", u.name, u.description)
+    };
+    let mut field = |label: &str, value: String| {
+        out.push_str(&format!("{label:>16}: {value}\n"));
+    };
+    field(
+        "State",
+        format!(
+            "{} since {}",
+            state_label(u),
+            absolute_and_relative(&u.since, now)
+        ),
+    );
+    field("Want", u.want.clone());
+    field("PID", format_pid(u.pid));
+    field("Restarts", u.restarts.to_string());
+    let last_exit = match &u.last_exit {
+        Some(exit) => format!(
+            "{} at {}",
+            format_exit(Some(exit)),
+            absolute_and_relative(&exit.at, now)
+        ),
+        None => "-".to_string(),
+    };
+    field("Last exit", last_exit);
+    if let Some(reason) = &u.reason {
+        field("Reason", reason.clone());
+    }
+    if let Some(next) = &u.next_start {
+        field("Next start", absolute_and_relative(next, now));
+    }
+    field("Definition", format!("{} {}", u.hash, u.path));
+    if let Some(err) = &u.definition_error {
+        field(
+            "Definition error",
+            format!("on-disk file rejected, still running the loaded one: {err}"),
+        );
+    }
+    field("Log file", u.log_file.clone());
+    out
+}
+
+/// `<ts> <line>`, or `<ts> [stderr] <line>` for standard error.
+pub fn render_log_line(l: &LogLine) -> String {
+    if l.stream == "stderr" {
+        format!("{} [stderr] {}", l.ts, l.line)
+    } else {
+        format!("{} {}", l.ts, l.line)
+    }
+}
+
+/// One line for a start/stop/restart/reset-failed result; `Err` lines go to stderr.
+pub fn render_result(r: &UnitResult) -> Result<String, String> {
+    if r.ok {
+        Ok(format!("{}: {}", r.name, r.state))
+    } else {
+        let msg = r
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("unit is {}", r.state));
+        Err(format!("{}: failed: {msg}", r.name))
+    }
+}
+
+/// The reload plan, one line per non-empty category.
+pub fn render_reload(plan: &ReloadPlan, applied: bool) -> String {
+    let mut out = String::new();
+    for (label, names) in [
+        ("added", &plan.added),
+        ("removed", &plan.removed),
+        ("restarted", &plan.restarted),
+        ("updated", &plan.updated),
+    ] {
+        if !names.is_empty() {
+            out.push_str(&format!("{label}: {}\n", names.join(", ")));
+        }
+    }
+    let n = plan.unchanged.len();
+    out.push_str(&format!(
+        "unchanged: {n} unit{}\n",
+        if n == 1 { "" } else { "s" }
+    ));
+    for rejected in &plan.rejected {
+        out.push_str(&format!("rejected: {rejected}\n"));
+    }
+    if !applied {
+        out.push_str("(dry run, nothing applied)\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> SystemTime {
+        humantime::parse_rfc3339(s).unwrap()
+    }
+
+    fn unit(name: &str, state: &str, sub: &str) -> UnitStatus {
+        UnitStatus {
+            name: name.into(),
+            description: String::new(),
+            state: state.into(),
+            sub_state: sub.into(),
+            since: "2026-05-01T10:00:00Z".into(),
+            pid: None,
+            restarts: 0,
+            last_exit: None,
+            reason: None,
+            next_start: None,
+            want: "up".into(),
+            hash: "3f2a9c1".into(),
+            path: format!("/etc/sup/units/{name}.toml"),
+            definition_error: None,
+            log_file: format!("/var/log/sup/{name}.log"),
+        }
+    }
+
+    #[test]
+    fn compact_durations() {
+        assert_eq!(format_compact(Duration::from_secs(0)), "0s");
+        assert_eq!(format_compact(Duration::from_secs(3)), "3s");
+        assert_eq!(format_compact(Duration::from_secs(60)), "1m");
+        assert_eq!(format_compact(Duration::from_secs(303)), "5m3s");
+        assert_eq!(
+            format_compact(Duration::from_secs(2 * 3600 + 13 * 60 + 9)),
+            "2h13m"
+        );
+        assert_eq!(format_compact(Duration::from_secs(7200)), "2h");
+        assert_eq!(
+            format_compact(Duration::from_secs(2 * 86_400 + 3600)),
+            "2d1h"
+        );
+    }
+
+    #[test]
+    fn relative_past_and_future() {
+        let now = t("2026-05-01T12:13:03Z");
+        assert_eq!(format_relative(t("2026-05-01T12:13:00Z"), now), "3s ago");
+        assert_eq!(format_relative(t("2026-05-01T10:00:00Z"), now), "2h13m ago");
+        assert_eq!(format_relative(t("2026-05-01T12:13:08Z"), now), "in 5s");
+        assert_eq!(relative_rfc3339("2026-05-01T12:13:00.250Z", now), "2s ago");
+        assert_eq!(relative_rfc3339("garbage", now), "garbage");
+        assert_eq!(relative_rfc3339("", now), "-");
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(state_label(&unit("a", "running", "running")), "running");
+        assert_eq!(
+            state_label(&unit("a", "restarting", "backoff")),
+            "restarting/backoff"
+        );
+        assert_eq!(
+            state_label(&unit("a", "failed", "start-limit")),
+            "failed/start-limit"
+        );
+        assert_eq!(format_exit(None), "-");
+        let code = ExitInfo {
+            code: Some(1),
+            signal: None,
+            at: String::new(),
+        };
+        assert_eq!(format_exit(Some(&code)), "code=1");
+        let sig = ExitInfo {
+            code: None,
+            signal: Some("SIGKILL".into()),
+            at: String::new(),
+        };
+        assert_eq!(format_exit(Some(&sig)), "signal=SIGKILL");
+    }
+
+    #[test]
+    fn table_is_aligned() {
+        let now = t("2026-05-01T12:13:03Z");
+        let mut web = unit("web", "running", "running");
+        web.pid = Some(4242);
+        web.since = "2026-05-01T12:13:00Z".into();
+        let mut worker = unit("worker-long", "restarting", "backoff");
+        worker.restarts = 3;
+        worker.last_exit = Some(ExitInfo {
+            code: None,
+            signal: Some("SIGKILL".into()),
+            at: "2026-05-01T12:13:01Z".into(),
+        });
+        worker.definition_error = Some("units/worker-long.toml:3:1: unknown key `x`".into());
+        let out = render_table(&[web, worker], now);
+        let expected = "\
+UNIT         STATE               SINCE      PID   RESTARTS  LAST EXIT
+web          running             3s ago     4242  0         -
+worker-long  restarting/backoff  2h13m ago  -     3         signal=SIGKILL
+! worker-long: definition on disk rejected: units/worker-long.toml:3:1: unknown key `x`
+";
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn empty_table() {
+        assert_eq!(
+            render_table(&[], SystemTime::UNIX_EPOCH),
+            "no units loaded\n"
+        );
+    }
+
+    #[test]
+    fn detail_view() {
+        let now = t("2026-05-01T12:13:03Z");
+        let mut u = unit("web", "restarting", "backoff");
+        u.description = "Web frontend".into();
+        u.restarts = 2;
+        u.last_exit = Some(ExitInfo {
+            code: Some(1),
+            signal: None,
+            at: "2026-05-01T12:13:00Z".into(),
+        });
+        u.reason = Some("exited with code 1".into());
+        u.next_start = Some("2026-05-01T12:13:05Z".into());
+        let out = render_detail(&u, now);
+        let expected = "\
+web \u{2014} Web frontend
+           State: restarting/backoff since 2026-05-01T10:00:00Z (2h13m ago)
+            Want: up
+             PID: -
+        Restarts: 2
+       Last exit: code=1 at 2026-05-01T12:13:00Z (3s ago)
+          Reason: exited with code 1
+      Next start: 2026-05-01T12:13:05Z (in 2s)
+      Definition: 3f2a9c1 /etc/sup/units/web.toml
+        Log file: /var/log/sup/web.log
+";
+        assert_eq!(out, expected);
+        u.definition_error = Some("bad".into());
+        assert!(render_detail(&u, now).contains("Definition error: on-disk file rejected"));
+    }
+
+    #[test]
+    fn log_lines() {
+        let mut l = LogLine {
+            ts: "2026-05-01T12:13:00.123Z".into(),
+            stream: "stdout".into(),
+            line: "listening".into(),
+        };
+        assert_eq!(render_log_line(&l), "2026-05-01T12:13:00.123Z listening");
+        l.stream = "stderr".into();
+        assert_eq!(
+            render_log_line(&l),
+            "2026-05-01T12:13:00.123Z [stderr] listening"
+        );
+    }
+
+    #[test]
+    fn results() {
+        let ok = UnitResult {
+            name: "web".into(),
+            ok: true,
+            state: "running".into(),
+            message: None,
+        };
+        assert_eq!(render_result(&ok), Ok("web: running".into()));
+        let bad = UnitResult {
+            name: "web".into(),
+            ok: false,
+            state: "failed".into(),
+            message: Some("exited with code 1".into()),
+        };
+        assert_eq!(
+            render_result(&bad),
+            Err("web: failed: exited with code 1".into())
+        );
+    }
+
+    #[test]
+    fn reload_plan() {
+        let plan = ReloadPlan {
+            added: vec!["a".into(), "b".into()],
+            removed: vec![],
+            restarted: vec!["c".into()],
+            updated: vec![],
+            unchanged: vec!["d".into()],
+            rejected: vec!["units/e.toml:1:1: expected `=`".into()],
+        };
+        assert_eq!(
+            render_reload(&plan, false),
+            "added: a, b\nrestarted: c\nunchanged: 1 unit\nrejected: units/e.toml:1:1: expected `=`\n(dry run, nothing applied)\n"
+        );
+        assert_eq!(
+            render_reload(&ReloadPlan::default(), true),
+            "unchanged: 0 units\n"
+        );
+    }
+}

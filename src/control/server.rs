@@ -1,0 +1,362 @@
+//! supd's side of the control socket: one task per connection, so a slow or hostile
+//! client never holds up another. Each connection carries one request; the answer
+//! comes from the daemon loop (`Query`), and the waiting (`--wait`, `logs -f`) happens
+//! here, not in the daemon loop.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+
+use super::proto::{
+    Command, ErrorCode, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply, Request, UnitResult, UnitStatus,
+};
+use crate::logs::SharedLog;
+
+/// A client must send its whole request line within this time.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A request handed to the daemon loop.
+#[derive(Debug)]
+pub struct Query {
+    pub command: Command,
+    pub answer: oneshot::Sender<Answer>,
+}
+
+#[derive(Debug)]
+pub enum Answer {
+    Reply(Reply),
+    /// For `logs`: the unit's log, read by the connection task itself.
+    Log(SharedLog),
+}
+
+/// What every connection task needs.
+#[derive(Debug, Clone)]
+pub struct Handle {
+    pub queries: mpsc::UnboundedSender<Query>,
+    /// Bumped by the daemon after every change of any unit's state.
+    pub changes: watch::Receiver<u64>,
+    /// Besides root, the only uid allowed (supd's own).
+    pub owner_uid: u32,
+}
+
+/// Bind the socket (replacing a stale one) with mode 0600.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("another supd is already listening on {}", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Accept connections forever.
+pub async fn serve(listener: UnixListener, handle: Handle) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let handle = handle.clone();
+                tokio::spawn(async move { connection(stream, handle).await });
+            }
+            Err(e) => {
+                // EMFILE and friends: back off briefly instead of spinning.
+                tracing::warn!(error = %e, "accept on control socket failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn connection(stream: UnixStream, handle: Handle) {
+    let uid = stream.peer_cred().map(|c| c.uid()).ok();
+    let (rd, mut wr) = stream.into_split();
+    let mut rd = BufReader::new(rd);
+    let request = match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut rd)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err((code, message))) => return error(&mut wr, code, message).await,
+        Err(_) => {
+            let msg = format!("no complete request within {}s", REQUEST_TIMEOUT.as_secs());
+            return error(&mut wr, ErrorCode::Timeout, msg).await;
+        }
+    };
+    if !authorised(uid, handle.owner_uid) {
+        let msg = format!(
+            "permission denied: uid {} may not control supd (only root and uid {} may)",
+            uid.map_or("unknown".into(), |u| u.to_string()),
+            handle.owner_uid
+        );
+        return error(&mut wr, ErrorCode::PermissionDenied, msg).await;
+    }
+    let wait = match &request.command {
+        Command::Start { wait, units } | Command::Restart { wait, units } => {
+            wait.then(|| (Goal::Up, units.clone()))
+        }
+        Command::Stop { wait, units } => wait.then(|| (Goal::Down, units.clone())),
+        _ => None,
+    };
+    let follow = matches!(request.command, Command::Logs { follow: true, .. });
+    let lines = match request.command {
+        Command::Logs { lines, .. } => lines,
+        _ => 0,
+    };
+    let mut changes = handle.changes.clone();
+    changes.mark_unchanged();
+    let answer = match ask(&handle, request.command).await {
+        Some(a) => a,
+        None => {
+            return error(
+                &mut wr,
+                ErrorCode::ShuttingDown,
+                "supd is shutting down".into(),
+            )
+            .await;
+        }
+    };
+    match answer {
+        Answer::Reply(reply @ Reply::Done { .. }) if wait.is_some() => {
+            if let (Some((goal, units)), Reply::Done { .. }) = (wait, &reply) {
+                let reply = wait_for(&handle, changes, goal, &units, &mut rd).await;
+                let _ = send(&mut wr, &reply).await;
+            }
+        }
+        Answer::Reply(reply) => {
+            let _ = send(&mut wr, &reply).await;
+        }
+        Answer::Log(log) => stream_log(log, lines, follow, &mut rd, &mut wr).await,
+    }
+}
+
+/// Root and supd's own user may do everything; nobody else may do anything.
+fn authorised(uid: Option<u32>, owner: u32) -> bool {
+    matches!(uid, Some(u) if u == 0 || u == owner)
+}
+
+async fn ask(handle: &Handle, command: Command) -> Option<Answer> {
+    let (tx, rx) = oneshot::channel();
+    handle
+        .queries
+        .send(Query {
+            command,
+            answer: tx,
+        })
+        .ok()?;
+    rx.await.ok()
+}
+
+/// Read one request line of at most MAX_REQUEST_BYTES.
+async fn read_request<R: AsyncRead + Unpin>(
+    rd: &mut BufReader<R>,
+) -> Result<Request, (ErrorCode, String)> {
+    let mut line = Vec::new();
+    let mut limited = (&mut *rd).take(MAX_REQUEST_BYTES as u64 + 1);
+    limited
+        .read_until(b'\n', &mut line)
+        .await
+        .map_err(|e| (ErrorCode::BadRequest, format!("reading request: {e}")))?;
+    if line.len() > MAX_REQUEST_BYTES {
+        return Err((
+            ErrorCode::BadRequest,
+            format!("request longer than {MAX_REQUEST_BYTES} bytes"),
+        ));
+    }
+    if line.iter().all(u8::is_ascii_whitespace) {
+        return Err((ErrorCode::BadRequest, "empty request".into()));
+    }
+    let request: Request = serde_json::from_slice(&line)
+        .map_err(|e| (ErrorCode::BadRequest, format!("malformed request: {e}")))?;
+    if request.v != PROTOCOL_VERSION {
+        let msg = format!(
+            "protocol version {} is not supported; this supd speaks {PROTOCOL_VERSION}",
+            request.v
+        );
+        return Err((ErrorCode::UnsupportedVersion, msg));
+    }
+    Ok(request)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Goal {
+    Up,
+    Down,
+}
+
+/// For `--wait`: whether a unit has reached the goal (Some(true)), cannot reach it any
+/// more (Some(false)), or is still on its way (None).
+fn verdict(goal: Goal, state: &str) -> Option<bool> {
+    match (goal, state) {
+        (Goal::Up, "running" | "exited") => Some(true),
+        (Goal::Up, "failed" | "inactive") => Some(false),
+        (Goal::Down, "inactive" | "exited" | "failed") => Some(true),
+        _ => None,
+    }
+}
+
+/// Re-check the named units after every state change until all are decided. A
+/// client that hangs up ends the wait.
+async fn wait_for<R: AsyncRead + Unpin>(
+    handle: &Handle,
+    mut changes: watch::Receiver<u64>,
+    goal: Goal,
+    units: &[String],
+    rd: &mut BufReader<R>,
+) -> Reply {
+    loop {
+        let statuses = match ask(
+            handle,
+            Command::Status {
+                units: units.to_vec(),
+            },
+        )
+        .await
+        {
+            Some(Answer::Reply(Reply::Status { units })) => units,
+            Some(Answer::Reply(other)) => return other,
+            _ => return shutting_down(),
+        };
+        let verdicts: Vec<Option<bool>> =
+            statuses.iter().map(|s| verdict(goal, &s.state)).collect();
+        if verdicts.iter().all(Option::is_some) {
+            return Reply::Done {
+                results: statuses
+                    .iter()
+                    .zip(verdicts)
+                    .map(|(s, v)| wait_result(s, v == Some(true)))
+                    .collect(),
+            };
+        }
+        let mut probe = [0u8; 1];
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return shutting_down() },
+            _ = rd.read(&mut probe) => return shutting_down(),
+        }
+    }
+}
+
+fn wait_result(s: &UnitStatus, ok: bool) -> UnitResult {
+    UnitResult {
+        name: s.name.clone(),
+        ok,
+        state: s.state.clone(),
+        message: if ok {
+            None
+        } else {
+            Some(
+                s.reason
+                    .clone()
+                    .unwrap_or_else(|| format!("unit is {}", s.state)),
+            )
+        },
+    }
+}
+
+fn shutting_down() -> Reply {
+    Reply::Error {
+        code: ErrorCode::ShuttingDown,
+        message: "supd is shutting down".into(),
+    }
+}
+
+async fn stream_log<R: AsyncRead + Unpin>(
+    log: SharedLog,
+    lines: usize,
+    follow: bool,
+    rd: &mut BufReader<R>,
+    wr: &mut OwnedWriteHalf,
+) {
+    if !follow {
+        for line in log.tail(lines) {
+            if send(wr, &Reply::Log(line)).await.is_err() {
+                return;
+            }
+        }
+        let _ = send(wr, &Reply::End).await;
+        return;
+    }
+    let (tail, mut rx) = log.tail_and_follow(lines);
+    for line in tail {
+        if send(wr, &Reply::Log(line)).await.is_err() {
+            return;
+        }
+    }
+    let mut probe = [0u8; 1];
+    loop {
+        tokio::select! {
+            next = rx.recv() => match next {
+                Ok(line) => if send(wr, &Reply::Log(line)).await.is_err() { return },
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    let note = crate::control::proto::LogLine {
+                        ts: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+                        stream: "stderr".into(),
+                        line: format!("[supd: {n} lines skipped: reader too slow]"),
+                    };
+                    if send(wr, &Reply::Log(note)).await.is_err() { return }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            // Any read result (EOF or data) means the client is done with us.
+            _ = rd.read(&mut probe) => return,
+        }
+    }
+}
+
+async fn send(wr: &mut OwnedWriteHalf, reply: &Reply) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec(reply).map_err(std::io::Error::other)?;
+    bytes.push(b'\n');
+    wr.write_all(&bytes).await
+}
+
+async fn error(wr: &mut OwnedWriteHalf, code: ErrorCode, message: String) {
+    let _ = send(wr, &Reply::Error { code, message }).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_root_and_owner_are_authorised() {
+        assert!(authorised(Some(0), 1000));
+        assert!(authorised(Some(1000), 1000));
+        assert!(!authorised(Some(65534), 1000));
+        assert!(!authorised(None, 0));
+    }
+
+    #[test]
+    fn wait_verdicts() {
+        assert_eq!(verdict(Goal::Up, "running"), Some(true));
+        assert_eq!(verdict(Goal::Up, "restarting"), None);
+        assert_eq!(verdict(Goal::Up, "failed"), Some(false));
+        assert_eq!(verdict(Goal::Down, "stopping"), None);
+        assert_eq!(verdict(Goal::Down, "inactive"), Some(true));
+    }
+
+    #[tokio::test]
+    async fn oversized_and_malformed_requests_are_refused() {
+        let long = vec![b'x'; MAX_REQUEST_BYTES + 10];
+        let mut rd = BufReader::new(&long[..]);
+        let err = read_request(&mut rd).await.expect_err("too long");
+        assert_eq!(err.0, ErrorCode::BadRequest);
+        let mut rd = BufReader::new(&b"{\"v\":1,\"cmd\":\"explode\"}\n"[..]);
+        assert_eq!(
+            read_request(&mut rd).await.expect_err("unknown").0,
+            ErrorCode::BadRequest
+        );
+        let mut rd = BufReader::new(&b"{\"v\":9,\"cmd\":\"status\"}\n"[..]);
+        assert_eq!(
+            read_request(&mut rd).await.expect_err("version").0,
+            ErrorCode::UnsupportedVersion
+        );
+        let mut rd = BufReader::new(&b"{\"v\":1,\"cmd\":\"status\"}\n"[..]);
+        assert!(read_request(&mut rd).await.is_ok());
+    }
+}

@@ -1,0 +1,393 @@
+//! Starting a service process.
+//!
+//! supd's own process is multithreaded (tokio), so it never runs Rust code in a forked
+//! child. Instead it `posix_spawn`s a fresh copy of its own binary in helper mode
+//! (`supd __spawn UNIT`, see `helper`), which is single-threaded and may do anything:
+//! it receives a `LaunchPlan` over a socket on fd 3, sets up the process (session,
+//! credentials, working directory; later namespaces and mounts) and execs the service.
+//! The socket is close-on-exec in the helper, so a successful exec shows up here as EOF
+//! without a message; a failure arrives first as a `SpawnError` naming the step.
+
+pub mod helper;
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl, open};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::stat::Mode;
+use nix::unistd::{Group, Pid, User, pipe2};
+use serde::{Deserialize, Serialize};
+
+use crate::reaper::Registry;
+use crate::unit::{IdSpec, Unit};
+
+/// The fd on which the helper finds its control socket.
+pub const HELPER_FD: RawFd = 3;
+/// The argv[1] that selects helper mode in the supd binary.
+pub const HELPER_ARG: &str = "__spawn";
+/// A helper that neither execs nor reports within this time is killed.
+const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Everything the helper needs, fully resolved: it does no lookups of its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchPlan {
+    pub unit: String,
+    pub argv: Vec<String>,
+    /// `KEY=value` strings, the complete environment of the service.
+    pub env: Vec<String>,
+    pub workdir: PathBuf,
+    pub credentials: Option<Credentials>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Credentials {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+/// Which step failed, on what, with which errno.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{step}{}: {}", .path.as_ref().map(|p| format!(" {p}")).unwrap_or_default(), describe_errno(*.errno, .detail))]
+pub struct SpawnError {
+    pub step: String,
+    pub path: Option<String>,
+    pub errno: Option<i32>,
+    pub detail: String,
+}
+
+fn describe_errno(errno: Option<i32>, detail: &str) -> String {
+    match errno {
+        Some(e) => {
+            let e = Errno::from_raw(e);
+            if detail.is_empty() {
+                format!("{e:?} ({})", e.desc())
+            } else {
+                format!("{e:?} ({}): {detail}", e.desc())
+            }
+        }
+        None => detail.to_string(),
+    }
+}
+
+impl SpawnError {
+    pub fn new(
+        step: &str,
+        path: Option<&str>,
+        errno: Option<Errno>,
+        detail: impl Into<String>,
+    ) -> Self {
+        SpawnError {
+            step: step.into(),
+            path: path.map(str::to_string),
+            errno: errno.map(|e| e as i32),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A started service: its pid (also its process group and session id) and its output.
+#[derive(Debug)]
+pub struct Spawned {
+    pub pid: i32,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// Resolve a unit into a launch plan. Blocking (user database lookups).
+pub fn plan(unit: &Unit) -> Result<LaunchPlan, SpawnError> {
+    let svc = &unit.service;
+    let credentials = resolve_credentials(svc.user.as_ref(), svc.group.as_ref())?;
+    let mut env: std::collections::BTreeMap<String, String> = Default::default();
+    env.insert("PATH".into(), DEFAULT_PATH.into());
+    if let Some(user) = user_record(svc.user.as_ref())? {
+        env.insert("HOME".into(), user.dir.to_string_lossy().into_owned());
+        env.insert("USER".into(), user.name.clone());
+        env.insert("LOGNAME".into(), user.name);
+    }
+    env.insert("SUP_UNIT".into(), unit.name.clone());
+    env.extend(svc.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Ok(LaunchPlan {
+        unit: unit.name.clone(),
+        argv: svc.exec.clone(),
+        env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        workdir: svc.workdir.clone().unwrap_or_else(|| PathBuf::from("/")),
+        credentials,
+    })
+}
+
+fn user_record(user: Option<&IdSpec>) -> Result<Option<User>, SpawnError> {
+    let lookup = match user {
+        None => return Ok(None),
+        Some(IdSpec::Name(name)) => User::from_name(name),
+        Some(IdSpec::Id(uid)) => User::from_uid((*uid).into()),
+    };
+    match (lookup, user) {
+        (Ok(Some(u)), _) => Ok(Some(u)),
+        (Ok(None), Some(IdSpec::Id(_))) => Ok(None),
+        (Ok(None), _) => Err(SpawnError::new(
+            "resolve user",
+            None,
+            None,
+            format!("no user {user:?} in the user database"),
+        )),
+        (Err(e), _) => Err(SpawnError::new(
+            "resolve user",
+            None,
+            Some(e),
+            format!("{user:?}"),
+        )),
+    }
+}
+
+/// uid, primary gid and supplementary groups, as systemd's User=/Group= do: a named
+/// user brings its primary group and its group memberships; `group` overrides the
+/// primary group.
+fn resolve_credentials(
+    user: Option<&IdSpec>,
+    group: Option<&IdSpec>,
+) -> Result<Option<Credentials>, SpawnError> {
+    if user.is_none() && group.is_none() {
+        return Ok(None);
+    }
+    let record = user_record(user)?;
+    let uid = match (user, &record) {
+        (_, Some(u)) => u.uid.as_raw(),
+        (Some(IdSpec::Id(id)), None) => *id,
+        _ => nix::unistd::geteuid().as_raw(),
+    };
+    let gid = match group {
+        Some(IdSpec::Id(id)) => *id,
+        Some(IdSpec::Name(name)) => match Group::from_name(name) {
+            Ok(Some(g)) => g.gid.as_raw(),
+            Ok(None) => {
+                return Err(SpawnError::new(
+                    "resolve group",
+                    None,
+                    None,
+                    format!("no group {name:?} in the group database"),
+                ));
+            }
+            Err(e) => {
+                return Err(SpawnError::new(
+                    "resolve group",
+                    None,
+                    Some(e),
+                    name.clone(),
+                ));
+            }
+        },
+        None => match &record {
+            Some(u) => u.gid.as_raw(),
+            None => nix::unistd::getegid().as_raw(),
+        },
+    };
+    let mut groups = vec![gid];
+    if let Some(u) = &record
+        && let Ok(name) = CString::new(u.name.as_bytes())
+        && let Ok(list) = nix::unistd::getgrouplist(&name, u.gid)
+    {
+        groups.extend(list.into_iter().map(|g| g.as_raw()));
+    }
+    groups.sort_unstable();
+    groups.dedup();
+    Ok(Some(Credentials { uid, gid, groups }))
+}
+
+/// Start the helper for `plan`, register its pid for `owner`, and wait until it has
+/// exec'd the service (or failed). Blocking: call from a blocking thread.
+///
+/// On failure the pid is returned too when a helper was started (its exit still
+/// reaches the registry).
+pub fn spawn(
+    plan: &LaunchPlan,
+    registry: &Registry,
+    owner: &str,
+) -> Result<Spawned, (Option<i32>, SpawnError)> {
+    let payload = serde_json::to_vec(plan).map_err(|e| {
+        (
+            None,
+            SpawnError::new("encode plan", None, None, e.to_string()),
+        )
+    })?;
+    let (mut ours, theirs) = UnixStream::pair().map_err(|e| (None, io_error("socketpair", e)))?;
+    let (out_r, out_w) =
+        pipe2(OFlag::O_CLOEXEC).map_err(|e| (None, SpawnError::new("pipe", None, Some(e), "")))?;
+    let (err_r, err_w) =
+        pipe2(OFlag::O_CLOEXEC).map_err(|e| (None, SpawnError::new("pipe", None, Some(e), "")))?;
+    let devnull =
+        open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| {
+            (
+                None,
+                SpawnError::new("open", Some("/dev/null"), Some(e), ""),
+            )
+        })?;
+    let theirs = avoid_fd(OwnedFd::from(theirs), HELPER_FD)
+        .map_err(|e| (None, SpawnError::new("fcntl", None, Some(e), "")))?;
+
+    let pid = posix_spawn_helper(&plan.unit, [&devnull, &out_w, &err_w, &theirs]).map_err(|e| {
+        (
+            None,
+            SpawnError::new("posix_spawn", Some("/proc/self/exe"), Some(e), ""),
+        )
+    })?;
+    drop((devnull, out_w, err_w, theirs));
+    if let Some(status) = registry.register(pid, owner) {
+        let detail = format!("helper ended before it was given its plan ({status})");
+        return Err((
+            Some(pid),
+            SpawnError::new("start helper", None, None, detail),
+        ));
+    }
+    let outcome = hand_over(&mut ours, &payload);
+    match outcome {
+        Ok(()) => Ok(Spawned {
+            pid,
+            stdout: out_r,
+            stderr: err_r,
+        }),
+        Err(e) => {
+            // The helper reports and exits by itself; a stuck one is killed.
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            Err((Some(pid), e))
+        }
+    }
+}
+
+/// Send the plan, then read the helper's verdict: EOF alone means it exec'd.
+fn hand_over(sock: &mut UnixStream, payload: &[u8]) -> Result<(), SpawnError> {
+    sock.set_read_timeout(Some(HELPER_TIMEOUT))
+        .map_err(|e| io_error("setsockopt", e))?;
+    sock.write_all(payload)
+        .map_err(|e| io_error("send plan", e))?;
+    sock.shutdown(std::net::Shutdown::Write)
+        .map_err(|e| io_error("send plan", e))?;
+    let mut reply = Vec::new();
+    match sock.read_to_end(&mut reply) {
+        Ok(_) if reply.is_empty() => Ok(()),
+        Ok(_) => Err(
+            serde_json::from_slice::<SpawnError>(&reply).unwrap_or_else(|_| {
+                SpawnError::new(
+                    "helper",
+                    None,
+                    None,
+                    String::from_utf8_lossy(&reply).into_owned(),
+                )
+            }),
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(SpawnError::new(
+            "helper",
+            None,
+            None,
+            format!("no report within {}s; killed", HELPER_TIMEOUT.as_secs()),
+        )),
+        Err(e) => Err(io_error("read helper report", e)),
+    }
+}
+
+fn io_error(step: &str, e: std::io::Error) -> SpawnError {
+    SpawnError::new(
+        step,
+        None,
+        e.raw_os_error().map(Errno::from_raw),
+        e.to_string(),
+    )
+}
+
+/// Make sure `fd` is not `target`: `dup2(fd, fd)` would keep close-on-exec set.
+fn avoid_fd(fd: OwnedFd, target: RawFd) -> Result<OwnedFd, Errno> {
+    if fd.as_raw_fd() != target {
+        return Ok(fd);
+    }
+    let new = fcntl(&fd, FcntlArg::F_DUPFD_CLOEXEC(target + 1))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// posix_spawn `/proc/self/exe __spawn UNIT` with `fds` as its fds 0..=3, in a new
+/// session, with every signal at its default and none blocked. glibc implements it
+/// with clone(CLONE_VM|CLONE_VFORK) and runs only async-signal-safe code before exec,
+/// which is what makes it safe from a multithreaded process.
+fn posix_spawn_helper(unit: &str, fds: [&OwnedFd; 4]) -> Result<i32, Errno> {
+    let path = c"/proc/self/exe";
+    let argv0 = c"supd";
+    let arg1 = CString::new(HELPER_ARG).map_err(|_| Errno::EINVAL)?;
+    let arg2 = CString::new(unit).map_err(|_| Errno::EINVAL)?;
+    let argv = [
+        argv0.as_ptr(),
+        arg1.as_ptr(),
+        arg2.as_ptr(),
+        std::ptr::null(),
+    ];
+    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    // SAFETY: plain libc calls on properly initialised, owned attribute objects; every
+    // pointer passed stays alive until posix_spawn returns; the objects are destroyed
+    // on every path.
+    unsafe {
+        let mut actions = std::mem::MaybeUninit::<libc::posix_spawn_file_actions_t>::uninit();
+        let mut attr = std::mem::MaybeUninit::<libc::posix_spawnattr_t>::uninit();
+        check(libc::posix_spawn_file_actions_init(actions.as_mut_ptr()))?;
+        if let Err(e) = check(libc::posix_spawnattr_init(attr.as_mut_ptr())) {
+            libc::posix_spawn_file_actions_destroy(actions.as_mut_ptr());
+            return Err(e);
+        }
+        let result = (|| {
+            for (target, fd) in fds.iter().enumerate() {
+                check(libc::posix_spawn_file_actions_adddup2(
+                    actions.as_mut_ptr(),
+                    fd.as_raw_fd(),
+                    target as i32,
+                ))?;
+            }
+            let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+            libc::sigfillset(all.as_mut_ptr());
+            let mut none = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+            libc::sigemptyset(none.as_mut_ptr());
+            check(libc::posix_spawnattr_setsigdefault(
+                attr.as_mut_ptr(),
+                all.as_ptr(),
+            ))?;
+            check(libc::posix_spawnattr_setsigmask(
+                attr.as_mut_ptr(),
+                none.as_ptr(),
+            ))?;
+            let flags = (libc::POSIX_SPAWN_SETSIGDEF | libc::POSIX_SPAWN_SETSIGMASK)
+                as libc::c_short
+                | libc::POSIX_SPAWN_SETSID;
+            check(libc::posix_spawnattr_setflags(attr.as_mut_ptr(), flags))?;
+            let mut pid: libc::pid_t = 0;
+            check(libc::posix_spawn(
+                &mut pid,
+                path.as_ptr(),
+                actions.as_ptr(),
+                attr.as_ptr(),
+                argv.as_ptr() as *const *mut libc::c_char,
+                envp.as_ptr() as *const *mut libc::c_char,
+            ))?;
+            Ok(pid)
+        })();
+        libc::posix_spawn_file_actions_destroy(actions.as_mut_ptr());
+        libc::posix_spawnattr_destroy(attr.as_mut_ptr());
+        result
+    }
+}
+
+fn check(rc: libc::c_int) -> Result<(), Errno> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(Errno::from_raw(rc))
+    }
+}
+
+/// Make fd 3 close-on-exec again in the helper (the dup2 of posix_spawn cleared it).
+pub(crate) fn set_cloexec(fd: impl std::os::fd::AsFd) -> Result<(), Errno> {
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map(drop)
+}

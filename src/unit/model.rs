@@ -1,0 +1,240 @@
+//! The clean, validated unit model that the rest of supd codes against.
+//!
+//! Everything here has already passed validation in [`super::parse`]; consumers
+//! never need to re-check ranges or syntax.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use serde::{Serialize, Serializer};
+
+/// One service definition, loaded from `<dir>/<name>.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unit {
+    /// File stem: `units/web.toml` -> `"web"`.
+    pub name: String,
+    /// Path the unit was read from.
+    pub path: PathBuf,
+    /// 12 hex chars: FNV-1a-64 of the canonical semantic definition (see
+    /// [`Unit::compute_hash`]). Used to decide whether a reload changed a unit.
+    pub hash: String,
+    /// Free text; default `""`.
+    pub description: String,
+    /// Units that must be started before this one (ordering only).
+    pub after: Vec<String>,
+    /// Units this one needs; implies `after` as well.
+    pub requires: Vec<String>,
+    /// How to run and restart the process.
+    pub service: Service,
+    /// Log rotation limits.
+    pub logs: LogLimits,
+    /// Reserved for container support; always `None` in this version.
+    pub container: Option<ContainerSpec>,
+    /// Reserved for resource limits; always `None` in this version.
+    pub resources: Option<ResourceSpec>,
+    /// Source locations of `after`/`requires` entries, kept so the graph
+    /// check can point at the offending entry. Ignored by `==` and the hash.
+    #[serde(skip)]
+    pub(super) deps: DepLocations,
+}
+
+/// The `[service]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    /// argv; non-empty, `exec[0]` non-empty.
+    pub exec: Vec<String>,
+    /// Extra environment variables.
+    pub env: BTreeMap<String, String>,
+    /// Working directory; always absolute.
+    pub workdir: Option<PathBuf>,
+    /// User to run as.
+    pub user: Option<IdSpec>,
+    /// Group to run as.
+    pub group: Option<IdSpec>,
+    /// When to restart after an exit.
+    pub restart: RestartPolicy,
+    /// First backoff delay.
+    pub restart_delay: Duration,
+    /// Backoff cap; `>= restart_delay`.
+    pub restart_max_delay: Duration,
+    /// Uptime after which the backoff resets to `restart_delay`.
+    pub restart_reset_after: Duration,
+    /// Rate limit on starts.
+    pub start_limit: StartLimit,
+    /// Signal sent to ask the process to stop.
+    #[serde(serialize_with = "serialize_signal")]
+    pub stop_signal: Signal,
+    /// Grace period before SIGKILL.
+    pub stop_timeout: Duration,
+    /// Exit codes counted as success; each in `0..=255`.
+    pub success_exit_codes: Vec<i32>,
+}
+
+/// At most `burst` starts within `interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct StartLimit {
+    /// Maximum number of starts in the window; `>= 1`.
+    pub burst: u32,
+    /// Length of the window.
+    pub interval: Duration,
+}
+
+/// The `[logs]` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LogLimits {
+    /// Rotate the live log when it reaches this many bytes (`>= 4096`).
+    pub max_size: u64,
+    /// Rotated files kept besides the live one (`0..=100`).
+    pub max_files: u32,
+}
+
+/// A user or group, by name or numeric id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum IdSpec {
+    /// Looked up in the user/group database at start time.
+    Name(String),
+    /// Used as-is.
+    Id(u32),
+}
+
+/// When a unit is restarted after its process exits.
+///
+/// A stop requested by the operator never restarts, whatever the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RestartPolicy {
+    /// Never restart.
+    No,
+    /// Restart when the exit code is not in `success_exit_codes` or the
+    /// process was killed by a signal.
+    OnFailure,
+    /// Restart only when the process was killed by a signal.
+    OnAbnormal,
+    /// Restart after any exit.
+    Always,
+}
+
+/// Placeholder for the `[container]` section (not supported yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerSpec {}
+
+/// Placeholder for the `[resources]` section (not supported yet).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResourceSpec {}
+
+/// A 1-based source position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Pos {
+    pub(super) line: usize,
+    pub(super) column: usize,
+}
+
+impl Pos {
+    /// Used when no better location is known (file-level errors).
+    pub(super) const START: Pos = Pos { line: 1, column: 1 };
+}
+
+/// Where each `after`/`requires` entry was written.
+///
+/// Comparison always succeeds so that two units with the same semantic
+/// definition are `==` no matter how their files were laid out.
+#[derive(Debug, Clone, Default)]
+pub(super) struct DepLocations {
+    pub(super) after: Vec<(String, Pos)>,
+    pub(super) requires: Vec<(String, Pos)>,
+}
+
+impl PartialEq for DepLocations {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for DepLocations {}
+
+impl DepLocations {
+    /// Location of the `after` entry naming `dep` (1:1 if unknown, e.g. for
+    /// units built by hand).
+    pub(super) fn after_pos(&self, dep: &str) -> Pos {
+        find_pos(&self.after, dep)
+    }
+
+    /// Location of the `requires` entry naming `dep`.
+    pub(super) fn requires_pos(&self, dep: &str) -> Pos {
+        find_pos(&self.requires, dep)
+    }
+}
+
+fn find_pos(list: &[(String, Pos)], dep: &str) -> Pos {
+    list.iter()
+        .find(|(name, _)| name == dep)
+        .map_or(Pos::START, |(_, pos)| *pos)
+}
+
+/// Signals are hashed/serialised by name so the hash does not depend on
+/// nix's internal representation.
+fn serialize_signal<S: Serializer>(signal: &Signal, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(signal.as_str())
+}
+
+/// The fields that make up a unit's semantic definition (everything except
+/// name, path, hash and source locations).
+#[derive(Debug, Serialize)]
+struct Canonical<'a> {
+    description: &'a str,
+    after: &'a [String],
+    requires: &'a [String],
+    service: &'a Service,
+    logs: &'a LogLimits,
+    container: &'a Option<ContainerSpec>,
+    resources: &'a Option<ResourceSpec>,
+}
+
+impl Unit {
+    /// FNV-1a-64 over a JSON serialisation of the semantic definition,
+    /// rendered as the top 48 bits in 12 lowercase hex digits.
+    ///
+    /// Hashing the parsed model (not the file bytes) means reformatting,
+    /// comments and key order never look like a change. Struct fields
+    /// serialise in declaration order and maps are `BTreeMap`s, so the
+    /// serialisation is deterministic.
+    pub fn compute_hash(&self) -> String {
+        let canonical = Canonical {
+            description: &self.description,
+            after: &self.after,
+            requires: &self.requires,
+            service: &self.service,
+            logs: &self.logs,
+            container: &self.container,
+            resources: &self.resources,
+        };
+        // Serialising plain structs, strings, numbers and BTreeMaps with
+        // string keys cannot fail; fall back to Debug just in case.
+        let bytes = serde_json::to_vec(&canonical)
+            .unwrap_or_else(|_| format!("{canonical:?}").into_bytes());
+        format!("{:012x}", fnv1a64(&bytes) >> 16)
+    }
+}
+
+/// 64-bit FNV-1a: tiny, dependency-free and stable across Rust versions
+/// (unlike `DefaultHasher`).
+pub(super) fn fnv1a64(bytes: &[u8]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes
+        .iter()
+        .fold(OFFSET, |hash, &b| (hash ^ u64::from(b)).wrapping_mul(PRIME))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv_known_vectors() {
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+}

@@ -1,0 +1,212 @@
+//! Shared harness for the integration tests: a real `supd` on a temporary unit and
+//! state directory, driven through the real `supctl`.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const SUPD: &str = env!("CARGO_BIN_EXE_supd");
+pub const SUPCTL: &str = env!("CARGO_BIN_EXE_supctl");
+
+/// supd's stderr, collected by a thread; waiters are woken on every new line.
+#[derive(Default)]
+pub struct LogBook {
+    lines: Mutex<Vec<String>>,
+    grew: Condvar,
+}
+
+impl LogBook {
+    /// Block until a line containing `needle` was logged, or panic after `timeout`.
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.lines.lock().expect("log lock");
+        loop {
+            if let Some(l) = lines.iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "supd never logged {needle:?}; log:\n{}", lines.join("\n"));
+            lines = self.grew.wait_timeout(lines, left).expect("log lock").0;
+        }
+    }
+
+    pub fn text(&self) -> String {
+        self.lines.lock().expect("log lock").join("\n")
+    }
+}
+
+pub struct Sup {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub log: Arc<LogBook>,
+}
+
+impl Sup {
+    /// Write the units, start supd on them and wait until it listens.
+    pub fn start(units: &[(&str, &str)]) -> Sup {
+        let sup = Sup::prepare(units);
+        sup.launch()
+    }
+
+    /// Only write the unit files (for tests that inspect them first).
+    pub fn prepare(units: &[(&str, &str)]) -> Sup {
+        let dir = tempfile::Builder::new().prefix("sup-test-").tempdir().expect("tempdir");
+        std::fs::create_dir(dir.path().join("units")).expect("units dir");
+        let sup = Sup { dir, child: None, log: Arc::default() };
+        for (name, text) in units {
+            sup.write_unit(name, text);
+        }
+        sup
+    }
+
+    pub fn launch(mut self) -> Sup {
+        let mut child = Command::new(SUPD)
+            .arg("--units")
+            .arg(self.units_dir())
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .env("SUPD_LOG", "debug")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn supd");
+        let stderr = child.stderr.take().expect("stderr");
+        let book = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                book.lines.lock().expect("log lock").push(line);
+                book.grew.notify_all();
+            }
+        });
+        self.child = Some(child);
+        self.log.wait_for("supd started", Duration::from_secs(20));
+        self
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn units_dir(&self) -> PathBuf {
+        self.dir.path().join("units")
+    }
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn write_unit(&self, name: &str, text: &str) {
+        std::fs::write(self.units_dir().join(format!("{name}.toml")), text).expect("write unit");
+    }
+
+    pub fn supctl(&self, args: &[&str]) -> Output {
+        Command::new(SUPCTL)
+            .arg("--state-dir")
+            .arg(self.state_dir())
+            .args(args)
+            .output()
+            .expect("run supctl")
+    }
+
+    /// `supctl status --json`, parsed.
+    pub fn status(&self) -> Vec<Value> {
+        let out = self.supctl(&["status", "--json"]);
+        serde_json::from_slice::<Value>(&out.stdout)
+            .unwrap_or_else(|e| panic!("status --json: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+            .as_array()
+            .cloned()
+            .expect("array")
+    }
+
+    pub fn unit(&self, name: &str) -> Value {
+        self.status()
+            .into_iter()
+            .find(|u| u["name"] == name)
+            .unwrap_or_else(|| panic!("no unit {name} in status"))
+    }
+
+    /// Re-read status until `pred` holds for it (state changes are driven by real
+    /// processes; there is no event a test could block on short of `--wait`).
+    pub fn wait_status(&self, what: &str, timeout: Duration, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let s = self.status();
+            if pred(&s) {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "timed out waiting for {what}; status: {s:#?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn wait_state(&self, name: &str, state: &str, timeout: Duration) -> Value {
+        let s = self.wait_status(&format!("{name} {state}"), timeout, |units| {
+            units.iter().any(|u| u["name"] == name && u["state"] == state)
+        });
+        s.into_iter().find(|u| u["name"] == name).expect("unit")
+    }
+
+    /// SIGTERM supd and wait for it; returns its exit status.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("supd running");
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("supd did not exit within 30s of SIGTERM; log:\n{}", self.log.text());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Sup {
+    fn drop(&mut self) {
+        if self.child.is_some() && !std::thread::panicking() {
+            let status = self.stop();
+            assert!(status.success(), "supd exited with {status}");
+        } else if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Every pid whose process group is `pgid`.
+pub fn members_of_group(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+        // After the command: state, ppid, pgrp.
+        if fields.get(2).and_then(|p| p.parse::<i32>().ok()) == Some(pgid) && fields.first() != Some(&"Z") {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+pub fn pid_alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

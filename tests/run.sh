@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh Debian/Ubuntu machine: installs what the tests
+# need, then runs every unit and integration test. Run as root: the integration
+# tests switch users and (in later suites) create namespaces, cgroups and mounts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v cargo >/dev/null || { echo "tests/run.sh: cargo (rustup) is required" >&2; exit 1; }
+command -v setpriv >/dev/null || need+=(util-linux)
+command -v cc >/dev/null || need+=(gcc)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "tests/run.sh: missing ${need[*]}; run as root to install them" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+
+cargo test --release --all-targets "$@"
