@@ -22,6 +22,8 @@ use crate::unit::LogLimits;
 pub const MEMORY_LINES: usize = 1000;
 /// A line longer than this is cut into pieces (protects memory from binary output).
 pub const MAX_LINE: usize = 16 * 1024;
+/// Lines a slow follower may fall behind before it is told it skipped some.
+const FOLLOW_BUFFER: usize = 1024;
 
 #[derive(Debug)]
 pub struct UnitLog {
@@ -30,7 +32,9 @@ pub struct UnitLog {
     file: Option<File>,
     size: u64,
     recent: VecDeque<LogLine>,
-    followers: broadcast::Sender<LogLine>,
+    /// Created for the first follower and dropped when the last one is gone: a
+    /// broadcast channel preallocates its whole buffer, which most units never need.
+    followers: Option<broadcast::Sender<LogLine>>,
     /// Set after a write error so the error is reported once, not per line.
     write_failed: bool,
 }
@@ -41,14 +45,13 @@ pub struct SharedLog(Arc<Mutex<UnitLog>>);
 
 impl SharedLog {
     pub fn new(path: PathBuf, limits: LogLimits) -> Self {
-        let (followers, _) = broadcast::channel(1024);
         SharedLog(Arc::new(Mutex::new(UnitLog {
             path,
             limits,
             file: None,
             size: 0,
             recent: VecDeque::new(),
-            followers,
+            followers: None,
             write_failed: false,
         })))
     }
@@ -85,8 +88,11 @@ impl SharedLog {
 
     /// The last `n` lines and a receiver for every line after them, atomically.
     pub fn tail_and_follow(&self, n: usize) -> (Vec<LogLine>, broadcast::Receiver<LogLine>) {
-        let log = self.lock();
-        let rx = log.followers.subscribe();
+        let mut log = self.lock();
+        let rx = log
+            .followers
+            .get_or_insert_with(|| broadcast::channel(FOLLOW_BUFFER).0)
+            .subscribe();
         let skip = log.recent.len().saturating_sub(n);
         (log.recent.iter().skip(skip).cloned().collect(), rx)
     }
@@ -111,8 +117,14 @@ impl UnitLog {
         if self.recent.len() >= MEMORY_LINES {
             self.recent.pop_front();
         }
-        // No followers is the normal case, not an error.
-        let _ = self.followers.send(entry.clone());
+        if let Some(tx) = &self.followers {
+            if tx.receiver_count() == 0 {
+                self.followers = None;
+            } else {
+                // A follower that left between the check and the send is fine.
+                let _ = tx.send(entry.clone());
+            }
+        }
         self.recent.push_back(entry);
     }
 

@@ -34,7 +34,12 @@ start_limit = {{ burst = 5, interval = "1m" }}
     assert_eq!(unit["sub_state"], "start-limit");
     assert_eq!(unit["restarts"], 4);
     assert_eq!(unit["last_exit"]["code"], 7);
-    assert!(unit["reason"].as_str().expect("reason").contains("start limit"));
+    assert!(
+        unit["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("start limit")
+    );
 
     let starts: Vec<u128> = std::fs::read_to_string(&stamps)
         .expect("stamps")
@@ -42,7 +47,10 @@ start_limit = {{ burst = 5, interval = "1m" }}
         .map(|l| l.trim().parse().expect("ns"))
         .collect();
     assert_eq!(starts.len(), 5, "burst of 5 starts");
-    let gaps: Vec<u128> = starts.windows(2).map(|w| (w[1] - w[0]) / 1_000_000).collect();
+    let gaps: Vec<u128> = starts
+        .windows(2)
+        .map(|w| (w[1] - w[0]) / 1_000_000)
+        .collect();
     // Delays 100, 200, 400, 800 ms: each gap at least the delay, and growing.
     for (gap, delay) in gaps.iter().zip([100u128, 200, 400, 800]) {
         assert!(*gap >= delay, "gaps {gaps:?} ms must respect backoff");
@@ -53,10 +61,18 @@ start_limit = {{ burst = 5, interval = "1m" }}
 
     std::fs::remove_file(&crash).expect("remove marker");
     let out = sup.supctl(&["restart", "--wait", "crashy"]);
-    assert!(out.status.success(), "restart: {}{}", stdout(&out), stderr(&out));
+    assert!(
+        out.status.success(),
+        "restart: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let unit = sup.unit("crashy");
     assert_eq!(unit["state"], "running");
-    assert_eq!(unit["restarts"], 0, "the operator's restart gives a fresh budget");
+    assert_eq!(
+        unit["restarts"], 0,
+        "the operator's restart gives a fresh budget"
+    );
 }
 
 /// A service ignoring SIGTERM is killed after stop_timeout, with its whole group.
@@ -72,17 +88,31 @@ stop_timeout = "700ms"
     )]);
     let unit = sup.wait_state("stubborn", "running", Duration::from_secs(10));
     let pgid = unit["pid"].as_i64().expect("pid") as i32;
-    wait_until("three processes in the group", || members_of_group(pgid).len() == 3);
+    wait_until("three processes in the group", || {
+        members_of_group(pgid).len() == 3
+    });
 
     let t0 = Instant::now();
     let out = sup.supctl(&["stop", "--wait", "stubborn"]);
     let took = t0.elapsed();
-    assert!(out.status.success(), "stop: {}{}", stdout(&out), stderr(&out));
-    assert!(took >= Duration::from_millis(700), "SIGTERM was ignored, so only SIGKILL after 700ms ends it (took {took:?})");
+    assert!(
+        out.status.success(),
+        "stop: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        took >= Duration::from_millis(700),
+        "SIGTERM was ignored, so only SIGKILL after 700ms ends it (took {took:?})"
+    );
     let unit = sup.unit("stubborn");
     assert_eq!(unit["state"], "inactive");
     assert_eq!(unit["last_exit"]["signal"], "SIGKILL");
-    assert_eq!(members_of_group(pgid), Vec::<i32>::new(), "nothing of the process group remains");
+    assert_eq!(
+        members_of_group(pgid),
+        Vec::<i32>::new(),
+        "nothing of the process group remains"
+    );
 }
 
 /// A typo names file:line:column; the other units still run.
@@ -90,7 +120,10 @@ stop_timeout = "700ms"
 fn typo_is_reported_with_location_and_good_units_still_run() {
     let sup = Sup::prepare(&[
         ("good", "[service]\nexec = [\"/bin/sleep\", \"1000\"]\n"),
-        ("bad", "[service]\nexec = [\"/bin/sleep\", \"1000\"]\n\nretsart = \"always\"\n"),
+        (
+            "bad",
+            "[service]\nexec = [\"/bin/sleep\", \"1000\"]\n\nretsart = \"always\"\n",
+        ),
     ]);
     let check = std::process::Command::new(SUPD)
         .args(["--check", "--units"])
@@ -100,15 +133,26 @@ fn typo_is_reported_with_location_and_good_units_still_run() {
     assert!(!check.status.success(), "--check must fail");
     let report = stdout(&check);
     let expected = format!("{}:4:1:", sup.units_dir().join("bad.toml").display());
-    assert!(report.contains(&expected), "report names file:line:col: {report}");
+    assert!(
+        report.contains(&expected),
+        "report names file:line:col: {report}"
+    );
     assert!(report.contains("retsart"), "{report}");
 
     let sup = sup.launch();
     sup.wait_state("good", "running", Duration::from_secs(10));
     let bad = sup.unit("bad");
     assert_eq!(bad["state"], "failed");
-    assert!(bad["definition_error"].as_str().expect("error").contains(&expected));
-    assert!(sup.log.text().contains(&expected), "supd logs the error too");
+    assert!(
+        bad["definition_error"]
+            .as_str()
+            .expect("error")
+            .contains(&expected)
+    );
+    assert!(
+        sup.log.text().contains(&expected),
+        "supd logs the error too"
+    );
     let out = sup.supctl(&["start", "bad"]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
 }
@@ -124,16 +168,28 @@ fn two_hundred_services_run_and_every_exit_is_observed() {
             )
         })
         .collect();
-    let refs: Vec<(&str, &str)> = units.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    let refs: Vec<(&str, &str)> = units
+        .iter()
+        .map(|(n, t)| (n.as_str(), t.as_str()))
+        .collect();
     let sup = Sup::start(&refs);
     let status = sup.wait_status("200 running", Duration::from_secs(60), |s| {
         s.len() == 200 && s.iter().all(|u| u["state"] == "running")
     });
-    let pids: Vec<i32> = status.iter().map(|u| u["pid"].as_i64().expect("pid") as i32).collect();
+    let pids: Vec<i32> = status
+        .iter()
+        .map(|u| u["pid"].as_i64().expect("pid") as i32)
+        .collect();
     for pid in &pids {
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL).expect("kill");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("kill");
     }
-    let status = sup.wait_status("200 failed", Duration::from_secs(30), |s| s.iter().all(|u| u["state"] == "failed"));
+    let status = sup.wait_status("200 failed", Duration::from_secs(30), |s| {
+        s.iter().all(|u| u["state"] == "failed")
+    });
     for u in &status {
         assert_eq!(u["last_exit"]["signal"], "SIGKILL", "{u}");
         assert_eq!(u["sub_state"], "signal");
@@ -162,18 +218,28 @@ fn non_root_client_is_refused() {
             .output()
             .expect("supctl as nobody")
     };
-    let open = |p: &std::path::Path, mode| std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod");
+    let open = |p: &std::path::Path, mode| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod")
+    };
     open(sup.path(), 0o755);
     open(&sup.state_dir(), 0o755);
     // The socket's mode 0600 is the first wall.
     let out = as_nobody(&["stop", "svc"]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
-    assert!(stderr(&out).contains("permission denied"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("permission denied"),
+        "{}",
+        stderr(&out)
+    );
     // Peer credentials are the second: even with the socket opened up, nobody is refused.
     open(&sup.state_dir().join("control.sock"), 0o666);
     let out = as_nobody(&["stop", "svc"]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
-    assert!(stderr(&out).contains("uid 65534 may not control supd"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("uid 65534 may not control supd"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(sup.unit("svc")["state"], "running");
 }
 
@@ -192,16 +258,27 @@ fn sigterm_stops_in_reverse_dependency_order_and_exits_zero() {
     sup.write_unit("middle", &unit("middle", "requires = [\"base\"]"));
     sup.write_unit("top", &unit("top", "after = [\"middle\"]"));
     let mut sup = sup.launch();
-    let status = sup.wait_status("all running", Duration::from_secs(10), |s| s.iter().all(|u| u["state"] == "running"));
-    let pids: Vec<i32> = status.iter().map(|u| u["pid"].as_i64().expect("pid") as i32).collect();
+    let status = sup.wait_status("all running", Duration::from_secs(10), |s| {
+        s.iter().all(|u| u["state"] == "running")
+    });
+    let pids: Vec<i32> = status
+        .iter()
+        .map(|u| u["pid"].as_i64().expect("pid") as i32)
+        .collect();
     let exit = sup.stop();
     assert!(exit.success(), "supd exit status {exit}");
     let order = std::fs::read_to_string(&journal).expect("journal");
-    assert_eq!(order.lines().collect::<Vec<_>>(), vec!["top", "middle", "base"]);
+    assert_eq!(
+        order.lines().collect::<Vec<_>>(),
+        vec!["top", "middle", "base"]
+    );
     for pid in pids {
         assert!(members_of_group(pid).is_empty(), "group {pid} left running");
     }
-    assert!(!sup.state_dir().join("control.sock").exists(), "socket removed");
+    assert!(
+        !sup.state_dir().join("control.sock").exists(),
+        "socket removed"
+    );
 }
 
 /// `after` orders the start: the dependent's first line comes after the dependency's.
@@ -219,8 +296,12 @@ fn after_orders_start() {
     sup.write_unit("b", &unit("b", "after = [\"c\"]"));
     sup.write_unit("c", &unit("c", ""));
     let sup = sup.launch();
-    sup.wait_status("all running", Duration::from_secs(10), |s| s.iter().all(|u| u["state"] == "running"));
-    wait_until("journal complete", || std::fs::read_to_string(&journal).is_ok_and(|j| j.lines().count() == 3));
+    sup.wait_status("all running", Duration::from_secs(10), |s| {
+        s.iter().all(|u| u["state"] == "running")
+    });
+    wait_until("journal complete", || {
+        std::fs::read_to_string(&journal).is_ok_and(|j| j.lines().count() == 3)
+    });
     let order = std::fs::read_to_string(&journal).expect("journal");
     assert_eq!(order.lines().collect::<Vec<_>>(), vec!["c", "b", "a"]);
 }
@@ -235,7 +316,10 @@ fn spawn_error_names_step_and_errno() {
     let unit = sup.wait_state("lost", "failed", Duration::from_secs(10));
     assert_eq!(unit["sub_state"], "spawn-error");
     let reason = unit["reason"].as_str().expect("reason");
-    assert!(reason.contains("chdir /nonexistent/dir: ENOENT"), "{reason}");
+    assert!(
+        reason.contains("chdir /nonexistent/dir: ENOENT"),
+        "{reason}"
+    );
 }
 
 /// Output reaches `supctl logs` and the log file with timestamps; stderr is marked.
@@ -246,13 +330,18 @@ fn logs_are_kept_in_memory_and_on_disk() {
         "[service]\nexec = [\"/bin/sh\", \"-c\", \"echo hello out; echo hello err >&2; exec sleep 1000\"]\n",
     )]);
     sup.wait_state("talker", "running", Duration::from_secs(10));
-    wait_until("two log lines", || stdout(&sup.supctl(&["logs", "talker"])).lines().count() == 2);
+    wait_until("two log lines", || {
+        stdout(&sup.supctl(&["logs", "talker"])).lines().count() == 2
+    });
     let logs = stdout(&sup.supctl(&["logs", "talker", "-n", "5"]));
     assert!(logs.contains("hello out"), "{logs}");
     assert!(logs.contains("[stderr] hello err"), "{logs}");
     let file = std::fs::read_to_string(sup.state_dir().join("logs/talker.log")).expect("log file");
     let first = file.lines().next().expect("a line");
-    assert!(humantime::parse_rfc3339(first.split(' ').next().expect("ts")).is_ok(), "{first}");
+    assert!(
+        humantime::parse_rfc3339(first.split(' ').next().expect("ts")).is_ok(),
+        "{first}"
+    );
 }
 
 /// Status of a named unit that is not running exits 3; an unknown unit exits 4.
@@ -260,7 +349,10 @@ fn logs_are_kept_in_memory_and_on_disk() {
 fn status_exit_codes_are_useful_in_scripts() {
     let sup = Sup::start(&[
         ("up", "[service]\nexec = [\"/bin/sleep\", \"1000\"]\n"),
-        ("done", "[service]\nexec = [\"/bin/true\"]\nrestart = \"no\"\n"),
+        (
+            "done",
+            "[service]\nexec = [\"/bin/true\"]\nrestart = \"no\"\n",
+        ),
     ]);
     sup.wait_state("up", "running", Duration::from_secs(10));
     sup.wait_state("done", "exited", Duration::from_secs(10));
@@ -274,17 +366,29 @@ fn status_exit_codes_are_useful_in_scripts() {
 fn reload_applies_only_the_difference() {
     let sleep = "[service]\nexec = [\"/bin/sleep\", \"1000\"]\n";
     let sup = Sup::start(&[("keep", sleep), ("change", sleep), ("drop", sleep)]);
-    let before = sup.wait_status("running", Duration::from_secs(10), |s| s.iter().all(|u| u["state"] == "running"));
-    let pid_of = |s: &[serde_json::Value], n: &str| s.iter().find(|u| u["name"] == n).map(|u| u["pid"].clone());
+    let before = sup.wait_status("running", Duration::from_secs(10), |s| {
+        s.iter().all(|u| u["state"] == "running")
+    });
+    let pid_of = |s: &[serde_json::Value], n: &str| {
+        s.iter().find(|u| u["name"] == n).map(|u| u["pid"].clone())
+    };
     // Same meaning, different bytes: not a change.
-    sup.write_unit("keep", "# comment\n[service]\nexec = [ \"/bin/sleep\", \"1000\" ]\n");
+    sup.write_unit(
+        "keep",
+        "# comment\n[service]\nexec = [ \"/bin/sleep\", \"1000\" ]\n",
+    );
     sup.write_unit("change", "[service]\nexec = [\"/bin/sleep\", \"2000\"]\n");
     std::fs::remove_file(sup.units_dir().join("drop.toml")).expect("rm");
     sup.write_unit("new", sleep);
     let out = sup.supctl(&["reload"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let plan = stdout(&out);
-    assert!(plan.contains("added: new") && plan.contains("removed: drop") && plan.contains("restarted: change"), "{plan}");
+    assert!(
+        plan.contains("added: new")
+            && plan.contains("removed: drop")
+            && plan.contains("restarted: change"),
+        "{plan}"
+    );
     let after = sup.wait_status("reloaded", Duration::from_secs(10), |s| {
         s.len() == 3 && s.iter().all(|u| u["state"] == "running")
     });

@@ -30,7 +30,11 @@ impl LogBook {
                 return l.clone();
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "supd never logged {needle:?}; log:\n{}", lines.join("\n"));
+            assert!(
+                !left.is_zero(),
+                "supd never logged {needle:?}; log:\n{}",
+                lines.join("\n")
+            );
             lines = self.grew.wait_timeout(lines, left).expect("log lock").0;
         }
     }
@@ -55,9 +59,16 @@ impl Sup {
 
     /// Only write the unit files (for tests that inspect them first).
     pub fn prepare(units: &[(&str, &str)]) -> Sup {
-        let dir = tempfile::Builder::new().prefix("sup-test-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("sup-test-")
+            .tempdir()
+            .expect("tempdir");
         std::fs::create_dir(dir.path().join("units")).expect("units dir");
-        let sup = Sup { dir, child: None, log: Arc::default() };
+        let sup = Sup {
+            dir,
+            child: None,
+            log: Arc::default(),
+        };
         for (name, text) in units {
             sup.write_unit(name, text);
         }
@@ -118,7 +129,12 @@ impl Sup {
     pub fn status(&self) -> Vec<Value> {
         let out = self.supctl(&["status", "--json"]);
         serde_json::from_slice::<Value>(&out.stdout)
-            .unwrap_or_else(|e| panic!("status --json: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "status --json: {e}: {}",
+                    String::from_utf8_lossy(&out.stdout)
+                )
+            })
             .as_array()
             .cloned()
             .expect("array")
@@ -133,21 +149,31 @@ impl Sup {
 
     /// Re-read status until `pred` holds for it (state changes are driven by real
     /// processes; there is no event a test could block on short of `--wait`).
-    pub fn wait_status(&self, what: &str, timeout: Duration, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    pub fn wait_status(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
         let deadline = Instant::now() + timeout;
         loop {
             let s = self.status();
             if pred(&s) {
                 return s;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; status: {s:#?}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; status: {s:#?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
     pub fn wait_state(&self, name: &str, state: &str, timeout: Duration) -> Value {
         let s = self.wait_status(&format!("{name} {state}"), timeout, |units| {
-            units.iter().any(|u| u["name"] == name && u["state"] == state)
+            units
+                .iter()
+                .any(|u| u["name"] == name && u["state"] == state)
         });
         s.into_iter().find(|u| u["name"] == name).expect("unit")
     }
@@ -155,7 +181,10 @@ impl Sup {
     /// SIGTERM supd and wait for it; returns its exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("supd running");
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = child.try_wait().expect("try_wait") {
@@ -163,7 +192,10 @@ impl Sup {
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
-                panic!("supd did not exit within 30s of SIGTERM; log:\n{}", self.log.text());
+                panic!(
+                    "supd did not exit within 30s of SIGTERM; log:\n{}",
+                    self.log.text()
+                );
             }
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -176,7 +208,10 @@ impl Drop for Sup {
             let status = self.stop();
             assert!(status.success(), "supd exited with {status}");
         } else if let Some(mut child) = self.child.take() {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
             let _ = child.wait();
         }
     }
@@ -186,11 +221,24 @@ impl Drop for Sup {
 pub fn members_of_group(pgid: i32) -> Vec<i32> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, r)| r.split_whitespace().collect()).unwrap_or_default();
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.split_whitespace().collect())
+            .unwrap_or_default();
         // After the command: state, ppid, pgrp.
-        if fields.get(2).and_then(|p| p.parse::<i32>().ok()) == Some(pgid) && fields.first() != Some(&"Z") {
+        if fields.get(2).and_then(|p| p.parse::<i32>().ok()) == Some(pgid)
+            && fields.first() != Some(&"Z")
+        {
             out.push(pid);
         }
     }
@@ -199,7 +247,9 @@ pub fn members_of_group(pgid: i32) -> Vec<i32> {
 
 pub fn pid_alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }
