@@ -198,7 +198,13 @@ impl Daemon {
     }
 
     fn on_exit(&mut self, exit: Exit) {
-        tracing::info!(unit = %exit.owner, pid = exit.pid, status = %exit.status, "process exited");
+        let main_pid = self.fleet.get(&exit.owner).and_then(|s| s.machine.pid());
+        if main_pid == Some(exit.pid) {
+            tracing::info!(unit = %exit.owner, pid = exit.pid, status = %exit.status, "process exited");
+        } else {
+            // The spawn helper of a container, or a process that was already replaced.
+            tracing::debug!(unit = %exit.owner, pid = exit.pid, status = %exit.status, "helper process exited");
+        }
         let actions = self
             .fleet
             .on_exit(&exit.owner, exit.pid, exit.status, Now::read());
@@ -213,14 +219,20 @@ impl Daemon {
                 let log = self.log_for(&outcome.unit);
                 tokio::spawn(logs::pump(spawned.stdout, "stdout", log.clone()));
                 tokio::spawn(logs::pump(spawned.stderr, "stderr", log));
-                let actions = self
+                if !self
                     .fleet
-                    .on_spawned(&outcome.unit, outcome.spawn_gen, pid, now);
-                if self.fleet.get(&outcome.unit).and_then(|s| s.machine.pid()) != Some(pid) {
+                    .is_current_spawn(&outcome.unit, outcome.spawn_gen)
+                {
                     tracing::warn!(unit = %outcome.unit, pid, "spawned process no longer wanted; killing it");
                     signal_group(&outcome.unit, pid, Signal::SIGKILL);
-                } else {
-                    tracing::info!(unit = %outcome.unit, pid, "started");
+                    return;
+                }
+                tracing::info!(unit = %outcome.unit, pid, "started");
+                let mut actions = self
+                    .fleet
+                    .on_spawned(&outcome.unit, outcome.spawn_gen, pid, now);
+                if let Some(status) = spawned.early_exit {
+                    actions.extend(self.fleet.on_exit(&outcome.unit, pid, status, now));
                 }
                 actions
             }
@@ -258,8 +270,9 @@ impl Daemon {
         self.log_for(&unit).set_limits(spec.logs);
         let registry = self.registry.clone();
         let outcomes = self.outcomes.clone();
+        let state_dir = self.config.state_dir.clone();
         tokio::task::spawn_blocking(move || {
-            let result = spawn::plan(&spec)
+            let result = spawn::plan(&spec, &state_dir)
                 .map_err(|e| (None, e))
                 .and_then(|plan| spawn::spawn(&plan, &registry, &unit));
             // The loop only drops the receiver when supd exits.

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 need=()
 command -v cargo >/dev/null || { echo "tests/run.sh: cargo (rustup) is required" >&2; exit 1; }
 command -v setpriv >/dev/null || need+=(util-linux)
+command -v busybox >/dev/null || need+=(busybox-static)
 command -v cc >/dev/null || need+=(gcc)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

@@ -81,6 +81,11 @@ fn stop_kills_a_term_ignoring_service_and_its_group_after_timeout() {
     let sup = Sup::start(&[(
         "stubborn",
         r#"
+# On the host (no PID namespace), so the process group is the only thing holding
+# the service together: the kill must reach all of it.
+[container]
+namespaces = []
+
 [service]
 exec = ["/bin/sh", "-c", "trap '' TERM; sleep 1000 & sleep 1000 & echo ready; wait"]
 stop_timeout = "700ms"

@@ -1,9 +1,11 @@
 //! The spawn helper: `supd __spawn UNIT`, a fresh single-threaded process started by
-//! supd with its control socket on fd 3. It reads the `LaunchPlan`, prepares the
-//! process step by step and execs the service; on failure it writes a `SpawnError` to
-//! the socket and exits 127. Every step names what it did, so `supctl status` can say
-//! e.g. `chdir /srv/app: ENOENT (No such file or directory)`.
+//! supd with its control socket on fd 3. It reads the `LaunchPlan`, joins or creates
+//! the namespaces, prepares the process step by step and execs the service. It
+//! reports the service's pid and any failure (naming the step, path and errno) as
+//! JSON lines on the socket; the socket is close-on-exec, so supd sees EOF once the
+//! service runs.
 
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::ffi::{CString, OsStr};
 use std::io::{Read, Write};
@@ -14,9 +16,14 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::sys::signal::{SigHandler, Signal, signal};
-use nix::unistd::{AccessFlags, Gid, Uid, access, chdir, execve, setgroups, setresgid, setresuid};
+use nix::unistd::{
+    AccessFlags, ForkResult, Gid, Uid, access, chdir, execve, setgroups, setresgid, setresuid,
+    setsid,
+};
 
-use super::{HELPER_FD, LaunchPlan, SpawnError, set_cloexec};
+use super::container::{self, Side};
+use super::{HELPER_FD, LaunchPlan, Report, SpawnError, mounts, set_cloexec};
+use crate::unit::Namespace;
 
 /// Entry point of helper mode. Never returns.
 pub fn main() -> ! {
@@ -25,16 +32,22 @@ pub fn main() -> ! {
     let fd = unsafe { OwnedFd::from_raw_fd(HELPER_FD) };
     let mut sock = UnixStream::from(fd);
     let error = match read_plan(&mut sock) {
-        Ok(plan) => match run(&plan) {
+        Ok(plan) => match run(&plan, sock.try_clone()) {
             Ok(never) => match never {},
             Err(e) => e,
         },
         Err(e) => e,
     };
-    if let Ok(bytes) = serde_json::to_vec(&error) {
-        let _ = sock.write_all(&bytes);
-    }
+    send(&mut sock, &Report::Error(error));
     std::process::exit(127);
+}
+
+fn send(sock: &mut UnixStream, report: &Report) {
+    if let Ok(mut line) = serde_json::to_vec(report) {
+        line.push(b'\n');
+        // If supd is gone there is nobody to tell.
+        let _ = sock.write_all(&line);
+    }
 }
 
 fn read_plan(sock: &mut UnixStream) -> Result<LaunchPlan, SpawnError> {
@@ -47,18 +60,127 @@ fn read_plan(sock: &mut UnixStream) -> Result<LaunchPlan, SpawnError> {
         .map_err(|e| SpawnError::new("decode plan", None, None, e.to_string()))
 }
 
-/// Prepare the process and exec the service.
-fn run(plan: &LaunchPlan) -> Result<Infallible, SpawnError> {
+/// Everything between the plan and the exec. Returns only on failure.
+fn run(plan: &LaunchPlan, sock: std::io::Result<UnixStream>) -> Result<Infallible, SpawnError> {
+    let mut sock = sock.map_err(|e| {
+        SpawnError::new(
+            "dup",
+            None,
+            e.raw_os_error().map(Errno::from_raw),
+            "control socket",
+        )
+    })?;
+    let c = &plan.container;
+    container::join(c.join.iter())?;
+    let needs_child = !c.namespaces.is_empty() || c.join.contains_key(&Namespace::Pid);
+    if !needs_child {
+        if let Some(adj) = c.oom_score_adj {
+            container::write_proc("/proc/self/oom_score_adj", &adj.to_string())?;
+        }
+        send(&mut sock, &Report::Pid(std::process::id() as i32));
+        return exec_service(plan);
+    }
+    match container::clone_child(&c.namespaces)? {
+        Side::Parent { child, release } => {
+            let prepared =
+                prepare_child(plan, child, &mut sock).and_then(|()| container::release(release));
+            if let Err(e) = prepared {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child), Signal::SIGKILL);
+                return Err(e);
+            }
+            // The child carries on; the helper's work is done.
+            std::process::exit(0);
+        }
+        Side::Child => run_container(plan, sock),
+    }
+}
+
+/// From outside: ID maps and OOM score of the child, then tell supd its pid.
+fn prepare_child(plan: &LaunchPlan, child: i32, sock: &mut UnixStream) -> Result<(), SpawnError> {
+    let c = &plan.container;
+    if c.namespaces.contains(&Namespace::User) {
+        container::write_id_maps(child, &c.uid_map, &c.gid_map)?;
+    }
+    if let Some(adj) = c.oom_score_adj {
+        container::write_proc(&format!("/proc/{child}/oom_score_adj"), &adj.to_string())?;
+    }
+    send(sock, &Report::Pid(child));
+    Ok(())
+}
+
+/// Inside the new namespaces, in the order runtimes settled on: identity in the user
+/// namespace, mounts (propagation first, pivot_root), hostname, loopback; then the
+/// service, directly or under an init.
+fn run_container(plan: &LaunchPlan, sock: UnixStream) -> Result<Infallible, SpawnError> {
+    let c = &plan.container;
+    let created: &BTreeSet<Namespace> = &c.namespaces;
+    // Its own process group, so supd can signal the container as a whole.
+    setsid().map_err(|e| SpawnError::new("setsid", None, Some(e), ""))?;
+    if created.contains(&Namespace::User) {
+        container::become_userns_root(&c.uid_map, &c.gid_map)?;
+    }
+    if created.contains(&Namespace::Mnt) {
+        mounts::setup(
+            c.rootfs.as_deref(),
+            c.root_propagation,
+            c.readonly_root,
+            &plan.mounts,
+        )?;
+    }
+    if created.contains(&Namespace::Uts) {
+        container::set_names(c.hostname.as_deref(), c.domainname.as_deref())?;
+    }
+    if created.contains(&Namespace::Net) {
+        container::loopback_up()?;
+    }
+    let pid_ns = created.contains(&Namespace::Pid) || c.join.contains_key(&Namespace::Pid);
+    if !(pid_ns && c.init) {
+        return exec_service(plan);
+    }
+    container::block_all_signals()?;
+    // SAFETY: single-threaded process; the child goes on to exec.
+    match unsafe { nix::unistd::fork() } {
+        Err(e) => Err(SpawnError::new("fork service", None, Some(e), "")),
+        Ok(ForkResult::Child) => {
+            setsid().map_err(|e| SpawnError::new("setsid", None, Some(e), "service"))?;
+            exec_service(plan)
+        }
+        Ok(ForkResult::Parent { child }) => {
+            // The init keeps no descriptor but 0-2: the service holds its own copy of
+            // the report socket, and supd must see EOF exactly when it has exec'd.
+            // (The socket objects are never dropped: run_init does not return.)
+            std::mem::forget(sock);
+            // SAFETY: closes every descriptor from 3 up; nothing used later owns one.
+            unsafe { libc::close_range(3, u32::MAX, 0) };
+            container::run_init(child.as_raw())
+        }
+    }
+}
+
+/// Resource limits, identity, capabilities, no_new_privs, working directory, seccomp
+/// (last), exec.
+fn exec_service(plan: &LaunchPlan) -> Result<Infallible, SpawnError> {
     close_stray_fds()?;
-    if let Some(c) = &plan.credentials {
-        let groups: Vec<Gid> = c.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-        setgroups(&groups).map_err(|e| SpawnError::new("setgroups", None, Some(e), ""))?;
-        let gid = Gid::from_raw(c.gid);
-        setresgid(gid, gid, gid)
-            .map_err(|e| SpawnError::new("setresgid", None, Some(e), c.gid.to_string()))?;
-        let uid = Uid::from_raw(c.uid);
-        setresuid(uid, uid, uid)
-            .map_err(|e| SpawnError::new("setresuid", None, Some(e), c.uid.to_string()))?;
+    container::unblock_all_signals()?;
+    let c = &plan.container;
+    for (name, limit) in &c.rlimits {
+        super::security::set_rlimit(name, limit.soft, limit.hard)?;
+    }
+    let early_seccomp = plan.seccomp.is_some() && !c.no_new_privs;
+    if early_seccomp {
+        // Without no_new_privs the kernel wants CAP_SYS_ADMIN for the filter, which
+        // is about to be dropped: install it now (it allows what follows).
+        install_seccomp(plan)?;
+    }
+    super::security::drop_bounding(&c.capabilities)?;
+    set_identity(plan)?;
+    super::security::set_capabilities(&c.capabilities)?;
+    if let Some(mask) = plan.umask {
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+    }
+    if c.no_new_privs {
+        nix::sys::prctl::set_no_new_privs()
+            .map_err(|e| SpawnError::new("no_new_privs", None, Some(e), ""))?;
     }
     let workdir = plan.workdir.to_string_lossy();
     chdir(&plan.workdir).map_err(|e| SpawnError::new("chdir", Some(&workdir), Some(e), ""))?;
@@ -68,21 +190,53 @@ fn run(plan: &LaunchPlan) -> Result<Infallible, SpawnError> {
         .map_err(|e| SpawnError::new("signal", None, Some(e), "SIGPIPE"))?;
     let program = resolve_program(plan)?;
     let shown = program.to_string_lossy().into_owned();
-    let c_program = cstring(program.as_os_str(), "exec", &shown)?;
+    let c_program = cstring(program.as_os_str(), &shown)?;
     let argv = plan
         .argv
         .iter()
-        .map(|a| cstring(OsStr::new(a), "exec", &shown))
+        .map(|a| cstring(OsStr::new(a), &shown))
         .collect::<Result<Vec<_>, _>>()?;
     let env = plan
         .env
         .iter()
-        .map(|a| cstring(OsStr::new(a), "exec", &shown))
+        .map(|a| cstring(OsStr::new(a), &shown))
         .collect::<Result<Vec<_>, _>>()?;
+    if !early_seccomp {
+        install_seccomp(plan)?;
+    }
     let e = execve(&c_program, &argv, &env)
         .err()
         .unwrap_or(Errno::UnknownErrno);
     Err(SpawnError::new("exec", Some(&shown), Some(e), ""))
+}
+
+fn install_seccomp(plan: &LaunchPlan) -> Result<(), SpawnError> {
+    match &plan.seccomp {
+        Some(program) => program
+            .install()
+            .map_err(|e| SpawnError::new("seccomp", None, Some(e), "install filter")),
+        None => Ok(()),
+    }
+}
+
+fn set_identity(plan: &LaunchPlan) -> Result<(), SpawnError> {
+    let Some(c) = &plan.credentials else {
+        return Ok(());
+    };
+    // Keep the permitted capabilities across the uid change; the keep-list is then
+    // applied explicitly.
+    nix::sys::prctl::set_keepcaps(true)
+        .map_err(|e| SpawnError::new("prctl", None, Some(e), "PR_SET_KEEPCAPS"))?;
+    let groups: Vec<Gid> = c.groups.iter().map(|g| Gid::from_raw(*g)).collect();
+    setgroups(&groups).map_err(|e| SpawnError::new("setgroups", None, Some(e), ""))?;
+    let gid = Gid::from_raw(c.gid);
+    setresgid(gid, gid, gid)
+        .map_err(|e| SpawnError::new("setresgid", None, Some(e), c.gid.to_string()))?;
+    let uid = Uid::from_raw(c.uid);
+    setresuid(uid, uid, uid)
+        .map_err(|e| SpawnError::new("setresuid", None, Some(e), c.uid.to_string()))?;
+    nix::sys::prctl::set_keepcaps(false)
+        .map_err(|e| SpawnError::new("prctl", None, Some(e), "PR_SET_KEEPCAPS"))
 }
 
 /// Nothing but fds 0-3 may reach the service; 3 is already close-on-exec.
@@ -126,10 +280,10 @@ fn resolve_program(plan: &LaunchPlan) -> Result<PathBuf, SpawnError> {
         })
 }
 
-fn cstring(s: &OsStr, step: &str, path: &str) -> Result<CString, SpawnError> {
+fn cstring(s: &OsStr, path: &str) -> Result<CString, SpawnError> {
     CString::new(s.as_bytes()).map_err(|_| {
         SpawnError::new(
-            step,
+            "exec",
             Some(path),
             Some(Errno::EINVAL),
             "argument contains a NUL byte",

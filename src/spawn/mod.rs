@@ -8,13 +8,17 @@
 //! The socket is close-on-exec in the helper, so a successful exec shows up here as EOF
 //! without a message; a failure arrives first as a `SpawnError` naming the step.
 
+pub mod container;
 pub mod helper;
+pub mod mounts;
+pub mod seccomp;
+pub mod security;
 
 use std::ffi::CString;
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -25,7 +29,10 @@ use nix::unistd::{Group, Pid, User, pipe2};
 use serde::{Deserialize, Serialize};
 
 use crate::reaper::Registry;
-use crate::unit::{IdSpec, Unit};
+use crate::supervise::ExitStatus;
+use crate::unit::{ContainerSpec, IdSpec, MountKind, MountSpec, Namespace, Unit};
+use mounts::PlannedMount;
+use seccomp::SeccompProgram;
 
 /// The fd on which the helper finds its control socket.
 pub const HELPER_FD: RawFd = 3;
@@ -44,6 +51,21 @@ pub struct LaunchPlan {
     pub env: Vec<String>,
     pub workdir: PathBuf,
     pub credentials: Option<Credentials>,
+    pub umask: Option<u32>,
+    pub container: ContainerSpec,
+    /// The mounts to make, in order: the unit's own plus the defaults (see
+    /// `effective_mounts`), with overlay directories resolved.
+    pub mounts: Vec<PlannedMount>,
+    pub seccomp: Option<SeccompProgram>,
+}
+
+/// What the helper (or the container's first process) tells supd, one JSON line each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Report {
+    /// The host pid that will exec (or run the init of) the service.
+    Pid(i32),
+    Error(SpawnError),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,12 +121,26 @@ pub struct Spawned {
     pub pid: i32,
     pub stdout: OwnedFd,
     pub stderr: OwnedFd,
+    /// The pid already ended before supd registered it (a very short-lived service).
+    pub early_exit: Option<ExitStatus>,
 }
 
-/// Resolve a unit into a launch plan. Blocking (user database lookups).
-pub fn plan(unit: &Unit) -> Result<LaunchPlan, SpawnError> {
+/// Resolve a unit into a launch plan. Blocking (user database lookups, creating
+/// overlay directories under `state_dir`).
+pub fn plan(unit: &Unit, state_dir: &Path) -> Result<LaunchPlan, SpawnError> {
     let svc = &unit.service;
-    let credentials = resolve_credentials(svc.user.as_ref(), svc.group.as_ref())?;
+    let mut credentials = resolve_credentials(svc.user.as_ref(), svc.group.as_ref())?;
+    let extra_groups = resolve_groups(&svc.supplementary_groups)?;
+    if !extra_groups.is_empty() {
+        let creds = credentials.get_or_insert_with(|| Credentials {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            groups: vec![nix::unistd::getegid().as_raw()],
+        });
+        creds.groups.extend(extra_groups);
+        creds.groups.sort_unstable();
+        creds.groups.dedup();
+    }
     let mut env: std::collections::BTreeMap<String, String> = Default::default();
     env.insert("PATH".into(), DEFAULT_PATH.into());
     if let Some(user) = user_record(svc.user.as_ref())? {
@@ -120,7 +156,108 @@ pub fn plan(unit: &Unit) -> Result<LaunchPlan, SpawnError> {
         env: env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
         workdir: svc.workdir.clone().unwrap_or_else(|| PathBuf::from("/")),
         credentials,
+        umask: svc.umask,
+        mounts: plan_mounts(unit, state_dir)?,
+        seccomp: if unit.container.seccomp {
+            Some(default_seccomp()?)
+        } else {
+            None
+        },
+        container: unit.container.clone(),
     })
+}
+
+/// The default filter is the same for every unit: compiled once per supd process.
+fn default_seccomp() -> Result<SeccompProgram, SpawnError> {
+    static PROGRAM: std::sync::OnceLock<Result<SeccompProgram, String>> =
+        std::sync::OnceLock::new();
+    PROGRAM
+        .get_or_init(SeccompProgram::default_filter)
+        .clone()
+        .map_err(|e| SpawnError::new("compile seccomp filter", None, None, e))
+}
+
+/// The unit's mounts plus the defaults a container needs to see itself consistently:
+/// with its own PID and mount namespaces a fresh `/proc` (so host processes are not
+/// visible), and with a `rootfs` also a minimal `/dev` and a read-only `/sys`. A
+/// mount the unit declares on the same target replaces the default.
+pub fn effective_mounts(c: &ContainerSpec) -> Vec<MountSpec> {
+    let has = |ns| c.namespaces.contains(&ns);
+    let declared = |t: &str| c.mounts.iter().any(|m| m.target == Path::new(t));
+    let default = |kind, target: &str| MountSpec {
+        kind,
+        target: PathBuf::from(target),
+        readonly: false,
+        nosuid: false,
+        nodev: false,
+        noexec: false,
+        propagation: None,
+    };
+    let mut out = Vec::new();
+    if has(Namespace::Mnt) && has(Namespace::Pid) && !declared("/proc") {
+        out.push(default(MountKind::Proc, "/proc"));
+    }
+    if has(Namespace::Mnt) && c.rootfs.is_some() {
+        if !declared("/dev") {
+            out.push(default(MountKind::Dev, "/dev"));
+        }
+        if !declared("/sys") {
+            out.push(default(MountKind::Sysfs, "/sys"));
+        }
+    }
+    out.extend(c.mounts.iter().cloned());
+    out
+}
+
+/// Overlay mounts get an upper and a work directory kept by supd, per unit and
+/// mount index, so changes survive restarts of the unit.
+fn plan_mounts(unit: &Unit, state_dir: &Path) -> Result<Vec<PlannedMount>, SpawnError> {
+    effective_mounts(&unit.container)
+        .into_iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            let overlay_dirs = match spec.kind {
+                MountKind::Overlay { .. } => {
+                    let base = state_dir
+                        .join("overlay")
+                        .join(&unit.name)
+                        .join(i.to_string());
+                    let (upper, work) = (base.join("upper"), base.join("work"));
+                    for d in [&upper, &work] {
+                        std::fs::create_dir_all(d)
+                            .map_err(|e| io_error("create overlay directory", e))?;
+                    }
+                    Some((upper, work))
+                }
+                _ => None,
+            };
+            Ok(PlannedMount { spec, overlay_dirs })
+        })
+        .collect()
+}
+
+fn resolve_groups(groups: &[IdSpec]) -> Result<Vec<u32>, SpawnError> {
+    groups
+        .iter()
+        .map(|g| match g {
+            IdSpec::Id(id) => Ok(*id),
+            IdSpec::Name(name) => match Group::from_name(name) {
+                Ok(Some(g)) => Ok(g.gid.as_raw()),
+                Ok(None) => Err(SpawnError::new(
+                    "resolve group",
+                    None,
+                    None,
+                    format!("no group {name:?} in the group database"),
+                )),
+                Err(e) => Err(SpawnError::new(
+                    "resolve group",
+                    None,
+                    Some(e),
+                    name.clone(),
+                )),
+            },
+        })
+        .collect()
 }
 
 fn user_record(user: Option<&IdSpec>) -> Result<Option<User>, SpawnError> {
@@ -248,11 +385,20 @@ pub fn spawn(
     }
     let outcome = hand_over(&mut ours, &payload);
     match outcome {
-        Ok(()) => Ok(Spawned {
-            pid,
-            stdout: out_r,
-            stderr: err_r,
-        }),
+        Ok(service_pid) => {
+            // In a container the service's pid is the cloned child, not the helper.
+            let early_exit = if service_pid != pid {
+                registry.register(service_pid, owner)
+            } else {
+                None
+            };
+            Ok(Spawned {
+                pid: service_pid,
+                stdout: out_r,
+                stderr: err_r,
+                early_exit,
+            })
+        }
         Err(e) => {
             // The helper reports and exits by itself; a stuck one is killed.
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
@@ -261,35 +407,32 @@ pub fn spawn(
     }
 }
 
-/// Send the plan, then read the helper's verdict: EOF alone means it exec'd.
-fn hand_over(sock: &mut UnixStream, payload: &[u8]) -> Result<(), SpawnError> {
+/// Send the plan, then read the reports until EOF, which comes once every copy of
+/// the close-on-exec socket is gone: the service exec'd. Returns the service's pid.
+fn hand_over(sock: &mut UnixStream, payload: &[u8]) -> Result<i32, SpawnError> {
     sock.set_read_timeout(Some(HELPER_TIMEOUT))
         .map_err(|e| io_error("setsockopt", e))?;
     sock.write_all(payload)
         .map_err(|e| io_error("send plan", e))?;
     sock.shutdown(std::net::Shutdown::Write)
         .map_err(|e| io_error("send plan", e))?;
-    let mut reply = Vec::new();
-    match sock.read_to_end(&mut reply) {
-        Ok(_) if reply.is_empty() => Ok(()),
-        Ok(_) => Err(
-            serde_json::from_slice::<SpawnError>(&reply).unwrap_or_else(|_| {
-                SpawnError::new(
-                    "helper",
-                    None,
-                    None,
-                    String::from_utf8_lossy(&reply).into_owned(),
-                )
-            }),
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(SpawnError::new(
-            "helper",
-            None,
-            None,
-            format!("no report within {}s; killed", HELPER_TIMEOUT.as_secs()),
-        )),
-        Err(e) => Err(io_error("read helper report", e)),
+    let mut pid = None;
+    for line in BufReader::new(&*sock).lines() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let detail = format!("no report within {}s; killed", HELPER_TIMEOUT.as_secs());
+                return Err(SpawnError::new("helper", None, None, detail));
+            }
+            Err(e) => return Err(io_error("read helper report", e)),
+        };
+        match serde_json::from_str::<Report>(&line) {
+            Ok(Report::Pid(p)) => pid = Some(p),
+            Ok(Report::Error(e)) => return Err(e),
+            Err(_) => return Err(SpawnError::new("helper", None, None, line)),
+        }
     }
+    pid.ok_or_else(|| SpawnError::new("helper", None, None, "ended without reporting a pid"))
 }
 
 fn io_error(step: &str, e: std::io::Error) -> SpawnError {

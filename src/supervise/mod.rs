@@ -245,6 +245,13 @@ impl Fleet {
             .collect()
     }
 
+    /// Whether a spawn outcome belongs to the attempt the unit is waiting for.
+    pub fn is_current_spawn(&self, name: &str, spawn_gen: u64) -> bool {
+        self.slots.get(name).is_some_and(|s| {
+            s.spawn_gen == spawn_gen && matches!(s.machine.phase(), Phase::Spawning { .. })
+        })
+    }
+
     pub fn on_spawned(&mut self, name: &str, gen_: u64, pid: i32, now: Now) -> Vec<UnitAction> {
         self.with_machine(name, Some(gen_), |m, svc| m.spawned(pid, now, svc))
     }
@@ -467,6 +474,8 @@ pub fn test_service() -> crate::unit::Service {
         stop_signal: nix::sys::signal::Signal::SIGTERM,
         stop_timeout: Duration::from_secs(10),
         success_exit_codes: vec![0],
+        supplementary_groups: Vec::new(),
+        umask: None,
     }
 }
 

@@ -8,6 +8,7 @@
 //!
 //! The file format is documented in `docs/units.md`.
 
+mod container;
 mod error;
 mod graph;
 mod load;
@@ -18,10 +19,11 @@ pub mod values;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-pub use error::UnitError;
-pub use model::{
-    ContainerSpec, IdSpec, LogLimits, ResourceSpec, RestartPolicy, Service, StartLimit, Unit,
+pub use container::{
+    ContainerSpec, IdMapRange, MountKind, MountSpec, Namespace, Propagation, Rlimit,
 };
+pub use error::UnitError;
+pub use model::{IdSpec, LogLimits, ResourceSpec, RestartPolicy, Service, StartLimit, Unit};
 
 /// The result of loading a directory: the good units and every error.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -63,3 +65,6 @@ pub fn check_graph(units: BTreeMap<String, Unit>, invalid: &BTreeSet<String>) ->
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod container_tests;

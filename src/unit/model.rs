@@ -10,6 +10,8 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde::{Serialize, Serializer};
 
+use super::container::ContainerSpec;
+
 /// One service definition, loaded from `<dir>/<name>.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Unit {
@@ -30,8 +32,9 @@ pub struct Unit {
     pub service: Service,
     /// Log rotation limits.
     pub logs: LogLimits,
-    /// Reserved for container support; always `None` in this version.
-    pub container: Option<ContainerSpec>,
+    /// Isolation settings: `[container]` plus the top-level `[[mount]]`
+    /// entries; [`ContainerSpec::default()`] when neither is written.
+    pub container: ContainerSpec,
     /// Reserved for resource limits; always `None` in this version.
     pub resources: Option<ResourceSpec>,
     /// Source locations of `after`/`requires` entries, kept so the graph
@@ -70,6 +73,10 @@ pub struct Service {
     pub stop_timeout: Duration,
     /// Exit codes counted as success; each in `0..=255`.
     pub success_exit_codes: Vec<i32>,
+    /// Extra groups, in file order; default empty.
+    pub supplementary_groups: Vec<IdSpec>,
+    /// File mode creation mask, `0..=0o777`; `None` keeps the inherited one.
+    pub umask: Option<u32>,
 }
 
 /// At most `burst` starts within `interval`.
@@ -114,10 +121,6 @@ pub enum RestartPolicy {
     /// Restart after any exit.
     Always,
 }
-
-/// Placeholder for the `[container]` section (not supported yet).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ContainerSpec {}
 
 /// Placeholder for the `[resources]` section (not supported yet).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -187,7 +190,7 @@ struct Canonical<'a> {
     requires: &'a [String],
     service: &'a Service,
     logs: &'a LogLimits,
-    container: &'a Option<ContainerSpec>,
+    container: &'a ContainerSpec,
     resources: &'a Option<ResourceSpec>,
 }
 

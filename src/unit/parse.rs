@@ -19,13 +19,15 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 use toml::Spanned;
 
+mod container;
+
 use super::error::UnitError;
 use super::model::{
     DepLocations, IdSpec, LogLimits, Pos, RestartPolicy, Service, StartLimit, Unit,
 };
 use super::values::{
-    DURATION_EXPECTED, SIGNAL_EXPECTED, SIZE_EXPECTED, parse_duration, parse_signal, parse_size,
-    signal_from_number,
+    DURATION_EXPECTED, SIGNAL_EXPECTED, SIZE_EXPECTED, parse_duration, parse_octal, parse_signal,
+    parse_size, signal_from_number,
 };
 
 /// Defaults, kept together so docs/units.md has one place to mirror.
@@ -60,9 +62,12 @@ struct RawFile {
     service: Option<RawService>,
     #[serde(default)]
     logs: RawLogs,
+    container: Option<Spanned<container::RawContainer>>,
+    /// Top-level `[[mount]]` tables; they belong to the container model.
+    #[serde(default)]
+    mount: Vec<Spanned<container::RawMount>>,
     /// Accepted syntactically only so the error can say "not supported yet"
     /// instead of "unknown field".
-    container: Option<Spanned<IgnoredAny>>,
     resources: Option<Spanned<IgnoredAny>>,
 }
 
@@ -93,6 +98,8 @@ struct RawService {
     stop_signal: Option<SignalValue>,
     stop_timeout: Option<DurationValue>,
     success_exit_codes: Option<Vec<Spanned<i64>>>,
+    supplementary_groups: Option<Vec<IdValue>>,
+    umask: Option<UmaskValue>,
 }
 
 #[derive(Deserialize)]
@@ -218,6 +225,42 @@ impl<'de> Deserialize<'de> for IdValue {
             }
         }
         d.deserialize_any(V)
+    }
+}
+
+/// An octal string such as `"0027"`, at most `max`. A TOML integer is
+/// refused: `27` would be read as decimal, which is never what is meant.
+struct OctalVisitor {
+    max: u32,
+    what: &'static str,
+}
+
+impl Visitor<'_> for OctalVisitor {
+    type Value = u32;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "an octal string like \"0027\"")
+    }
+    fn visit_str<E: de::Error>(self, s: &str) -> Result<u32, E> {
+        parse_octal(s, self.max, self.what).map_err(E::custom)
+    }
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<u32, E> {
+        Err(E::custom(format!(
+            "{} must be an octal string like \"0027\", not the integer {n} (an integer would be read as decimal)",
+            self.what
+        )))
+    }
+}
+
+/// `umask = "0027"`.
+struct UmaskValue(u32);
+
+impl<'de> Deserialize<'de> for UmaskValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(OctalVisitor {
+            max: 0o777,
+            what: "umask",
+        })
+        .map(UmaskValue)
     }
 }
 
@@ -362,14 +405,13 @@ fn build_unit(
     raw: RawFile,
     problems: &mut Vec<Problem>,
 ) -> Option<Unit> {
-    for (section, spanned) in [("container", &raw.container), ("resources", &raw.resources)] {
-        if let Some(s) = spanned {
-            problems.push(Problem::at(
-                section_span(text, section, s.span()),
-                format!("the [{section}] section is not supported by this version of sup yet"),
-            ));
-        }
+    if let Some(s) = &raw.resources {
+        problems.push(Problem::at(
+            section_span(text, "resources", s.span()),
+            "the [resources] section is not supported by this version of sup yet",
+        ));
     }
+    let container = container::build_container(text, raw.container, raw.mount, problems);
     let deps = dep_locations(text, &raw.unit);
     let service = match raw.service {
         Some(s) => build_service(s, section_span(text, "service", 0..0), problems),
@@ -400,7 +442,7 @@ fn build_unit(
             .collect(),
         service: service?,
         logs,
-        container: None,
+        container,
         resources: None,
         deps,
     };
@@ -472,6 +514,13 @@ fn build_service(
         stop_signal: raw.stop_signal.map_or(Signal::SIGTERM, |s| s.0),
         stop_timeout: raw.stop_timeout.map_or(defaults::STOP_TIMEOUT, |d| d.0),
         success_exit_codes,
+        supplementary_groups: raw
+            .supplementary_groups
+            .unwrap_or_default()
+            .into_iter()
+            .map(|g| g.0)
+            .collect(),
+        umask: raw.umask.map(|u| u.0),
     })
 }
 

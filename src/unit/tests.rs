@@ -9,13 +9,13 @@ use nix::sys::signal::Signal;
 
 use super::*;
 
-const MINIMAL: &str = "[service]\nexec = [\"/bin/true\"]\n";
+pub(super) const MINIMAL: &str = "[service]\nexec = [\"/bin/true\"]\n";
 
-fn parse(text: &str) -> Result<Unit, UnitError> {
+pub(super) fn parse(text: &str) -> Result<Unit, UnitError> {
     parse_unit("web", Path::new("units/web.toml"), text)
 }
 
-fn parse_err(text: &str) -> UnitError {
+pub(super) fn parse_err(text: &str) -> UnitError {
     match parse(text) {
         Ok(unit) => panic!("expected an error, got {unit:?}"),
         Err(e) => e,
@@ -23,7 +23,7 @@ fn parse_err(text: &str) -> UnitError {
 }
 
 /// Asserts an error's location and that its message contains `needle`.
-fn assert_err(text: &str, line: usize, column: usize, needle: &str) {
+pub(super) fn assert_err(text: &str, line: usize, column: usize, needle: &str) {
     let e = parse_err(text);
     assert_eq!((e.line, e.column), (line, column), "{e}");
     assert!(e.message.contains(needle), "{e}");
@@ -94,7 +94,7 @@ fn full_unit_with_every_key() {
             max_files: 0
         }
     );
-    assert_eq!(u.container, None);
+    assert_eq!(u.container, ContainerSpec::default());
     assert_eq!(u.resources, None);
     assert_eq!(u.hash.len(), 12);
     assert!(u.hash.chars().all(|c| c.is_ascii_hexdigit()));
@@ -358,12 +358,6 @@ fn value_rules() {
 
 #[test]
 fn unsupported_sections() {
-    assert_err(
-        &format!("{MINIMAL}\n[container]\nimage = \"x\"\n"),
-        4,
-        1,
-        "the [container] section is not supported by this version of sup yet",
-    );
     assert_err(
         &format!("[resources]\nmemory = \"1G\"\n{MINIMAL}"),
         1,
@@ -668,4 +662,31 @@ fn docs_complete_example_parses() {
     );
     assert_eq!(s.success_exit_codes, ds.success_exit_codes);
     assert_eq!(u.logs, d.logs);
+    assert_eq!(s.umask, Some(0o27));
+    let c = &u.container;
+    assert_eq!(c.namespaces, d.container.namespaces);
+    assert_eq!(c.capabilities.len(), 1);
+    assert_eq!(c.mounts.len(), 2);
+}
+
+#[test]
+fn docs_examples_parse() {
+    // Every ```toml block that is a whole unit (has [service]) must parse;
+    // the [[mount]] examples are checked together after a minimal unit.
+    let doc = include_str!("../../docs/units.md");
+    let mut rest = doc;
+    let mut mounts = 0;
+    while let Some(i) = rest.find("```toml\n") {
+        let body = &rest[i + 8..];
+        let len = body.find("```").unwrap();
+        let block = &body[..len];
+        rest = &body[len + 3..];
+        if block.contains("[service]") {
+            parse(block).unwrap();
+        } else if block.trim_start().starts_with("[[mount]]") {
+            let u = parse(&format!("{MINIMAL}{block}")).unwrap();
+            mounts = mounts.max(u.container.mounts.len());
+        }
+    }
+    assert_eq!(mounts, 6, "the one-of-each-type example");
 }

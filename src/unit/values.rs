@@ -80,6 +80,20 @@ fn size_multiplier(suffix: &str) -> Option<u64> {
     Some(1024u64.pow(power))
 }
 
+/// Parses an octal permission-style number such as `"0027"` or `"1777"`:
+/// one or more digits `0`-`7`, at most `max`. `what` names the setting in
+/// the message ("umask", "mode").
+pub fn parse_octal(s: &str, max: u32, what: &str) -> Result<u32, String> {
+    let expected = format!("an octal string like \"0027\" (digits 0-7, at most \"{max:04o}\")");
+    if s.is_empty() || !s.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
+        return Err(format!("invalid {what} {s:?}: expected {expected}"));
+    }
+    match u32::from_str_radix(s, 8) {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(format!("{what} {s:?} is too large: expected {expected}")),
+    }
+}
+
 /// Parses a signal name ("SIGTERM", "TERM", "sigterm") or a decimal number
 /// given as a string ("15").
 pub fn parse_signal(s: &str) -> Result<Signal, String> {
@@ -161,6 +175,21 @@ mod tests {
             let err = parse_size(input).unwrap_err();
             assert!(err.contains(why), "{input:?}: {err}");
             assert!(err.contains(SIZE_EXPECTED), "{input:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn octal() {
+        assert_eq!(parse_octal("0027", 0o777, "umask"), Ok(0o27));
+        assert_eq!(parse_octal("0", 0o777, "umask"), Ok(0));
+        assert_eq!(parse_octal("1777", 0o7777, "mode"), Ok(0o1777));
+        for bad in ["", "0o27", "8", "-1", " 27", "27 "] {
+            let err = parse_octal(bad, 0o777, "umask").unwrap_err();
+            assert!(err.contains("invalid umask"), "{bad:?}: {err}");
+        }
+        for big in ["1000", "777777777777777777777777"] {
+            let err = parse_octal(big, 0o777, "umask").unwrap_err();
+            assert!(err.contains("too large"), "{big:?}: {err}");
         }
     }
 

@@ -260,3 +260,52 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// A tiny root filesystem: static busybox and its applets, plus empty mount points.
+pub fn busybox_rootfs(at: &Path) -> PathBuf {
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .expect("busybox is required (apt-get install busybox-static; tests/run.sh does it)");
+    let root = at.join("rootfs");
+    for d in ["bin", "etc", "proc", "dev", "sys", "tmp", "data"] {
+        std::fs::create_dir_all(root.join(d)).expect("mkdir rootfs");
+    }
+    std::fs::copy(busybox, root.join("bin/busybox")).expect("copy busybox");
+    for applet in [
+        "sh", "ls", "cat", "echo", "mount", "hostname", "touch", "dd", "id", "sleep", "grep", "wc",
+        "ps", "readlink", "test", "stat", "head", "awk", "true",
+    ] {
+        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("applet link");
+    }
+    std::fs::write(root.join("etc/rootfs-marker"), "busybox rootfs\n").expect("marker");
+    root
+}
+
+/// Block until `path` exists and is non-empty (a service writing its observations),
+/// then return its contents.
+pub fn wait_file(path: &Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && text.ends_with('\n')
+        {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} never written",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The test process's own namespace inode for `kind` (e.g. "net").
+pub fn host_ns(kind: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{kind}"))
+        .expect("readlink ns")
+        .to_string_lossy()
+        .into_owned()
+}

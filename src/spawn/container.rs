@@ -1,0 +1,294 @@
+//! Namespaces and the container's first process, on the helper side.
+//!
+//! The helper (still in supd's namespaces, with supd's privileges) joins the
+//! namespaces named by path, then clones the container's first process directly
+//! into all the new namespaces at once (`CLONE_PARENT`: it becomes supd's child,
+//! so supd reaps it). That child waits until the helper has written its UID/GID maps
+//! from outside and told supd its pid; only then does it set up mounts, hostname
+//! and loopback, and exec the service, or, with a PID namespace and `init`, fork the
+//! service and stay as its init (reaping orphans, forwarding signals).
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::unistd::{Pid, pipe2};
+
+use super::SpawnError;
+use crate::unit::{IdMapRange, Namespace};
+
+pub fn clone_flag(ns: Namespace) -> CloneFlags {
+    match ns {
+        Namespace::User => CloneFlags::CLONE_NEWUSER,
+        Namespace::Mnt => CloneFlags::CLONE_NEWNS,
+        Namespace::Pid => CloneFlags::CLONE_NEWPID,
+        Namespace::Uts => CloneFlags::CLONE_NEWUTS,
+        Namespace::Ipc => CloneFlags::CLONE_NEWIPC,
+        Namespace::Net => CloneFlags::CLONE_NEWNET,
+        Namespace::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+    }
+}
+
+/// Join namespaces by path: all opened first (joining mnt changes how later paths
+/// resolve), then entered user first and mnt last.
+pub fn join<'a>(
+    joins: impl Iterator<Item = (&'a Namespace, &'a std::path::PathBuf)>,
+) -> Result<(), SpawnError> {
+    let mut opened = Vec::new();
+    for (ns, path) in joins {
+        let fd = nix::fcntl::open(
+            path.as_path(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| {
+            SpawnError::new(
+                "open namespace",
+                Some(&path.to_string_lossy()),
+                Some(e),
+                ns.as_str(),
+            )
+        })?;
+        opened.push((*ns, path, fd));
+    }
+    opened.sort_by_key(|(ns, _, _)| match ns {
+        Namespace::User => 0,
+        Namespace::Mnt => 2,
+        _ => 1,
+    });
+    for (ns, path, fd) in opened {
+        nix::sched::setns(fd, clone_flag(ns)).map_err(|e| {
+            SpawnError::new("setns", Some(&path.to_string_lossy()), Some(e), ns.as_str())
+        })?;
+    }
+    Ok(())
+}
+
+/// Which side of the clone we are on.
+pub enum Side {
+    /// The helper, with the child's host pid and the write end that releases it.
+    Parent { child: i32, release: OwnedFd },
+    /// The container's first process, released once the parent wrote the byte.
+    Child,
+}
+
+/// Clone the container's first process into new namespaces, as a child of supd. The
+/// child blocks until `release` is written; if the parent dies first it exits.
+pub fn clone_child(namespaces: &BTreeSet<Namespace>) -> Result<Side, SpawnError> {
+    let (release_r, release_w) =
+        pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::new("pipe", None, Some(e), ""))?;
+    let mut flags = CloneFlags::CLONE_PARENT;
+    for ns in namespaces {
+        flags |= clone_flag(*ns);
+    }
+    // SAFETY: the helper is single-threaded, so a fork-like clone (no new stack, no
+    // CLONE_VM) gives the child a consistent copy of the whole process, as fork does.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags.bits() as libc::c_ulong) | libc::SIGCHLD as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_void>(),
+            0 as libc::c_ulong,
+        )
+    };
+    match rc {
+        -1 => Err(SpawnError::new(
+            "clone",
+            None,
+            Some(Errno::last()),
+            describe_flags(namespaces),
+        )),
+        0 => {
+            drop(release_w);
+            let mut byte = [0u8; 1];
+            let mut r = File::from(release_r);
+            match r.read(&mut byte) {
+                Ok(1) => Ok(Side::Child),
+                // The helper failed (and reported it); nothing to do but leave.
+                _ => std::process::exit(127),
+            }
+        }
+        pid => {
+            drop(release_r);
+            Ok(Side::Parent {
+                child: pid as i32,
+                release: release_w,
+            })
+        }
+    }
+}
+
+fn describe_flags(namespaces: &BTreeSet<Namespace>) -> String {
+    let names: Vec<&str> = namespaces.iter().map(Namespace::as_str).collect();
+    format!("new namespaces: {}", names.join(","))
+}
+
+/// Let the cloned child go on.
+pub fn release(fd: OwnedFd) -> Result<(), SpawnError> {
+    File::from(fd).write_all(b"1").map_err(|e| {
+        SpawnError::new(
+            "release child",
+            None,
+            e.raw_os_error().map(Errno::from_raw),
+            "",
+        )
+    })
+}
+
+/// Write the child's ID maps from outside its user namespace. `setgroups` is denied
+/// only when it has to be: when the writer lacks CAP_SETGID (supd not root).
+pub fn write_id_maps(
+    child: i32,
+    uid_map: &[IdMapRange],
+    gid_map: &[IdMapRange],
+) -> Result<(), SpawnError> {
+    let proc = format!("/proc/{child}");
+    if !nix::unistd::geteuid().is_root() {
+        write_proc(&format!("{proc}/setgroups"), "deny")?;
+    }
+    write_proc(&format!("{proc}/uid_map"), &map_text(uid_map))?;
+    write_proc(&format!("{proc}/gid_map"), &map_text(gid_map))
+}
+
+fn map_text(map: &[IdMapRange]) -> String {
+    map.iter()
+        .map(|r| format!("{} {} {}\n", r.inside, r.outside, r.count))
+        .collect()
+}
+
+pub fn write_proc(path: &str, text: &str) -> Result<(), SpawnError> {
+    // One write(2): the kernel parses the whole map at once.
+    std::fs::write(path, text).map_err(|e| {
+        SpawnError::new(
+            "write",
+            Some(path),
+            e.raw_os_error().map(Errno::from_raw),
+            text.trim().to_string(),
+        )
+    })
+}
+
+/// In the child: become root of the new user namespace (when 0 is mapped).
+pub fn become_userns_root(
+    uid_map: &[IdMapRange],
+    gid_map: &[IdMapRange],
+) -> Result<(), SpawnError> {
+    let maps_zero = |m: &[IdMapRange]| m.iter().any(|r| r.inside == 0);
+    if maps_zero(gid_map) {
+        let root = nix::unistd::Gid::from_raw(0);
+        nix::unistd::setresgid(root, root, root)
+            .map_err(|e| SpawnError::new("setresgid", None, Some(e), "0 in user namespace"))?;
+    }
+    if maps_zero(uid_map) {
+        let root = nix::unistd::Uid::from_raw(0);
+        nix::unistd::setresuid(root, root, root)
+            .map_err(|e| SpawnError::new("setresuid", None, Some(e), "0 in user namespace"))?;
+    }
+    Ok(())
+}
+
+/// Bring `lo` up in a new network namespace (it starts down).
+pub fn loopback_up() -> Result<(), SpawnError> {
+    let fail = |step: &str| SpawnError::new(step, Some("lo"), Some(Errno::last()), "");
+    // SAFETY: plain socket/ioctl calls on a zero-initialised ifreq we own.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(fail("socket"));
+        }
+        let sock = <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd);
+        let mut req: libc::ifreq = std::mem::zeroed();
+        for (i, b) in b"lo\0".iter().enumerate() {
+            req.ifr_name[i] = *b as libc::c_char;
+        }
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(fail("SIOCGIFFLAGS"));
+        }
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(fail("SIOCSIFFLAGS"));
+        }
+    }
+    Ok(())
+}
+
+pub fn set_names(hostname: Option<&str>, domainname: Option<&str>) -> Result<(), SpawnError> {
+    if let Some(h) = hostname {
+        nix::unistd::sethostname(h)
+            .map_err(|e| SpawnError::new("sethostname", Some(h), Some(e), ""))?;
+    }
+    if let Some(d) = domainname {
+        // SAFETY: pointer and length of a live byte slice.
+        let rc = unsafe { libc::setdomainname(d.as_ptr() as *const libc::c_char, d.len()) };
+        if rc != 0 {
+            return Err(SpawnError::new(
+                "setdomainname",
+                Some(d),
+                Some(Errno::last()),
+                "",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Block every signal before forking the service: the init takes them with
+/// `sigwait`, so none is lost between fork and the loop, and no handler code runs.
+pub fn block_all_signals() -> Result<(), SpawnError> {
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), None)
+        .map_err(|e| SpawnError::new("sigprocmask", None, Some(e), ""))
+}
+
+pub fn unblock_all_signals() -> Result<(), SpawnError> {
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
+        .map_err(|e| SpawnError::new("sigprocmask", None, Some(e), ""))
+}
+
+/// PID 1 of the container: forward every signal to the service's process group,
+/// reap every child, and exit with the service's status once it ends (a death by
+/// signal N becomes exit code 128+N, as a PID 1 cannot kill itself with a signal).
+/// The kernel then kills whatever else is left in the namespace.
+pub fn run_init(service: i32) -> ! {
+    let _ = nix::sys::prctl::set_name(c"sup-init");
+    let all = SigSet::all();
+    loop {
+        let sig = match all.wait() {
+            Ok(s) => s,
+            Err(_) => continue,
+        };
+        if sig == Signal::SIGCHLD {
+            if let Some(code) = reap(service) {
+                std::process::exit(code);
+            }
+            continue;
+        }
+        // The service leads its own process group (it called setsid).
+        if kill(Pid::from_raw(-service), sig).is_err() {
+            let _ = kill(Pid::from_raw(service), sig);
+        }
+    }
+}
+
+/// Reap everything that ended; the service's exit code once it has ended.
+fn reap(service: i32) -> Option<i32> {
+    let mut result = None;
+    loop {
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) if pid.as_raw() == service => result = Some(code),
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid.as_raw() == service => {
+                result = Some(128 + sig as i32)
+            }
+            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return result,
+            Err(Errno::EINTR) | Ok(_) => continue,
+            Err(_) => return result,
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Process restrictions applied in the spawn helper just before exec: resource
+//! limits and the capability keep-list (bounding, permitted, effective, inheritable
+//! and ambient sets all reduced to exactly the list).
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use caps::{CapSet, Capability, CapsHashSet};
+use nix::errno::Errno;
+use nix::sys::resource::{Resource, setrlimit};
+
+use super::SpawnError;
+
+fn resource(name: &str) -> Option<Resource> {
+    Some(match name {
+        "as" => Resource::RLIMIT_AS,
+        "core" => Resource::RLIMIT_CORE,
+        "cpu" => Resource::RLIMIT_CPU,
+        "data" => Resource::RLIMIT_DATA,
+        "fsize" => Resource::RLIMIT_FSIZE,
+        "locks" => Resource::RLIMIT_LOCKS,
+        "memlock" => Resource::RLIMIT_MEMLOCK,
+        "msgqueue" => Resource::RLIMIT_MSGQUEUE,
+        "nice" => Resource::RLIMIT_NICE,
+        "nofile" => Resource::RLIMIT_NOFILE,
+        "nproc" => Resource::RLIMIT_NPROC,
+        "rss" => Resource::RLIMIT_RSS,
+        "rtprio" => Resource::RLIMIT_RTPRIO,
+        "rttime" => Resource::RLIMIT_RTTIME,
+        "sigpending" => Resource::RLIMIT_SIGPENDING,
+        "stack" => Resource::RLIMIT_STACK,
+        _ => return None,
+    })
+}
+
+pub fn set_rlimit(name: &str, soft: u64, hard: u64) -> Result<(), SpawnError> {
+    let res = resource(name).ok_or_else(|| {
+        SpawnError::new(
+            "setrlimit",
+            Some(name),
+            Some(Errno::EINVAL),
+            "unknown limit",
+        )
+    })?;
+    let value = |v: u64| {
+        if v == u64::MAX {
+            libc::RLIM_INFINITY
+        } else {
+            v
+        }
+    };
+    setrlimit(res, value(soft), value(hard))
+        .map_err(|e| SpawnError::new("setrlimit", Some(name), Some(e), format!("{soft}/{hard}")))
+}
+
+fn keep_set(keep: &BTreeSet<String>) -> Result<CapsHashSet, SpawnError> {
+    keep.iter()
+        .map(|n| {
+            Capability::from_str(n).map_err(|_| {
+                SpawnError::new(
+                    "capabilities",
+                    Some(n),
+                    Some(Errno::EINVAL),
+                    "unknown capability",
+                )
+            })
+        })
+        .collect()
+}
+
+fn caps_error(step: &str, e: caps::errors::CapsError) -> SpawnError {
+    SpawnError::new(
+        "capabilities",
+        None,
+        Some(Errno::last()),
+        format!("{step}: {e}"),
+    )
+}
+
+/// Remove every capability not kept from the bounding set, so nothing the service
+/// execs can regain it. Needs CAP_SETPCAP; without it (supd not root) the bounding
+/// set is left as it is, since the process then holds no capabilities anyway.
+pub fn drop_bounding(keep: &BTreeSet<String>) -> Result<(), SpawnError> {
+    let keep = keep_set(keep)?;
+    if !caps::has_cap(None, CapSet::Effective, Capability::CAP_SETPCAP).unwrap_or(false) {
+        return Ok(());
+    }
+    let bounding =
+        caps::read(None, CapSet::Bounding).map_err(|e| caps_error("read bounding", e))?;
+    for cap in bounding.difference(&keep) {
+        caps::drop(None, CapSet::Bounding, *cap).map_err(|e| caps_error("drop bounding", e))?;
+    }
+    Ok(())
+}
+
+/// Permitted, effective and inheritable become the keep-list (as far as the process
+/// holds those capabilities), and the ambient set carries them across exec for a
+/// non-root service.
+pub fn set_capabilities(keep: &BTreeSet<String>) -> Result<(), SpawnError> {
+    let keep = keep_set(keep)?;
+    let permitted =
+        caps::read(None, CapSet::Permitted).map_err(|e| caps_error("read permitted", e))?;
+    let target: CapsHashSet = keep.intersection(&permitted).copied().collect();
+    caps::set(None, CapSet::Effective, &target).map_err(|e| caps_error("set effective", e))?;
+    caps::set(None, CapSet::Permitted, &target).map_err(|e| caps_error("set permitted", e))?;
+    caps::set(None, CapSet::Inheritable, &target).map_err(|e| caps_error("set inheritable", e))?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| caps_error("clear ambient", e))?;
+    for cap in &target {
+        caps::raise(None, CapSet::Ambient, *cap).map_err(|e| caps_error("raise ambient", e))?;
+    }
+    Ok(())
+}
