@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -17,8 +17,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::unistd::{
-    AccessFlags, ForkResult, Gid, Uid, access, chdir, execve, setgroups, setresgid, setresuid,
-    setsid,
+    AccessFlags, Gid, Uid, access, chdir, execve, setgroups, setresgid, setresuid, setsid,
 };
 
 use super::container::{self, Side};
@@ -137,31 +136,47 @@ fn run_container(plan: &LaunchPlan, sock: UnixStream) -> Result<Infallible, Spaw
     if !(pid_ns && c.init) {
         return exec_service(plan);
     }
+    // The init itself takes the service's restrictions (identity, capabilities,
+    // seccomp): it only forwards signals to and reaps processes of the same user, and
+    // the service is then started with a vfork-style posix_spawn instead of a fork.
     container::block_all_signals()?;
-    // SAFETY: single-threaded process; the child goes on to exec.
-    match unsafe { nix::unistd::fork() } {
-        Err(e) => Err(SpawnError::new("fork service", None, Some(e), "")),
-        Ok(ForkResult::Child) => {
-            setsid().map_err(|e| SpawnError::new("setsid", None, Some(e), "service"))?;
-            exec_service(plan)
-        }
-        Ok(ForkResult::Parent { child }) => {
-            // The init keeps no descriptor but 0-2: the service holds its own copy of
-            // the report socket, and supd must see EOF exactly when it has exec'd.
-            // (The socket objects are never dropped: run_init does not return.)
-            std::mem::forget(sock);
-            // SAFETY: closes every descriptor from 3 up; nothing used later owns one.
-            unsafe { libc::close_range(3, u32::MAX, 0) };
-            container::run_init(child.as_raw())
-        }
-    }
+    close_stray_fds()?;
+    let p = restrict(plan)?;
+    let argv: Vec<&CStr> = p.argv.iter().map(CString::as_c_str).collect();
+    let env: Vec<&CStr> = p.env.iter().map(CString::as_c_str).collect();
+    let service = super::posix_spawn(&p.path, &argv, &env, &[])
+        .map_err(|e| SpawnError::new("exec", Some(&p.shown), Some(e), ""))?;
+    // The init keeps no descriptor but 0-2: the service's copy of the report socket
+    // closed at its exec, so supd sees EOF now. (The socket objects are never
+    // dropped: run_init does not return.)
+    std::mem::forget(sock);
+    // SAFETY: closes every descriptor from 3 up; nothing used later owns one.
+    unsafe { libc::close_range(3, u32::MAX, 0) };
+    container::run_init(service)
 }
 
-/// Resource limits, identity, capabilities, no_new_privs, working directory, seccomp
-/// (last), exec.
+/// The service's program, resolved and ready to exec.
+struct Program {
+    path: CString,
+    shown: String,
+    argv: Vec<CString>,
+    env: Vec<CString>,
+}
+
+/// Exec the service in this process.
 fn exec_service(plan: &LaunchPlan) -> Result<Infallible, SpawnError> {
     close_stray_fds()?;
     container::unblock_all_signals()?;
+    let p = restrict(plan)?;
+    let e = execve(&p.path, &p.argv, &p.env)
+        .err()
+        .unwrap_or(Errno::UnknownErrno);
+    Err(SpawnError::new("exec", Some(&p.shown), Some(e), ""))
+}
+
+/// Resource limits, identity, capabilities, umask, no_new_privs, working directory,
+/// then seccomp as the very last step before the exec.
+fn restrict(plan: &LaunchPlan) -> Result<Program, SpawnError> {
     let c = &plan.container;
     for (name, limit) in &c.rlimits {
         super::security::set_rlimit(name, limit.soft, limit.hard)?;
@@ -190,7 +205,7 @@ fn exec_service(plan: &LaunchPlan) -> Result<Infallible, SpawnError> {
         .map_err(|e| SpawnError::new("signal", None, Some(e), "SIGPIPE"))?;
     let program = resolve_program(plan)?;
     let shown = program.to_string_lossy().into_owned();
-    let c_program = cstring(program.as_os_str(), &shown)?;
+    let path = cstring(program.as_os_str(), &shown)?;
     let argv = plan
         .argv
         .iter()
@@ -204,10 +219,12 @@ fn exec_service(plan: &LaunchPlan) -> Result<Infallible, SpawnError> {
     if !early_seccomp {
         install_seccomp(plan)?;
     }
-    let e = execve(&c_program, &argv, &env)
-        .err()
-        .unwrap_or(Errno::UnknownErrno);
-    Err(SpawnError::new("exec", Some(&shown), Some(e), ""))
+    Ok(Program {
+        path,
+        shown,
+        argv,
+        env,
+    })
 }
 
 fn install_seccomp(plan: &LaunchPlan) -> Result<(), SpawnError> {

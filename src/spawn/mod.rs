@@ -14,7 +14,7 @@ pub mod mounts;
 pub mod seccomp;
 pub mod security;
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -348,6 +348,18 @@ pub fn spawn(
     registry: &Registry,
     owner: &str,
 ) -> Result<Spawned, (Option<i32>, SpawnError)> {
+    // The running binary itself, even if the file on disk was replaced since.
+    spawn_with_helper(c"/proc/self/exe", plan, registry, owner)
+}
+
+/// `spawn` with an explicit path to the supd binary that serves as the helper (for
+/// benchmarks and tools that link the library but are not supd themselves).
+pub fn spawn_with_helper(
+    helper: &CStr,
+    plan: &LaunchPlan,
+    registry: &Registry,
+    owner: &str,
+) -> Result<Spawned, (Option<i32>, SpawnError)> {
     let payload = serde_json::to_vec(plan).map_err(|e| {
         (
             None,
@@ -369,12 +381,14 @@ pub fn spawn(
     let theirs = avoid_fd(OwnedFd::from(theirs), HELPER_FD)
         .map_err(|e| (None, SpawnError::new("fcntl", None, Some(e), "")))?;
 
-    let pid = posix_spawn_helper(&plan.unit, [&devnull, &out_w, &err_w, &theirs]).map_err(|e| {
-        (
-            None,
-            SpawnError::new("posix_spawn", Some("/proc/self/exe"), Some(e), ""),
-        )
-    })?;
+    let pid = posix_spawn_helper(helper, &plan.unit, [&devnull, &out_w, &err_w, &theirs]).map_err(
+        |e| {
+            (
+                None,
+                SpawnError::new("posix_spawn", Some("/proc/self/exe"), Some(e), ""),
+            )
+        },
+    )?;
     drop((devnull, out_w, err_w, theirs));
     if let Some(status) = registry.register(pid, owner) {
         let detail = format!("helper ended before it was given its plan ({status})");
@@ -454,22 +468,32 @@ fn avoid_fd(fd: OwnedFd, target: RawFd) -> Result<OwnedFd, Errno> {
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }
 
-/// posix_spawn `/proc/self/exe __spawn UNIT` with `fds` as its fds 0..=3, in a new
-/// session, with every signal at its default and none blocked. glibc implements it
-/// with clone(CLONE_VM|CLONE_VFORK) and runs only async-signal-safe code before exec,
-/// which is what makes it safe from a multithreaded process.
-fn posix_spawn_helper(unit: &str, fds: [&OwnedFd; 4]) -> Result<i32, Errno> {
-    let path = c"/proc/self/exe";
-    let argv0 = c"supd";
+/// posix_spawn `/proc/self/exe __spawn UNIT` with `fds` as its fds 0..=3.
+fn posix_spawn_helper(path: &CStr, unit: &str, fds: [&OwnedFd; 4]) -> Result<i32, Errno> {
     let arg1 = CString::new(HELPER_ARG).map_err(|_| Errno::EINVAL)?;
     let arg2 = CString::new(unit).map_err(|_| Errno::EINVAL)?;
-    let argv = [
-        argv0.as_ptr(),
-        arg1.as_ptr(),
-        arg2.as_ptr(),
-        std::ptr::null(),
-    ];
-    let envp: [*const libc::c_char; 1] = [std::ptr::null()];
+    let dup2: Vec<(RawFd, RawFd)> = fds
+        .iter()
+        .enumerate()
+        .map(|(target, fd)| (fd.as_raw_fd(), target as RawFd))
+        .collect();
+    posix_spawn(path, &[c"supd", &arg1, &arg2], &[], &dup2)
+}
+
+/// posix_spawn `path` in a new session, with every signal at its default and none
+/// blocked, after the `dup2` pairs `(from, to)`. glibc implements it with
+/// clone(CLONE_VM|CLONE_VFORK) and runs only async-signal-safe code before exec,
+/// which makes it safe from a multithreaded process and cheap from any process.
+pub(crate) fn posix_spawn(
+    path: &CStr,
+    argv: &[&CStr],
+    envp: &[&CStr],
+    dup2: &[(RawFd, RawFd)],
+) -> Result<i32, Errno> {
+    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
+    envp_ptrs.push(std::ptr::null());
     // SAFETY: plain libc calls on properly initialised, owned attribute objects; every
     // pointer passed stays alive until posix_spawn returns; the objects are destroyed
     // on every path.
@@ -482,11 +506,11 @@ fn posix_spawn_helper(unit: &str, fds: [&OwnedFd; 4]) -> Result<i32, Errno> {
             return Err(e);
         }
         let result = (|| {
-            for (target, fd) in fds.iter().enumerate() {
+            for (from, to) in dup2 {
                 check(libc::posix_spawn_file_actions_adddup2(
                     actions.as_mut_ptr(),
-                    fd.as_raw_fd(),
-                    target as i32,
+                    *from,
+                    *to,
                 ))?;
             }
             let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
@@ -511,8 +535,8 @@ fn posix_spawn_helper(unit: &str, fds: [&OwnedFd; 4]) -> Result<i32, Errno> {
                 path.as_ptr(),
                 actions.as_ptr(),
                 attr.as_ptr(),
-                argv.as_ptr() as *const *mut libc::c_char,
-                envp.as_ptr() as *const *mut libc::c_char,
+                argv_ptrs.as_ptr() as *const *mut libc::c_char,
+                envp_ptrs.as_ptr() as *const *mut libc::c_char,
             ))?;
             Ok(pid)
         })();

@@ -35,6 +35,9 @@ pub struct Fleet {
     slots: BTreeMap<String, Slot>,
     /// unit -> units that name it in `after` or `requires`.
     dependents: HashMap<String, Vec<String>>,
+    /// Actions decided outside `reconcile` (a reload restarting units), handed out by
+    /// the next `reconcile`.
+    pending: Vec<UnitAction>,
 }
 
 /// An action the daemon must perform for a unit.
@@ -123,7 +126,8 @@ impl Fleet {
         for name in &plan.restarted {
             if let Some(slot) = self.slots.get_mut(name) {
                 let spec = slot.spec.clone();
-                slot.machine.restart(now, &spec.service);
+                let actions = slot.machine.restart(now, &spec.service);
+                self.pending.extend(tag(name, 0, actions));
             }
         }
         for name in &plan.added {
@@ -307,7 +311,7 @@ impl Fleet {
     /// settled, stop units whose dependents are down, fail units whose requirement
     /// failed, swap in changed definitions, drop removed units. Repeats until stable.
     pub fn reconcile(&mut self, now: Now) -> Vec<UnitAction> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.pending);
         let names: Vec<String> = self.slots.keys().cloned().collect();
         loop {
             let mut changed = false;

@@ -203,11 +203,22 @@ fn reload_plan_adds_removes_restarts_and_keeps_unchanged() {
     assert_eq!(state(&fleet, "c"), "running", "dry run changes nothing");
     let plan = fleet.reload(&next, now, false);
     assert_eq!(dry, plan);
+    let acts = fleet.reconcile(now);
+    assert!(
+        acts.iter().any(|a| a.unit == "b"
+            && matches!(
+                a.action,
+                Action::SignalGroup {
+                    signal: nix::sys::signal::Signal::SIGTERM,
+                    ..
+                }
+            )),
+        "the changed running unit is signalled right away: {acts:?}"
+    );
     assert_eq!(plan.added, vec!["d"]);
     assert_eq!(plan.removed, vec!["c"]);
     assert_eq!(plan.restarted, vec!["b"]);
     assert_eq!(plan.unchanged, vec!["a"]);
-    let acts = fleet.reconcile(now);
     assert!(acts.iter().any(|x| x.unit == "c"), "c is being stopped");
     assert_eq!(state(&fleet, "a"), "running");
     fleet.on_exit("c", pids["c"], ExitStatus::Signal(15), now);
