@@ -486,3 +486,88 @@ fn missing_bind_source_reports_step_and_errno() {
     let out = sup.supctl(&["status", "broken"]);
     assert!(stdout(&out).contains("ENOENT"), "{}", stdout(&out));
 }
+
+#[test]
+fn process_settings_rlimits_umask_oom_groups_and_loopback() {
+    if !root_only() {
+        return;
+    }
+    let sup = Sup::prepare(&[]);
+    let out = sup.path().join("settings");
+    let script = format!(
+        "(ulimit -n; ulimit -Hn; umask; cat /proc/self/oom_score_adj; id -G; \
+          ip -o link show | wc -l; ip -o link show lo | grep -c 'UP') > {o}.tmp; mv {o}.tmp {o}; exec sleep 1000",
+        o = out.display()
+    );
+    sup.write_unit(
+        "settings",
+        &format!(
+            "[container]\nnamespaces = [\"mnt\", \"pid\", \"net\"]\noom_score_adj = 321\n\
+             [container.rlimits]\nnofile = [123, 456]\n\
+             [service]\nexec = [\"/bin/sh\", \"-c\", {script:?}]\numask = \"0027\"\nsupplementary_groups = [4242]\n"
+        ),
+    );
+    let sup = sup.launch();
+    let seen = wait_file(&out);
+    let lines: Vec<&str> = seen.lines().collect();
+    assert_eq!(lines[0], "123", "soft nofile: {seen}");
+    assert_eq!(lines[1], "456", "hard nofile: {seen}");
+    assert_eq!(lines[2], "0027", "umask: {seen}");
+    assert_eq!(lines[3], "321", "oom_score_adj: {seen}");
+    assert!(
+        lines[4].split_whitespace().any(|g| g == "4242"),
+        "supplementary group: {seen}"
+    );
+    assert_eq!(lines[5], "1", "a new network namespace has only lo: {seen}");
+    assert_eq!(lines[6], "1", "lo is up: {seen}");
+    drop(sup);
+}
+
+#[test]
+fn overlay_keeps_changes_in_supd_state_and_leaves_lower_untouched() {
+    if !root_only() {
+        return;
+    }
+    let sup = Sup::prepare(&[]);
+    let lower = sup.path().join("lower");
+    let view = sup.path().join("view");
+    std::fs::create_dir_all(&lower).expect("mkdir");
+    std::fs::create_dir_all(&view).expect("mkdir");
+    std::fs::write(lower.join("base"), "from lower\n").expect("write");
+    let out = sup.path().join("overlay");
+    let script = format!(
+        "(cat {v}/base; echo changed > {v}/base; echo new > {v}/added; cat {v}/base) > {o}.tmp; mv {o}.tmp {o}; exec sleep 1000",
+        v = view.display(),
+        o = out.display()
+    );
+    sup.write_unit(
+        "layered",
+        &format!(
+            "[[mount]]\ntype = \"overlay\"\nlower = [{lower:?}]\ntarget = {view:?}\n\
+             [service]\nexec = [\"/bin/sh\", \"-c\", {script:?}]\n"
+        ),
+    );
+    let sup = sup.launch();
+    assert_eq!(wait_file(&out), "from lower\nchanged\n");
+    assert_eq!(
+        std::fs::read_to_string(lower.join("base")).expect("lower"),
+        "from lower\n",
+        "lower untouched"
+    );
+    let escaped = view
+        .display()
+        .to_string()
+        .trim_start_matches('/')
+        .replace('/', "%2F");
+    let upper = sup
+        .state_dir()
+        .join("overlay/layered")
+        .join(escaped)
+        .join("upper");
+    assert_eq!(
+        std::fs::read_to_string(upper.join("added")).expect("upper"),
+        "new\n",
+        "changes land in supd's upper dir"
+    );
+    drop(sup);
+}

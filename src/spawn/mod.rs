@@ -210,18 +210,18 @@ pub fn effective_mounts(c: &ContainerSpec) -> Vec<MountSpec> {
 }
 
 /// Overlay mounts get an upper and a work directory kept by supd, per unit and
-/// mount index, so changes survive restarts of the unit.
+/// mount target (`STATE/overlay/UNIT/<target, escaped>/{upper,work}`), so changes
+/// survive restarts of the unit and do not move when other mounts are added.
 fn plan_mounts(unit: &Unit, state_dir: &Path) -> Result<Vec<PlannedMount>, SpawnError> {
     effective_mounts(&unit.container)
         .into_iter()
-        .enumerate()
-        .map(|(i, spec)| {
+        .map(|spec| {
             let overlay_dirs = match spec.kind {
                 MountKind::Overlay { .. } => {
                     let base = state_dir
                         .join("overlay")
                         .join(&unit.name)
-                        .join(i.to_string());
+                        .join(escape_target(&spec.target));
                     let (upper, work) = (base.join("upper"), base.join("work"));
                     for d in [&upper, &work] {
                         std::fs::create_dir_all(d)
@@ -234,6 +234,16 @@ fn plan_mounts(unit: &Unit, state_dir: &Path) -> Result<Vec<PlannedMount>, Spawn
             Ok(PlannedMount { spec, overlay_dirs })
         })
         .collect()
+}
+
+/// A mount target as one directory name: `/srv/data` -> `srv%2Fdata`.
+fn escape_target(target: &Path) -> String {
+    let t = target.to_string_lossy();
+    let t = t.trim_start_matches('/');
+    if t.is_empty() {
+        return "%2F".into();
+    }
+    t.replace('%', "%25").replace('/', "%2F")
 }
 
 fn resolve_groups(groups: &[IdSpec]) -> Result<Vec<u32>, SpawnError> {
@@ -557,4 +567,55 @@ fn check(rc: libc::c_int) -> Result<(), Errno> {
 /// Make fd 3 close-on-exec again in the helper (the dup2 of posix_spawn cleared it).
 pub(crate) fn set_cloexec(fd: impl std::os::fd::AsFd) -> Result<(), Errno> {
     fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container(text: &str) -> ContainerSpec {
+        let unit = crate::unit::parse_unit(
+            "t",
+            Path::new("/t.toml"),
+            &format!("{text}\n[service]\nexec = [\"/bin/true\"]\n"),
+        )
+        .expect("valid unit");
+        unit.container
+    }
+
+    fn targets(c: &ContainerSpec) -> Vec<String> {
+        effective_mounts(c)
+            .iter()
+            .map(|m| m.target.display().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn default_mounts_follow_namespaces_and_rootfs() {
+        assert_eq!(
+            targets(&container("")),
+            vec!["/proc"],
+            "pid+mnt get a fresh /proc"
+        );
+        assert!(targets(&container("[container]\nnamespaces = [\"mnt\"]")).is_empty());
+        assert_eq!(
+            targets(&container("[container]\nrootfs = \"/srv/root\"")),
+            vec!["/proc", "/dev", "/sys"]
+        );
+        let declared = container(
+            "[container]\nrootfs = \"/r\"\n[[mount]]\ntype = \"tmpfs\"\ntarget = \"/dev\"",
+        );
+        assert_eq!(
+            targets(&declared),
+            vec!["/proc", "/sys", "/dev"],
+            "a declared /dev replaces the default"
+        );
+    }
+
+    #[test]
+    fn overlay_dirs_are_named_by_target() {
+        assert_eq!(escape_target(Path::new("/srv/data")), "srv%2Fdata");
+        assert_eq!(escape_target(Path::new("/a%b")), "a%25b");
+        assert_eq!(escape_target(Path::new("/")), "%2F");
+    }
 }
