@@ -1,10 +1,17 @@
 //! The container's filesystem view, built inside its new mount namespace by the
-//! container's first process before anything of the service runs: propagation made
-//! private (or what the unit asks) before any mount, the root bound onto itself,
-//! the unit's mounts in order with targets resolved inside the root, the default
-//! masked and read-only paths, then `pivot_root` and the read-only root.
+//! container's first process before anything of the service runs: `/` made
+//! private (or slave) before any mount, the root bound onto itself, the unit's
+//! mounts in order, the default masked and read-only paths, then `pivot_root`, the
+//! read-only root and the requested root propagation.
+//!
+//! Every target is opened with `openat2(RESOLVE_IN_ROOT)`, so the kernel resolves
+//! symlinks as if the root were `/` (no lookup can leave it, however many links,
+//! and nothing can swap a component between check and use), missing components are
+//! created with `mkdirat` below an already-resolved parent, and the mount is made
+//! on `/proc/self/fd/N` of that descriptor.
 
 use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
@@ -61,6 +68,156 @@ fn propagation_flag(p: Propagation) -> MsFlags {
     }
 }
 
+/// What to create when a target is missing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Create {
+    No,
+    Dir,
+    File,
+}
+
+/// The root everything is resolved in, as an open directory.
+struct Root {
+    fd: OwnedFd,
+    /// Missing targets may be created (only inside a rootfs, never on the host).
+    may_create: bool,
+}
+
+/// The magic-link path through which a syscall that takes a path reaches `fd`.
+fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+fn openat2(dirfd: RawFd, path: &Path, flags: libc::c_int, resolve: u64) -> Result<OwnedFd, Errno> {
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: open_how is plain data; all-zero is its documented "no options" value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = resolve;
+    // SAFETY: valid NUL-terminated path and a correctly sized, initialised open_how.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            c.as_ptr(),
+            &how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if rc < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: openat2 returned a fresh descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(rc as RawFd) })
+}
+
+impl Root {
+    fn open(path: &Path, may_create: bool) -> Result<Root, SpawnError> {
+        let fd = openat2(libc::AT_FDCWD, path, libc::O_PATH | libc::O_DIRECTORY, 0)
+            .map_err(|e| err("open root", path, e))?;
+        Ok(Root { fd, may_create })
+    }
+
+    /// Open `path` (as the container sees it) inside the root, creating what is
+    /// missing when allowed.
+    fn resolve(&self, path: &Path, create: Create) -> Result<OwnedFd, Errno> {
+        let resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+        let relative = relative(path);
+        match openat2(self.fd.as_raw_fd(), &relative, libc::O_PATH, resolve) {
+            Err(Errno::ENOENT) if create != Create::No && self.may_create => {}
+            other => return other,
+        }
+        // Walk down, creating each missing component below its resolved parent. A
+        // dangling symlink is followed by hand (inside the root, at most 40 times),
+        // so its target is created inside the root too.
+        let mut pending: std::collections::VecDeque<std::ffi::OsString> =
+            relative.iter().map(|p| p.to_os_string()).collect();
+        let mut prefix = PathBuf::new();
+        let mut hops = 0;
+        while let Some(part) = pending.pop_front() {
+            if part == ".." {
+                prefix.pop();
+                continue;
+            }
+            let candidate = prefix.join(&part);
+            if openat2(self.fd.as_raw_fd(), &candidate, libc::O_PATH, resolve).is_ok() {
+                prefix = candidate;
+                continue;
+            }
+            let parent = openat2(
+                self.fd.as_raw_fd(),
+                &as_dir(&prefix),
+                libc::O_PATH | libc::O_DIRECTORY,
+                resolve,
+            )?;
+            if let Ok(link) = nix::fcntl::readlinkat(&parent, part.as_os_str()) {
+                hops += 1;
+                if hops > 40 {
+                    return Err(Errno::ELOOP);
+                }
+                let link = PathBuf::from(link);
+                if link.is_absolute() {
+                    prefix = PathBuf::new();
+                }
+                for (k, c) in self::relative(&link).iter().enumerate() {
+                    pending.insert(k, c.to_os_string());
+                }
+                continue;
+            }
+            let name = CString::new(part.as_bytes()).map_err(|_| Errno::EINVAL)?;
+            let file = pending.is_empty() && create == Create::File;
+            // SAFETY: plain *at syscalls relative to a descriptor we own; O_NOFOLLOW
+            // and mkdirat never follow a symlink in the last component.
+            let rc = unsafe {
+                if file {
+                    let fd = libc::openat(
+                        parent.as_raw_fd(),
+                        name.as_ptr(),
+                        libc::O_CREAT
+                            | libc::O_EXCL
+                            | libc::O_NOFOLLOW
+                            | libc::O_WRONLY
+                            | libc::O_CLOEXEC,
+                        0o644,
+                    );
+                    if fd >= 0 {
+                        libc::close(fd);
+                    }
+                    fd.min(0)
+                } else {
+                    libc::mkdirat(parent.as_raw_fd(), name.as_ptr(), 0o755)
+                }
+            };
+            if rc < 0 && Errno::last() != Errno::EEXIST {
+                return Err(Errno::last());
+            }
+            prefix = candidate;
+        }
+        openat2(self.fd.as_raw_fd(), &as_dir(&prefix), libc::O_PATH, resolve)
+    }
+}
+
+fn as_dir(p: &Path) -> PathBuf {
+    if p.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        p.to_path_buf()
+    }
+}
+
+/// `/a/b` -> `a/b` (`.` for `/`), dropping `.` components.
+fn relative(path: &Path) -> PathBuf {
+    let rel: PathBuf = path
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_) | Component::ParentDir))
+        .collect();
+    if rel.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        rel
+    }
+}
+
 /// Build the filesystem view. `rootfs` None keeps the host tree (privately).
 pub fn setup(
     rootfs: Option<&Path>,
@@ -68,58 +225,61 @@ pub fn setup(
     readonly_root: bool,
     mounts: &[PlannedMount],
 ) -> Result<(), SpawnError> {
-    let root = Path::new("/");
-    // Before any mount: nothing we do may reach the host (unless asked for `shared`).
+    let slash = Path::new("/");
+    // Before any mount: nothing we do may reach the host. A `slave` root still
+    // receives the host's mounts; `shared` and `unbindable` are applied at the end
+    // (pivot_root refuses a shared root, and an unbindable one cannot be bound).
+    let first = if root_propagation == Propagation::Slave {
+        MsFlags::MS_SLAVE
+    } else {
+        MsFlags::MS_PRIVATE
+    };
     mount(
         None::<&str>,
-        root,
+        slash,
         None::<&str>,
-        MsFlags::MS_REC | propagation_flag(root_propagation),
+        MsFlags::MS_REC | first,
         None::<&str>,
     )
-    .map_err(|e| err("make / private", root, e))?;
-    let root = match rootfs {
-        Some(r) => {
-            mount(
-                Some(r),
-                r,
-                None::<&str>,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None::<&str>,
-            )
-            .map_err(|e| err("bind rootfs", r, e))?;
-            r
-        }
-        None => root,
-    };
-    let mut fresh_proc = None;
-    // Without a rootfs the targets are host paths: use them only if they exist, never
-    // create directories on the host's filesystem.
-    let may_create = rootfs.is_some();
+    .map_err(|e| err("make / private", slash, e))?;
+    if let Some(r) = rootfs {
+        mount(
+            Some(r),
+            r,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| err("bind rootfs", r, e))?;
+    }
+    let root = Root::open(rootfs.unwrap_or(slash), rootfs.is_some())?;
+    let mut fresh_proc = false;
     for m in mounts {
-        let target = resolve_in_root(root, &m.spec.target);
-        if !may_create && !target.exists() {
-            return Err(SpawnError::new(
-                "mount",
-                Some(&m.spec.target.to_string_lossy()),
-                Some(Errno::ENOENT),
-                "target missing (only created inside a rootfs)",
-            ));
-        }
-        mount_one(m, &target)?;
-        if matches!(m.spec.kind, MountKind::Proc) && m.spec.target == Path::new("/proc") {
-            fresh_proc = Some(target);
-        }
+        mount_one(&root, m)?;
+        fresh_proc |= matches!(m.spec.kind, MountKind::Proc) && m.spec.target == Path::new("/proc");
     }
-    if fresh_proc.is_some() {
-        mask_paths(root)?;
+    if fresh_proc {
+        mask_paths(&root)?;
     }
-    if rootfs.is_some() {
-        enter_root(root)?;
+    if let Some(r) = rootfs {
+        enter_root(r)?;
     }
     if readonly_root {
-        remount_readonly(Path::new("/"), false)
-            .map_err(|e| err("remount / read-only", Path::new("/"), e))?;
+        restrict(Path::new("/"), true, MsFlags::empty(), false)
+            .map_err(|e| err("remount / read-only", slash, e))?;
+    }
+    if matches!(
+        root_propagation,
+        Propagation::Shared | Propagation::Unbindable
+    ) {
+        mount(
+            None::<&str>,
+            slash,
+            None::<&str>,
+            MsFlags::MS_REC | propagation_flag(root_propagation),
+            None::<&str>,
+        )
+        .map_err(|e| err("set root propagation", slash, e))?;
     }
     Ok(())
 }
@@ -129,12 +289,44 @@ pub fn setup(
 fn enter_root(root: &Path) -> Result<(), SpawnError> {
     chdir(root).map_err(|e| err("chdir rootfs", root, e))?;
     pivot_root(".", ".").map_err(|e| err("pivot_root", root, e))?;
+    // The old root may be shared with the host: never let its unmount propagate.
+    mount(
+        None::<&str>,
+        ".",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_SLAVE,
+        None::<&str>,
+    )
+    .map_err(|e| err("make old root slave", root, e))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| err("detach old root", root, e))?;
     chdir("/").map_err(|e| err("chdir", Path::new("/"), e))
 }
 
-fn mount_one(m: &PlannedMount, target: &Path) -> Result<(), SpawnError> {
+/// Open a mount target inside the root, with an error that names it.
+fn target(
+    root: &Path,
+    spec_target: &Path,
+    r: &Root,
+    create: Create,
+) -> Result<OwnedFd, SpawnError> {
+    r.resolve(spec_target, create).map_err(|e| {
+        let detail = if e == Errno::ENOENT && !r.may_create {
+            "target missing (only created inside a rootfs)"
+        } else {
+            ""
+        };
+        SpawnError::new(
+            "mount target",
+            Some(&root.join(relative(spec_target)).to_string_lossy()),
+            Some(e),
+            detail,
+        )
+    })
+}
+
+fn mount_one(root: &Root, m: &PlannedMount) -> Result<(), SpawnError> {
     let spec = &m.spec;
+    let shown = &spec.target;
     let mut flags = MsFlags::empty();
     flags.set(MsFlags::MS_NOSUID, spec.nosuid);
     flags.set(MsFlags::MS_NODEV, spec.nodev);
@@ -142,12 +334,17 @@ fn mount_one(m: &PlannedMount, target: &Path) -> Result<(), SpawnError> {
     let step = |what: &str| format!("mount {what}");
     match &spec.kind {
         MountKind::Bind { source, recursive } => {
-            create_target(target, source.is_dir())?;
+            let create = if source.is_dir() {
+                Create::Dir
+            } else {
+                Create::File
+            };
+            let fd = target(Path::new("/"), shown, root, create)?;
             let mut bind = MsFlags::MS_BIND;
             bind.set(MsFlags::MS_REC, *recursive);
             mount(
                 Some(source.as_path()),
-                target,
+                &fd_path(&fd),
                 None::<&str>,
                 bind,
                 None::<&str>,
@@ -155,22 +352,19 @@ fn mount_one(m: &PlannedMount, target: &Path) -> Result<(), SpawnError> {
             .map_err(|e| {
                 SpawnError::new(
                     "bind mount",
-                    Some(&format!(
-                        "{} -> {}",
-                        source.display(),
-                        spec.target.display()
-                    )),
+                    Some(&format!("{} -> {}", source.display(), shown.display())),
                     Some(e),
                     "",
                 )
             })?;
             if spec.readonly || !flags.is_empty() {
-                restrict(target, spec.readonly, flags, *recursive)
-                    .map_err(|e| err("remount bind", target, e))?;
+                let mounted = target(Path::new("/"), shown, root, Create::No)?;
+                restrict(&fd_path(&mounted), spec.readonly, flags, *recursive)
+                    .map_err(|e| err("remount bind", shown, e))?;
             }
         }
         MountKind::Tmpfs { size, mode } => {
-            create_target(target, true)?;
+            let fd = target(Path::new("/"), shown, root, Create::Dir)?;
             let mut data = Vec::new();
             if let Some(s) = size {
                 data.push(format!("size={s}"));
@@ -181,30 +375,43 @@ fn mount_one(m: &PlannedMount, target: &Path) -> Result<(), SpawnError> {
             flags.set(MsFlags::MS_RDONLY, spec.readonly);
             mount(
                 Some("tmpfs"),
-                target,
+                &fd_path(&fd),
                 Some("tmpfs"),
                 flags,
                 Some(data.join(",").as_str()),
             )
-            .map_err(|e| err(&step("tmpfs"), &spec.target, e))?;
+            .map_err(|e| err(&step("tmpfs"), shown, e))?;
         }
         MountKind::Proc => {
-            create_target(target, true)?;
+            let fd = target(Path::new("/"), shown, root, Create::Dir)?;
             let f = flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-            mount(Some("proc"), target, Some("proc"), f, None::<&str>)
-                .map_err(|e| err(&step("proc"), &spec.target, e))?;
+            mount(Some("proc"), &fd_path(&fd), Some("proc"), f, None::<&str>)
+                .map_err(|e| err(&step("proc"), shown, e))?;
         }
         MountKind::Sysfs => {
-            create_target(target, true)?;
-            mount_sysfs(target, flags).map_err(|e| err(&step("sysfs"), &spec.target, e))?;
+            let fd = target(Path::new("/"), shown, root, Create::Dir)?;
+            mount_sysfs(&fd_path(&fd), flags).map_err(|e| err(&step("sysfs"), shown, e))?;
         }
-        MountKind::Dev => mount_dev(target)?,
+        MountKind::Dev => {
+            let fd = target(Path::new("/"), shown, root, Create::Dir)?;
+            mount(
+                Some("tmpfs"),
+                &fd_path(&fd),
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+                Some("mode=755,size=65536k"),
+            )
+            .map_err(|e| err("mount /dev tmpfs", shown, e))?;
+            // Reopen: the descriptor above is the directory now covered by the tmpfs.
+            let dev = target(Path::new("/"), shown, root, Create::No)?;
+            populate_dev(&dev)?;
+        }
         MountKind::Overlay { lower } => {
-            create_target(target, true)?;
+            let fd = target(Path::new("/"), shown, root, Create::Dir)?;
             let Some((upper, work)) = &m.overlay_dirs else {
                 return Err(SpawnError::new(
                     "mount overlay",
-                    Some(&spec.target.to_string_lossy()),
+                    Some(&shown.to_string_lossy()),
                     None,
                     "no upper/work directory planned",
                 ));
@@ -222,15 +429,16 @@ fn mount_one(m: &PlannedMount, target: &Path) -> Result<(), SpawnError> {
             flags.set(MsFlags::MS_RDONLY, spec.readonly);
             mount(
                 Some("overlay"),
-                target,
+                &fd_path(&fd),
                 Some("overlay"),
                 flags,
                 Some(data.as_str()),
             )
-            .map_err(|e| err(&step("overlay"), &spec.target, e))?;
+            .map_err(|e| err(&step("overlay"), shown, e))?;
         }
     }
     if let Some(p) = spec.propagation {
+        let mounted = target(Path::new("/"), shown, root, Create::No)?;
         let mut f = propagation_flag(p);
         f.set(
             MsFlags::MS_REC,
@@ -242,8 +450,14 @@ fn mount_one(m: &PlannedMount, target: &Path) -> Result<(), SpawnError> {
                 }
             ),
         );
-        mount(None::<&str>, target, None::<&str>, f, None::<&str>)
-            .map_err(|e| err("set propagation", &spec.target, e))?;
+        mount(
+            None::<&str>,
+            &fd_path(&mounted),
+            None::<&str>,
+            f,
+            None::<&str>,
+        )
+        .map_err(|e| err("set propagation", shown, e))?;
     }
     Ok(())
 }
@@ -273,66 +487,51 @@ fn mount_sysfs(target: &Path, flags: MsFlags) -> Result<(), Errno> {
     }
 }
 
-/// A minimal /dev: a small tmpfs with the harmless devices bound from the host (a
-/// user namespace may not mknod), a private devpts instance, shm and mqueue.
-fn mount_dev(target: &Path) -> Result<(), SpawnError> {
-    create_target(target, true)?;
-    mount(
-        Some("tmpfs"),
-        target,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("mode=755,size=65536k"),
-    )
-    .map_err(|e| err("mount /dev tmpfs", target, e))?;
-    for dev in DEVICES {
-        let host = Path::new("/dev").join(dev);
+/// Fill a fresh /dev tmpfs (open as `dev`, so nothing but names inside it is looked
+/// up): the harmless devices bound from the host (a user namespace may not mknod),
+/// a private devpts instance, shm and mqueue, and the usual links.
+fn populate_dev(dev: &OwnedFd) -> Result<(), SpawnError> {
+    let base = fd_path(dev);
+    let at = |name: &str| base.join(name);
+    let made = |step: &str, p: &Path, r: std::io::Result<()>| {
+        r.map_err(|e| err(step, p, Errno::from_raw(e.raw_os_error().unwrap_or(0))))
+    };
+    for name in DEVICES {
+        let host = Path::new("/dev").join(name);
         if !host.exists() {
             continue;
         }
-        let inside = target.join(dev);
-        create_target(&inside, false)?;
+        made(
+            "create device node",
+            &host,
+            std::fs::File::create(at(name)).map(drop),
+        )?;
         mount(
             Some(&host),
-            &inside,
+            &at(name),
             None::<&str>,
             MsFlags::MS_BIND,
             None::<&str>,
         )
         .map_err(|e| err("bind device", &host, e))?;
     }
-    let pts = target.join("pts");
-    create_target(&pts, true)?;
-    mount(
-        Some("devpts"),
-        &pts,
-        Some("devpts"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620"),
-    )
-    .map_err(|e| err("mount devpts", &pts, e))?;
-    let shm = target.join("shm");
-    create_target(&shm, true)?;
-    mount(
-        Some("shm"),
-        &shm,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("mode=1777,size=65536k"),
-    )
-    .map_err(|e| err("mount /dev/shm", &shm, e))?;
-    let mqueue = target.join("mqueue");
-    create_target(&mqueue, true)?;
-    // mqueue needs an IPC namespace of our own; without one, skip it rather than fail.
-    match mount(
-        Some("mqueue"),
-        &mqueue,
-        Some("mqueue"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        None::<&str>,
-    ) {
-        Ok(()) | Err(Errno::EPERM) => {}
-        Err(e) => return Err(err("mount mqueue", &mqueue, e)),
+    let nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    for (dir, fstype, data) in [
+        ("pts", "devpts", Some("newinstance,ptmxmode=0666,mode=0620")),
+        ("shm", "tmpfs", Some("mode=1777,size=65536k")),
+        ("mqueue", "mqueue", None),
+    ] {
+        made("mkdir", &at(dir), std::fs::create_dir(at(dir)))?;
+        let flags = if dir == "pts" {
+            MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC
+        } else {
+            nodev
+        };
+        match mount(Some(fstype), &at(dir), Some(fstype), flags, data) {
+            // mqueue needs an IPC namespace of our own; without one, skip it.
+            Err(Errno::EPERM) if dir == "mqueue" => {}
+            r => r.map_err(|e| err("mount", Path::new(&format!("/dev/{dir}")), e))?,
+        }
     }
     for (link, to) in [
         ("ptmx", "pts/ptmx"),
@@ -341,29 +540,23 @@ fn mount_dev(target: &Path) -> Result<(), SpawnError> {
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
     ] {
-        let path = target.join(link);
-        match std::os::unix::fs::symlink(to, &path) {
-            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                return Err(err(
-                    "symlink",
-                    &path,
-                    Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-                ));
-            }
-            _ => {}
-        }
+        made(
+            "symlink",
+            &at(link),
+            std::os::unix::fs::symlink(to, at(link)),
+        )?;
     }
     Ok(())
 }
 
-/// Hide the masked paths and make the kernel tunables read-only, inside `root`.
-fn mask_paths(root: &Path) -> Result<(), SpawnError> {
+/// Hide the masked paths and make the kernel tunables read-only, inside the root.
+fn mask_paths(root: &Root) -> Result<(), SpawnError> {
     for p in MASKED_PATHS {
-        let path = resolve_in_root(root, Path::new(p));
-        let Ok(meta) = std::fs::metadata(&path) else {
+        let Ok(fd) = root.resolve(Path::new(p), Create::No) else {
             continue;
         };
-        let result = if meta.is_dir() {
+        let path = fd_path(&fd);
+        let result = if path.is_dir() {
             mount(
                 Some("tmpfs"),
                 &path,
@@ -383,10 +576,10 @@ fn mask_paths(root: &Path) -> Result<(), SpawnError> {
         result.map_err(|e| err("mask", Path::new(p), e))?;
     }
     for p in READONLY_PATHS {
-        let path = resolve_in_root(root, Path::new(p));
-        if !path.exists() {
+        let Ok(fd) = root.resolve(Path::new(p), Create::No) else {
             continue;
-        }
+        };
+        let path = fd_path(&fd);
         mount(
             Some(&path),
             &path,
@@ -395,8 +588,11 @@ fn mask_paths(root: &Path) -> Result<(), SpawnError> {
             None::<&str>,
         )
         .map_err(|e| err("bind read-only path", Path::new(p), e))?;
+        let mounted = root
+            .resolve(Path::new(p), Create::No)
+            .map_err(|e| err("reopen", Path::new(p), e))?;
         restrict(
-            &path,
+            &fd_path(&mounted),
             true,
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
             true,
@@ -406,7 +602,7 @@ fn mask_paths(root: &Path) -> Result<(), SpawnError> {
     Ok(())
 }
 
-/// Apply read-only and nosuid/nodev/noexec to a bind mount, and with `recursive` to
+/// Apply read-only and nosuid/nodev/noexec to a mount, and with `recursive` to
 /// every mount below it too (mount_setattr, Linux 5.12+), so a submount of a
 /// read-only bind is read-only as well.
 fn restrict(target: &Path, readonly: bool, flags: MsFlags, recursive: bool) -> Result<(), Errno> {
@@ -458,17 +654,12 @@ fn remount_with(target: &Path, readonly: bool, flags: MsFlags) -> Result<(), Err
     mount(None::<&str>, target, None::<&str>, f, None::<&str>)
 }
 
-/// Make an existing mount read-only, keeping the flags the kernel would refuse to drop.
-fn remount_readonly(target: &Path, recursive: bool) -> Result<(), Errno> {
-    restrict(target, true, MsFlags::empty(), recursive)
-}
-
 /// nosuid/nodev/noexec already set on a mount (locked in a user namespace).
 fn locked_flags(target: &Path) -> MsFlags {
     let mut f = MsFlags::empty();
     if let Ok(st) = nix::sys::statvfs::statvfs(target) {
-        let flags = st.flags();
         use nix::sys::statvfs::FsFlags;
+        let flags = st.flags();
         f.set(MsFlags::MS_NOSUID, flags.contains(FsFlags::ST_NOSUID));
         f.set(MsFlags::MS_NODEV, flags.contains(FsFlags::ST_NODEV));
         f.set(MsFlags::MS_NOEXEC, flags.contains(FsFlags::ST_NOEXEC));
@@ -476,105 +667,69 @@ fn locked_flags(target: &Path) -> MsFlags {
     f
 }
 
-/// Create a missing mount target: a directory, or an empty file for a file bind.
-fn create_target(target: &Path, dir: bool) -> Result<(), SpawnError> {
-    if target.exists() {
-        return Ok(());
-    }
-    let result = if dir {
-        std::fs::create_dir_all(target)
-    } else {
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io(target, e))?;
-        }
-        std::fs::File::create(target).map(drop)
-    };
-    result.map_err(|e| io(target, e))
-}
-
-fn io(path: &Path, e: std::io::Error) -> SpawnError {
-    err(
-        "create mount target",
-        path,
-        Errno::from_raw(e.raw_os_error().unwrap_or(0)),
-    )
-}
-
-/// Where `path` (as the container will see it) lives on the host, following symlinks
-/// as if `root` were `/`: an absolute link restarts at `root`, `..` never climbs
-/// above it. So a symlink in an image cannot point a mount outside the image.
-/// Components that do not exist yet are appended as they are.
-pub fn resolve_in_root(root: &Path, path: &Path) -> PathBuf {
-    let mut resolved = PathBuf::new(); // relative to root
-    let mut pending: Vec<PathBuf> = path
-        .components()
-        .rev()
-        .map(|c| PathBuf::from(c.as_os_str()))
-        .collect();
-    let mut hops = 0;
-    while let Some(part) = pending.pop() {
-        match Path::new(&part).components().next() {
-            None | Some(Component::RootDir) | Some(Component::CurDir) => continue,
-            Some(Component::ParentDir) => {
-                resolved.pop();
-                continue;
-            }
-            _ => {}
-        }
-        let candidate = root.join(&resolved).join(&part);
-        match std::fs::read_link(&candidate) {
-            Ok(target) if hops < 40 => {
-                hops += 1;
-                if target.is_absolute() {
-                    resolved = PathBuf::new();
-                }
-                pending.extend(
-                    target
-                        .components()
-                        .rev()
-                        .map(|c| PathBuf::from(c.as_os_str())),
-                );
-            }
-            _ => resolved.push(&part),
-        }
-    }
-    root.join(resolved)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn symlinks_cannot_escape_the_root() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("real")).expect("mkdir");
-        std::os::unix::fs::symlink("/etc", root.join("abs")).expect("symlink");
-        std::os::unix::fs::symlink("../../../../etc", root.join("rel")).expect("symlink");
-        std::os::unix::fs::symlink("real", root.join("inside")).expect("symlink");
-        assert_eq!(
-            resolve_in_root(root, Path::new("/abs/passwd")),
-            root.join("etc/passwd")
-        );
-        assert_eq!(resolve_in_root(root, Path::new("/rel")), root.join("etc"));
-        assert_eq!(
-            resolve_in_root(root, Path::new("/inside/x")),
-            root.join("real/x")
-        );
-        assert_eq!(resolve_in_root(root, Path::new("/../../x")), root.join("x"));
-        assert_eq!(
-            resolve_in_root(Path::new("/"), Path::new("/a/b")),
-            PathBuf::from("/a/b")
-        );
+    fn resolved(root: &Root, p: &str, create: Create) -> Result<PathBuf, Errno> {
+        let fd = root.resolve(Path::new(p), create)?;
+        std::fs::read_link(fd_path(&fd)).map_err(|_| Errno::EIO)
     }
 
     #[test]
-    fn symlink_loops_end() {
+    fn symlinks_resolve_inside_the_root_and_creation_stays_there() {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::os::unix::fs::symlink("b", dir.path().join("a")).expect("symlink");
-        std::os::unix::fs::symlink("a", dir.path().join("b")).expect("symlink");
-        let r = resolve_in_root(dir.path(), Path::new("/a"));
-        assert!(r.starts_with(dir.path()));
+        let base = dir.path().canonicalize().expect("canonical");
+        let rootdir = base.join("root");
+        std::fs::create_dir_all(rootdir.join("real")).expect("mkdir");
+        let outside = base.join("outside");
+        std::fs::create_dir_all(&outside).expect("mkdir");
+        std::os::unix::fs::symlink(&outside, rootdir.join("abs")).expect("symlink");
+        std::os::unix::fs::symlink("../../../../outside", rootdir.join("rel")).expect("symlink");
+        std::os::unix::fs::symlink("real", rootdir.join("inside")).expect("symlink");
+        // A chain longer than the kernel's 40 links must fail, not escape.
+        std::os::unix::fs::symlink(&outside, rootdir.join("l40")).expect("symlink");
+        for i in (0..40).rev() {
+            std::os::unix::fs::symlink(format!("l{}", i + 1), rootdir.join(format!("l{i}")))
+                .expect("symlink");
+        }
+        let root = Root::open(&rootdir, true).expect("root");
+        assert_eq!(
+            resolved(&root, "/abs/x", Create::Dir).expect("abs"),
+            rootdir
+                .join(outside.strip_prefix("/").expect("abs"))
+                .join("x")
+        );
+        assert_eq!(
+            resolved(&root, "/inside/y", Create::Dir).expect("inside"),
+            rootdir.join("real/y")
+        );
+        assert!(
+            resolved(&root, "/rel", Create::No).is_err()
+                || resolved(&root, "/rel", Create::No)
+                    .expect("rel")
+                    .starts_with(&rootdir)
+        );
+        assert!(resolved(&root, "/l0/made", Create::Dir).is_err());
+        assert!(
+            std::fs::read_dir(&outside)
+                .expect("outside")
+                .next()
+                .is_none(),
+            "nothing created outside the root"
+        );
+        let file = resolved(&root, "/etc/hosts", Create::File).expect("file");
+        assert!(file.is_file());
+    }
+
+    #[test]
+    fn nothing_is_created_without_permission() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = Root::open(dir.path(), false).expect("root");
+        assert_eq!(
+            root.resolve(Path::new("/missing/dir"), Create::Dir).err(),
+            Some(Errno::ENOENT)
+        );
+        assert!(!dir.path().join("missing").exists());
     }
 }
