@@ -571,3 +571,36 @@ fn overlay_keeps_changes_in_supd_state_and_leaves_lower_untouched() {
     );
     drop(sup);
 }
+
+#[test]
+fn init_forwards_any_signal_and_reports_signal_deaths_as_signals() {
+    if !root_only() {
+        return;
+    }
+    let sup = Sup::start(&[
+        (
+            // Ignores real-time signal 40; a real-time signal to the init must not
+            // crash it (it is forwarded like any other).
+            "steady",
+            "[service]\nexec = [\"/bin/sh\", \"-c\", \"trap '' 40; while true; do sleep 1; done\"]\n",
+        ),
+        (
+            "segv",
+            "[service]\nexec = [\"/bin/sh\", \"-c\", \"sleep 0.2; kill -SEGV $$\"]\nrestart = \"on-abnormal\"\nrestart_delay = \"5s\"\n",
+        ),
+    ]);
+    let steady = sup.wait_state("steady", "running", Duration::from_secs(10));
+    let pid = steady["pid"].as_i64().expect("pid") as i32;
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).expect("alive");
+    // SAFETY: kill(2) with a real-time signal number.
+    assert_eq!(unsafe { libc::kill(pid, 40) }, 0);
+    let segv = sup.wait_state("segv", "restarting", Duration::from_secs(10));
+    assert_eq!(segv["last_exit"]["signal"], "SIGSEGV", "{segv}");
+    let steady = sup.unit("steady");
+    assert_eq!(steady["state"], "running");
+    assert_eq!(
+        steady["pid"].as_i64(),
+        Some(pid as i64),
+        "the init survived the real-time signal"
+    );
+}

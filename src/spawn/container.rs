@@ -16,9 +16,9 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
-use nix::unistd::{Pid, pipe2};
+use nix::unistd::pipe2;
 
 use super::SpawnError;
 use crate::unit::{IdMapRange, Namespace};
@@ -143,19 +143,52 @@ pub fn release(fd: OwnedFd) -> Result<(), SpawnError> {
     })
 }
 
+/// supd's /proc, opened before any namespace is joined.
+pub fn open_proc() -> Result<OwnedFd, SpawnError> {
+    nix::fcntl::open(
+        "/proc",
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| SpawnError::new("open", Some("/proc"), Some(e), ""))
+}
+
 /// Write the child's ID maps from outside its user namespace. `setgroups` is denied
 /// only when it has to be: when the writer lacks CAP_SETGID (supd not root).
 pub fn write_id_maps(
+    host_proc: &OwnedFd,
     child: i32,
     uid_map: &[IdMapRange],
     gid_map: &[IdMapRange],
 ) -> Result<(), SpawnError> {
-    let proc = format!("/proc/{child}");
     if !nix::unistd::geteuid().is_root() {
-        write_proc(&format!("{proc}/setgroups"), "deny")?;
+        write_proc_at(host_proc, &format!("{child}/setgroups"), "deny")?;
     }
-    write_proc(&format!("{proc}/uid_map"), &map_text(uid_map))?;
-    write_proc(&format!("{proc}/gid_map"), &map_text(gid_map))
+    write_proc_at(host_proc, &format!("{child}/uid_map"), &map_text(uid_map))?;
+    write_proc_at(host_proc, &format!("{child}/gid_map"), &map_text(gid_map))
+}
+
+/// Write a file below an open /proc directory, in one write(2) (the kernel parses a
+/// whole map at once).
+fn write_proc_at(proc: &OwnedFd, path: &str, text: &str) -> Result<(), SpawnError> {
+    let fail = |e: Errno| {
+        SpawnError::new(
+            "write",
+            Some(&format!("/proc/{path}")),
+            Some(e),
+            text.trim().to_string(),
+        )
+    };
+    let fd = nix::fcntl::openat(
+        proc,
+        path,
+        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(fail)?;
+    File::from(fd)
+        .write_all(text.as_bytes())
+        .map_err(|e| fail(Errno::from_raw(e.raw_os_error().unwrap_or(0))))
 }
 
 fn map_text(map: &[IdMapRange]) -> String {
@@ -186,6 +219,18 @@ pub fn become_userns_root(
         let root = nix::unistd::Gid::from_raw(0);
         nix::unistd::setresgid(root, root, root)
             .map_err(|e| SpawnError::new("setresgid", None, Some(e), "0 in user namespace"))?;
+        // Drop supd's supplementary groups (EPERM when setgroups had to be denied).
+        match nix::unistd::setgroups(&[]) {
+            Ok(()) | Err(Errno::EPERM) => {}
+            Err(e) => {
+                return Err(SpawnError::new(
+                    "setgroups",
+                    None,
+                    Some(e),
+                    "[] in user namespace",
+                ));
+            }
+        }
     }
     if maps_zero(uid_map) {
         let root = nix::unistd::Uid::from_raw(0);
@@ -258,21 +303,29 @@ pub fn unblock_all_signals() -> Result<(), SpawnError> {
 /// The kernel then kills whatever else is left in the namespace.
 pub fn run_init(service: i32) -> ! {
     let _ = nix::sys::prctl::set_name(c"sup-init");
-    let all = SigSet::all();
+    // Raw sigwait on the full set: real-time signals have no nix `Signal` value and
+    // must be forwarded too, never turned into an error.
+    // SAFETY: sigset_t is plain data initialised by sigfillset before use.
+    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
+    unsafe { libc::sigfillset(&mut all) };
     loop {
-        let sig = match all.wait() {
-            Ok(s) => s,
-            Err(_) => continue,
-        };
-        if sig == Signal::SIGCHLD {
+        let mut sig: libc::c_int = 0;
+        // SAFETY: valid set and out-pointer; every signal is blocked in this process.
+        if unsafe { libc::sigwait(&all, &mut sig) } != 0 {
+            continue;
+        }
+        if sig == libc::SIGCHLD {
             if let Some(code) = reap(service) {
                 std::process::exit(code);
             }
             continue;
         }
         // The service leads its own process group (it called setsid).
-        if kill(Pid::from_raw(-service), sig).is_err() {
-            let _ = kill(Pid::from_raw(service), sig);
+        // SAFETY: kill(2) with a plain signal number.
+        unsafe {
+            if libc::kill(-service, sig) != 0 {
+                libc::kill(service, sig);
+            }
         }
     }
 }

@@ -70,19 +70,23 @@ fn run(plan: &LaunchPlan, sock: std::io::Result<UnixStream>) -> Result<Infallibl
         )
     })?;
     let c = &plan.container;
+    // Before joining anything: the OOM score is written to ourselves (the container
+    // inherits it), and /proc is opened while it is still the host's, since joining a
+    // mount or user namespace changes what /proc is and what we may write there.
+    if let Some(adj) = c.oom_score_adj {
+        container::write_proc("/proc/self/oom_score_adj", &adj.to_string())?;
+    }
+    let host_proc = container::open_proc()?;
     container::join(c.join.iter())?;
     let needs_child = !c.namespaces.is_empty() || c.join.contains_key(&Namespace::Pid);
     if !needs_child {
-        if let Some(adj) = c.oom_score_adj {
-            container::write_proc("/proc/self/oom_score_adj", &adj.to_string())?;
-        }
         send(&mut sock, &Report::Pid(std::process::id() as i32));
         return exec_service(plan);
     }
     match container::clone_child(&c.namespaces)? {
         Side::Parent { child, release } => {
-            let prepared =
-                prepare_child(plan, child, &mut sock).and_then(|()| container::release(release));
+            let prepared = prepare_child(plan, &host_proc, child, &mut sock)
+                .and_then(|()| container::release(release));
             if let Err(e) = prepared {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child), Signal::SIGKILL);
                 return Err(e);
@@ -90,18 +94,23 @@ fn run(plan: &LaunchPlan, sock: std::io::Result<UnixStream>) -> Result<Infallibl
             // The child carries on; the helper's work is done.
             std::process::exit(0);
         }
-        Side::Child => run_container(plan, sock),
+        Side::Child => {
+            drop(host_proc);
+            run_container(plan, sock)
+        }
     }
 }
 
-/// From outside: ID maps and OOM score of the child, then tell supd its pid.
-fn prepare_child(plan: &LaunchPlan, child: i32, sock: &mut UnixStream) -> Result<(), SpawnError> {
+/// From outside: the child's ID maps, then tell supd its pid.
+fn prepare_child(
+    plan: &LaunchPlan,
+    host_proc: &OwnedFd,
+    child: i32,
+    sock: &mut UnixStream,
+) -> Result<(), SpawnError> {
     let c = &plan.container;
     if c.namespaces.contains(&Namespace::User) {
-        container::write_id_maps(child, &c.uid_map, &c.gid_map)?;
-    }
-    if let Some(adj) = c.oom_score_adj {
-        container::write_proc(&format!("/proc/{child}/oom_score_adj"), &adj.to_string())?;
+        container::write_id_maps(host_proc, child, &c.uid_map, &c.gid_map)?;
     }
     send(sock, &Report::Pid(child));
     Ok(())
@@ -132,8 +141,9 @@ fn run_container(plan: &LaunchPlan, sock: UnixStream) -> Result<Infallible, Spaw
     if created.contains(&Namespace::Net) {
         container::loopback_up()?;
     }
-    let pid_ns = created.contains(&Namespace::Pid) || c.join.contains_key(&Namespace::Pid);
-    if !(pid_ns && c.init) {
+    // Only a PID namespace of its own gives the init PID 1 (in a joined one it would
+    // be an ordinary process whose exit leaves the service's children behind).
+    if !(created.contains(&Namespace::Pid) && c.init) {
         return exec_service(plan);
     }
     // The init itself takes the service's restrictions (identity, capabilities,
@@ -141,7 +151,7 @@ fn run_container(plan: &LaunchPlan, sock: UnixStream) -> Result<Infallible, Spaw
     // the service is then started with a vfork-style posix_spawn instead of a fork.
     container::block_all_signals()?;
     close_stray_fds()?;
-    let p = restrict(plan)?;
+    let p = restrict(plan, true)?;
     let argv: Vec<&CStr> = p.argv.iter().map(CString::as_c_str).collect();
     let env: Vec<&CStr> = p.env.iter().map(CString::as_c_str).collect();
     let service = super::posix_spawn(&p.path, &argv, &env, &[])
@@ -167,7 +177,7 @@ struct Program {
 fn exec_service(plan: &LaunchPlan) -> Result<Infallible, SpawnError> {
     close_stray_fds()?;
     container::unblock_all_signals()?;
-    let p = restrict(plan)?;
+    let p = restrict(plan, false)?;
     let e = execve(&p.path, &p.argv, &p.env)
         .err()
         .unwrap_or(Errno::UnknownErrno);
@@ -176,7 +186,7 @@ fn exec_service(plan: &LaunchPlan) -> Result<Infallible, SpawnError> {
 
 /// Resource limits, identity, capabilities, umask, no_new_privs, working directory,
 /// then seccomp as the very last step before the exec.
-fn restrict(plan: &LaunchPlan) -> Result<Program, SpawnError> {
+fn restrict(plan: &LaunchPlan, for_init: bool) -> Result<Program, SpawnError> {
     let c = &plan.container;
     for (name, limit) in &c.rlimits {
         super::security::set_rlimit(name, limit.soft, limit.hard)?;
@@ -189,7 +199,7 @@ fn restrict(plan: &LaunchPlan) -> Result<Program, SpawnError> {
     }
     super::security::drop_bounding(&c.capabilities)?;
     set_identity(plan)?;
-    super::security::set_capabilities(&c.capabilities)?;
+    super::security::set_capabilities(&c.capabilities, for_init)?;
     if let Some(mask) = plan.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }

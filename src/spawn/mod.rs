@@ -23,9 +23,8 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl, open};
-use nix::sys::signal::{Signal, kill};
 use nix::sys::stat::Mode;
-use nix::unistd::{Group, Pid, User, pipe2};
+use nix::unistd::{Group, User, pipe2};
 use serde::{Deserialize, Serialize};
 
 use crate::reaper::Registry;
@@ -391,72 +390,127 @@ pub fn spawn_with_helper(
     let theirs = avoid_fd(OwnedFd::from(theirs), HELPER_FD)
         .map_err(|e| (None, SpawnError::new("fcntl", None, Some(e), "")))?;
 
-    let pid = posix_spawn_helper(helper, &plan.unit, [&devnull, &out_w, &err_w, &theirs]).map_err(
-        |e| {
+    let helper_pid = posix_spawn_helper(helper, &plan.unit, [&devnull, &out_w, &err_w, &theirs])
+        .map_err(|e| {
             (
                 None,
                 SpawnError::new("posix_spawn", Some("/proc/self/exe"), Some(e), ""),
             )
-        },
-    )?;
+        })?;
     drop((devnull, out_w, err_w, theirs));
-    if let Some(status) = registry.register(pid, owner) {
-        let detail = format!("helper ended before it was given its plan ({status})");
-        return Err((
-            Some(pid),
-            SpawnError::new("start helper", None, None, detail),
-        ));
-    }
-    let outcome = hand_over(&mut ours, &payload);
-    match outcome {
-        Ok(service_pid) => {
-            // In a container the service's pid is the cloned child, not the helper.
-            let early_exit = if service_pid != pid {
-                registry.register(service_pid, owner)
-            } else {
-                None
-            };
-            Ok(Spawned {
-                pid: service_pid,
-                stdout: out_r,
-                stderr: err_r,
-                early_exit,
-            })
+    // A pidfd keeps naming this helper even after it was reaped and its pid reused.
+    // The helper itself is not registered: unless it turns out to be the service,
+    // its exit is nobody's business (the reaper keeps it briefly as unclaimed).
+    let helper = Pidfd::open(helper_pid);
+    let mut reported: Option<(i32, Option<Pidfd>)> = None;
+    let mut early_exit = None;
+    let outcome = hand_over(&mut ours, &payload, |pid| {
+        // Registered the moment it is known, so no exit of it can be lost.
+        early_exit = registry.register(pid, owner);
+        reported = Some((pid, Pidfd::open(pid)));
+    });
+    match (outcome, reported) {
+        (Ok(()), Some((pid, _))) => Ok(Spawned {
+            pid,
+            stdout: out_r,
+            stderr: err_r,
+            early_exit,
+        }),
+        (result, reported) => {
+            // Whatever was started is killed, so nothing runs unsupervised; pidfds
+            // make sure an already-reaped pid reused by someone else is not hit.
+            let pid = reported.as_ref().map(|(p, _)| *p);
+            if let Some((_, Some(fd))) = reported {
+                fd.kill();
+            }
+            if let Some(fd) = helper {
+                fd.kill();
+            }
+            let error = result.err().unwrap_or_else(|| {
+                SpawnError::new("helper", None, None, "ended without reporting a pid")
+            });
+            Err((pid, error))
         }
-        Err(e) => {
-            // The helper reports and exits by itself; a stuck one is killed.
-            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-            Err((Some(pid), e))
+    }
+}
+
+/// A process handle that cannot be confused with a later process of the same pid.
+struct Pidfd(OwnedFd);
+
+impl Pidfd {
+    fn open(pid: i32) -> Option<Pidfd> {
+        // SAFETY: pidfd_open(2) with a plain pid and no flags.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        // SAFETY: a non-negative result is a fresh descriptor nothing else owns.
+        (fd >= 0).then(|| Pidfd(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
+    }
+
+    fn kill(&self) {
+        // SAFETY: pidfd_send_signal(2) on our own descriptor; ESRCH (already gone) is fine.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            );
         }
     }
 }
 
 /// Send the plan, then read the reports until EOF, which comes once every copy of
-/// the close-on-exec socket is gone: the service exec'd. Returns the service's pid.
-fn hand_over(sock: &mut UnixStream, payload: &[u8]) -> Result<i32, SpawnError> {
-    sock.set_read_timeout(Some(HELPER_TIMEOUT))
-        .map_err(|e| io_error("setsockopt", e))?;
+/// the close-on-exec socket is gone: the service exec'd. `on_pid` is called as soon
+/// as the service's pid is known. The whole exchange has one deadline.
+fn hand_over(
+    sock: &mut UnixStream,
+    payload: &[u8],
+    mut on_pid: impl FnMut(i32),
+) -> Result<(), SpawnError> {
+    let deadline = std::time::Instant::now() + HELPER_TIMEOUT;
     sock.write_all(payload)
         .map_err(|e| io_error("send plan", e))?;
     sock.shutdown(std::net::Shutdown::Write)
         .map_err(|e| io_error("send plan", e))?;
-    let mut pid = None;
-    for line in BufReader::new(&*sock).lines() {
-        let line = match line {
-            Ok(l) => l,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                let detail = format!("no report within {}s; killed", HELPER_TIMEOUT.as_secs());
-                return Err(SpawnError::new("helper", None, None, detail));
+    let mut reader = BufReader::new(&*sock);
+    let mut line = String::new();
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            let detail = format!("no exec within {}s; killed", HELPER_TIMEOUT.as_secs());
+            return Err(SpawnError::new("helper", None, None, detail));
+        }
+        reader
+            .get_ref()
+            .set_read_timeout(Some(left))
+            .map_err(|e| io_error("setsockopt", e))?;
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
             }
             Err(e) => return Err(io_error("read helper report", e)),
-        };
-        match serde_json::from_str::<Report>(&line) {
-            Ok(Report::Pid(p)) => pid = Some(p),
+        }
+        match serde_json::from_str::<Report>(line.trim_end()) {
+            Ok(Report::Pid(p)) => on_pid(p),
             Ok(Report::Error(e)) => return Err(e),
-            Err(_) => return Err(SpawnError::new("helper", None, None, line)),
+            Err(_) => {
+                return Err(SpawnError::new(
+                    "helper",
+                    None,
+                    None,
+                    line.trim_end().to_string(),
+                ));
+            }
         }
     }
-    pid.ok_or_else(|| SpawnError::new("helper", None, None, "ended without reporting a pid"))
 }
 
 fn io_error(step: &str, e: std::io::Error) -> SpawnError {

@@ -95,14 +95,21 @@ pub fn drop_bounding(keep: &BTreeSet<String>) -> Result<(), SpawnError> {
 
 /// Permitted, effective and inheritable become the keep-list (as far as the process
 /// holds those capabilities), and the ambient set carries them across exec for a
-/// non-root service.
-pub fn set_capabilities(keep: &BTreeSet<String>) -> Result<(), SpawnError> {
+/// non-root service. The container's init (`for_init`) also keeps CAP_KILL in its
+/// own permitted and effective sets, so it can forward signals even after the
+/// service changed its uid; CAP_KILL is outside the bounding, inheritable and
+/// ambient sets (unless kept), so the service never gets it.
+pub fn set_capabilities(keep: &BTreeSet<String>, for_init: bool) -> Result<(), SpawnError> {
     let keep = keep_set(keep)?;
     let permitted =
         caps::read(None, CapSet::Permitted).map_err(|e| caps_error("read permitted", e))?;
     let target: CapsHashSet = keep.intersection(&permitted).copied().collect();
-    caps::set(None, CapSet::Effective, &target).map_err(|e| caps_error("set effective", e))?;
-    caps::set(None, CapSet::Permitted, &target).map_err(|e| caps_error("set permitted", e))?;
+    let mut own = target.clone();
+    if for_init && permitted.contains(&Capability::CAP_KILL) {
+        own.insert(Capability::CAP_KILL);
+    }
+    caps::set(None, CapSet::Effective, &own).map_err(|e| caps_error("set effective", e))?;
+    caps::set(None, CapSet::Permitted, &own).map_err(|e| caps_error("set permitted", e))?;
     caps::set(None, CapSet::Inheritable, &target).map_err(|e| caps_error("set inheritable", e))?;
     caps::clear(None, CapSet::Ambient).map_err(|e| caps_error("clear ambient", e))?;
     for cap in &target {

@@ -277,6 +277,15 @@ impl Fleet {
         status: ExitStatus,
         now: Now,
     ) -> Vec<UnitAction> {
+        let under_init = self
+            .slots
+            .get(name)
+            .is_some_and(|s| runs_under_init(&s.spec.container));
+        let status = if under_init {
+            decode_init_status(status)
+        } else {
+            status
+        };
         self.with_machine(name, None, |m, svc| m.exited(pid, status, now, svc))
     }
 
@@ -434,6 +443,21 @@ impl Fleet {
                     || matches!(s.machine.phase(), Phase::Restarting { .. })
             })
         })
+    }
+}
+
+/// Whether the unit's main process is the container init (own PID namespace).
+pub fn runs_under_init(c: &crate::unit::ContainerSpec) -> bool {
+    c.init && c.namespaces.contains(&crate::unit::Namespace::Pid)
+}
+
+/// The container init cannot die by the service's signal (a PID 1 cannot kill
+/// itself), so it exits 128+N; turn that back into "killed by signal N" so restart
+/// policies and status see what happened to the service.
+pub fn decode_init_status(status: ExitStatus) -> ExitStatus {
+    match status {
+        ExitStatus::Code(c) if (129..=128 + 64).contains(&c) => ExitStatus::Signal(c - 128),
+        other => other,
     }
 }
 

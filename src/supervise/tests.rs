@@ -263,3 +263,24 @@ fn rejected_file_keeps_running_definition() {
             .is_some()
     );
 }
+
+#[test]
+fn init_exit_codes_above_128_are_signals() {
+    assert_eq!(
+        decode_init_status(ExitStatus::Code(137)),
+        ExitStatus::Signal(9)
+    );
+    assert_eq!(
+        decode_init_status(ExitStatus::Code(143)),
+        ExitStatus::Signal(15)
+    );
+    assert_eq!(
+        decode_init_status(ExitStatus::Code(128)),
+        ExitStatus::Code(128)
+    );
+    assert_eq!(decode_init_status(ExitStatus::Code(3)), ExitStatus::Code(3));
+    assert_eq!(
+        decode_init_status(ExitStatus::Signal(9)),
+        ExitStatus::Signal(9)
+    );
+}
