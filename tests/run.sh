@@ -19,4 +19,6 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
-cargo test --release --all-targets "$@"
+# The dev profile: the release profile uses LTO (for a fast-starting helper),
+# which would make every test binary slow to build.
+cargo test --all-targets "$@"

@@ -51,7 +51,8 @@ fn send(sock: &mut UnixStream, report: &Report) {
 
 fn read_plan(sock: &mut UnixStream) -> Result<LaunchPlan, SpawnError> {
     set_cloexec(&*sock).map_err(|e| SpawnError::new("fcntl", None, Some(e), "control socket"))?;
-    let mut buf = Vec::new();
+    // Plans are a few KiB: one or two reads instead of a doubling series.
+    let mut buf = Vec::with_capacity(64 * 1024);
     sock.read_to_end(&mut buf).map_err(|e| {
         SpawnError::new("read plan", None, e.raw_os_error().map(Errno::from_raw), "")
     })?;
