@@ -116,7 +116,8 @@ fn runner_for(text: &str, state: &Path) -> impl FnMut() + use<> {
     let helper = CString::new(SUPD).expect("path");
     let registry = Registry::default();
     move || {
-        let spawned = spawn::spawn_with_helper(&helper, &plan, &registry, "bench").expect("spawn");
+        let spawned = spawn::spawn_with_helper(&helper, &plan, &registry, "bench", &mut |_| Ok(()))
+            .expect("spawn");
         // The helper and the container are both our children; wait for the container.
         loop {
             match waitpid(None, None) {

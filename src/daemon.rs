@@ -15,6 +15,7 @@ use nix::unistd::Pid;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
+use crate::cgroup::units::UnitCgroups;
 use crate::control::proto::{Command, ErrorCode, ExitInfo, Reply, UnitResult, UnitStatus};
 use crate::control::server::{self, Answer, Query};
 use crate::logs::{self, SharedLog};
@@ -27,6 +28,8 @@ use crate::unit::{self, Loaded, UnitError};
 pub struct Config {
     pub units_dir: PathBuf,
     pub state_dir: PathBuf,
+    /// Name of supd's cgroup subtree (below supd's own cgroup).
+    pub cgroup_root: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +74,7 @@ struct Daemon {
     outcomes: mpsc::UnboundedSender<SpawnOutcome>,
     changes: watch::Sender<u64>,
     shutting_down: bool,
+    cgroups: UnitCgroups,
 }
 
 /// Run supd until a shutdown signal has stopped every unit.
@@ -105,7 +109,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         },
     ));
 
+    let cgroups = UnitCgroups::new(&config.cgroup_root);
     let mut daemon = Daemon {
+        cgroups,
         config,
         fleet: Fleet::default(),
         broken: BTreeMap::new(),
@@ -122,6 +128,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         let now = Now::read();
         let actions = daemon.fleet.reconcile(now);
         daemon.execute(actions);
+        daemon.release_cgroups();
         daemon.changes.send_modify(|v| *v = v.wrapping_add(1));
         if daemon.shutting_down && daemon.fleet.all_settled_down() {
             break;
@@ -146,6 +153,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     server_task.abort();
     let _ = std::fs::remove_file(&socket_path);
     kill_stray_children();
+    daemon.cgroups.teardown();
     tracing::info!("all units stopped; supd exits");
     Ok(())
 }
@@ -205,9 +213,13 @@ impl Daemon {
             // The spawn helper of a container, or a process that was already replaced.
             tracing::debug!(unit = %exit.owner, pid = exit.pid, status = %exit.status, "helper process exited");
         }
+        let oom = main_pid == Some(exit.pid) && self.cgroups.new_oom_kill(&exit.owner);
+        if oom {
+            tracing::warn!(unit = %exit.owner, pid = exit.pid, "OOM-killed: the unit's cgroup reached memory_max");
+        }
         let actions = self
             .fleet
-            .on_exit(&exit.owner, exit.pid, exit.status, Now::read());
+            .on_exit(&exit.owner, exit.pid, exit.status, oom, Now::read());
         self.execute(actions);
     }
 
@@ -232,7 +244,8 @@ impl Daemon {
                     .fleet
                     .on_spawned(&outcome.unit, outcome.spawn_gen, pid, now);
                 if let Some(status) = spawned.early_exit {
-                    actions.extend(self.fleet.on_exit(&outcome.unit, pid, status, now));
+                    let oom = self.cgroups.new_oom_kill(&outcome.unit);
+                    actions.extend(self.fleet.on_exit(&outcome.unit, pid, status, oom, now));
                 }
                 actions
             }
@@ -256,7 +269,26 @@ impl Daemon {
         {
             match action {
                 Action::Spawn => self.spawn(unit, spawn_gen),
-                Action::SignalGroup { pgid, signal } => signal_group(&unit, pgid, signal),
+                Action::SignalGroup { pgid, signal } => {
+                    signal_group(&unit, pgid, signal);
+                    // SIGKILL is for everything of the unit, not only its group.
+                    if signal == Signal::SIGKILL {
+                        self.cgroups.kill(&unit);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Units whose process is gone (or that were removed) give up their cgroup.
+    fn release_cgroups(&mut self) {
+        for unit in self.cgroups.live_units() {
+            let gone = self
+                .fleet
+                .get(&unit)
+                .is_none_or(|s| s.machine.is_settled_down());
+            if gone {
+                self.cgroups.settled(&unit);
             }
         }
     }
@@ -271,10 +303,16 @@ impl Daemon {
         let registry = self.registry.clone();
         let outcomes = self.outcomes.clone();
         let state_dir = self.config.state_dir.clone();
+        let cgroup = self.cgroups.for_spawn(&unit, spawn_gen, &spec.resources);
         tokio::task::spawn_blocking(move || {
-            let result = spawn::plan(&spec, &state_dir)
+            let _held = cgroup.hold();
+            let result = cgroup
+                .prepare()
+                .and_then(|()| spawn::plan(&spec, &state_dir))
                 .map_err(|e| (None, e))
-                .and_then(|plan| spawn::spawn(&plan, &registry, &unit));
+                .and_then(|plan| {
+                    spawn::spawn(&plan, &registry, &unit, &mut |pid| cgroup.place(pid))
+                });
             // The loop only drops the receiver when supd exits.
             let _ = outcomes.send(SpawnOutcome {
                 unit,
@@ -505,7 +543,10 @@ impl Daemon {
             since: rfc3339(m.since()),
             pid: m.pid(),
             restarts: m.restarts(),
-            last_exit: m.last_exit().map(|(status, at)| exit_info(status, at)),
+            last_exit: m
+                .last_exit()
+                .map(|(status, at)| exit_info(status, at, m.last_exit_oom())),
+            oom_kills: m.oom_kills(),
             reason,
             next_start,
             want: if m.want_up() { "up" } else { "down" }.into(),
@@ -527,6 +568,7 @@ impl Daemon {
             pid: None,
             restarts: 0,
             last_exit: None,
+            oom_kills: 0,
             reason: Some(format!("definition rejected: {error}")),
             next_start: None,
             want: "down".into(),
@@ -542,7 +584,7 @@ fn rfc3339(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_seconds(t).to_string()
 }
 
-fn exit_info(status: ExitStatus, at: std::time::SystemTime) -> ExitInfo {
+fn exit_info(status: ExitStatus, at: std::time::SystemTime, oom_killed: bool) -> ExitInfo {
     let (code, signal) = match status {
         ExitStatus::Code(c) => (Some(c), None),
         ExitStatus::Signal(s) => (None, Some(ExitStatus::signal_name(s))),
@@ -550,6 +592,7 @@ fn exit_info(status: ExitStatus, at: std::time::SystemTime) -> ExitInfo {
     ExitInfo {
         code,
         signal,
+        oom_killed,
         at: rfc3339(at),
     }
 }

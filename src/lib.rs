@@ -4,6 +4,7 @@
 //! `spawn` (starting processes), `reaper` (the one `waitpid` loop), `logs`,
 //! `control` (socket protocol), `daemon` (wiring it all together).
 
+pub mod cgroup;
 pub mod control;
 pub mod daemon;
 pub mod logs;

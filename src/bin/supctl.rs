@@ -391,6 +391,7 @@ mod tests {
             pid: None,
             restarts: 0,
             last_exit: None,
+            oom_kills: 0,
             reason: None,
             next_start: None,
             want: "up".into(),

@@ -25,6 +25,9 @@ struct Cli {
         default_value = "/run/sup"
     )]
     state_dir: PathBuf,
+    /// Name of supd's cgroup subtree, created below supd's own cgroup.
+    #[arg(long, value_name = "NAME", default_value = "sup")]
+    cgroup_root: String,
     /// Validate the units directory, print every error and exit (non-zero on errors).
     #[arg(long)]
     check: bool,
@@ -68,6 +71,7 @@ fn main() -> ExitCode {
     let config = Config {
         units_dir: cli.units,
         state_dir: cli.state_dir,
+        cgroup_root: cli.cgroup_root,
     };
     match runtime.block_on(daemon::run(config)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -131,6 +131,9 @@ pub struct UnitStatus {
     /// Automatic restarts since the operator last started the unit.
     pub restarts: u32,
     pub last_exit: Option<ExitInfo>,
+    /// OOM kills since supd loaded the unit.
+    #[serde(default)]
+    pub oom_kills: u32,
     /// Why the unit is failed (or why it last stopped), in words.
     pub reason: Option<String>,
     /// When the next automatic start is due (state `restarting`).
@@ -153,6 +156,9 @@ pub struct ExitInfo {
     pub code: Option<i32>,
     /// Signal name (e.g. `SIGKILL`) when it was killed by a signal.
     pub signal: Option<String>,
+    /// The kernel's OOM killer ended it (its cgroup reached `memory_max`).
+    #[serde(default)]
+    pub oom_killed: bool,
     /// When the exit was observed (RFC 3339, UTC).
     pub at: String,
 }

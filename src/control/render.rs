@@ -65,7 +65,9 @@ pub fn state_label(u: &UnitStatus) -> String {
 pub fn format_exit(exit: Option<&ExitInfo>) -> String {
     match exit {
         Some(ExitInfo {
-            code: Some(code), ..
+            oom_killed: false,
+            code: Some(code),
+            ..
         }) => format!("code={code}"),
         Some(ExitInfo {
             signal: Some(sig), ..
@@ -253,6 +255,7 @@ mod tests {
             pid: None,
             restarts: 0,
             last_exit: None,
+            oom_kills: 0,
             reason: None,
             next_start: None,
             want: "up".into(),
@@ -304,12 +307,14 @@ mod tests {
         );
         assert_eq!(format_exit(None), "-");
         let code = ExitInfo {
+            oom_killed: false,
             code: Some(1),
             signal: None,
             at: String::new(),
         };
         assert_eq!(format_exit(Some(&code)), "code=1");
         let sig = ExitInfo {
+            oom_killed: false,
             code: None,
             signal: Some("SIGKILL".into()),
             at: String::new(),
@@ -326,6 +331,7 @@ mod tests {
         let mut worker = unit("worker-long", "restarting", "backoff");
         worker.restarts = 3;
         worker.last_exit = Some(ExitInfo {
+            oom_killed: false,
             code: None,
             signal: Some("SIGKILL".into()),
             at: "2026-05-01T12:13:01Z".into(),
@@ -356,6 +362,7 @@ worker-long  restarting/backoff  2h13m ago  -     3         signal=SIGKILL
         u.description = "Web frontend".into();
         u.restarts = 2;
         u.last_exit = Some(ExitInfo {
+            oom_killed: false,
             code: Some(1),
             signal: None,
             at: "2026-05-01T12:13:00Z".into(),

@@ -356,9 +356,10 @@ pub fn spawn(
     plan: &LaunchPlan,
     registry: &Registry,
     owner: &str,
+    place: &mut dyn FnMut(i32) -> Result<(), SpawnError>,
 ) -> Result<Spawned, (Option<i32>, SpawnError)> {
     // The running binary itself, even if the file on disk was replaced since.
-    spawn_with_helper(c"/proc/self/exe", plan, registry, owner)
+    spawn_with_helper(c"/proc/self/exe", plan, registry, owner, place)
 }
 
 /// `spawn` with an explicit path to the supd binary that serves as the helper (for
@@ -368,6 +369,7 @@ pub fn spawn_with_helper(
     plan: &LaunchPlan,
     registry: &Registry,
     owner: &str,
+    place: &mut dyn FnMut(i32) -> Result<(), SpawnError>,
 ) -> Result<Spawned, (Option<i32>, SpawnError)> {
     let payload = serde_json::to_vec(plan).map_err(|e| {
         (
@@ -402,6 +404,14 @@ pub fn spawn_with_helper(
     // The helper itself is not registered: unless it turns out to be the service,
     // its exit is nobody's business (the reaper keeps it briefly as unclaimed).
     let helper = Pidfd::open(helper_pid);
+    // Into the unit's cgroup while the helper still waits for its plan: everything
+    // it starts is born inside (and a cgroup namespace is rooted there).
+    if let Err(e) = place(helper_pid) {
+        if let Some(fd) = helper {
+            fd.kill();
+        }
+        return Err((None, e));
+    }
     let mut reported: Option<(i32, Option<Pidfd>)> = None;
     let mut early_exit = None;
     let outcome = hand_over(&mut ours, &payload, |pid| {

@@ -66,6 +66,8 @@ impl std::fmt::Display for ExitStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Failure {
     Exit(ExitStatus),
+    /// The kernel's OOM killer ended it (its cgroup hit `memory_max`).
+    OomKilled,
     StartLimit {
         burst: u32,
         interval: Duration,
@@ -81,6 +83,7 @@ impl Failure {
         match self {
             Failure::Exit(ExitStatus::Code(_)) => "exit-code",
             Failure::Exit(ExitStatus::Signal(_)) => "signal",
+            Failure::OomKilled => "oom-killed",
             Failure::StartLimit { .. } => "start-limit",
             Failure::Spawn(_) => "spawn-error",
             Failure::Dependency(_) => "dependency",
@@ -92,6 +95,7 @@ impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Failure::Exit(status) => write!(f, "{status}"),
+            Failure::OomKilled => write!(f, "oom-killed: the unit's cgroup reached memory_max"),
             Failure::StartLimit { burst, interval } => write!(
                 f,
                 "start limit hit: {burst} starts within {}; run `supctl restart` or `supctl reset-failed`",
@@ -161,6 +165,11 @@ pub struct Machine {
     /// The next spawn is an automatic restart (counted in `restarts` once it happens).
     restart_pending: bool,
     last_exit: Option<(ExitStatus, SystemTime)>,
+    /// The last exit was an OOM kill.
+    last_exit_oom: bool,
+    /// An OOM kill was seen in the cgroup; it explains the next exit.
+    oom_next: bool,
+    oom_kills: u32,
     /// Consecutive quick failures; the next restart delay is `restart_delay * 2^step`.
     backoff_step: u32,
     /// Start times inside the current start-limit window.
@@ -176,6 +185,9 @@ impl Machine {
             restarts: 0,
             restart_pending: false,
             last_exit: None,
+            last_exit_oom: false,
+            oom_next: false,
+            oom_kills: 0,
             backoff_step: 0,
             starts: VecDeque::new(),
         }
@@ -195,6 +207,18 @@ impl Machine {
     }
     pub fn last_exit(&self) -> Option<(ExitStatus, SystemTime)> {
         self.last_exit
+    }
+    pub fn last_exit_oom(&self) -> bool {
+        self.last_exit_oom
+    }
+    pub fn oom_kills(&self) -> u32 {
+        self.oom_kills
+    }
+
+    /// The unit's cgroup reports an OOM kill: it explains the coming exit.
+    pub fn record_oom_kill(&mut self) {
+        self.oom_kills = self.oom_kills.saturating_add(1);
+        self.oom_next = true;
     }
 
     /// The host pid of the main process, if one is alive.
@@ -406,6 +430,7 @@ impl Machine {
             Phase::Running { pid: p, started } if *p == pid => {
                 let uptime = now.mono.duration_since(*started);
                 self.last_exit = Some((status, now.wall));
+                self.last_exit_oom = std::mem::take(&mut self.oom_next);
                 if uptime >= svc.restart_reset_after {
                     self.backoff_step = 0;
                 }
@@ -415,6 +440,7 @@ impl Machine {
             Phase::Stopping { pid: p, then, .. } if *p == pid => {
                 let then = then.clone();
                 self.last_exit = Some((status, now.wall));
+                self.last_exit_oom = std::mem::take(&mut self.oom_next);
                 match then {
                     AfterStop::Rest => self.enter(Phase::Inactive, now),
                     AfterStop::Start => self.enter(Phase::Waiting, now),
@@ -443,7 +469,12 @@ impl Machine {
             self.enter(Phase::Exited, now);
         } else {
             self.want_up = false;
-            self.enter(Phase::Failed(Failure::Exit(status)), now);
+            let failure = if self.last_exit_oom {
+                Failure::OomKilled
+            } else {
+                Failure::Exit(status)
+            };
+            self.enter(Phase::Failed(failure), now);
         }
     }
 
@@ -642,6 +673,32 @@ mod tests {
             m.exited(5, status, now, &svc);
             assert_eq!(m.state_names(&svc).0, want, "{policy:?} {status:?}");
         }
+    }
+
+    #[test]
+    fn oom_kill_explains_the_exit_and_follows_the_policy() {
+        let mut svc = test_service();
+        svc.restart = RestartPolicy::No;
+        let now = t0();
+        let mut m = Machine::new(now);
+        running(&mut m, now, &svc, 5);
+        m.record_oom_kill();
+        m.exited(5, ExitStatus::Signal(9), now, &svc);
+        assert_eq!(m.state_names(&svc), ("failed", "oom-killed".to_string()));
+        assert!(m.last_exit_oom());
+        assert_eq!(m.oom_kills(), 1);
+        svc.restart = RestartPolicy::OnFailure;
+        m.start(now);
+        m.begin_spawn(now, &svc);
+        m.spawned(6, now, &svc);
+        m.record_oom_kill();
+        m.exited(6, ExitStatus::Signal(9), now, &svc);
+        assert_eq!(
+            m.state_names(&svc).0,
+            "restarting",
+            "an OOM kill is a failure for on-failure"
+        );
+        assert_eq!(m.oom_kills(), 2);
     }
 
     #[test]

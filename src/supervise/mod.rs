@@ -275,8 +275,12 @@ impl Fleet {
         name: &str,
         pid: i32,
         status: ExitStatus,
+        oom_killed: bool,
         now: Now,
     ) -> Vec<UnitAction> {
+        if oom_killed && let Some(slot) = self.slots.get_mut(name) {
+            slot.machine.record_oom_kill();
+        }
         let under_init = self
             .slots
             .get(name)

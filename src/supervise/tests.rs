@@ -84,10 +84,10 @@ fn after_orders_start_and_reverse_orders_stop() {
         signalled.iter().all(|u| *u == "web"),
         "db stops only after web: {signalled:?}"
     );
-    fleet.on_exit("web", pids["web"], ExitStatus::Signal(15), now);
+    fleet.on_exit("web", pids["web"], ExitStatus::Signal(15), false, now);
     let stops = fleet.reconcile(now);
     assert!(stops.iter().any(|a| a.unit == "db"));
-    fleet.on_exit("db", pids["db"], ExitStatus::Signal(15), now);
+    fleet.on_exit("db", pids["db"], ExitStatus::Signal(15), false, now);
     fleet.reconcile(now);
     assert!(fleet.all_settled_down());
 }
@@ -113,11 +113,11 @@ fn requires_failure_stops_dependent_as_failed() {
     let a = fleet.reconcile(now);
     confirm_spawns(&mut fleet, &a, now, &mut pids);
     assert_eq!(state(&fleet, "web"), "running");
-    fleet.on_exit("db", pids["db"], ExitStatus::Code(1), now);
+    fleet.on_exit("db", pids["db"], ExitStatus::Code(1), false, now);
     fleet.reconcile(now);
     assert_eq!(state(&fleet, "db"), "failed");
     assert_eq!(state(&fleet, "web"), "stopping");
-    fleet.on_exit("web", pids["web"], ExitStatus::Signal(15), now);
+    fleet.on_exit("web", pids["web"], ExitStatus::Signal(15), false, now);
     fleet.reconcile(now);
     let web = fleet.get("web").expect("web");
     assert_eq!(
@@ -153,7 +153,7 @@ fn operator_stop_propagates_to_requiring_units_only() {
         "running",
         "after alone does not stop it"
     );
-    fleet.on_exit("web", pids["web"], ExitStatus::Signal(15), now);
+    fleet.on_exit("web", pids["web"], ExitStatus::Signal(15), false, now);
     fleet.reconcile(now);
     assert_eq!(state(&fleet, "db"), "stopping");
     assert_eq!(state(&fleet, "web"), "inactive");
@@ -221,8 +221,8 @@ fn reload_plan_adds_removes_restarts_and_keeps_unchanged() {
     assert_eq!(plan.unchanged, vec!["a"]);
     assert!(acts.iter().any(|x| x.unit == "c"), "c is being stopped");
     assert_eq!(state(&fleet, "a"), "running");
-    fleet.on_exit("c", pids["c"], ExitStatus::Signal(15), now);
-    fleet.on_exit("b", pids["b"], ExitStatus::Signal(15), now);
+    fleet.on_exit("c", pids["c"], ExitStatus::Signal(15), false, now);
+    fleet.on_exit("b", pids["b"], ExitStatus::Signal(15), false, now);
     let acts = fleet.reconcile(now);
     assert!(fleet.get("c").is_none(), "removed unit dropped once down");
     assert_eq!(

@@ -14,6 +14,7 @@ mod graph;
 mod load;
 mod model;
 mod parse;
+mod resources;
 pub mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,7 +24,10 @@ pub use container::{
     ContainerSpec, IdMapRange, MountKind, MountSpec, Namespace, Propagation, Rlimit,
 };
 pub use error::UnitError;
-pub use model::{IdSpec, LogLimits, ResourceSpec, RestartPolicy, Service, StartLimit, Unit};
+pub use model::{
+    IdSpec, LogLimits, RestartPolicy, Service, StartLimit, Unit, same_except_resources,
+};
+pub use resources::{CpuMax, ResourceSpec};
 
 /// The result of loading a directory: the good units and every error.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -68,3 +72,6 @@ mod tests;
 
 #[cfg(test)]
 mod container_tests;
+
+#[cfg(test)]
+mod resources_tests;

@@ -11,6 +11,7 @@ use nix::sys::signal::Signal;
 use serde::{Serialize, Serializer};
 
 use super::container::ContainerSpec;
+use super::resources::ResourceSpec;
 
 /// One service definition, loaded from `<dir>/<name>.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -35,8 +36,9 @@ pub struct Unit {
     /// Isolation settings: `[container]` plus the top-level `[[mount]]`
     /// entries; [`ContainerSpec::default()`] when neither is written.
     pub container: ContainerSpec,
-    /// Reserved for resource limits; always `None` in this version.
-    pub resources: Option<ResourceSpec>,
+    /// cgroup limits from `[resources]`; [`ResourceSpec::default()`] (no
+    /// limits) when the section is not written.
+    pub resources: ResourceSpec,
     /// Source locations of `after`/`requires` entries, kept so the graph
     /// check can point at the offending entry. Ignored by `==` and the hash.
     #[serde(skip)]
@@ -122,10 +124,6 @@ pub enum RestartPolicy {
     Always,
 }
 
-/// Placeholder for the `[resources]` section (not supported yet).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ResourceSpec {}
-
 /// A 1-based source position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Pos {
@@ -191,7 +189,9 @@ struct Canonical<'a> {
     service: &'a Service,
     logs: &'a LogLimits,
     container: &'a ContainerSpec,
-    resources: &'a Option<ResourceSpec>,
+    /// `None` (serialised as `null`) when no limit is set, so units without
+    /// limits keep the hash they had before `[resources]` existed.
+    resources: Option<&'a ResourceSpec>,
 }
 
 impl Unit {
@@ -210,7 +210,7 @@ impl Unit {
             service: &self.service,
             logs: &self.logs,
             container: &self.container,
-            resources: &self.resources,
+            resources: Some(&self.resources).filter(|r| !r.is_empty()),
         };
         // Serialising plain structs, strings, numbers and BTreeMaps with
         // string keys cannot fail; fall back to Debug just in case.
@@ -218,6 +218,32 @@ impl Unit {
             .unwrap_or_else(|_| format!("{canonical:?}").into_bytes());
         format!("{:012x}", fnv1a64(&bytes) >> 16)
     }
+}
+
+/// True when `a` and `b` have the same definition apart from `resources`:
+/// everything the hash covers except the limits. Name, path and hash are
+/// ignored, like in [`Unit::compute_hash`].
+pub fn same_except_resources(a: &Unit, b: &Unit) -> bool {
+    // Destructured so that a new field must be considered here.
+    let Unit {
+        name: _,
+        path: _,
+        hash: _,
+        description,
+        after,
+        requires,
+        service,
+        logs,
+        container,
+        resources: _,
+        deps: _,
+    } = a;
+    *description == b.description
+        && *after == b.after
+        && *requires == b.requires
+        && *service == b.service
+        && *logs == b.logs
+        && *container == b.container
 }
 
 /// 64-bit FNV-1a: tiny, dependency-free and stable across Rust versions

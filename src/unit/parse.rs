@@ -16,10 +16,11 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use toml::Spanned;
 
 mod container;
+mod resources;
 
 use super::error::UnitError;
 use super::model::{
@@ -66,9 +67,8 @@ struct RawFile {
     /// Top-level `[[mount]]` tables; they belong to the container model.
     #[serde(default)]
     mount: Vec<Spanned<container::RawMount>>,
-    /// Accepted syntactically only so the error can say "not supported yet"
-    /// instead of "unknown field".
-    resources: Option<Spanned<IgnoredAny>>,
+    #[serde(default)]
+    resources: resources::RawResources,
 }
 
 #[derive(Deserialize, Default)]
@@ -405,12 +405,7 @@ fn build_unit(
     raw: RawFile,
     problems: &mut Vec<Problem>,
 ) -> Option<Unit> {
-    if let Some(s) = &raw.resources {
-        problems.push(Problem::at(
-            section_span(text, "resources", s.span()),
-            "the [resources] section is not supported by this version of sup yet",
-        ));
-    }
+    let resources = resources::build_resources(raw.resources, problems);
     let container = container::build_container(text, raw.container, raw.mount, problems);
     let deps = dep_locations(text, &raw.unit);
     let service = match raw.service {
@@ -443,15 +438,15 @@ fn build_unit(
         service: service?,
         logs,
         container,
-        resources: None,
+        resources,
         deps,
     };
     unit.hash = unit.compute_hash();
     Some(unit)
 }
 
-/// Where to report an unsupported section: its `[header]` if there is one
-/// (toml reports a table's span as its body), else the value's own span.
+/// Where to report a problem with a whole section: its `[header]` if there
+/// is one (toml reports a table's span as its body), else the value's span.
 fn section_span(text: &str, section: &str, value_span: Range<usize>) -> Range<usize> {
     let header = format!("[{section}]");
     text.match_indices(&header)

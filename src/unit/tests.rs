@@ -95,7 +95,8 @@ fn full_unit_with_every_key() {
         }
     );
     assert_eq!(u.container, ContainerSpec::default());
-    assert_eq!(u.resources, None);
+    assert_eq!(u.resources, ResourceSpec::default());
+    assert!(u.resources.is_empty());
     assert_eq!(u.hash.len(), 12);
     assert!(u.hash.chars().all(|c| c.is_ascii_hexdigit()));
 }
@@ -354,16 +355,6 @@ fn value_rules() {
         "unknown field `brust`",
     );
     assert_err("[service\n", 1, 9, "");
-}
-
-#[test]
-fn unsupported_sections() {
-    assert_err(
-        &format!("[resources]\nmemory = \"1G\"\n{MINIMAL}"),
-        1,
-        1,
-        "the [resources] section is not supported by this version of sup yet",
-    );
 }
 
 #[test]
@@ -667,15 +658,30 @@ fn docs_complete_example_parses() {
     assert_eq!(c.namespaces, d.container.namespaces);
     assert_eq!(c.capabilities.len(), 1);
     assert_eq!(c.mounts.len(), 2);
+    let r = &u.resources;
+    assert_eq!(
+        (r.memory_max, r.memory_high),
+        (Some(512 << 20), Some(384 << 20))
+    );
+    assert_eq!(
+        r.cpu_max,
+        Some(CpuMax {
+            quota_us: 150_000,
+            period_us: 100_000
+        })
+    );
+    assert_eq!(r.pids_max, Some(256));
 }
 
 #[test]
 fn docs_examples_parse() {
     // Every ```toml block that is a whole unit (has [service]) must parse;
-    // the [[mount]] examples are checked together after a minimal unit.
+    // the [[mount]] examples are checked together after a minimal unit, and
+    // so is the [resources] example.
     let doc = include_str!("../../docs/units.md");
     let mut rest = doc;
     let mut mounts = 0;
+    let mut resources = 0;
     while let Some(i) = rest.find("```toml\n") {
         let body = &rest[i + 8..];
         let len = body.find("```").unwrap();
@@ -686,7 +692,12 @@ fn docs_examples_parse() {
         } else if block.trim_start().starts_with("[[mount]]") {
             let u = parse(&format!("{MINIMAL}{block}")).unwrap();
             mounts = mounts.max(u.container.mounts.len());
+        } else if block.trim_start().starts_with("[resources]") {
+            let u = parse(&format!("{MINIMAL}{block}")).unwrap();
+            assert!(!u.resources.is_empty());
+            resources += 1;
         }
     }
     assert_eq!(mounts, 6, "the one-of-each-type example");
+    assert_eq!(resources, 1, "the [resources] example");
 }

@@ -1,0 +1,459 @@
+//! Resource control: one cgroup per unit inside a subtree supd owns, on cgroup v2,
+//! v1 and hybrid hierarchies (v1 controllers next to a cgroup2 mount without
+//! controllers, as on the development machine).
+//!
+//! This is a small file-based driver of our own rather than cgroups-rs: the pieces
+//! supd needs (exact error reporting per file, no blanket controller enabling,
+//! `cgroup.kill` and freezer-based kill, OOM counters on both versions) are the
+//! gaps of that crate, and the rest is writing a few files.
+//!
+//! `layout` finds the hierarchies (pure parsing, unit-tested); `Cgroups` creates,
+//! fills, kills and removes the directories.
+
+pub mod layout;
+pub mod units;
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use layout::{Hierarchy, Layout};
+
+use crate::unit::ResourceSpec;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("no cgroup hierarchy found (is /sys/fs/cgroup mounted?)")]
+    NoHierarchy,
+    #[error("{key} needs the {controller} controller, which this kernel does not offer to supd")]
+    MissingController {
+        key: &'static str,
+        controller: &'static str,
+    },
+    #[error("cgroup {path} did not empty within {secs}s")]
+    NotEmpty { path: PathBuf, secs: u64 },
+}
+
+fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CgroupError + 'a {
+    move |source| CgroupError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The subtree supd owns, in every hierarchy it uses.
+#[derive(Debug, Clone)]
+pub struct Cgroups {
+    layout: Layout,
+    /// Per hierarchy: the directory of supd's subtree (`<supd's cgroup>/<name>`).
+    bases: Vec<(Hierarchy, PathBuf)>,
+}
+
+/// On v2, where supd itself waits while the controllers are enabled above it.
+const SUPD_LEAF: &str = ".supd";
+
+/// Controllers supd asks for on cgroup v2.
+const V2_CONTROLLERS: &[&str] = &["cpu", "memory", "pids", "io", "cpuset"];
+
+impl Cgroups {
+    /// Find the hierarchies and create supd's subtree `name` under its own cgroup.
+    pub fn init(name: &str) -> Result<Cgroups, CgroupError> {
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+            .map_err(io("read", Path::new("/proc/self/mountinfo")))?;
+        let own = std::fs::read_to_string("/proc/self/cgroup")
+            .map_err(io("read", Path::new("/proc/self/cgroup")))?;
+        let layout = Layout::detect(&mountinfo, &own, |p| {
+            std::fs::read_to_string(p.join("cgroup.controllers")).unwrap_or_default()
+        })
+        .ok_or(CgroupError::NoHierarchy)?;
+        let mut bases = Vec::new();
+        for h in layout.hierarchies() {
+            let base = h.own_dir().join(name);
+            mkdir(&base)?;
+            if h.is_v2() {
+                enable_v2_controllers(&h, &base)?;
+            }
+            if h.has("cpuset") && !h.is_v2() {
+                inherit_cpuset(&base)?;
+            }
+            bases.push((h.clone(), base));
+        }
+        Ok(Cgroups { layout, bases })
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    fn dirs(&self, unit: &str) -> impl Iterator<Item = (&Hierarchy, PathBuf)> {
+        self.bases.iter().map(move |(h, base)| (h, base.join(unit)))
+    }
+
+    /// Create (or reuse) the unit's cgroup and apply its limits. A limit whose
+    /// controller is missing is an error, never silently skipped.
+    pub fn create(&self, unit: &str, res: &ResourceSpec) -> Result<(), CgroupError> {
+        for (h, dir) in self.dirs(unit) {
+            mkdir(&dir)?;
+            if h.has("cpuset") && !h.is_v2() {
+                inherit_cpuset(&dir)?;
+            }
+        }
+        self.apply(unit, res)
+    }
+
+    /// Write the limits (also used to change them on a running unit).
+    pub fn apply(&self, unit: &str, res: &ResourceSpec) -> Result<(), CgroupError> {
+        for (key, controller, v2_file, v1_file, value) in settings(res) {
+            let Some((h, dir)) = self.dirs(unit).find(|(h, _)| h.has(controller)) else {
+                return Err(CgroupError::MissingController { key, controller });
+            };
+            let (file, value) = if h.is_v2() {
+                (v2_file, value.v2)
+            } else {
+                (v1_file, value.v1)
+            };
+            write(&dir.join(file), &value)?;
+        }
+        Ok(())
+    }
+
+    /// Put `pid` into the unit's cgroup in every hierarchy (before it runs anything
+    /// of the service, so nothing it forks can escape).
+    pub fn place(&self, unit: &str, pid: i32) -> Result<(), CgroupError> {
+        for (_, dir) in self.dirs(unit) {
+            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// The directory whose `cgroup.procs` lists every process of the unit.
+    fn procs_dir(&self, unit: &str) -> Option<PathBuf> {
+        self.dirs(unit)
+            .find(|(h, _)| h.is_v2() || h.has("freezer") || h.has("pids"))
+            .map(|(_, d)| d)
+    }
+
+    /// Kill every process of the unit and wait until the cgroup is empty:
+    /// `cgroup.kill` where the kernel has it, else freeze, SIGKILL each, thaw, until
+    /// nothing is left. Blocking.
+    pub fn kill_all(&self, unit: &str) -> Result<(), CgroupError> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let Some(dir) = self.procs_dir(unit) else {
+            return Ok(());
+        };
+        if !dir.exists() {
+            return Ok(());
+        }
+        let kill_file = dir.join("cgroup.kill");
+        let freezer = self
+            .dirs(unit)
+            .find(|(h, _)| h.has("freezer") && !h.is_v2())
+            .map(|(_, d)| d);
+        loop {
+            let pids = procs(&dir)?;
+            if pids.is_empty() {
+                return Ok(());
+            }
+            if kill_file.exists() {
+                write(&kill_file, "1")?;
+            } else {
+                // Frozen processes cannot fork new ones between the read and the kill.
+                if let Some(f) = &freezer {
+                    let _ = write(&f.join("freezer.state"), "FROZEN");
+                }
+                for pid in procs(&dir)? {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                if let Some(f) = &freezer {
+                    let _ = write(&f.join("freezer.state"), "THAWED");
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(CgroupError::NotEmpty {
+                    path: dir,
+                    secs: 10,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Remove the unit's cgroup (after `kill_all`). A cgroup that is already gone is fine.
+    pub fn remove(&self, unit: &str) -> Result<(), CgroupError> {
+        for (_, dir) in self.dirs(unit) {
+            rmdir(&dir)?;
+        }
+        Ok(())
+    }
+
+    /// OOM kills so far in the unit's cgroup (v2 `memory.events`, v1 `memory.oom_control`).
+    pub fn oom_kills(&self, unit: &str) -> u64 {
+        self.dirs(unit)
+            .find(|(h, _)| h.has("memory"))
+            .map(|(h, dir)| {
+                let file = if h.is_v2() {
+                    "memory.events"
+                } else {
+                    "memory.oom_control"
+                };
+                let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+                layout::keyed_value(&text, "oom_kill").unwrap_or(0)
+            })
+            .unwrap_or(0)
+    }
+
+    /// Kill and remove every unit cgroup and the subtree itself (supd exiting).
+    pub fn teardown(&self) -> Result<(), CgroupError> {
+        for (_, base) in &self.bases {
+            let Ok(entries) = std::fs::read_dir(base) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                // Unit names never start with '.', supd's own leaf does.
+                if e.path().is_dir()
+                    && let Some(unit) = e.file_name().to_str()
+                    && !unit.starts_with('.')
+                {
+                    self.kill_all(unit)?;
+                    self.remove(unit)?;
+                }
+            }
+        }
+        for (h, base) in &self.bases {
+            let leaf = base.join(SUPD_LEAF);
+            if leaf.exists() {
+                write(
+                    &h.own_dir().join("cgroup.procs"),
+                    &std::process::id().to_string(),
+                )?;
+                rmdir(&leaf)?;
+            }
+            rmdir(base)?;
+        }
+        Ok(())
+    }
+}
+
+/// One limit: which key, which controller, the v2 and v1 file names and values.
+struct Value {
+    v2: String,
+    v1: String,
+}
+
+fn same(v: String) -> Value {
+    Value {
+        v2: v.clone(),
+        v1: v,
+    }
+}
+
+/// The files to write for a resource spec, in an order the kernel accepts.
+fn settings(
+    res: &ResourceSpec,
+) -> Vec<(
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    Value,
+)> {
+    let mut out = Vec::new();
+    if let Some(m) = res.memory_max {
+        out.push((
+            "memory_max",
+            "memory",
+            "memory.max",
+            "memory.limit_in_bytes",
+            same(m.to_string()),
+        ));
+    }
+    if let Some(m) = res.memory_high {
+        out.push((
+            "memory_high",
+            "memory",
+            "memory.high",
+            "memory.soft_limit_in_bytes",
+            same(m.to_string()),
+        ));
+    }
+    if let Some(s) = res.memory_swap_max {
+        // v1 limits memory+swap together.
+        let v1 = res.memory_max.map_or(u64::MAX, |m| m.saturating_add(s));
+        out.push((
+            "memory_swap_max",
+            "memory",
+            "memory.swap.max",
+            "memory.memsw.limit_in_bytes",
+            Value {
+                v2: s.to_string(),
+                v1: v1.to_string(),
+            },
+        ));
+    }
+    if let Some(c) = res.cpu_max {
+        out.push((
+            "cpu_max",
+            "cpu",
+            "cpu.max",
+            "cpu.cfs_period_us",
+            Value {
+                v2: format!("{} {}", c.quota_us, c.period_us),
+                v1: c.period_us.to_string(),
+            },
+        ));
+        out.push((
+            "cpu_max",
+            "cpu",
+            "cpu.max",
+            "cpu.cfs_quota_us",
+            Value {
+                v2: format!("{} {}", c.quota_us, c.period_us),
+                v1: c.quota_us.to_string(),
+            },
+        ));
+    }
+    if let Some(w) = res.cpu_weight {
+        // v1 shares: the v2 default weight 100 is 1024 shares.
+        out.push((
+            "cpu_weight",
+            "cpu",
+            "cpu.weight",
+            "cpu.shares",
+            Value {
+                v2: w.to_string(),
+                v1: (u64::from(w) * 1024 / 100).max(2).to_string(),
+            },
+        ));
+    }
+    if let Some(p) = res.pids_max {
+        out.push((
+            "pids_max",
+            "pids",
+            "pids.max",
+            "pids.max",
+            same(p.to_string()),
+        ));
+    }
+    if let Some(w) = res.io_weight {
+        // v1 blkio.weight is 10..=1000; the v2 default 100 maps to 500.
+        let v1 = (u64::from(w) * 5).clamp(10, 1000);
+        out.push((
+            "io_weight",
+            "io",
+            "io.weight",
+            "blkio.weight",
+            Value {
+                v2: w.to_string(),
+                v1: v1.to_string(),
+            },
+        ));
+    }
+    if let Some(c) = &res.cpuset_cpus {
+        out.push((
+            "cpuset_cpus",
+            "cpuset",
+            "cpuset.cpus",
+            "cpuset.cpus",
+            same(c.clone()),
+        ));
+    }
+    if let Some(m) = &res.cpuset_mems {
+        out.push((
+            "cpuset_mems",
+            "cpuset",
+            "cpuset.mems",
+            "cpuset.mems",
+            same(m.clone()),
+        ));
+    }
+    out
+}
+
+fn mkdir(dir: &Path) -> Result<(), CgroupError> {
+    match std::fs::create_dir(dir) {
+        Err(e) if e.kind() != ErrorKind::AlreadyExists => Err(io("mkdir", dir)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// rmdir, retried briefly: the kernel may report EBUSY until the last process of a
+/// just-emptied cgroup is fully gone.
+fn rmdir(dir: &Path) -> Result<(), CgroupError> {
+    for _ in 0..200 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => return Err(io("rmdir", dir)(e)),
+        }
+    }
+    std::fs::remove_dir(dir).map_err(io("rmdir", dir))
+}
+
+fn write(file: &Path, value: &str) -> Result<(), CgroupError> {
+    std::fs::write(file, value).map_err(io("write", file))
+}
+
+fn procs(dir: &Path) -> Result<Vec<i32>, CgroupError> {
+    let file = dir.join("cgroup.procs");
+    match std::fs::read_to_string(&file) {
+        Ok(text) => Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io("read", &file)(e)),
+    }
+}
+
+/// A new v1 cpuset cgroup starts with no CPUs and no memory nodes; copy the parent's.
+fn inherit_cpuset(dir: &Path) -> Result<(), CgroupError> {
+    let Some(parent) = dir.parent() else {
+        return Ok(());
+    };
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let current = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        if current.trim().is_empty() {
+            let value = std::fs::read_to_string(parent.join(file))
+                .map_err(io("read", &parent.join(file)))?;
+            write(&dir.join(file), value.trim())?;
+        }
+    }
+    Ok(())
+}
+
+/// On v2, controllers must be enabled in every ancestor's `cgroup.subtree_control`
+/// below the mount root, and a cgroup with processes cannot enable them for its
+/// children (no internal processes): supd moves itself into a leaf `supd` of its
+/// subtree first when it is not at the root.
+fn enable_v2_controllers(h: &Hierarchy, base: &Path) -> Result<(), CgroupError> {
+    let available =
+        std::fs::read_to_string(h.own_dir().join("cgroup.controllers")).unwrap_or_default();
+    let wanted: Vec<&str> = V2_CONTROLLERS
+        .iter()
+        .copied()
+        .filter(|c| available.split_whitespace().any(|a| a == *c))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let line: String = wanted.iter().map(|c| format!("+{c} ")).collect();
+    if h.own_dir() != h.mount() {
+        let leaf = base.join(SUPD_LEAF);
+        mkdir(&leaf)?;
+        write(&leaf.join("cgroup.procs"), &std::process::id().to_string())?;
+        write(&h.own_dir().join("cgroup.subtree_control"), line.trim())?;
+    } else {
+        write(&h.mount().join("cgroup.subtree_control"), line.trim())?;
+    }
+    write(&base.join("cgroup.subtree_control"), line.trim())
+}

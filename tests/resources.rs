@@ -1,0 +1,212 @@
+//! Resource control (issue 4), checked on this machine's cgroups (v1 or hybrid
+//! here; pure v2 in the VM). These tests need root.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn root_only() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("skipped: needs root");
+    false
+}
+
+#[test]
+fn memory_hog_is_oom_killed_reported_and_restarted() {
+    if !root_only() {
+        return;
+    }
+    let sup = Sup::start(&[(
+        "hog",
+        "[resources]\nmemory_max = \"32M\"\n[service]\nexec = [\"/bin/dd\", \"if=/dev/zero\", \"of=/dev/null\", \"bs=128M\", \"count=1\"]\n\
+         restart = \"on-failure\"\nrestart_delay = \"200ms\"\nstart_limit = { burst = 100, interval = \"1m\" }\n",
+    )]);
+    let hog = sup.wait_status("an OOM kill", Duration::from_secs(20), |s| {
+        s.iter().any(|u| {
+            u["name"] == "hog"
+                && u["oom_kills"].as_u64() >= Some(1)
+                && u["restarts"].as_u64() >= Some(1)
+        })
+    });
+    let hog = &hog[0];
+    assert_eq!(hog["last_exit"]["oom_killed"], true, "{hog}");
+    assert_eq!(hog["last_exit"]["signal"], "SIGKILL", "{hog}");
+    // supd itself is unharmed and answers.
+    assert!(
+        sup.supctl(&["status"]).status.success()
+            || sup.supctl(&["status"]).status.code() == Some(3)
+    );
+}
+
+#[test]
+fn fork_bomb_is_contained_and_supd_stays_responsive() {
+    if !root_only() {
+        return;
+    }
+    let sup = Sup::start(&[
+        (
+            "bomb",
+            "[resources]\npids_max = 32\n[service]\nexec = [\"/bin/sh\", \"-c\", \"f() { f | f & }; f; while true; do sleep 1; done\"]\n",
+        ),
+        ("calm", "[service]\nexec = [\"/bin/sleep\", \"1000\"]\n"),
+    ]);
+    sup.wait_state("calm", "running", Duration::from_secs(10));
+    let bomb = sup.wait_state("bomb", "running", Duration::from_secs(10));
+    let pid = bomb["pid"].as_i64().expect("pid") as i32;
+    let pids_dir = cgroup_dir_of(pid, "pids").expect("pids cgroup");
+    // The bomb hits its ceiling: forks refused by the pids controller are counted
+    // in pids.events, and the count of tasks never exceeds the limit.
+    let refused = || -> u64 {
+        let text = std::fs::read_to_string(pids_dir.join("pids.events")).unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix("max "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while refused() == 0 {
+        let current: u64 = std::fs::read_to_string(pids_dir.join("pids.current"))
+            .expect("pids.current")
+            .trim()
+            .parse()
+            .expect("n");
+        assert!(current <= 32, "contained: {current}");
+        assert!(
+            Instant::now() < deadline,
+            "the bomb never reached its limit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let t0 = Instant::now();
+    let out = sup.supctl(&["status", "calm"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "status round trip took {:?}",
+        t0.elapsed()
+    );
+    let out = sup.supctl(&["stop", "--wait", "bomb"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids_dir.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "cgroup {} not removed",
+            pids_dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn cpu_max_holds_a_busy_loop_to_its_share() {
+    if !root_only() {
+        return;
+    }
+    let sup = Sup::start(&[(
+        "spin",
+        "[resources]\ncpu_max = \"20%\"\n[service]\nexec = [\"/bin/sh\", \"-c\", \"while true; do :; done\"]\n",
+    )]);
+    let spin = sup.wait_state("spin", "running", Duration::from_secs(10));
+    let pid = spin["pid"].as_i64().expect("pid") as i32;
+    let usage = || -> u64 {
+        if let Some(d) = cgroup_dir_of(pid, "cpuacct")
+            && let Ok(ns) = std::fs::read_to_string(d.join("cpuacct.usage"))
+        {
+            return ns.trim().parse::<u64>().expect("ns") / 1000;
+        }
+        let d = cgroup_dir_of(pid, "cpu").expect("cpu cgroup");
+        let stat = std::fs::read_to_string(d.join("cpu.stat")).expect("cpu.stat");
+        stat.lines()
+            .find_map(|l| l.strip_prefix("usage_usec "))
+            .expect("usage_usec")
+            .trim()
+            .parse()
+            .expect("us")
+    };
+    let (u0, t0) = (usage(), Instant::now());
+    std::thread::sleep(Duration::from_secs(3));
+    let (u1, t1) = (usage(), Instant::now());
+    let share = (u1 - u0) as f64 / (t1 - t0).as_micros() as f64;
+    assert!(
+        share < 0.25,
+        "a 20% limit let the loop use {:.0}% of a CPU",
+        share * 100.0
+    );
+    assert!(
+        share > 0.05,
+        "the loop should still run: {:.0}%",
+        share * 100.0
+    );
+}
+
+#[test]
+fn stop_leaves_nothing_of_a_double_forking_service_and_removes_its_cgroup() {
+    if !root_only() {
+        return;
+    }
+    let sup = Sup::start(&[(
+        "forker",
+        // On the host (no PID namespace) and escaping its process group with setsid:
+        // only the cgroup still holds the daemon.
+        "[container]\nnamespaces = []\n[service]\nexec = [\"/bin/sh\", \"-c\", \"(setsid sleep 1000 &); exec sleep 1000\"]\n",
+    )]);
+    let unit = sup.wait_state("forker", "running", Duration::from_secs(10));
+    let pid = unit["pid"].as_i64().expect("pid") as i32;
+    let dir = cgroup_dir_of(pid, "pids")
+        .or_else(|| cgroup_dir_of(pid, "memory"))
+        .expect("unit cgroup");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let members = || -> Vec<i32> {
+        std::fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.parse().ok())
+            .collect()
+    };
+    while members().len() < 2 {
+        assert!(Instant::now() < deadline, "the daemon never appeared");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let all = members();
+    let out = sup.supctl(&["stop", "--wait", "forker"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while all.iter().any(|p| pid_alive(*p)) || dir.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "left behind: {:?}, cgroup exists: {}",
+            all.iter().filter(|p| pid_alive(**p)).collect::<Vec<_>>(),
+            dir.exists()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn no_cgroup_remains_after_supd_exits() {
+    if !root_only() {
+        return;
+    }
+    let mut sup = Sup::start(&[
+        (
+            "a",
+            "[resources]\nmemory_max = \"64M\"\n[service]\nexec = [\"/bin/sleep\", \"1000\"]\n",
+        ),
+        ("b", "[service]\nexec = [\"/bin/sleep\", \"1000\"]\n"),
+    ]);
+    sup.wait_status("running", Duration::from_secs(10), |s| {
+        s.iter().all(|u| u["state"] == "running")
+    });
+    let root = sup.cgroup_root();
+    assert!(
+        !cgroup_dirs_named(&root).is_empty(),
+        "supd made its subtree"
+    );
+    assert!(sup.stop().success());
+    assert_eq!(cgroup_dirs_named(&root), Vec::<std::path::PathBuf>::new());
+}
