@@ -554,6 +554,7 @@ impl Daemon {
             path: slot.spec.path.display().to_string(),
             definition_error: slot.definition_error.clone(),
             log_file: self.log_path(name),
+            usage: self.cgroups.usage(name, &slot.spec.resources),
         }
     }
 
@@ -576,6 +577,7 @@ impl Daemon {
             path: error.path.display().to_string(),
             definition_error: Some(error.to_string()),
             log_file: self.log_path(name),
+            usage: None,
         }
     }
 }

@@ -210,3 +210,57 @@ fn no_cgroup_remains_after_supd_exits() {
     assert!(sup.stop().success());
     assert_eq!(cgroup_dirs_named(&root), Vec::<std::path::PathBuf>::new());
 }
+
+#[test]
+fn status_and_top_show_usage_against_limits_and_cgroup_namespace_is_rooted() {
+    if !root_only() {
+        return;
+    }
+    let sup = Sup::prepare(&[]);
+    let out = sup.path().join("cgroup-view");
+    sup.write_unit(
+        "limited",
+        &format!(
+            "[resources]\nmemory_max = \"64M\"\npids_max = 50\n[service]\nexec = [\"/bin/sh\", \"-c\", \"cat /proc/self/cgroup > {o}.tmp; mv {o}.tmp {o}; exec sleep 1000\"]\n",
+            o = out.display()
+        ),
+    );
+    let sup = sup.launch();
+    sup.wait_state("limited", "running", Duration::from_secs(10));
+    let view = wait_file(&out);
+    // With its own cgroup namespace (a default), the service sees its cgroup as /.
+    for line in view
+        .lines()
+        .filter(|l| l.contains("memory") || l.contains("pids"))
+    {
+        assert!(
+            line.ends_with(":/"),
+            "cgroup namespace rooted at the unit's cgroup: {view}"
+        );
+    }
+    let unit = sup.unit("limited");
+    let usage = &unit["usage"];
+    assert_eq!(usage["memory_max"], 64 << 20, "{unit}");
+    assert_eq!(usage["pids_max"], 50, "{unit}");
+    assert!(
+        usage["memory_current"].as_u64().is_some_and(|m| m > 0),
+        "{unit}"
+    );
+    assert!(
+        usage["tasks"]
+            .as_u64()
+            .is_some_and(|t| (1..=5).contains(&t)),
+        "{unit}"
+    );
+    let top = sup.supctl(&["top", "-n", "2"]);
+    assert!(top.status.success(), "{}", stderr(&top));
+    let text = stdout(&top);
+    let row = text
+        .lines()
+        .rfind(|l| l.starts_with("limited"))
+        .expect("a row");
+    assert!(
+        row.contains("/ 64.0M") && row.contains("/ 50") && row.contains('%'),
+        "{text}"
+    );
+}

@@ -84,6 +84,12 @@ enum Cmd {
         #[arg(value_name = "UNIT", required = true)]
         units: Vec<String>,
     },
+    /// Show every unit's resource use, refreshed every second (like systemd-cgtop)
+    Top {
+        /// Stop after this many refreshes (default: until interrupted)
+        #[arg(short = 'n', long, value_name = "N")]
+        iterations: Option<u64>,
+    },
     /// Re-read the unit directory and apply the changes
     Reload {
         /// Only show what would change
@@ -229,6 +235,30 @@ fn status_exit(named: &[String], units: &[UnitStatus]) -> i32 {
     }
 }
 
+/// Redraw the usage table every second; CPU percentages are measured by supd
+/// between two consecutive refreshes.
+fn cmd_top(path: &std::path::Path, iterations: Option<u64>) -> Result<i32, Failure> {
+    let mut n = 0;
+    loop {
+        let units = match exchange(path, Command::Status { units: Vec::new() })? {
+            Reply::Status { units } => units,
+            other => return Err(unexpected(&other)),
+        };
+        // Clear the screen only when drawing for a person.
+        let clear = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            "\x1b[H\x1b[2J"
+        } else {
+            ""
+        };
+        out(&format!("{clear}{}", render::render_top(&units)))?;
+        n += 1;
+        if iterations.is_some_and(|max| n >= max) {
+            return Ok(exit::OK);
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+}
+
 fn cmd_status(path: &std::path::Path, named: Vec<String>, json: bool) -> Result<i32, Failure> {
     let units = match exchange(
         path,
@@ -311,6 +341,7 @@ fn run(cli: Cli) -> Result<i32, Failure> {
         Cmd::Restart { units, wait } => cmd_units(&path, Command::Restart { units, wait }),
         Cmd::ResetFailed { units } => cmd_units(&path, Command::ResetFailed { units }),
         Cmd::Reload { dry_run } => cmd_reload(&path, dry_run),
+        Cmd::Top { iterations } => cmd_top(&path, iterations),
         Cmd::Logs {
             unit,
             lines,
@@ -399,6 +430,7 @@ mod tests {
             path: String::new(),
             definition_error: None,
             log_file: String::new(),
+            usage: None,
         }
     }
 

@@ -212,6 +212,34 @@ impl Cgroups {
             .unwrap_or(0)
     }
 
+    /// Current usage of the unit's cgroup; fields the kernel does not offer are None.
+    pub fn usage(&self, unit: &str) -> RawUsage {
+        let mut u = RawUsage::default();
+        for (h, dir) in self.dirs(unit) {
+            let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+            let num = |f: &str| read(f).and_then(|t| t.trim().parse::<u64>().ok());
+            if h.is_v2() {
+                u.memory_current = num("memory.current");
+                u.memory_peak = num("memory.peak");
+                u.cpu_usage_usec =
+                    read("cpu.stat").and_then(|t| layout::keyed_value(&t, "usage_usec"));
+                u.tasks = num("pids.current");
+                continue;
+            }
+            if h.has("memory") {
+                u.memory_current = num("memory.usage_in_bytes");
+                u.memory_peak = num("memory.max_usage_in_bytes");
+            }
+            if h.has("cpuacct") {
+                u.cpu_usage_usec = num("cpuacct.usage").map(|ns| ns / 1000);
+            }
+            if h.has("pids") {
+                u.tasks = num("pids.current");
+            }
+        }
+        u
+    }
+
     /// Kill and remove every unit cgroup and the subtree itself (supd exiting).
     pub fn teardown(&self) -> Result<(), CgroupError> {
         for (_, base) in &self.bases {
@@ -242,6 +270,15 @@ impl Cgroups {
         }
         Ok(())
     }
+}
+
+/// Usage counters as read from the cgroup files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RawUsage {
+    pub memory_current: Option<u64>,
+    pub memory_peak: Option<u64>,
+    pub cpu_usage_usec: Option<u64>,
+    pub tasks: Option<u64>,
 }
 
 /// One limit: which key, which controller, the v2 and v1 file names and values.

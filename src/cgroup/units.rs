@@ -36,6 +36,8 @@ pub struct UnitCgroups {
     live: HashSet<String>,
     /// OOM kills already accounted per unit.
     oom_seen: HashMap<String, u64>,
+    /// The previous CPU reading per unit, for a recent CPU percentage.
+    cpu_seen: Mutex<HashMap<String, (u64, std::time::Instant)>>,
 }
 
 /// What a spawn thread needs to put the new process into the unit's cgroup.
@@ -68,6 +70,7 @@ impl UnitCgroups {
             gates: HashMap::new(),
             live: HashSet::new(),
             oom_seen: HashMap::new(),
+            cpu_seen: Mutex::new(HashMap::new()),
         }
     }
 
@@ -149,6 +152,32 @@ impl UnitCgroups {
         let increased = count > *seen;
         *seen = count;
         increased
+    }
+
+    /// Usage of a unit with a cgroup, with the CPU percentage since the last call.
+    pub fn usage(&self, unit: &str, res: &ResourceSpec) -> Option<crate::control::proto::Usage> {
+        let cgroups = self.cgroups.as_ref()?;
+        if !self.live.contains(unit) {
+            return None;
+        }
+        let raw = cgroups.usage(unit);
+        let now = std::time::Instant::now();
+        let mut seen = self.cpu_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let cpu_percent = raw.cpu_usage_usec.and_then(|cpu| {
+            let previous = seen.insert(unit.to_string(), (cpu, now))?;
+            let elapsed = now.duration_since(previous.1).as_micros() as f64;
+            (elapsed > 0.0 && cpu >= previous.0)
+                .then(|| (cpu - previous.0) as f64 * 100.0 / elapsed)
+        });
+        Some(crate::control::proto::Usage {
+            memory_current: raw.memory_current,
+            memory_peak: raw.memory_peak,
+            memory_max: res.memory_max,
+            cpu_usage_usec: raw.cpu_usage_usec,
+            cpu_percent,
+            tasks: raw.tasks,
+            pids_max: res.pids_max,
+        })
     }
 
     /// supd exits: every unit cgroup and the subtree go.

@@ -148,6 +148,23 @@ pub struct UnitStatus {
     pub definition_error: Option<String>,
     /// Where the unit's output is written.
     pub log_file: String,
+    /// Usage read from the unit's cgroup (absent without cgroups or a process).
+    #[serde(default)]
+    pub usage: Option<Usage>,
+}
+
+/// A unit's resource usage against its limits.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub memory_current: Option<u64>,
+    pub memory_peak: Option<u64>,
+    pub memory_max: Option<u64>,
+    /// CPU time used by the unit since its cgroup was created, in microseconds.
+    pub cpu_usage_usec: Option<u64>,
+    /// CPU use since the previous status query, in percent of one CPU.
+    pub cpu_percent: Option<f64>,
+    pub tasks: Option<u64>,
+    pub pids_max: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

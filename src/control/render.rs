@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::proto::{ExitInfo, LogLine, ReloadPlan, UnitResult, UnitStatus};
+use super::proto::{ExitInfo, LogLine, ReloadPlan, UnitResult, UnitStatus, Usage};
 
 /// A compact duration: `3s`, `5m3s`, `2h13m`, `4d2h` (two most significant units).
 pub fn format_compact(d: Duration) -> String {
@@ -184,7 +184,110 @@ pub fn render_detail(u: &UnitStatus, now: SystemTime) -> String {
             format!("on-disk file rejected, still running the loaded one: {err}"),
         );
     }
+    if let Some(usage) = &u.usage {
+        field("Memory", format_memory(usage));
+        field("CPU", format_cpu(usage));
+        field("Tasks", format_tasks(usage));
+    }
+    if u.oom_kills > 0 {
+        field("OOM kills", u.oom_kills.to_string());
+    }
     field("Log file", u.log_file.clone());
+    out
+}
+
+/// `12.0M / 32.0M (peak 20.1M)`, or `-`.
+pub fn format_memory(u: &Usage) -> String {
+    let Some(current) = u.memory_current else {
+        return "-".into();
+    };
+    let mut s = format_bytes(current);
+    if let Some(max) = u.memory_max {
+        s.push_str(&format!(" / {}", format_bytes(max)));
+    }
+    if let Some(peak) = u.memory_peak {
+        s.push_str(&format!(" (peak {})", format_bytes(peak)));
+    }
+    s
+}
+
+/// `3.2% now, 1.5s total`, or `-`.
+pub fn format_cpu(u: &Usage) -> String {
+    let total = u
+        .cpu_usage_usec
+        .map(|us| format!("{:.1}s total", us as f64 / 1e6));
+    match (u.cpu_percent, total) {
+        (Some(p), Some(t)) => format!("{p:.1}% now, {t}"),
+        (None, Some(t)) => t,
+        _ => "-".into(),
+    }
+}
+
+/// `3 / 32`, or `-`.
+pub fn format_tasks(u: &Usage) -> String {
+    match (u.tasks, u.pids_max) {
+        (Some(t), Some(max)) => format!("{t} / {max}"),
+        (Some(t), None) => t.to_string(),
+        _ => "-".into(),
+    }
+}
+
+/// 1024-based, one decimal: `512.0M`.
+pub fn format_bytes(n: u64) -> String {
+    let units = ["B", "K", "M", "G", "T"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < units.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.1}{}", units[i])
+    }
+}
+
+/// `supctl top`: one line per unit with its usage.
+pub fn render_top(units: &[UnitStatus]) -> String {
+    let rows: Vec<[String; 7]> = units
+        .iter()
+        .map(|u| {
+            let usage = u.usage.clone().unwrap_or_default();
+            [
+                u.name.clone(),
+                state_label(u),
+                format_pid(u.pid),
+                u.usage
+                    .as_ref()
+                    .map_or("-".into(), |_| format_memory(&usage)),
+                usage.cpu_percent.map_or("-".into(), |p| format!("{p:.1}%")),
+                format_tasks(&usage),
+                u.oom_kills.to_string(),
+            ]
+        })
+        .collect();
+    let header = ["UNIT", "STATE", "PID", "MEMORY", "CPU", "TASKS", "OOM"];
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let mut l: String = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}  "))
+            .collect();
+        l.truncate(l.trim_end().len());
+        l.push('\n');
+        l
+    };
+    let mut out = line(header.to_vec());
+    for row in &rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
     out
 }
 
@@ -263,6 +366,7 @@ mod tests {
             path: format!("/etc/sup/units/{name}.toml"),
             definition_error: None,
             log_file: format!("/var/log/sup/{name}.log"),
+            usage: None,
         }
     }
 
@@ -421,6 +525,24 @@ web \u{2014} Web frontend
             render_result(&bad),
             Err("web: failed: exited with code 1".into())
         );
+    }
+
+    #[test]
+    fn usage_formatting() {
+        let u = Usage {
+            memory_current: Some(12 << 20),
+            memory_peak: Some(20 << 20),
+            memory_max: Some(32 << 20),
+            cpu_usage_usec: Some(1_500_000),
+            cpu_percent: Some(3.25),
+            tasks: Some(3),
+            pids_max: Some(32),
+        };
+        assert_eq!(format_memory(&u), "12.0M / 32.0M (peak 20.0M)");
+        assert_eq!(format_cpu(&u), "3.2% now, 1.5s total");
+        assert_eq!(format_tasks(&u), "3 / 32");
+        assert_eq!(format_bytes(512), "512B");
+        assert_eq!(format_memory(&Usage::default()), "-");
     }
 
     #[test]
