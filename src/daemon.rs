@@ -23,6 +23,7 @@ use crate::reaper::{self, Exit, Registry};
 use crate::spawn::{self, SpawnError, Spawned};
 use crate::supervise::{Action, ExitStatus, Fleet, Now, Phase, Slot, UnitAction};
 use crate::unit::{self, Loaded, UnitError};
+use crate::watch as unit_watch;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -75,6 +76,8 @@ struct Daemon {
     changes: watch::Sender<u64>,
     shutting_down: bool,
     cgroups: UnitCgroups,
+    /// Fingerprint of each loaded unit file's bytes, to tell when disk differs.
+    fingerprints: HashMap<String, u64>,
 }
 
 /// Run supd until a shutdown signal has stopped every unit.
@@ -120,8 +123,22 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         outcomes: outcome_tx,
         changes,
         shutting_down: false,
+        fingerprints: HashMap::new(),
     };
     daemon.apply_reload(&loaded, false);
+    // Changes on disk are picked up by themselves; SIGHUP and `supctl reload` remain
+    // for filesystems where inotify sees nothing (network and virtual shares).
+    let (_watcher, mut changes_on_disk) = match unit_watch::watch(&daemon.config.units_dir) {
+        Ok((w, rx)) => (Some(w), Some(rx)),
+        Err(e) => {
+            tracing::warn!(
+                "cannot watch {}: {e}; reload with SIGHUP or `supctl reload`",
+                daemon.config.units_dir.display()
+            );
+            (None, None)
+        }
+    };
+    let mut debounce = unit_watch::Debounce::default();
     tracing::info!(units = daemon.fleet.slots().len(), socket = %socket_path.display(), "supd started");
 
     loop {
@@ -136,7 +153,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         let deadline = daemon
             .fleet
             .next_deadline()
-            .map(tokio::time::Instant::from_std);
+            .map(tokio::time::Instant::from_std)
+            .into_iter()
+            .chain(debounce.deadline())
+            .min();
         tokio::select! {
             Some(exit) = exits.recv() => daemon.on_exit(exit),
             Some(outcome) = outcomes.recv() => daemon.on_spawn_outcome(outcome),
@@ -144,9 +164,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             _ = sigterm.recv() => daemon.on_shutdown_signal("SIGTERM"),
             _ = sigint.recv() => daemon.on_shutdown_signal("SIGINT"),
             _ = sighup.recv() => daemon.reload_from_disk(false).map(drop).unwrap_or(()),
+            Some(()) = next_change(&mut changes_on_disk) => debounce.event(tokio::time::Instant::now()),
             _ = sleep_until(deadline) => {
                 let actions = daemon.fleet.on_timers(Now::read());
                 daemon.execute(actions);
+                if debounce.take_due(tokio::time::Instant::now()) && !daemon.shutting_down {
+                    let _ = daemon.reload_from_disk(false);
+                }
             }
         }
     }
@@ -166,6 +190,14 @@ fn listen(
         signal: name,
         source,
     })
+}
+
+/// The next wake-up from the directory watcher (never, without one).
+async fn next_change(rx: &mut Option<mpsc::UnboundedReceiver<()>>) -> Option<()> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
@@ -350,6 +382,17 @@ impl Daemon {
     fn apply_reload(&mut self, loaded: &Loaded, dry_run: bool) -> Reply {
         let plan = self.fleet.reload(loaded, Now::read(), dry_run);
         if !dry_run {
+            for name in &plan.updated {
+                if let Some(slot) = self.fleet.get(name) {
+                    let resources = slot.spec.resources.clone();
+                    self.cgroups.update(name, &resources);
+                }
+            }
+            self.fingerprints = loaded
+                .units
+                .iter()
+                .filter_map(|(n, u)| Some((n.clone(), fingerprint(&u.path)?)))
+                .collect();
             self.broken = loaded
                 .errors
                 .iter()
@@ -555,6 +598,7 @@ impl Daemon {
             definition_error: slot.definition_error.clone(),
             log_file: self.log_path(name),
             usage: self.cgroups.usage(name, &slot.spec.resources),
+            disk_differs: self.fingerprints.get(name) != fingerprint(&slot.spec.path).as_ref(),
         }
     }
 
@@ -578,8 +622,18 @@ impl Daemon {
             definition_error: Some(error.to_string()),
             log_file: self.log_path(name),
             usage: None,
+            disk_differs: true,
         }
     }
+}
+
+/// FNV-1a of a file's bytes (None if it cannot be read): cheap enough to compare
+/// on every status query.
+fn fingerprint(path: &Path) -> Option<u64> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100000001b3)
+    }))
 }
 
 fn rfc3339(t: std::time::SystemTime) -> String {

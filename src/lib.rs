@@ -12,3 +12,4 @@ pub mod reaper;
 pub mod spawn;
 pub mod supervise;
 pub mod unit;
+pub mod watch;

@@ -431,6 +431,7 @@ mod tests {
             definition_error: None,
             log_file: String::new(),
             usage: None,
+            disk_differs: false,
         }
     }
 

@@ -142,6 +142,25 @@ impl UnitCgroups {
         });
     }
 
+    /// New limits for a unit that keeps running (a reload changed only them).
+    pub fn update(&mut self, unit: &str, resources: &ResourceSpec) {
+        let Some(cgroups) = self.cgroups.clone() else {
+            return;
+        };
+        if !self.live.contains(unit) {
+            return; // applied at its next start
+        }
+        let gate = self.gate(unit);
+        let (unit, resources) = (unit.to_string(), resources.clone());
+        tokio::task::spawn_blocking(move || {
+            let _held = gate.enter();
+            match cgroups.apply(&unit, &resources) {
+                Ok(()) => tracing::info!(unit, "resource limits updated in place"),
+                Err(e) => tracing::warn!(unit, "updating resource limits: {e}"),
+            }
+        });
+    }
+
     /// Whether the unit's cgroup counted a new OOM kill since the last call.
     pub fn new_oom_kill(&mut self, unit: &str) -> bool {
         let Some(cgroups) = &self.cgroups else {

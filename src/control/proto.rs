@@ -148,6 +148,10 @@ pub struct UnitStatus {
     pub definition_error: Option<String>,
     /// Where the unit's output is written.
     pub log_file: String,
+    /// The unit file on disk is not the one loaded (edited and not yet reloaded,
+    /// rejected, or removed).
+    #[serde(default)]
+    pub disk_differs: bool,
     /// Usage read from the unit's cgroup (absent without cgroups or a process).
     #[serde(default)]
     pub usage: Option<Usage>,

@@ -135,9 +135,18 @@ pub fn render_table(units: &[UnitStatus], now: SystemTime) -> String {
                 "! {}: definition on disk rejected: {err}\n",
                 u.name
             ));
+        } else if u.disk_differs {
+            out.push_str(&format!("{}\n", disk_differs_warning(u)));
         }
     }
     out
+}
+
+fn disk_differs_warning(u: &UnitStatus) -> String {
+    format!(
+        "! {}: the file on disk differs from the loaded definition {} (not reloaded yet; `supctl reload`)",
+        u.name, u.hash
+    )
 }
 
 /// The detailed view of one unit (`supctl status UNIT`). Optional fields that are
@@ -193,6 +202,9 @@ pub fn render_detail(u: &UnitStatus, now: SystemTime) -> String {
         field("OOM kills", u.oom_kills.to_string());
     }
     field("Log file", u.log_file.clone());
+    if u.disk_differs && u.definition_error.is_none() {
+        out.push_str(&format!("{}\n", disk_differs_warning(u)));
+    }
     out
 }
 
@@ -367,6 +379,7 @@ mod tests {
             definition_error: None,
             log_file: format!("/var/log/sup/{name}.log"),
             usage: None,
+            disk_differs: false,
         }
     }
 

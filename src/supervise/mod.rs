@@ -90,6 +90,10 @@ impl Fleet {
                 Some(slot) if same_definition(&slot.spec, unit) => {
                     plan.unchanged.push(name.clone())
                 }
+                // Only limits changed: applied to the running cgroup, no restart.
+                Some(slot) if crate::unit::same_except_resources(&slot.spec, unit) => {
+                    plan.updated.push(name.clone())
+                }
                 Some(slot) if slot.machine.pid().is_some() || !slot.machine.is_settled_down() => {
                     plan.restarted.push(name.clone())
                 }
@@ -113,8 +117,10 @@ impl Fleet {
         for (name, slot) in self.slots.iter_mut() {
             slot.definition_error = rejected.get(name.as_str()).cloned();
             if let Some(unit) = loaded.units.get(name) {
-                if same_definition(&slot.spec, unit) {
-                    // Same meaning; keep the running process, take the new path/hash.
+                if same_definition(&slot.spec, unit)
+                    || crate::unit::same_except_resources(&slot.spec, unit)
+                {
+                    // Same process: keep it, take the new definition (path, hash, limits).
                     slot.spec = Arc::new(unit.clone());
                     slot.next_spec = None;
                 } else {

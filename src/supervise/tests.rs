@@ -284,3 +284,28 @@ fn init_exit_codes_above_128_are_signals() {
         ExitStatus::Signal(9)
     );
 }
+
+#[test]
+fn resource_only_change_is_an_update_in_place() {
+    let now = Now::read();
+    let mut fleet = Fleet::default();
+    let with_limit = |m: &str| {
+        crate::unit::parse_unit(
+            "a",
+            &PathBuf::from("/u/a.toml"),
+            &format!("[resources]\nmemory_max = \"{m}\"\n[service]\nexec = [\"/bin/a\"]\n"),
+        )
+        .expect("valid")
+    };
+    fleet.reload(&loaded(vec![with_limit("32M")]), now, false);
+    let mut pids = BTreeMap::new();
+    let a = fleet.reconcile(now);
+    confirm_spawns(&mut fleet, &a, now, &mut pids);
+    let plan = fleet.reload(&loaded(vec![with_limit("64M")]), now, false);
+    assert_eq!(plan.updated, vec!["a"]);
+    assert!(plan.restarted.is_empty());
+    assert!(fleet.reconcile(now).is_empty(), "no signal, no spawn");
+    let slot = fleet.get("a").expect("a");
+    assert_eq!(slot.machine.pid(), Some(pids["a"]));
+    assert_eq!(slot.spec.resources.memory_max, Some(64 << 20));
+}
