@@ -1,0 +1,237 @@
+//! Hot reload (issue 5): edits on disk are applied by themselves, minimally and
+//! safely. These tests use the real directory watcher; they need root (units run
+//! as containers).
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn root_only() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    eprintln!("skipped: needs root");
+    false
+}
+
+fn sleeper(arg: &str) -> String {
+    format!("[service]\nexec = [\"/bin/sleep\", \"{arg}\"]\n")
+}
+
+fn pid(sup: &Sup, name: &str) -> Option<i64> {
+    sup.status()
+        .into_iter()
+        .find(|u| u["name"] == name)
+        .and_then(|u| u["pid"].as_i64())
+}
+
+/// Save like an editor: write a temp file next to it, then rename over the unit.
+fn save(dir: &Path, name: &str, text: &str) {
+    let tmp = dir.join(format!(".{name}.toml.swp"));
+    std::fs::write(&tmp, text).expect("write temp");
+    std::fs::rename(&tmp, dir.join(format!("{name}.toml"))).expect("rename");
+}
+
+#[test]
+fn editing_one_of_five_units_restarts_exactly_that_one() {
+    if !root_only() {
+        return;
+    }
+    let text = sleeper("1000");
+    let names = ["u1", "u2", "u3", "u4", "u5"];
+    let units: Vec<(&str, &str)> = names.iter().map(|n| (*n, text.as_str())).collect();
+    let sup = Sup::start(&units);
+    let before = sup.wait_status("all running", Duration::from_secs(10), |s| {
+        s.len() == 5 && s.iter().all(|u| u["state"] == "running")
+    });
+    let t0 = Instant::now();
+    std::fs::write(sup.units_dir().join("u3.toml"), sleeper("2000")).expect("edit");
+    let after = sup.wait_status("u3 restarted", Duration::from_secs(5), |s| {
+        s.iter().all(|u| u["state"] == "running")
+            && s.iter()
+                .zip(&before)
+                .any(|(a, b)| a["name"] == "u3" && a["pid"] != b["pid"])
+    });
+    let took = t0.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "applied {took:?} after the write"
+    );
+    for (a, b) in after.iter().zip(&before) {
+        if a["name"] != "u3" {
+            assert_eq!(a["pid"], b["pid"], "{} must not be touched", a["name"]);
+        }
+    }
+}
+
+#[test]
+fn rename_into_place_adds_and_deleting_removes() {
+    if !root_only() {
+        return;
+    }
+    let sup = Sup::start(&[("keep", &sleeper("1000"))]);
+    sup.wait_state("keep", "running", Duration::from_secs(10));
+    save(&sup.units_dir(), "fresh", &sleeper("1000"));
+    sup.wait_state("fresh", "running", Duration::from_secs(5));
+    assert!(
+        sup.status()
+            .iter()
+            .all(|u| !u["name"].as_str().unwrap_or("").starts_with('.')),
+        "temp files are not units"
+    );
+    let fresh_pid = pid(&sup, "fresh").expect("pid") as i32;
+    std::fs::remove_file(sup.units_dir().join("fresh.toml")).expect("rm");
+    sup.wait_status("fresh removed", Duration::from_secs(5), |s| {
+        s.iter().all(|u| u["name"] != "fresh")
+    });
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pid_alive(fresh_pid) {
+        assert!(Instant::now() < deadline, "removed unit still running");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(sup.unit("keep")["state"], "running");
+}
+
+#[test]
+fn a_broken_edit_keeps_the_running_version_until_fixed() {
+    if !root_only() {
+        return;
+    }
+    let sup = Sup::start(&[("svc", &sleeper("1000"))]);
+    let running = sup.wait_state("svc", "running", Duration::from_secs(10));
+    save(
+        &sup.units_dir(),
+        "svc",
+        "[service]\nexec = [\"/bin/sleep\", \"1000\"]\nrestart = \"sometimes\"\n",
+    );
+    let rejected = sup.wait_status("rejection shown", Duration::from_secs(5), |s| {
+        s.iter()
+            .any(|u| u["name"] == "svc" && u["definition_error"].is_string())
+    });
+    let svc = rejected.iter().find(|u| u["name"] == "svc").expect("svc");
+    let error = svc["definition_error"].as_str().expect("error");
+    assert!(error.contains("svc.toml:3:"), "names the line: {error}");
+    assert_eq!(svc["pid"], running["pid"], "still the same process");
+    assert_eq!(svc["state"], "running");
+    let table = stdout(&sup.supctl(&["status"]));
+    assert!(table.contains("definition on disk rejected"), "{table}");
+    sup.log.wait_for("svc.toml:3:", Duration::from_secs(5));
+
+    save(&sup.units_dir(), "svc", &sleeper("2000"));
+    let fixed = sup.wait_status("fix applied", Duration::from_secs(5), |s| {
+        s.iter().any(|u| {
+            u["name"] == "svc"
+                && u["definition_error"].is_null()
+                && u["state"] == "running"
+                && u["pid"] != running["pid"]
+        })
+    });
+    assert_eq!(fixed[0]["disk_differs"], false);
+}
+
+#[test]
+fn changing_only_memory_max_updates_the_cgroup_in_place() {
+    if !root_only() {
+        return;
+    }
+    let unit = |m: &str| {
+        format!("[resources]\nmemory_max = \"{m}\"\n[service]\nexec = [\"/bin/sleep\", \"1000\"]\n")
+    };
+    let sup = Sup::start(&[("capped", &unit("64M"))]);
+    let before = sup.wait_state("capped", "running", Duration::from_secs(10));
+    let p = before["pid"].as_i64().expect("pid") as i32;
+    let dir = cgroup_dir_of(p, "memory").expect("memory cgroup");
+    let limit = || {
+        ["memory.max", "memory.limit_in_bytes"]
+            .iter()
+            .find_map(|f| std::fs::read_to_string(dir.join(f)).ok())
+            .and_then(|t| t.trim().parse::<u64>().ok())
+    };
+    assert_eq!(limit(), Some(64 << 20));
+    save(&sup.units_dir(), "capped", &unit("128M"));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while limit() != Some(128 << 20) {
+        assert!(Instant::now() < deadline, "limit still {:?}", limit());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let after = sup.unit("capped");
+    assert_eq!(after["pid"], before["pid"], "no restart");
+    assert_eq!(after["usage"]["memory_max"], 128 << 20);
+}
+
+#[test]
+fn a_hundred_rapid_rewrites_converge_with_few_restarts() {
+    if !root_only() {
+        return;
+    }
+    let sup = Sup::prepare(&[]);
+    let starts = sup.path().join("starts");
+    let unit = |i: usize| {
+        format!(
+            "[service]\nexec = [\"/bin/sh\", \"-c\", \"echo {i} >> {s}; exec sleep 1000\"]\n",
+            s = starts.display()
+        )
+    };
+    sup.write_unit("busy", &unit(0));
+    let sup = sup.launch();
+    sup.wait_state("busy", "running", Duration::from_secs(10));
+    let t0 = Instant::now();
+    for i in 1..=100 {
+        save(&sup.units_dir(), "busy", &unit(i));
+    }
+    assert!(
+        t0.elapsed() < Duration::from_secs(1),
+        "the burst took {:?}",
+        t0.elapsed()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&starts).unwrap_or_default();
+        if text.lines().last() == Some("100") && sup.unit("busy")["state"] == "running" {
+            let count = text.lines().count();
+            assert!(count <= 4, "{} starts for one burst: {text}", count);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "final content never applied: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_reload_creating_a_cycle_is_rejected_naming_it() {
+    if !root_only() {
+        return;
+    }
+    let sup = Sup::start(&[("a", &sleeper("1000")), ("b", &sleeper("1000"))]);
+    let before = sup.wait_status("running", Duration::from_secs(10), |s| {
+        s.iter().all(|u| u["state"] == "running")
+    });
+    std::fs::write(
+        sup.units_dir().join("a.toml"),
+        format!("[unit]\nafter = [\"b\"]\n{}", sleeper("1000")),
+    )
+    .expect("a");
+    std::fs::write(
+        sup.units_dir().join("b.toml"),
+        format!("[unit]\nafter = [\"a\"]\n{}", sleeper("1000")),
+    )
+    .expect("b");
+    let out = sup.supctl(&["reload", "--dry-run"]);
+    assert!(stdout(&out).contains("a -> b -> a"), "{}", stdout(&out));
+    let after = sup.wait_status("cycle rejected", Duration::from_secs(5), |s| {
+        s.iter().all(|u| {
+            u["definition_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("dependency cycle: a -> b -> a"))
+        })
+    });
+    for (a, b) in after.iter().zip(&before) {
+        assert_eq!(a["pid"], b["pid"], "{} keeps running", a["name"]);
+    }
+}
