@@ -31,6 +31,16 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Name of supd's cgroup subtree (below supd's own cgroup).
     pub cgroup_root: String,
+    /// Copy every line of unit output to supd's stderr (the console, as PID 1).
+    pub forward_output: bool,
+}
+
+/// How supd's run ended: what the machine should do next (PID 1) and whether a
+/// second shutdown request asked to hurry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ending {
+    pub halt: crate::pid1::Halt,
+    pub hurried: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,13 +85,14 @@ struct Daemon {
     outcomes: mpsc::UnboundedSender<SpawnOutcome>,
     changes: watch::Sender<u64>,
     shutting_down: bool,
+    ending: Ending,
     cgroups: UnitCgroups,
     /// Fingerprint of each loaded unit file's bytes, to tell when disk differs.
     fingerprints: HashMap<String, u64>,
 }
 
 /// Run supd until a shutdown signal has stopped every unit.
-pub async fn run(config: Config) -> Result<(), DaemonError> {
+pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     let loaded = read_units(&config.units_dir)?;
     let logs_dir = config.state_dir.join("logs");
     std::fs::create_dir_all(&logs_dir).map_err(|source| DaemonError::StateDir {
@@ -123,6 +134,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         outcomes: outcome_tx,
         changes,
         shutting_down: false,
+        ending: Ending {
+            halt: crate::pid1::Halt::Poweroff,
+            hurried: false,
+        },
         fingerprints: HashMap::new(),
     };
     daemon.apply_reload(&loaded, false);
@@ -161,8 +176,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             Some(exit) = exits.recv() => daemon.on_exit(exit),
             Some(outcome) = outcomes.recv() => daemon.on_spawn_outcome(outcome),
             Some(query) = queries.recv() => daemon.on_query(query),
-            _ = sigterm.recv() => daemon.on_shutdown_signal("SIGTERM"),
-            _ = sigint.recv() => daemon.on_shutdown_signal("SIGINT"),
+            _ = sigterm.recv() => daemon.on_shutdown_signal("SIGTERM", crate::pid1::Halt::Poweroff),
+            // Ctrl-Alt-Del arrives as SIGINT at PID 1: reboot, as other inits do.
+            _ = sigint.recv() => daemon.on_shutdown_signal("SIGINT", crate::pid1::Halt::Reboot),
             _ = sighup.recv() => daemon.reload_from_disk(false).map(drop).unwrap_or(()),
             Some(()) = next_change(&mut changes_on_disk) => debounce.event(tokio::time::Instant::now()),
             _ = sleep_until(deadline) => {
@@ -179,7 +195,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     kill_stray_children();
     daemon.cgroups.teardown();
     tracing::info!("all units stopped; supd exits");
-    Ok(())
+    Ok(daemon.ending)
 }
 
 fn listen(
@@ -219,8 +235,9 @@ fn read_units(dir: &Path) -> Result<Loaded, DaemonError> {
 }
 
 impl Daemon {
-    fn on_shutdown_signal(&mut self, name: &str) {
+    fn on_shutdown_signal(&mut self, name: &str, halt: crate::pid1::Halt) {
         if self.shutting_down {
+            self.ending.hurried = true;
             tracing::warn!(
                 signal = name,
                 "second shutdown signal: killing every unit now"
@@ -234,6 +251,7 @@ impl Daemon {
             "shutting down: stopping all units in reverse dependency order"
         );
         self.shutting_down = true;
+        self.ending.halt = halt;
         self.fleet.stop_all(Now::read());
     }
 
@@ -357,6 +375,7 @@ impl Daemon {
     fn log_for(&mut self, unit: &str) -> SharedLog {
         let dir = self.config.state_dir.join("logs");
         let limits = self.fleet.get(unit).map(|s| s.spec.logs);
+        let forward = self.config.forward_output;
         self.logs
             .entry(unit.to_string())
             .or_insert_with(|| {
@@ -364,7 +383,11 @@ impl Daemon {
                     max_size: 10 << 20,
                     max_files: 5,
                 });
-                SharedLog::new(dir.join(format!("{unit}.log")), limits)
+                let log = SharedLog::new(dir.join(format!("{unit}.log")), limits);
+                if forward {
+                    log.forward_to_stderr(unit);
+                }
+                log
             })
             .clone()
     }
@@ -450,6 +473,17 @@ impl Daemon {
                 reply
             }
             Command::ResetFailed { units } => self.for_units(&units, |f, u| f.reset_failed(u, now)),
+            Command::Poweroff | Command::Reboot => {
+                let halt = if command == Command::Reboot {
+                    crate::pid1::Halt::Reboot
+                } else {
+                    crate::pid1::Halt::Poweroff
+                };
+                self.on_shutdown_signal("supctl", halt);
+                return Answer::Reply(Reply::Done {
+                    results: Vec::new(),
+                });
+            }
             Command::Reload { dry_run } => match self.reload_from_disk(dry_run) {
                 Ok(reply) => reply,
                 Err(message) => Reply::Error {

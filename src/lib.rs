@@ -8,6 +8,7 @@ pub mod cgroup;
 pub mod control;
 pub mod daemon;
 pub mod logs;
+pub mod pid1;
 pub mod reaper;
 pub mod spawn;
 pub mod supervise;

@@ -37,6 +37,8 @@ pub struct UnitLog {
     followers: Option<broadcast::Sender<LogLine>>,
     /// Set after a write error so the error is reported once, not per line.
     write_failed: bool,
+    /// Also print each line as `UNIT: line` on supd's stderr (the console).
+    forward_as: Option<String>,
 }
 
 /// Shared between the pipe readers and the control server.
@@ -53,6 +55,7 @@ impl SharedLog {
             recent: VecDeque::new(),
             followers: None,
             write_failed: false,
+            forward_as: None,
         })))
     }
 
@@ -63,6 +66,11 @@ impl SharedLog {
 
     pub fn path(&self) -> PathBuf {
         self.lock().path.clone()
+    }
+
+    /// Mirror every line to supd's stderr, prefixed with the unit name.
+    pub fn forward_to_stderr(&self, unit: &str) {
+        self.lock().forward_as = Some(unit.to_string());
     }
 
     /// New limits apply from the next line on (a reloaded definition).
@@ -113,6 +121,9 @@ impl UnitLog {
             self.file = None;
         } else {
             self.write_failed = false;
+        }
+        if let Some(unit) = &self.forward_as {
+            eprintln!("{unit}: {}", entry.line);
         }
         if self.recent.len() >= MEMORY_LINES {
             self.recent.pop_front();

@@ -9,6 +9,9 @@ need=()
 command -v cargo >/dev/null || { echo "tests/run.sh: cargo (rustup) is required" >&2; exit 1; }
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v busybox >/dev/null || need+=(busybox-static)
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+ls /boot/vmlinuz-* >/dev/null 2>&1 || need+=(linux-image-amd64)
+command -v cpio >/dev/null || need+=(cpio)
 command -v cc >/dev/null || need+=(gcc)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

@@ -84,6 +84,10 @@ enum Cmd {
         #[arg(value_name = "UNIT", required = true)]
         units: Vec<String>,
     },
+    /// Stop every unit, then power off (supd as PID 1) or exit
+    Poweroff,
+    /// Stop every unit, then reboot (supd as PID 1) or exit
+    Reboot,
     /// Show every unit's resource use, refreshed every second (like systemd-cgtop)
     Top {
         /// Stop after this many refreshes (default: until interrupted)
@@ -342,6 +346,8 @@ fn run(cli: Cli) -> Result<i32, Failure> {
         Cmd::ResetFailed { units } => cmd_units(&path, Command::ResetFailed { units }),
         Cmd::Reload { dry_run } => cmd_reload(&path, dry_run),
         Cmd::Top { iterations } => cmd_top(&path, iterations),
+        Cmd::Poweroff => exchange(&path, Command::Poweroff).map(|_| exit::OK),
+        Cmd::Reboot => exchange(&path, Command::Reboot).map(|_| exit::OK),
         Cmd::Logs {
             unit,
             lines,

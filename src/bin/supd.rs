@@ -28,6 +28,12 @@ struct Cli {
     /// Name of supd's cgroup subtree, created below supd's own cgroup.
     #[arg(long, value_name = "NAME", default_value = "sup")]
     cgroup_root: String,
+    /// Hostname to set when running as PID 1.
+    #[arg(long, value_name = "NAME")]
+    hostname: Option<String>,
+    /// Copy every line of unit output to supd's stderr (on by default as PID 1).
+    #[arg(long)]
+    forward_output: bool,
     /// Validate the units directory, print every error and exit (non-zero on errors).
     #[arg(long)]
     check: bool,
@@ -51,12 +57,25 @@ fn main() -> ExitCode {
     {
         spawn::helper::main();
     }
-    let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    let pid1 = sup::pid1::is_pid1();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // The kernel may hand PID 1 arguments it did not understand itself; exiting
+        // would panic the kernel, so PID 1 carries on with the defaults.
+        Err(e) if pid1 => {
+            eprintln!("supd: ignoring arguments: {e}");
+            Cli::parse_from(["supd"])
+        }
+        Err(e) => e.exit(),
+    };
+    init_tracing(cli.log_format, pid1);
     if cli.check {
         return check(&cli.units);
     }
     ensure_standard_fds();
+    if pid1 {
+        sup::pid1::early_boot(cli.hostname.as_deref());
+    }
     become_subreaper();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -65,6 +84,9 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("supd: cannot start the async runtime: {e}");
+            if pid1 {
+                sup::pid1::final_shutdown(sup::pid1::Halt::Poweroff, sup::pid1::GRACE);
+            }
             return ExitCode::FAILURE;
         }
     };
@@ -72,21 +94,47 @@ fn main() -> ExitCode {
         units_dir: cli.units,
         state_dir: cli.state_dir,
         cgroup_root: cli.cgroup_root,
+        forward_output: cli.forward_output || pid1,
     };
-    match runtime.block_on(daemon::run(config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    // A panic must not end PID 1: it is caught and the machine halts in order.
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(daemon::run(config))
+    }));
+    drop(runtime);
+    let ending = match outcome {
+        Ok(Ok(ending)) => Ok(ending),
+        Ok(Err(e)) => {
             tracing::error!("{e}");
             eprintln!("supd: {e}");
-            ExitCode::FAILURE
+            Err(())
         }
+        Err(_) => {
+            eprintln!("supd: internal error (panic); shutting down in order");
+            Err(())
+        }
+    };
+    if pid1 {
+        let (halt, grace) = match ending {
+            Ok(e) if e.hurried => (e.halt, std::time::Duration::from_secs(1)),
+            Ok(e) => (e.halt, sup::pid1::GRACE),
+            // A fatal error: the configured emergency action is an orderly poweroff.
+            Err(()) => (sup::pid1::Halt::Poweroff, sup::pid1::GRACE),
+        };
+        sup::pid1::final_shutdown(halt, grace);
+    }
+    if ending.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 
-fn init_tracing(format: LogFormat) {
+fn init_tracing(format: LogFormat, pid1: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SUPD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+    // A serial console may not understand colours: none as PID 1.
+    let ansi = !pid1
+        && std::io::IsTerminal::is_terminal(&std::io::stderr())
         && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

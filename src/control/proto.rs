@@ -52,6 +52,10 @@ pub enum Command {
         #[serde(default)]
         dry_run: bool,
     },
+    /// Stop every unit, then power the machine off (supd as PID 1) or exit.
+    Poweroff,
+    /// Stop every unit, then reboot the machine (supd as PID 1) or exit.
+    Reboot,
     /// The last `lines` log lines of a unit; with `follow`, then every new line.
     Logs {
         unit: String,

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Build a bootable initramfs with supd as /init.
+#
+#   packaging/mkinitramfs.sh OUT.cpio.gz [UNITS_DIR] [EXTRA_DIR]
+#
+# Contents: supd (as /init and /bin/supd) and supctl with the shared libraries
+# they need, a static busybox with its applets in /bin, the unit files of
+# UNITS_DIR (default: units/) in /etc/sup/units, and EXTRA_DIR's contents copied
+# to / (e.g. a container rootfs). Needs: cargo, cpio, gzip, busybox-static.
+# Boot it (see README, "Run sup as the init of a VM"):
+#   qemu-system-x86_64 -accel tcg -m 512 -nographic -no-reboot \
+#     -kernel /boot/vmlinuz-$(uname -r) -initrd OUT.cpio.gz -append "console=ttyS0 quiet panic=-1"
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=$(realpath -m "$1")
+units=$(realpath "${2:-units}")
+extra=${3:-}
+cargo build --release --bins >&2
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+mkdir -p "$root"/{bin,etc/sup/units,proc,sys,dev,run,tmp,root}
+cp target/release/supd "$root/bin/supd"
+cp target/release/supctl "$root/bin/supctl"
+ln -s bin/supd "$root/init"
+# The shared libraries of the two binaries (and the dynamic loader), same paths.
+for lib in $(for b in target/release/supd target/release/supctl; do ldd "$b" | awk '/=>/ {print $3} /^[[:space:]]*\// {print $1}'; done | sort -u); do
+    mkdir -p "$root$(dirname "$lib")"
+    cp -L "$lib" "$root$lib"
+done
+busybox=$(command -v busybox)
+cp "$busybox" "$root/bin/busybox"
+for applet in $("$busybox" --list); do
+    [ -e "$root/bin/$applet" ] || ln -s busybox "$root/bin/$applet"
+done
+cp "$units"/*.toml "$root/etc/sup/units/"
+echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
+echo "root:x:0:" > "$root/etc/group"
+if [ -n "$extra" ]; then
+    cp -a "$extra"/. "$root"/
+fi
+(cd "$root" && find . -print0 | cpio --null -o -H newc --quiet) | gzip -1 > "$out"
+echo "$out"
