@@ -9,7 +9,7 @@
 # to / (e.g. a container rootfs). Needs: cargo, cpio, gzip, busybox-static.
 # Boot it (see README, "Run sup as the init of a VM"):
 #   qemu-system-x86_64 -accel tcg -m 512 -nographic -no-reboot \
-#     -kernel /boot/vmlinuz-$(uname -r) -initrd OUT.cpio.gz -append "console=ttyS0 quiet panic=-1"
+#     -kernel "$(ls /boot/vmlinuz-* | tail -n 1)" -initrd OUT.cpio.gz -append "console=ttyS0 quiet panic=-1"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(realpath -m "$1")
