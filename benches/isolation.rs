@@ -115,9 +115,18 @@ fn runner_for(text: &str, state: &Path) -> impl FnMut() + use<> {
     let plan = spawn::plan(&unit, state).expect("plan");
     let helper = CString::new(SUPD).expect("path");
     let registry = Registry::default();
+    // Cgroup placement included, as supd does it: the unit's cgroup is created
+    // (kept between runs, as for a restart) and the helper written into it.
+    let root = format!("sup-bench-{}-{}", std::process::id(), unit_counter());
+    let cgroups = CgroupGuard(sup::cgroup::Cgroups::init(&root).expect("cgroups"));
+    cgroups.0.create("bench", &unit.resources).expect("cgroup");
     move || {
-        let spawned = spawn::spawn_with_helper(&helper, &plan, &registry, "bench", &mut |_| Ok(()))
-            .expect("spawn");
+        let cg = &cgroups.0;
+        let spawned = spawn::spawn_with_helper(&helper, &plan, &registry, "bench", &mut |pid| {
+            cg.place("bench", pid)
+                .map_err(|e| spawn::SpawnError::new("cgroup", None, None, e.to_string()))
+        })
+        .expect("spawn");
         // The helper and the container are both our children; wait for the container.
         loop {
             match waitpid(None, None) {
@@ -132,6 +141,20 @@ fn runner_for(text: &str, state: &Path) -> impl FnMut() + use<> {
                 Err(e) => panic!("waitpid: {e}"),
             }
         }
+    }
+}
+
+fn unit_counter() -> usize {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Removes the benchmark's cgroups when the runner is dropped.
+struct CgroupGuard(sup::cgroup::Cgroups);
+
+impl Drop for CgroupGuard {
+    fn drop(&mut self) {
+        let _ = self.0.teardown();
     }
 }
 

@@ -22,6 +22,9 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
+# The VM test boots the release binaries (packaging/mkinitramfs.sh); build them
+# first so the test itself only packs and boots.
+cargo build --release --bins
 # The dev profile: the release profile uses LTO (for a fast-starting helper),
 # which would make every test binary slow to build.
 cargo test --all-targets "$@"

@@ -5,9 +5,7 @@
 use std::path::{Path, PathBuf};
 
 /// v1 controllers supd uses (others, like devices or name=systemd, are left alone).
-const V1_CONTROLLERS: &[&str] = &[
-    "cpu", "cpuacct", "memory", "pids", "cpuset", "blkio", "freezer",
-];
+const V1_CONTROLLERS: &[&str] = &["cpu", "cpuacct", "memory", "pids", "cpuset", "blkio"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hierarchy {
@@ -208,7 +206,7 @@ mod tests {
         let Layout::Unified(h) = layout else {
             panic!("expected v2")
         };
-        assert!(h.is_v2() && h.has("memory") && h.has("io") && !h.has("freezer"));
+        assert!(h.is_v2() && h.has("memory") && h.has("io") && !h.has("hugetlb"));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //!
 //! This is a small file-based driver of our own rather than cgroups-rs: the pieces
 //! supd needs (exact error reporting per file, no blanket controller enabling,
-//! `cgroup.kill` and freezer-based kill, OOM counters on both versions) are the
+//! `cgroup.kill` and a kill loop on v1, OOM counters on both versions) are the
 //! gaps of that crate, and the rest is writing a few files.
 //!
 //! `layout` finds the hierarchies (pure parsing, unit-tested); `Cgroups` creates,
@@ -100,20 +100,29 @@ impl Cgroups {
     /// controller is missing is an error, never silently skipped.
     pub fn create(&self, unit: &str, res: &ResourceSpec) -> Result<(), CgroupError> {
         for (h, dir) in self.dirs(unit) {
-            mkdir(&dir)?;
-            if h.has("cpuset") && !h.is_v2() {
-                inherit_cpuset(&dir)?;
+            if joined(h, res) {
+                make_unit_dir(h, &dir)?;
             }
         }
         self.apply(unit, res)
     }
 
-    /// Write the limits (also used to change them on a running unit).
+    /// Write the limits (also used to change them on a running unit). A v1
+    /// hierarchy the unit was not in yet (a new kind of limit) is joined first, with
+    /// every process of the unit.
     pub fn apply(&self, unit: &str, res: &ResourceSpec) -> Result<(), CgroupError> {
         for (key, controller, v2_file, v1_file, value) in settings(res) {
             let Some((h, dir)) = self.dirs(unit).find(|(h, _)| h.has(controller)) else {
                 return Err(CgroupError::MissingController { key, controller });
             };
+            if !dir.exists() {
+                make_unit_dir(h, &dir)?;
+                if let Some(members) = self.procs_dir(unit) {
+                    for pid in procs(&members)? {
+                        write(&dir.join("cgroup.procs"), &pid.to_string())?;
+                    }
+                }
+            }
             let (file, value) = if h.is_v2() {
                 (v2_file, value.v2)
             } else {
@@ -124,24 +133,28 @@ impl Cgroups {
         Ok(())
     }
 
-    /// Put `pid` into the unit's cgroup in every hierarchy (before it runs anything
-    /// of the service, so nothing it forks can escape).
+    /// Put `pid` into the unit's cgroup in every hierarchy the unit has joined
+    /// (before it runs anything of the service, so nothing it forks can escape).
     pub fn place(&self, unit: &str, pid: i32) -> Result<(), CgroupError> {
         for (_, dir) in self.dirs(unit) {
-            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+            if dir.exists() {
+                write(&dir.join("cgroup.procs"), &pid.to_string())?;
+            }
         }
         Ok(())
     }
 
     /// The directory whose `cgroup.procs` lists every process of the unit.
     fn procs_dir(&self, unit: &str) -> Option<PathBuf> {
-        self.dirs(unit)
-            .find(|(h, _)| h.is_v2() || h.has("freezer") || h.has("pids"))
+        let existing = || self.dirs(unit).filter(|(_, d)| d.exists());
+        existing()
+            .find(|(h, _)| h.is_v2() || h.has("pids"))
+            .or_else(|| existing().next())
             .map(|(_, d)| d)
     }
 
     /// Kill every process of the unit and wait until the cgroup is empty:
-    /// `cgroup.kill` where the kernel has it, else freeze, SIGKILL each, thaw, until
+    /// `cgroup.kill` where the kernel has it, else SIGKILL each member, until
     /// nothing is left. Blocking.
     pub fn kill_all(&self, unit: &str) -> Result<(), CgroupError> {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -152,10 +165,6 @@ impl Cgroups {
             return Ok(());
         }
         let kill_file = dir.join("cgroup.kill");
-        let freezer = self
-            .dirs(unit)
-            .find(|(h, _)| h.has("freezer") && !h.is_v2())
-            .map(|(_, d)| d);
         loop {
             let pids = procs(&dir)?;
             if pids.is_empty() {
@@ -164,18 +173,12 @@ impl Cgroups {
             if kill_file.exists() {
                 write(&kill_file, "1")?;
             } else {
-                // Frozen processes cannot fork new ones between the read and the kill.
-                if let Some(f) = &freezer {
-                    let _ = write(&f.join("freezer.state"), "FROZEN");
-                }
+                // A process forked between the read and the kill is caught next round.
                 for pid in procs(&dir)? {
                     let _ = nix::sys::signal::kill(
                         nix::unistd::Pid::from_raw(pid),
                         nix::sys::signal::Signal::SIGKILL,
                     );
-                }
-                if let Some(f) = &freezer {
-                    let _ = write(&f.join("freezer.state"), "THAWED");
                 }
             }
             if Instant::now() > deadline {
@@ -279,6 +282,28 @@ pub struct RawUsage {
     pub memory_peak: Option<u64>,
     pub cpu_usage_usec: Option<u64>,
     pub tasks: Option<u64>,
+}
+
+/// Whether a unit joins this hierarchy. Every v1 migration costs (the kernel
+/// synchronises RCU for it), so a unit joins only what it uses: pids (membership,
+/// kill, tasks), memory (usage, OOM kills) and cpuacct (CPU time) always, cpu,
+/// cpuset and blkio only for their limits. v2 is one hierarchy: always.
+fn joined(h: &Hierarchy, res: &ResourceSpec) -> bool {
+    h.is_v2()
+        || h.has("pids")
+        || h.has("memory")
+        || h.has("cpuacct")
+        || (h.has("cpu") && (res.cpu_max.is_some() || res.cpu_weight.is_some()))
+        || (h.has("cpuset") && (res.cpuset_cpus.is_some() || res.cpuset_mems.is_some()))
+        || (h.has("io") && res.io_weight.is_some())
+}
+
+fn make_unit_dir(h: &Hierarchy, dir: &Path) -> Result<(), CgroupError> {
+    mkdir(dir)?;
+    if h.has("cpuset") && !h.is_v2() {
+        inherit_cpuset(dir)?;
+    }
+    Ok(())
 }
 
 /// One limit: which key, which controller, the v2 and v1 file names and values.
