@@ -702,33 +702,13 @@ fn signal_group(unit: &str, pgid: i32, signal: Signal) {
 /// Children re-parented to supd (daemons that left their unit's process group) must
 /// not outlive it: kill and reap whatever is left.
 fn kill_stray_children() {
-    let me = std::process::id();
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
-    };
-    let mut killed = Vec::new();
-    for entry in entries.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // The ppid is the second field after the parenthesised command name.
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
-        if ppid == Some(me)
-            && pid > 1
-            && nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok()
-        {
-            killed.push(pid);
-        }
-    }
+    let me = std::process::id() as i32;
+    let killed: Vec<i32> = crate::procfs::processes()
+        .into_iter()
+        .filter(|p| p.ppid == me && p.pid > 1)
+        .filter(|p| nix::sys::signal::kill(Pid::from_raw(p.pid), Signal::SIGKILL).is_ok())
+        .map(|p| p.pid)
+        .collect();
     if !killed.is_empty() {
         tracing::warn!(
             count = killed.len(),

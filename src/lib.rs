@@ -9,6 +9,7 @@ pub mod control;
 pub mod daemon;
 pub mod logs;
 pub mod pid1;
+pub mod procfs;
 pub mod reaper;
 pub mod spawn;
 pub mod supervise;

@@ -230,39 +230,15 @@ impl Drop for Sup {
 
 /// Every pid whose process group is `pgid`.
 pub fn members_of_group(pgid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, r)| r.split_whitespace().collect())
-            .unwrap_or_default();
-        // After the command: state, ppid, pgrp.
-        if fields.get(2).and_then(|p| p.parse::<i32>().ok()) == Some(pgid)
-            && fields.first() != Some(&"Z")
-        {
-            out.push(pid);
-        }
-    }
-    out
+    sup::procfs::processes()
+        .into_iter()
+        .filter(|p| p.pgrp == pgid && !p.is_zombie())
+        .map(|p| p.pid)
+        .collect()
 }
 
 pub fn pid_alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
+    sup::procfs::ProcStat::read(pid).is_some_and(|p| !p.is_zombie())
 }
 
 pub fn stdout(o: &Output) -> String {
