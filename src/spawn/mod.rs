@@ -183,15 +183,7 @@ fn default_seccomp() -> Result<SeccompProgram, SpawnError> {
 pub fn effective_mounts(c: &ContainerSpec) -> Vec<MountSpec> {
     let has = |ns| c.namespaces.contains(&ns);
     let declared = |t: &str| c.mounts.iter().any(|m| m.target == Path::new(t));
-    let default = |kind, target: &str| MountSpec {
-        kind,
-        target: PathBuf::from(target),
-        readonly: false,
-        nosuid: false,
-        nodev: false,
-        noexec: false,
-        propagation: None,
-    };
+    let default = |kind, target: &str| MountSpec::plain(kind, target);
     let mut out = Vec::new();
     if has(Namespace::Mnt) && has(Namespace::Pid) && !declared("/proc") {
         out.push(default(MountKind::Proc, "/proc"));

@@ -253,6 +253,21 @@ pub struct MountSpec {
     pub propagation: Option<Propagation>,
 }
 
+impl MountSpec {
+    /// A mount of `kind` on `target` with no flags and no propagation change.
+    pub fn plain(kind: MountKind, target: impl Into<PathBuf>) -> MountSpec {
+        MountSpec {
+            kind,
+            target: target.into(),
+            readonly: false,
+            nosuid: false,
+            nodev: false,
+            noexec: false,
+            propagation: None,
+        }
+    }
+}
+
 /// The `type` of a mount and its type-specific settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MountKind {

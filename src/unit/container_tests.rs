@@ -89,15 +89,7 @@ lower = ["/srv/layers/b", "/srv/layers/a"]
 "#;
 
 fn mount(kind: MountKind, target: &str) -> MountSpec {
-    MountSpec {
-        kind,
-        target: PathBuf::from(target),
-        readonly: false,
-        nosuid: false,
-        nodev: false,
-        noexec: false,
-        propagation: None,
-    }
+    MountSpec::plain(kind, target)
 }
 
 #[test]
