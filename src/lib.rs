@@ -1,8 +1,13 @@
 //! sup: a declarative per-app container supervisor.
 //!
-//! Modules by concern: `unit` (unit files), `supervise` (pure state machines),
-//! `spawn` (starting processes), `reaper` (the one `waitpid` loop), `logs`,
-//! `control` (socket protocol), `daemon` (wiring it all together).
+//! Modules by concern, lowest layer first (a module only uses the ones above it in
+//! this list, never the ones below):
+//! - `unit`: unit files (model, parsing, validation, dependency graph);
+//! - `supervise`: the pure per-unit state machine and the fleet's dependency rules;
+//! - `cgroup`: the cgroup driver; `spawn`: starting containers through a helper;
+//!   `reaper`: the one `waitpid` loop; `logs`: unit output; `procfs`, `pid1`;
+//! - `control`: the control protocol (wire types), server and client;
+//! - `daemon`: supd's event loop, wiring all of them together.
 
 pub mod cgroup;
 pub mod control;
@@ -14,4 +19,3 @@ pub mod reaper;
 pub mod spawn;
 pub mod supervise;
 pub mod unit;
-pub mod watch;

@@ -29,7 +29,7 @@ use clap::{Parser, Subcommand};
 
 use sup::control::client::{Client, ClientError, socket_path};
 use sup::control::exit;
-use sup::control::proto::{Command, PROTOCOL_VERSION, Reply, Request, UnitStatus};
+use sup::control::proto::{Command, PROTOCOL_VERSION, Reply, Request, UnitState, UnitStatus};
 use sup::control::render;
 
 #[derive(Debug, Parser)]
@@ -230,7 +230,7 @@ fn status_exit(named: &[String], units: &[UnitStatus]) -> i32 {
     let all_running = named.iter().all(|name| {
         units
             .iter()
-            .any(|u| &u.name == name && u.state == "running")
+            .any(|u| &u.name == name && u.state == UnitState::Running)
     });
     if all_running {
         exit::OK
@@ -418,12 +418,12 @@ mod tests {
         assert!(Cli::try_parse_from(["supctl", "reload", "--dry-run"]).is_ok());
     }
 
-    fn unit(name: &str, state: &str) -> UnitStatus {
+    fn unit(name: &str, state: UnitState) -> UnitStatus {
         UnitStatus {
             name: name.into(),
             description: String::new(),
-            state: state.into(),
-            sub_state: state.into(),
+            state,
+            sub_state: state.to_string(),
             since: String::new(),
             pid: None,
             restarts: 0,
@@ -443,7 +443,7 @@ mod tests {
 
     #[test]
     fn status_exit_codes() {
-        let units = [unit("a", "running"), unit("b", "failed")];
+        let units = [unit("a", UnitState::Running), unit("b", UnitState::Failed)];
         assert_eq!(status_exit(&[], &units), 0);
         assert_eq!(status_exit(&["a".into()], &units), 0);
         assert_eq!(status_exit(&["a".into(), "b".into()], &units), 3);

@@ -11,7 +11,6 @@
 //! fills, kills and removes the directories.
 
 pub mod layout;
-pub mod units;
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -38,6 +37,16 @@ pub enum CgroupError {
     },
     #[error("cgroup {path} did not empty within {secs}s")]
     NotEmpty { path: PathBuf, secs: u64 },
+}
+
+impl CgroupError {
+    /// The errno behind the failure, kept for whoever wraps this error.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            CgroupError::Io { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
 }
 
 fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CgroupError + 'a {

@@ -118,13 +118,46 @@ pub enum ErrorCode {
     Internal,
 }
 
+/// The coarse state of a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UnitState {
+    Inactive,
+    Starting,
+    Running,
+    Stopping,
+    Restarting,
+    Exited,
+    Failed,
+}
+
+impl UnitState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnitState::Inactive => "inactive",
+            UnitState::Starting => "starting",
+            UnitState::Running => "running",
+            UnitState::Stopping => "stopping",
+            UnitState::Restarting => "restarting",
+            UnitState::Exited => "exited",
+            UnitState::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for UnitState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What a user reads in `supctl status`; serialised as-is by `supctl status --json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnitStatus {
     pub name: String,
     pub description: String,
     /// inactive | starting | running | stopping | restarting | exited | failed
-    pub state: String,
+    pub state: UnitState,
     /// Finer detail of the state, e.g. `waiting`, `spawning`, `backoff`, `sigterm`, `sigkill`,
     /// `exit-code`, `signal`, `start-limit`, `spawn-error`, `dependency`.
     pub sub_state: String,
@@ -194,7 +227,7 @@ pub struct UnitResult {
     /// True when the unit reached what was asked (or, without `wait`, the request was accepted).
     pub ok: bool,
     /// State when the reply was sent.
-    pub state: String,
+    pub state: UnitState,
     pub message: Option<String>,
 }
 
@@ -218,4 +251,29 @@ pub struct LogLine {
     /// `stdout` or `stderr`
     pub stream: String,
     pub line: String,
+}
+
+// Conversions from the daemon's own types to the wire, at the protocol's edge.
+
+impl From<&crate::supervise::ReloadPlan> for ReloadPlan {
+    fn from(p: &crate::supervise::ReloadPlan) -> Self {
+        ReloadPlan {
+            added: p.added.clone(),
+            removed: p.removed.clone(),
+            restarted: p.restarted.clone(),
+            updated: p.updated.clone(),
+            unchanged: p.unchanged.clone(),
+            rejected: p.rejected.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+impl From<crate::logs::Entry> for LogLine {
+    fn from(e: crate::logs::Entry) -> Self {
+        LogLine {
+            ts: humantime::format_rfc3339_millis(e.at).to_string(),
+            stream: e.stream.as_str().to_string(),
+            line: e.line,
+        }
+    }
 }

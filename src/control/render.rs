@@ -54,8 +54,8 @@ fn absolute_and_relative(ts: &str, now: SystemTime) -> String {
 
 /// `running` when the sub-state adds nothing, else `state/sub_state`.
 pub fn state_label(u: &UnitStatus) -> String {
-    if u.sub_state.is_empty() || u.sub_state == u.state {
-        u.state.clone()
+    if u.sub_state.is_empty() || u.sub_state == u.state.as_str() {
+        u.state.to_string()
     } else {
         format!("{}/{}", u.state, u.sub_state)
     }
@@ -355,16 +355,17 @@ pub fn render_reload(plan: &ReloadPlan, applied: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::control::proto::UnitState;
 
     fn t(s: &str) -> SystemTime {
         humantime::parse_rfc3339(s).unwrap()
     }
 
-    fn unit(name: &str, state: &str, sub: &str) -> UnitStatus {
+    fn unit(name: &str, state: UnitState, sub: &str) -> UnitStatus {
         UnitStatus {
             name: name.into(),
             description: String::new(),
-            state: state.into(),
+            state,
             sub_state: sub.into(),
             since: "2026-05-01T10:00:00Z".into(),
             pid: None,
@@ -413,13 +414,16 @@ mod tests {
 
     #[test]
     fn labels() {
-        assert_eq!(state_label(&unit("a", "running", "running")), "running");
         assert_eq!(
-            state_label(&unit("a", "restarting", "backoff")),
+            state_label(&unit("a", UnitState::Running, "running")),
+            "running"
+        );
+        assert_eq!(
+            state_label(&unit("a", UnitState::Restarting, "backoff")),
             "restarting/backoff"
         );
         assert_eq!(
-            state_label(&unit("a", "failed", "start-limit")),
+            state_label(&unit("a", UnitState::Failed, "start-limit")),
             "failed/start-limit"
         );
         assert_eq!(format_exit(None), "-");
@@ -442,10 +446,10 @@ mod tests {
     #[test]
     fn table_is_aligned() {
         let now = t("2026-05-01T12:13:03Z");
-        let mut web = unit("web", "running", "running");
+        let mut web = unit("web", UnitState::Running, "running");
         web.pid = Some(4242);
         web.since = "2026-05-01T12:13:00Z".into();
-        let mut worker = unit("worker-long", "restarting", "backoff");
+        let mut worker = unit("worker-long", UnitState::Restarting, "backoff");
         worker.restarts = 3;
         worker.last_exit = Some(ExitInfo {
             oom_killed: false,
@@ -475,7 +479,7 @@ worker-long  restarting/backoff  2h13m ago  -     3         signal=SIGKILL
     #[test]
     fn detail_view() {
         let now = t("2026-05-01T12:13:03Z");
-        let mut u = unit("web", "restarting", "backoff");
+        let mut u = unit("web", UnitState::Restarting, "backoff");
         u.description = "Web frontend".into();
         u.restarts = 2;
         u.last_exit = Some(ExitInfo {
@@ -524,14 +528,14 @@ web \u{2014} Web frontend
         let ok = UnitResult {
             name: "web".into(),
             ok: true,
-            state: "running".into(),
+            state: UnitState::Running,
             message: None,
         };
         assert_eq!(render_result(&ok), Ok("web: running".into()));
         let bad = UnitResult {
             name: "web".into(),
             ok: false,
-            state: "failed".into(),
+            state: UnitState::Failed,
             message: Some("exited with code 1".into()),
         };
         assert_eq!(

@@ -12,18 +12,36 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 use super::proto::{
-    Command, ErrorCode, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply, Request, UnitResult, UnitStatus,
+    Command, ErrorCode, LogLine, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply, Request, UnitResult,
+    UnitState,
 };
 use crate::logs::SharedLog;
 
 /// A client must send its whole request line within this time.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A request handed to the daemon loop.
+/// A question for the daemon loop.
 #[derive(Debug)]
-pub struct Query {
-    pub command: Command,
-    pub answer: oneshot::Sender<Answer>,
+pub enum Query {
+    /// A client's request.
+    Request {
+        command: Command,
+        answer: oneshot::Sender<Answer>,
+    },
+    /// Where the named units are now (for `--wait`): cheaper than a full status.
+    /// An unknown unit is answered with the `not-found` message.
+    Progress {
+        units: Vec<String>,
+        answer: oneshot::Sender<Result<Vec<UnitProgress>, String>>,
+    },
+}
+
+/// A unit's coarse state, and why it failed if it did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitProgress {
+    pub name: String,
+    pub state: UnitState,
+    pub reason: Option<String>,
 }
 
 #[derive(Debug)]
@@ -145,8 +163,20 @@ async fn ask(handle: &Handle, command: Command) -> Option<Answer> {
     let (tx, rx) = oneshot::channel();
     handle
         .queries
-        .send(Query {
+        .send(Query::Request {
             command,
+            answer: tx,
+        })
+        .ok()?;
+    rx.await.ok()
+}
+
+async fn progress(handle: &Handle, units: &[String]) -> Option<Result<Vec<UnitProgress>, String>> {
+    let (tx, rx) = oneshot::channel();
+    handle
+        .queries
+        .send(Query::Progress {
+            units: units.to_vec(),
             answer: tx,
         })
         .ok()?;
@@ -192,12 +222,18 @@ enum Goal {
 
 /// For `--wait`: whether a unit has reached the goal (Some(true)), cannot reach it any
 /// more (Some(false)), or is still on its way (None).
-fn verdict(goal: Goal, state: &str) -> Option<bool> {
-    match (goal, state) {
-        (Goal::Up, "running" | "exited") => Some(true),
-        (Goal::Up, "failed" | "inactive") => Some(false),
-        (Goal::Down, "inactive" | "exited" | "failed") => Some(true),
-        _ => None,
+fn verdict(goal: Goal, state: UnitState) -> Option<bool> {
+    use UnitState as S;
+    match goal {
+        Goal::Up => match state {
+            S::Running | S::Exited => Some(true),
+            S::Failed | S::Inactive => Some(false),
+            S::Starting | S::Stopping | S::Restarting => None,
+        },
+        Goal::Down => match state {
+            S::Inactive | S::Exited | S::Failed => Some(true),
+            S::Starting | S::Running | S::Stopping | S::Restarting => None,
+        },
     }
 }
 
@@ -211,20 +247,17 @@ async fn wait_for<R: AsyncRead + Unpin>(
     rd: &mut BufReader<R>,
 ) -> Reply {
     loop {
-        let statuses = match ask(
-            handle,
-            Command::Status {
-                units: units.to_vec(),
-            },
-        )
-        .await
-        {
-            Some(Answer::Reply(Reply::Status { units })) => units,
-            Some(Answer::Reply(other)) => return other,
-            _ => return shutting_down(),
+        let statuses = match progress(handle, units).await {
+            Some(Ok(units)) => units,
+            Some(Err(message)) => {
+                return Reply::Error {
+                    code: ErrorCode::NotFound,
+                    message,
+                };
+            }
+            None => return shutting_down(),
         };
-        let verdicts: Vec<Option<bool>> =
-            statuses.iter().map(|s| verdict(goal, &s.state)).collect();
+        let verdicts: Vec<Option<bool>> = statuses.iter().map(|s| verdict(goal, s.state)).collect();
         if verdicts.iter().all(Option::is_some) {
             return Reply::Done {
                 results: statuses
@@ -242,11 +275,11 @@ async fn wait_for<R: AsyncRead + Unpin>(
     }
 }
 
-fn wait_result(s: &UnitStatus, ok: bool) -> UnitResult {
+fn wait_result(s: &UnitProgress, ok: bool) -> UnitResult {
     UnitResult {
         name: s.name.clone(),
         ok,
-        state: s.state.clone(),
+        state: s.state,
         message: if ok {
             None
         } else {
@@ -275,7 +308,7 @@ async fn stream_log<R: AsyncRead + Unpin>(
 ) {
     if !follow {
         for line in log.tail(lines) {
-            if send(wr, &Reply::Log(line)).await.is_err() {
+            if send(wr, &Reply::Log(line.into())).await.is_err() {
                 return;
             }
         }
@@ -284,7 +317,7 @@ async fn stream_log<R: AsyncRead + Unpin>(
     }
     let (tail, mut rx) = log.tail_and_follow(lines);
     for line in tail {
-        if send(wr, &Reply::Log(line)).await.is_err() {
+        if send(wr, &Reply::Log(line.into())).await.is_err() {
             return;
         }
     }
@@ -292,9 +325,9 @@ async fn stream_log<R: AsyncRead + Unpin>(
     loop {
         tokio::select! {
             next = rx.recv() => match next {
-                Ok(line) => if send(wr, &Reply::Log(line)).await.is_err() { return },
+                Ok(line) => if send(wr, &Reply::Log(line.into())).await.is_err() { return },
                 Err(broadcast::error::RecvError::Lagged(n)) => {
-                    let note = crate::control::proto::LogLine {
+                    let note = LogLine {
                         ts: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
                         stream: "stderr".into(),
                         line: format!("[supd: {n} lines skipped: reader too slow]"),
@@ -333,11 +366,11 @@ mod tests {
 
     #[test]
     fn wait_verdicts() {
-        assert_eq!(verdict(Goal::Up, "running"), Some(true));
-        assert_eq!(verdict(Goal::Up, "restarting"), None);
-        assert_eq!(verdict(Goal::Up, "failed"), Some(false));
-        assert_eq!(verdict(Goal::Down, "stopping"), None);
-        assert_eq!(verdict(Goal::Down, "inactive"), Some(true));
+        assert_eq!(verdict(Goal::Up, UnitState::Running), Some(true));
+        assert_eq!(verdict(Goal::Up, UnitState::Restarting), None);
+        assert_eq!(verdict(Goal::Up, UnitState::Failed), Some(false));
+        assert_eq!(verdict(Goal::Down, UnitState::Stopping), None);
+        assert_eq!(verdict(Goal::Down, UnitState::Inactive), Some(true));
     }
 
     #[tokio::test]

@@ -1,41 +1,19 @@
 //! The life cycle of one unit as a pure state machine.
 //!
-//! The daemon feeds it events (operator requests, spawn outcomes, exits, timers) together
-//! with the current time; it answers with the new phase and the side effects to perform
-//! (`Action`). It never touches the system, so every transition is unit-tested below.
+//! The fleet feeds it one `Event` at a time together with the current time; the
+//! machine moves to its next `Phase` and answers with the side effects to carry out
+//! (`Action`). It never touches the system, so every phase × event pair is tested
+//! table-driven (`machine_table.rs`). `Machine::handle` is the whole transition table:
+//! one `match` on the event, and inside it every phase is named, so an event that does
+//! not apply in a phase is ignored on purpose, never by a catch-all.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::Signal;
 
+pub use super::time::Now;
 use crate::unit::{RestartPolicy, Service};
-
-/// The current time, read once per event so a transition sees one consistent instant.
-#[derive(Debug, Clone, Copy)]
-pub struct Now {
-    /// For deadlines and durations (immune to clock changes).
-    pub mono: Instant,
-    /// For what users read (`since`, `next start`).
-    pub wall: SystemTime,
-}
-
-impl Now {
-    pub fn read() -> Self {
-        Now {
-            mono: Instant::now(),
-            wall: SystemTime::now(),
-        }
-    }
-
-    /// The same moment shifted by `d`, on both clocks.
-    pub fn plus(self, d: Duration) -> Self {
-        Now {
-            mono: self.mono + d,
-            wall: self.wall + d,
-        }
-    }
-}
 
 /// How a process ended, as `waitpid` reported it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,10 +50,13 @@ pub enum Failure {
         burst: u32,
         interval: Duration,
     },
-    /// The process could not be started; the text names the step, path and errno.
-    Spawn(String),
-    /// A unit this one `requires` failed or was stopped.
-    Dependency(String),
+    /// The process could not be started; the daemon keeps the error itself (step,
+    /// path, errno) and shows it next to this state.
+    Spawn,
+    /// A unit this one `requires` failed.
+    RequirementFailed {
+        unit: String,
+    },
 }
 
 impl Failure {
@@ -85,8 +66,8 @@ impl Failure {
             Failure::Exit(ExitStatus::Signal(_)) => "signal",
             Failure::OomKilled => "oom-killed",
             Failure::StartLimit { .. } => "start-limit",
-            Failure::Spawn(_) => "spawn-error",
-            Failure::Dependency(_) => "dependency",
+            Failure::Spawn => "spawn-error",
+            Failure::RequirementFailed { .. } => "dependency",
         }
     }
 }
@@ -101,8 +82,8 @@ impl std::fmt::Display for Failure {
                 "start limit hit: {burst} starts within {}; run `supctl restart` or `supctl reset-failed`",
                 humantime::format_duration(*interval)
             ),
-            Failure::Spawn(msg) => write!(f, "could not start: {msg}"),
-            Failure::Dependency(msg) => write!(f, "{msg}"),
+            Failure::Spawn => write!(f, "could not start"),
+            Failure::RequirementFailed { unit } => write!(f, "required unit {unit} failed"),
         }
     }
 }
@@ -145,15 +126,62 @@ pub enum Phase {
     Failed(Failure),
 }
 
+/// The coarse state users see (`supctl status`, `--wait`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Inactive,
+    Starting,
+    Running,
+    Stopping,
+    Restarting,
+    Exited,
+    Failed,
+}
+
+/// Something that happened to the unit, as the fleet tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Want the unit up (operator start, or a dependent's start pulling it in).
+    Start,
+    /// Want the unit down. A running process is signalled later, by `DependentsDown`.
+    Stop,
+    /// Operator restart: stop a running process, then start again with a fresh budget.
+    Restart,
+    /// Operator reset-failed: forget the failure and the restart budget.
+    ResetFailed,
+    /// Everything it is ordered after has settled and everything it requires is up.
+    DependenciesReady,
+    /// Everything ordered after it is down: send the stop signal now.
+    DependentsDown,
+    /// The spawner confirmed attempt `attempt` runs the service as `pid`.
+    Spawned { attempt: u64, pid: i32 },
+    /// Attempt `attempt` failed before the service program ran.
+    SpawnFailed { attempt: u64 },
+    /// The reaper saw `pid` end; `oom_killed` if its cgroup counted an OOM kill.
+    Exited {
+        pid: i32,
+        status: ExitStatus,
+        oom_killed: bool,
+    },
+    /// A deadline passed (backoff over, or stop timeout).
+    Timer,
+    /// A unit this one requires failed for good.
+    RequirementFailed { unit: String },
+    /// Kill right away (a second shutdown request).
+    KillNow,
+}
+
 /// A side effect the daemon performs on the machine's behalf.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Spawn,
+    /// Start attempt number `attempt`; its outcome comes back as `Spawned`/`SpawnFailed`.
+    Spawn { attempt: u64 },
     /// Send a signal to the process group led by `pgid` (ESRCH is fine: nothing left).
-    SignalGroup {
-        pgid: i32,
-        signal: Signal,
-    },
+    Signal { pgid: i32, signal: Signal },
+    /// SIGKILL every process in the unit's cgroup (leftovers, or a stop timeout).
+    KillCgroup,
+    /// The unit has no process any more: empty and remove its cgroup.
+    ReleaseCgroup,
 }
 
 #[derive(Debug, Clone)]
@@ -167,13 +195,13 @@ pub struct Machine {
     last_exit: Option<(ExitStatus, SystemTime)>,
     /// The last exit was an OOM kill.
     last_exit_oom: bool,
-    /// An OOM kill was seen in the cgroup; it explains the next exit.
-    oom_next: bool,
     oom_kills: u32,
     /// Consecutive quick failures; the next restart delay is `restart_delay * 2^step`.
     backoff_step: u32,
     /// Start times inside the current start-limit window.
     starts: VecDeque<Instant>,
+    /// Number of the latest spawn attempt, so a late outcome is matched to its attempt.
+    attempt: u64,
 }
 
 impl Machine {
@@ -186,10 +214,10 @@ impl Machine {
             restart_pending: false,
             last_exit: None,
             last_exit_oom: false,
-            oom_next: false,
             oom_kills: 0,
             backoff_step: 0,
             starts: VecDeque::new(),
+            attempt: 0,
         }
     }
 
@@ -214,11 +242,8 @@ impl Machine {
     pub fn oom_kills(&self) -> u32 {
         self.oom_kills
     }
-
-    /// The unit's cgroup reports an OOM kill: it explains the coming exit.
-    pub fn record_oom_kill(&mut self) {
-        self.oom_kills = self.oom_kills.saturating_add(1);
-        self.oom_next = true;
+    pub fn attempt(&self) -> u64 {
+        self.attempt
     }
 
     /// The host pid of the main process, if one is alive.
@@ -242,7 +267,21 @@ impl Machine {
         matches!(self.phase, Phase::Running { .. } | Phase::Exited)
     }
 
-    /// The next instant at which `on_timer` has something to do.
+    /// On its way up: dependents ordered after it wait.
+    pub fn is_coming_up(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Waiting
+                | Phase::Spawning { .. }
+                | Phase::Restarting { .. }
+                | Phase::Stopping {
+                    then: AfterStop::Start,
+                    ..
+                }
+        )
+    }
+
+    /// The next instant at which a `Timer` event has something to do.
     pub fn deadline(&self) -> Option<Instant> {
         match self.phase {
             Phase::Restarting { at, .. } => Some(at),
@@ -251,20 +290,187 @@ impl Machine {
         }
     }
 
-    /// `(state, sub_state)` as shown to users.
-    pub fn state_names(&self, svc: &Service) -> (&'static str, String) {
+    /// The coarse state users see.
+    pub fn state(&self) -> State {
+        match self.phase {
+            Phase::Inactive => State::Inactive,
+            Phase::Waiting | Phase::Spawning { .. } => State::Starting,
+            Phase::Running { .. } => State::Running,
+            Phase::Stopping { .. } => State::Stopping,
+            Phase::Restarting { .. } => State::Restarting,
+            Phase::Exited => State::Exited,
+            Phase::Failed(_) => State::Failed,
+        }
+    }
+
+    /// The finer detail of the state, as shown to users.
+    pub fn sub_state(&self, svc: &Service) -> String {
         match &self.phase {
-            Phase::Inactive => ("inactive", "dead".into()),
-            Phase::Waiting => ("starting", "waiting".into()),
-            Phase::Spawning { .. } => ("starting", "spawning".into()),
-            Phase::Running { .. } => ("running", "running".into()),
+            Phase::Inactive => "dead".into(),
+            Phase::Waiting => "waiting".into(),
+            Phase::Spawning { .. } => "spawning".into(),
+            Phase::Running { .. } => "running".into(),
             Phase::Stopping {
                 deadline: Some(_), ..
-            } => ("stopping", signal_word(svc.stop_signal)),
-            Phase::Stopping { deadline: None, .. } => ("stopping", "kill".into()),
-            Phase::Restarting { .. } => ("restarting", "backoff".into()),
-            Phase::Exited => ("exited", "success".into()),
-            Phase::Failed(f) => ("failed", f.sub_state().into()),
+            } => signal_word(svc.stop_signal),
+            Phase::Stopping { deadline: None, .. } => "kill".into(),
+            Phase::Restarting { .. } => "backoff".into(),
+            Phase::Exited => "success".into(),
+            Phase::Failed(f) => f.sub_state().into(),
+        }
+    }
+
+    /// The transition table: apply `event` at `now` and return what to do.
+    pub fn handle(&mut self, event: Event, now: Now, svc: &Service) -> Vec<Action> {
+        let was_settled = self.is_settled_down();
+        let mut actions = self.transition(event, now, svc);
+        // Whenever the last process is gone for good, its cgroup goes too.
+        if !was_settled && self.is_settled_down() {
+            actions.push(Action::ReleaseCgroup);
+        }
+        actions
+    }
+
+    fn transition(&mut self, event: Event, now: Now, svc: &Service) -> Vec<Action> {
+        use Phase as P;
+        match event {
+            Event::Start => {
+                self.want_up = true;
+                match &mut self.phase {
+                    P::Inactive | P::Exited | P::Failed(_) | P::Restarting { .. } => {
+                        self.reset_budget();
+                        self.enter(P::Waiting, now);
+                    }
+                    P::Stopping { then, .. } => *then = AfterStop::Start,
+                    // Already on its way up, or up.
+                    P::Waiting | P::Spawning { .. } | P::Running { .. } => {}
+                }
+                Vec::new()
+            }
+            Event::Stop => {
+                self.want_up = false;
+                match &mut self.phase {
+                    P::Waiting | P::Restarting { .. } => self.enter(P::Inactive, now),
+                    P::Stopping { then, .. } => {
+                        if *then == AfterStop::Start {
+                            *then = AfterStop::Rest;
+                        }
+                    }
+                    // Running: signalled once its dependents are down (`DependentsDown`).
+                    // Spawning: stopped as soon as the spawn is confirmed.
+                    P::Running { .. } | P::Spawning { .. } => {}
+                    P::Inactive | P::Exited | P::Failed(_) => {}
+                }
+                Vec::new()
+            }
+            Event::Restart => match self.phase {
+                P::Running { .. } => {
+                    self.want_up = true;
+                    self.reset_budget();
+                    self.begin_stop(now, svc, AfterStop::Start)
+                }
+                P::Inactive
+                | P::Waiting
+                | P::Spawning { .. }
+                | P::Stopping { .. }
+                | P::Restarting { .. }
+                | P::Exited
+                | P::Failed(_) => self.transition(Event::Start, now, svc),
+            },
+            Event::ResetFailed => {
+                match self.phase {
+                    P::Failed(_) => self.enter(P::Inactive, now),
+                    P::Inactive
+                    | P::Waiting
+                    | P::Spawning { .. }
+                    | P::Running { .. }
+                    | P::Stopping { .. }
+                    | P::Restarting { .. }
+                    | P::Exited => {}
+                }
+                self.reset_budget();
+                Vec::new()
+            }
+            Event::DependenciesReady => match self.phase {
+                P::Waiting => self.begin_spawn(now, svc),
+                // Only a waiting unit spawns.
+                P::Inactive
+                | P::Spawning { .. }
+                | P::Running { .. }
+                | P::Stopping { .. }
+                | P::Restarting { .. }
+                | P::Exited
+                | P::Failed(_) => Vec::new(),
+            },
+            Event::DependentsDown => match self.phase {
+                P::Running { .. } if !self.want_up => self.begin_stop(now, svc, AfterStop::Rest),
+                // Running and wanted up: nothing to stop. Elsewhere there is no process
+                // to signal (Spawning stops once confirmed; Stopping already signalled).
+                P::Running { .. }
+                | P::Inactive
+                | P::Waiting
+                | P::Spawning { .. }
+                | P::Stopping { .. }
+                | P::Restarting { .. }
+                | P::Exited
+                | P::Failed(_) => Vec::new(),
+            },
+            Event::Spawned { attempt, pid } => self.spawned(attempt, pid, now, svc),
+            Event::SpawnFailed { attempt } => self.spawn_failed(attempt, now, svc),
+            Event::Exited {
+                pid,
+                status,
+                oom_killed,
+            } => self.exited(pid, status, oom_killed, now, svc),
+            Event::Timer => match &mut self.phase {
+                P::Restarting { at, .. } if *at <= now.mono => {
+                    self.enter(P::Waiting, now);
+                    Vec::new()
+                }
+                P::Stopping { pid, deadline, .. } if deadline.is_some_and(|d| d <= now.mono) => {
+                    let pid = *pid;
+                    *deadline = None;
+                    self.since = now.wall;
+                    kill_everything(pid)
+                }
+                // Not due yet, or no deadline in this phase.
+                P::Restarting { .. }
+                | P::Stopping { .. }
+                | P::Inactive
+                | P::Waiting
+                | P::Spawning { .. }
+                | P::Running { .. }
+                | P::Exited
+                | P::Failed(_) => Vec::new(),
+            },
+            Event::RequirementFailed { unit } => {
+                self.want_up = false;
+                let failure = Failure::RequirementFailed { unit };
+                match self.phase {
+                    P::Running { .. } => self.begin_stop(now, svc, AfterStop::Fail(failure)),
+                    P::Waiting | P::Restarting { .. } => {
+                        self.enter(P::Failed(failure), now);
+                        Vec::new()
+                    }
+                    // Spawning: stopped once confirmed (want_up is false now). Stopping
+                    // keeps its plan; settled phases have nothing to lose.
+                    P::Spawning { .. }
+                    | P::Stopping { .. }
+                    | P::Inactive
+                    | P::Exited
+                    | P::Failed(_) => Vec::new(),
+                }
+            }
+            Event::KillNow => match self.phase {
+                P::Running { pid, .. } | P::Stopping { pid, .. } => kill_everything(pid),
+                // No process to kill; a spawn in flight is stopped once confirmed.
+                P::Inactive
+                | P::Waiting
+                | P::Spawning { .. }
+                | P::Restarting { .. }
+                | P::Exited
+                | P::Failed(_) => Vec::new(),
+            },
         }
     }
 
@@ -283,76 +489,37 @@ impl Machine {
         self.starts.clear();
     }
 
-    /// Operator `start`: want the unit up; it is spawned once its dependencies allow.
-    pub fn start(&mut self, now: Now) {
-        self.want_up = true;
-        match &mut self.phase {
-            Phase::Inactive | Phase::Exited | Phase::Failed(_) | Phase::Restarting { .. } => {
-                self.reset_budget();
-                self.enter(Phase::Waiting, now);
-            }
-            Phase::Stopping { then, .. } => *then = AfterStop::Start,
-            Phase::Waiting | Phase::Spawning { .. } | Phase::Running { .. } => {}
-        }
-    }
-
-    /// Operator `restart`: like start, but a running process is stopped first.
-    pub fn restart(&mut self, now: Now, svc: &Service) -> Vec<Action> {
-        if matches!(self.phase, Phase::Running { .. }) {
-            self.want_up = true;
-            self.reset_budget();
-            return self.begin_stop(now, svc, AfterStop::Start);
-        }
-        self.start(now);
-        Vec::new()
-    }
-
-    /// Operator `stop` (or shutdown, or removal): want the unit down. A running process
-    /// is not signalled here: the daemon calls `begin_stop` once the units ordered after
-    /// this one have stopped.
-    pub fn stop(&mut self, now: Now) {
-        self.want_up = false;
-        match &mut self.phase {
-            Phase::Waiting | Phase::Restarting { .. } => self.enter(Phase::Inactive, now),
-            Phase::Stopping { then, .. } if *then == AfterStop::Start => *then = AfterStop::Rest,
-            _ => {}
-        }
-    }
-
-    /// Send the stop signal to a running unit (or do nothing if it is not running).
-    pub fn begin_stop(&mut self, now: Now, svc: &Service, then: AfterStop) -> Vec<Action> {
+    /// Send the stop signal to the running process (only called in `Running`).
+    fn begin_stop(&mut self, now: Now, svc: &Service, then: AfterStop) -> Vec<Action> {
         let Phase::Running { pid, .. } = self.phase else {
             return Vec::new();
         };
         self.enter(
             Phase::Stopping {
                 pid,
-                deadline: Some(now.mono + svc.stop_timeout),
+                deadline: Some(now.mono_after(svc.stop_timeout)),
                 then,
             },
             now,
         );
         vec![
-            Action::SignalGroup {
+            Action::Signal {
                 pgid: pid,
                 signal: svc.stop_signal,
             },
             // A stopped (SIGSTOP) process only sees the stop signal once continued.
-            Action::SignalGroup {
+            Action::Signal {
                 pgid: pid,
                 signal: Signal::SIGCONT,
             },
         ]
     }
 
-    /// Dependencies allow the start: spawn, unless the start limit is exhausted.
-    pub fn begin_spawn(&mut self, now: Now, svc: &Service) -> Vec<Action> {
-        if self.phase != Phase::Waiting {
-            return Vec::new();
-        }
+    /// Spawn, unless the start limit is exhausted (only called in `Waiting`).
+    fn begin_spawn(&mut self, now: Now, svc: &Service) -> Vec<Action> {
         let limit = &svc.start_limit;
         while let Some(first) = self.starts.front() {
-            if now.mono.duration_since(*first) >= limit.interval {
+            if now.mono.saturating_duration_since(*first) >= limit.interval {
                 self.starts.pop_front();
             } else {
                 break;
@@ -373,14 +540,32 @@ impl Machine {
         if std::mem::take(&mut self.restart_pending) {
             self.restarts = self.restarts.saturating_add(1);
         }
+        self.attempt = self.attempt.wrapping_add(1);
         self.enter(Phase::Spawning { early_exit: None }, now);
-        vec![Action::Spawn]
+        vec![Action::Spawn {
+            attempt: self.attempt,
+        }]
     }
 
-    /// The spawner confirmed that the service program is executing as `pid`.
-    pub fn spawned(&mut self, pid: i32, now: Now, svc: &Service) -> Vec<Action> {
-        let Phase::Spawning { early_exit } = self.phase else {
-            return Vec::new();
+    fn spawned(&mut self, attempt: u64, pid: i32, now: Now, svc: &Service) -> Vec<Action> {
+        let early_exit = match self.phase {
+            Phase::Spawning { early_exit } if attempt == self.attempt => early_exit,
+            // A late outcome of an attempt nobody waits for any more: its process
+            // must not run unsupervised. Only its group: the cgroup may already be
+            // the next attempt's.
+            Phase::Spawning { .. }
+            | Phase::Inactive
+            | Phase::Waiting
+            | Phase::Running { .. }
+            | Phase::Stopping { .. }
+            | Phase::Restarting { .. }
+            | Phase::Exited
+            | Phase::Failed(_) => {
+                return vec![Action::Signal {
+                    pgid: pid,
+                    signal: Signal::SIGKILL,
+                }];
+            }
         };
         self.enter(
             Phase::Running {
@@ -392,7 +577,7 @@ impl Machine {
         if let Some((early_pid, status)) = early_exit
             && early_pid == pid
         {
-            return self.exited(pid, status, now, svc);
+            return self.exited(pid, status, false, now, svc);
         }
         if !self.want_up {
             return self.begin_stop(now, svc, AfterStop::Rest);
@@ -400,12 +585,19 @@ impl Machine {
         Vec::new()
     }
 
-    /// The spawner failed before the service program ran.
-    pub fn spawn_failed(&mut self, message: String, now: Now, svc: &Service) -> Vec<Action> {
-        if !matches!(self.phase, Phase::Spawning { .. }) {
-            return Vec::new();
+    fn spawn_failed(&mut self, attempt: u64, now: Now, svc: &Service) -> Vec<Action> {
+        match self.phase {
+            Phase::Spawning { .. } if attempt == self.attempt => {}
+            // Stale: the attempt it belongs to was already given up.
+            Phase::Spawning { .. }
+            | Phase::Inactive
+            | Phase::Waiting
+            | Phase::Running { .. }
+            | Phase::Stopping { .. }
+            | Phase::Restarting { .. }
+            | Phase::Exited
+            | Phase::Failed(_) => return Vec::new(),
         }
-        let failure = Failure::Spawn(message);
         if !self.want_up {
             self.enter(Phase::Inactive, now);
         } else if matches!(
@@ -415,40 +607,56 @@ impl Machine {
             self.schedule_restart(now, svc);
         } else {
             self.want_up = false;
-            self.enter(Phase::Failed(failure), now);
+            self.enter(Phase::Failed(Failure::Spawn), now);
         }
         Vec::new()
     }
 
-    /// The reaper saw `pid` end.
-    pub fn exited(&mut self, pid: i32, status: ExitStatus, now: Now, svc: &Service) -> Vec<Action> {
+    fn exited(
+        &mut self,
+        pid: i32,
+        status: ExitStatus,
+        oom_killed: bool,
+        now: Now,
+        svc: &Service,
+    ) -> Vec<Action> {
+        if oom_killed {
+            self.oom_kills = self.oom_kills.saturating_add(1);
+        }
         match &mut self.phase {
             Phase::Spawning { early_exit } => {
                 *early_exit = Some((pid, status));
                 Vec::new()
             }
             Phase::Running { pid: p, started } if *p == pid => {
-                let uptime = now.mono.duration_since(*started);
+                let uptime = now.mono.saturating_duration_since(*started);
                 self.last_exit = Some((status, now.wall));
-                self.last_exit_oom = std::mem::take(&mut self.oom_next);
+                self.last_exit_oom = oom_killed;
                 if uptime >= svc.restart_reset_after {
                     self.backoff_step = 0;
                 }
                 self.after_exit(status, now, svc);
-                vec![kill_leftovers(pid)]
+                kill_everything(pid)
             }
             Phase::Stopping { pid: p, then, .. } if *p == pid => {
                 let then = then.clone();
                 self.last_exit = Some((status, now.wall));
-                self.last_exit_oom = std::mem::take(&mut self.oom_next);
+                self.last_exit_oom = oom_killed;
                 match then {
                     AfterStop::Rest => self.enter(Phase::Inactive, now),
                     AfterStop::Start => self.enter(Phase::Waiting, now),
                     AfterStop::Fail(f) => self.enter(Phase::Failed(f), now),
                 }
-                vec![kill_leftovers(pid)]
+                kill_everything(pid)
             }
-            _ => Vec::new(),
+            // Not the main process (a spawn helper, or a process already replaced).
+            Phase::Running { .. }
+            | Phase::Stopping { .. }
+            | Phase::Inactive
+            | Phase::Waiting
+            | Phase::Restarting { .. }
+            | Phase::Exited
+            | Phase::Failed(_) => Vec::new(),
         }
     }
 
@@ -482,64 +690,26 @@ impl Machine {
         let delay = backoff_delay(svc.restart_delay, svc.restart_max_delay, self.backoff_step);
         self.backoff_step = self.backoff_step.saturating_add(1);
         self.restart_pending = true;
-        let at = now.plus(delay);
         self.enter(
             Phase::Restarting {
-                at: at.mono,
-                at_wall: at.wall,
+                at: now.mono_after(delay),
+                at_wall: now.wall_after(delay),
             },
             now,
         );
     }
-
-    /// A deadline passed: a backoff ended or a stop timed out.
-    pub fn on_timer(&mut self, now: Now) -> Vec<Action> {
-        match &mut self.phase {
-            Phase::Restarting { at, .. } if *at <= now.mono => {
-                self.enter(Phase::Waiting, now);
-                Vec::new()
-            }
-            Phase::Stopping { pid, deadline, .. } if deadline.is_some_and(|d| d <= now.mono) => {
-                *deadline = None;
-                self.since = now.wall;
-                vec![Action::SignalGroup {
-                    pgid: *pid,
-                    signal: Signal::SIGKILL,
-                }]
-            }
-            _ => Vec::new(),
-        }
-    }
-
-    /// Operator `reset-failed`: forget the failure and the restart budget.
-    pub fn reset_failed(&mut self, now: Now) {
-        if matches!(self.phase, Phase::Failed(_)) {
-            self.enter(Phase::Inactive, now);
-        }
-        self.reset_budget();
-    }
-
-    /// A unit this one requires failed or was stopped: stop (if running) and end failed.
-    pub fn dependency_lost(&mut self, why: String, now: Now, svc: &Service) -> Vec<Action> {
-        self.want_up = false;
-        let failure = Failure::Dependency(why);
-        match self.phase {
-            Phase::Running { .. } => self.begin_stop(now, svc, AfterStop::Fail(failure)),
-            Phase::Waiting | Phase::Restarting { .. } => {
-                self.enter(Phase::Failed(failure), now);
-                Vec::new()
-            }
-            _ => Vec::new(),
-        }
-    }
 }
 
-/// Whatever the main process left in its process group dies with it.
-fn kill_leftovers(pid: i32) -> Action {
-    Action::SignalGroup {
-        pgid: pid,
-        signal: Signal::SIGKILL,
-    }
+/// The main process is gone (or must go): whatever it left in its process group and
+/// in the unit's cgroup dies with it.
+fn kill_everything(pid: i32) -> Vec<Action> {
+    vec![
+        Action::Signal {
+            pgid: pid,
+            signal: Signal::SIGKILL,
+        },
+        Action::KillCgroup,
+    ]
 }
 
 /// `SIGTERM` -> `term`: the stopping sub-state names the signal that was sent.
@@ -554,271 +724,9 @@ pub fn backoff_delay(base: Duration, max: Duration, step: u32) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::supervise::test_service;
+#[path = "machine_table.rs"]
+mod table;
 
-    fn t0() -> Now {
-        Now::read()
-    }
-
-    fn running(m: &mut Machine, now: Now, svc: &Service, pid: i32) {
-        m.start(now);
-        assert_eq!(m.begin_spawn(now, svc), vec![Action::Spawn]);
-        m.spawned(pid, now, svc);
-        assert_eq!(m.pid(), Some(pid));
-    }
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let ms = Duration::from_millis;
-        assert_eq!(backoff_delay(ms(100), ms(1000), 0), ms(100));
-        assert_eq!(backoff_delay(ms(100), ms(1000), 1), ms(200));
-        assert_eq!(backoff_delay(ms(100), ms(1000), 3), ms(800));
-        assert_eq!(backoff_delay(ms(100), ms(1000), 4), ms(1000));
-        assert_eq!(backoff_delay(ms(100), ms(1000), 200), ms(1000));
-    }
-
-    #[test]
-    fn crash_restarts_with_growing_delay_then_hits_start_limit() {
-        let mut svc = test_service();
-        svc.start_limit.burst = 3;
-        svc.start_limit.interval = Duration::from_secs(60);
-        let now = t0();
-        let mut m = Machine::new(now);
-        running(&mut m, now, &svc, 10);
-        let mut t = now;
-        let mut delays = Vec::new();
-        for pid in 10..12 {
-            t = t.plus(Duration::from_millis(5));
-            m.exited(pid, ExitStatus::Code(1), t, &svc);
-            let Phase::Restarting { at, .. } = *m.phase() else {
-                panic!("expected restarting, got {:?}", m.phase())
-            };
-            delays.push(at - t.mono);
-            t = Now {
-                mono: at,
-                wall: t.wall,
-            };
-            m.on_timer(t);
-            assert_eq!(m.begin_spawn(t, &svc), vec![Action::Spawn]);
-            m.spawned(pid + 1, t, &svc);
-        }
-        assert_eq!(
-            delays,
-            vec![Duration::from_millis(100), Duration::from_millis(200)]
-        );
-        m.exited(12, ExitStatus::Code(1), t, &svc);
-        let Phase::Restarting { at, .. } = *m.phase() else {
-            panic!()
-        };
-        let t = Now {
-            mono: at,
-            wall: t.wall,
-        };
-        m.on_timer(t);
-        assert!(m.begin_spawn(t, &svc).is_empty());
-        assert_eq!(m.state_names(&svc), ("failed", "start-limit".to_string()));
-        assert_eq!(m.restarts(), 2, "the refused third restart did not happen");
-        // The operator acts: a fresh budget.
-        m.restart(t, &svc);
-        assert_eq!(m.begin_spawn(t, &svc), vec![Action::Spawn]);
-        assert_eq!(m.restarts(), 0);
-    }
-
-    #[test]
-    fn backoff_resets_after_stable_uptime() {
-        let svc = test_service();
-        let now = t0();
-        let mut m = Machine::new(now);
-        running(&mut m, now, &svc, 1);
-        m.exited(1, ExitStatus::Code(1), now, &svc);
-        m.on_timer(now.plus(Duration::from_secs(1)));
-        m.begin_spawn(now.plus(Duration::from_secs(1)), &svc);
-        m.spawned(2, now.plus(Duration::from_secs(1)), &svc);
-        let later = now.plus(Duration::from_secs(1) + svc.restart_reset_after);
-        m.exited(2, ExitStatus::Code(1), later, &svc);
-        let Phase::Restarting { at, .. } = *m.phase() else {
-            panic!()
-        };
-        assert_eq!(at - later.mono, svc.restart_delay);
-    }
-
-    #[test]
-    fn policies_decide_restart() {
-        let now = t0();
-        let cases = [
-            (RestartPolicy::No, ExitStatus::Code(1), "failed"),
-            (RestartPolicy::No, ExitStatus::Code(0), "exited"),
-            (RestartPolicy::OnFailure, ExitStatus::Code(0), "exited"),
-            (RestartPolicy::OnFailure, ExitStatus::Code(3), "restarting"),
-            (
-                RestartPolicy::OnFailure,
-                ExitStatus::Signal(9),
-                "restarting",
-            ),
-            (RestartPolicy::OnAbnormal, ExitStatus::Code(3), "failed"),
-            (
-                RestartPolicy::OnAbnormal,
-                ExitStatus::Signal(11),
-                "restarting",
-            ),
-            (RestartPolicy::Always, ExitStatus::Code(0), "restarting"),
-        ];
-        for (policy, status, want) in cases {
-            let mut svc = test_service();
-            svc.restart = policy;
-            let mut m = Machine::new(now);
-            running(&mut m, now, &svc, 5);
-            m.exited(5, status, now, &svc);
-            assert_eq!(m.state_names(&svc).0, want, "{policy:?} {status:?}");
-        }
-    }
-
-    #[test]
-    fn oom_kill_explains_the_exit_and_follows_the_policy() {
-        let mut svc = test_service();
-        svc.restart = RestartPolicy::No;
-        let now = t0();
-        let mut m = Machine::new(now);
-        running(&mut m, now, &svc, 5);
-        m.record_oom_kill();
-        m.exited(5, ExitStatus::Signal(9), now, &svc);
-        assert_eq!(m.state_names(&svc), ("failed", "oom-killed".to_string()));
-        assert!(m.last_exit_oom());
-        assert_eq!(m.oom_kills(), 1);
-        svc.restart = RestartPolicy::OnFailure;
-        m.start(now);
-        m.begin_spawn(now, &svc);
-        m.spawned(6, now, &svc);
-        m.record_oom_kill();
-        m.exited(6, ExitStatus::Signal(9), now, &svc);
-        assert_eq!(
-            m.state_names(&svc).0,
-            "restarting",
-            "an OOM kill is a failure for on-failure"
-        );
-        assert_eq!(m.oom_kills(), 2);
-    }
-
-    #[test]
-    fn success_exit_codes_count_as_success() {
-        let mut svc = test_service();
-        svc.success_exit_codes = vec![0, 42];
-        let now = t0();
-        let mut m = Machine::new(now);
-        running(&mut m, now, &svc, 5);
-        m.exited(5, ExitStatus::Code(42), now, &svc);
-        assert_eq!(m.state_names(&svc).0, "exited");
-    }
-
-    #[test]
-    fn stop_signals_then_kills_after_timeout() {
-        let svc = test_service();
-        let now = t0();
-        let mut m = Machine::new(now);
-        running(&mut m, now, &svc, 7);
-        m.stop(now);
-        let acts = m.begin_stop(now, &svc, AfterStop::Rest);
-        assert_eq!(
-            acts[0],
-            Action::SignalGroup {
-                pgid: 7,
-                signal: Signal::SIGTERM
-            }
-        );
-        assert_eq!(m.state_names(&svc), ("stopping", "term".to_string()));
-        assert!(m.on_timer(now).is_empty(), "not yet due");
-        let due = now.plus(svc.stop_timeout);
-        assert_eq!(
-            m.on_timer(due),
-            vec![Action::SignalGroup {
-                pgid: 7,
-                signal: Signal::SIGKILL
-            }]
-        );
-        assert_eq!(m.deadline(), None);
-        m.exited(7, ExitStatus::Signal(9), due, &svc);
-        assert_eq!(m.state_names(&svc).0, "inactive");
-        assert!(!m.want_up());
-    }
-
-    #[test]
-    fn operator_stop_never_restarts() {
-        let mut svc = test_service();
-        svc.restart = RestartPolicy::Always;
-        let now = t0();
-        let mut m = Machine::new(now);
-        running(&mut m, now, &svc, 7);
-        m.stop(now);
-        m.begin_stop(now, &svc, AfterStop::Rest);
-        m.exited(7, ExitStatus::Signal(15), now, &svc);
-        assert_eq!(m.state_names(&svc).0, "inactive");
-    }
-
-    #[test]
-    fn exit_seen_before_spawn_outcome_is_not_lost() {
-        let svc = test_service();
-        let now = t0();
-        let mut m = Machine::new(now);
-        m.start(now);
-        m.begin_spawn(now, &svc);
-        m.exited(9, ExitStatus::Code(2), now, &svc);
-        m.spawned(9, now, &svc);
-        assert_eq!(m.state_names(&svc).0, "restarting");
-        assert_eq!(m.last_exit().map(|e| e.0), Some(ExitStatus::Code(2)));
-    }
-
-    #[test]
-    fn spawn_error_follows_policy() {
-        let mut svc = test_service();
-        svc.restart = RestartPolicy::No;
-        let now = t0();
-        let mut m = Machine::new(now);
-        m.start(now);
-        m.begin_spawn(now, &svc);
-        m.spawn_failed("chdir /nope: ENOENT".into(), now, &svc);
-        assert_eq!(m.state_names(&svc), ("failed", "spawn-error".to_string()));
-    }
-
-    #[test]
-    fn stop_while_spawning_stops_once_spawned() {
-        let svc = test_service();
-        let now = t0();
-        let mut m = Machine::new(now);
-        m.start(now);
-        m.begin_spawn(now, &svc);
-        m.stop(now);
-        let acts = m.spawned(4, now, &svc);
-        assert_eq!(
-            acts[0],
-            Action::SignalGroup {
-                pgid: 4,
-                signal: Signal::SIGTERM
-            }
-        );
-        assert_eq!(m.state_names(&svc).0, "stopping");
-    }
-
-    #[test]
-    fn restart_of_running_unit_stops_then_waits_to_start() {
-        let svc = test_service();
-        let now = t0();
-        let mut m = Machine::new(now);
-        running(&mut m, now, &svc, 4);
-        m.restart(now, &svc);
-        m.exited(4, ExitStatus::Signal(15), now, &svc);
-        assert_eq!(m.state_names(&svc), ("starting", "waiting".to_string()));
-    }
-
-    #[test]
-    fn dependency_loss_stops_and_fails() {
-        let svc = test_service();
-        let now = t0();
-        let mut m = Machine::new(now);
-        running(&mut m, now, &svc, 4);
-        m.dependency_lost("required unit db failed".into(), now, &svc);
-        m.exited(4, ExitStatus::Signal(15), now, &svc);
-        assert_eq!(m.state_names(&svc), ("failed", "dependency".to_string()));
-    }
-}
+#[cfg(test)]
+#[path = "machine_tests.rs"]
+mod tests;

@@ -41,7 +41,11 @@ pub(super) fn check_graph(units: BTreeMap<String, Unit>, invalid: &BTreeSet<Stri
     units.retain(|name, _| !rejected.contains(name));
     drop_dangling(&mut units, &mut errors);
     errors.sort_by(|a, b| (&a.path, a.line, a.column).cmp(&(&b.path, b.line, b.column)));
-    Loaded { units, errors }
+    Loaded {
+        units,
+        errors,
+        fingerprints: BTreeMap::new(),
+    }
 }
 
 /// Every `after`/`requires` entry of `unit` as (kind, target).

@@ -23,9 +23,10 @@ pub(super) fn load_dir(dir: &Path) -> io::Result<Loaded> {
     let mut units = BTreeMap::new();
     let mut invalid = BTreeSet::new();
     let mut errors = Vec::new();
+    let mut fingerprints = BTreeMap::new();
     for path in files {
         let name = unit_name(&path);
-        match read_and_parse(&name, &path) {
+        match read_and_parse(&name, &path, &mut fingerprints) {
             Ok(unit) => {
                 units.insert(name, unit);
             }
@@ -40,6 +41,7 @@ pub(super) fn load_dir(dir: &Path) -> io::Result<Loaded> {
     // Stable sort: errors within one file keep line/column order.
     errors.sort_by(|a, b| (&a.path, a.line, a.column).cmp(&(&b.path, b.line, b.column)));
     loaded.errors = errors;
+    loaded.fingerprints = fingerprints;
     Ok(loaded)
 }
 
@@ -61,7 +63,11 @@ fn unit_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn read_and_parse(name: &str, path: &Path) -> Result<super::Unit, UnitError> {
+fn read_and_parse(
+    name: &str,
+    path: &Path,
+    fingerprints: &mut BTreeMap<String, u64>,
+) -> Result<super::Unit, UnitError> {
     let at_start = |message: String| UnitError {
         unit: name.to_owned(),
         path: PathBuf::from(path),
@@ -70,6 +76,7 @@ fn read_and_parse(name: &str, path: &Path) -> Result<super::Unit, UnitError> {
         message,
     };
     let bytes = fs::read(path).map_err(|e| at_start(format!("cannot read unit file: {e}")))?;
+    fingerprints.insert(name.to_owned(), super::model::fnv1a64(&bytes));
     let text = String::from_utf8(bytes).map_err(|e| {
         at_start(format!(
             "unit file is not valid UTF-8 (first bad byte at offset {})",

@@ -36,6 +36,9 @@ pub struct Loaded {
     pub units: BTreeMap<String, Unit>,
     /// All problems, sorted by path, then line and column.
     pub errors: Vec<UnitError>,
+    /// FNV-1a 64 of the bytes of every file read (valid or rejected), by unit name:
+    /// tells whether the file on disk is the loaded definition.
+    pub fingerprints: BTreeMap<String, u64>,
 }
 
 /// Parses one unit file.

@@ -15,11 +15,45 @@ pub const QUIET: Duration = Duration::from_millis(150);
 /// Longest a reload waits under a continuous stream of events.
 pub const MAX_WAIT: Duration = Duration::from_secs(1);
 
-/// Start watching `dir` (not recursive: units are the files directly in it).
-/// Events arrive on the receiver as bare wake-ups; keep the watcher alive.
-pub fn watch(
-    dir: &Path,
-) -> notify::Result<(notify::RecommendedWatcher, mpsc::UnboundedReceiver<()>)> {
+/// The unit directory's watcher; without one (inotify unavailable, e.g. on some
+/// network filesystems) changes are only picked up on SIGHUP or `supctl reload`.
+pub struct DirWatch {
+    /// Kept alive for as long as events are wanted.
+    _watcher: Option<notify::RecommendedWatcher>,
+    events: Option<mpsc::UnboundedReceiver<()>>,
+}
+
+impl DirWatch {
+    /// Start watching `dir` (not recursive: units are the files directly in it).
+    pub fn start(dir: &Path) -> DirWatch {
+        match watch(dir) {
+            Ok((watcher, events)) => DirWatch {
+                _watcher: Some(watcher),
+                events: Some(events),
+            },
+            Err(e) => {
+                tracing::warn!(
+                    "cannot watch {}: {e}; reload with SIGHUP or `supctl reload`",
+                    dir.display()
+                );
+                DirWatch {
+                    _watcher: None,
+                    events: None,
+                }
+            }
+        }
+    }
+
+    /// The next wake-up (never, without a watcher).
+    pub async fn next(&mut self) -> Option<()> {
+        match &mut self.events {
+            Some(rx) => rx.recv().await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+fn watch(dir: &Path) -> notify::Result<(notify::RecommendedWatcher, mpsc::UnboundedReceiver<()>)> {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         // Errors (e.g. an inotify queue overflow) also mean "look again".

@@ -1,0 +1,45 @@
+//! Exits on their way from the reaper to the event loop: each is annotated with
+//! whether the unit's cgroup counted a new OOM kill, read in a blocking thread so the
+//! loop never touches cgroupfs. One exit at a time, so their order is kept.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::cgroup::Cgroups;
+use crate::reaper::Exit;
+
+/// An exit of a unit's registered process.
+#[derive(Debug)]
+pub struct UnitExit {
+    pub exit: Exit,
+    /// The unit's cgroup counted an OOM kill since the previous exit: it explains
+    /// this one.
+    pub oom_killed: bool,
+}
+
+pub async fn annotate(
+    mut exits: mpsc::UnboundedReceiver<Exit>,
+    driver: Option<Arc<Cgroups>>,
+    out: mpsc::UnboundedSender<UnitExit>,
+) {
+    // OOM kills already accounted per unit.
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    while let Some(exit) = exits.recv().await {
+        let count = match &driver {
+            Some(driver) => {
+                let (driver, unit) = (driver.clone(), exit.owner.clone());
+                tokio::task::spawn_blocking(move || driver.oom_kills(&unit))
+                    .await
+                    .unwrap_or(0)
+            }
+            None => 0,
+        };
+        let before = seen.insert(exit.owner.clone(), count).unwrap_or(0);
+        let oom_killed = count > before;
+        if out.send(UnitExit { exit, oom_killed }).is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! supd: the event loop that owns all unit state, and what it drives.
+//!
+//! - `event_loop`: the loop itself, its single deadline, and the handling of exits,
+//!   start outcomes, signals and timers; carrying out the fleet's actions;
+//! - `dispatch`: control requests (`supctl`), answered from the loop;
+//! - `status`: turning unit state into the wire types of `supctl status`;
+//! - `reload`: reading the unit directory off the loop, in order, and applying it;
+//! - `start`: starting one unit in a blocking thread (cgroup, plan, spawn);
+//! - `exits`: exits from the reaper, annotated with OOM kills off the loop;
+//! - `cgroups`: per-unit cgroup bookkeeping over the `cgroup` driver;
+//! - `log_registry`: every unit's log; `watch`: the unit directory watcher.
+//!
+//! Nothing here polls: the loop sleeps until an event or the next deadline, and no
+//! blocking IO (files, cgroupfs) runs on it.
+
+mod cgroups;
+mod dispatch;
+mod event_loop;
+mod exits;
+mod log_registry;
+mod reload;
+mod start;
+mod status;
+mod watch;
+
+use std::path::PathBuf;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch as tokio_watch};
+
+use crate::control::server;
+use crate::logs::LogWriter;
+use crate::reaper::{self, Registry};
+use cgroups::CgroupJobs;
+use event_loop::{Daemon, Inputs};
+use log_registry::LogRegistry;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub units_dir: PathBuf,
+    pub state_dir: PathBuf,
+    /// Name of supd's cgroup subtree (below supd's own cgroup).
+    pub cgroup_root: String,
+    /// Copy every line of unit output to supd's stderr (the console, as PID 1).
+    pub forward_output: bool,
+}
+
+/// How supd's run ended: what the machine should do next (PID 1) and whether a
+/// second shutdown request asked to hurry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ending {
+    pub halt: crate::pid1::Halt,
+    pub hurried: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot read units directory {path}: {source}")]
+    UnitsDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot create state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {path}: {source}")]
+    Socket {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot install handler for {signal}: {source}")]
+    Signal {
+        signal: &'static str,
+        source: std::io::Error,
+    },
+    #[error("cannot start the log writer: {0}")]
+    LogWriter(std::io::Error),
+}
+
+/// Run supd until a shutdown request has stopped every unit.
+pub async fn run(config: Config) -> Result<Ending, DaemonError> {
+    let logs_dir = config.state_dir.join("logs");
+    std::fs::create_dir_all(&logs_dir).map_err(|source| DaemonError::StateDir {
+        path: logs_dir.clone(),
+        source,
+    })?;
+    let loaded = reload::read_dir(config.units_dir.clone())
+        .await
+        .map_err(|source| DaemonError::UnitsDir {
+            path: config.units_dir.clone(),
+            source,
+        })?;
+    reload::log_rejections(&loaded);
+    let socket_path = config.state_dir.join(crate::control::client::SOCKET_NAME);
+    let listener = server::bind(&socket_path).map_err(|source| DaemonError::Socket {
+        path: socket_path.clone(),
+        source,
+    })?;
+    let writer = LogWriter::start(config.forward_output).map_err(DaemonError::LogWriter)?;
+
+    let registry = Registry::default();
+    let cgroups = CgroupJobs::new(&config.cgroup_root);
+    let (exit_tx, exits_raw) = mpsc::unbounded_channel();
+    let (annotated_tx, exits) = mpsc::unbounded_channel();
+    let (outcome_tx, outcomes) = mpsc::unbounded_channel();
+    let (query_tx, queries) = mpsc::unbounded_channel();
+    let (loaded_tx, loaded_rx) = mpsc::unbounded_channel();
+    let (changes, changes_rx) = tokio_watch::channel(0u64);
+    let listen = |kind, name| {
+        signal(kind).map_err(|source| DaemonError::Signal {
+            signal: name,
+            source,
+        })
+    };
+    let inputs = Inputs {
+        exits,
+        outcomes,
+        queries,
+        loaded: loaded_rx,
+        sigterm: listen(SignalKind::terminate(), "SIGTERM")?,
+        sigint: listen(SignalKind::interrupt(), "SIGINT")?,
+        sighup: listen(SignalKind::hangup(), "SIGHUP")?,
+        dir_watch: watch::DirWatch::start(&config.units_dir),
+    };
+    tokio::spawn(reaper::run(registry.clone(), exit_tx));
+    tokio::spawn(exits::annotate(
+        exits_raw,
+        cgroups.oom_reader(),
+        annotated_tx,
+    ));
+    let reloads = reload::spawn_worker(config.units_dir.clone(), loaded_tx);
+    let server_task = tokio::spawn(server::serve(
+        listener,
+        server::Handle {
+            queries: query_tx,
+            changes: changes_rx,
+            owner_uid: nix::unistd::geteuid().as_raw(),
+        },
+    ));
+
+    let logs = LogRegistry::new(logs_dir, writer.clone());
+    let mut daemon = Daemon::new(
+        config, registry, cgroups, logs, outcome_tx, changes, reloads,
+    );
+    daemon.apply_loaded(loaded, None);
+    tracing::info!(units = daemon.unit_count(), socket = %socket_path.display(), "supd started");
+    let (ending, cgroups) = daemon.run(inputs).await;
+
+    server_task.abort();
+    let _ = std::fs::remove_file(&socket_path);
+    kill_stray_children();
+    cgroups.teardown();
+    writer.flush().await;
+    tracing::info!("all units stopped; supd exits");
+    Ok(ending)
+}
+
+/// Children re-parented to supd (daemons that left their unit's process group) must
+/// not outlive it: kill and reap whatever is left.
+fn kill_stray_children() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let me = std::process::id() as i32;
+    let killed: Vec<i32> = crate::procfs::processes()
+        .into_iter()
+        .filter(|p| p.ppid == me && p.pid > 1)
+        .filter(|p| kill(Pid::from_raw(p.pid), Signal::SIGKILL).is_ok())
+        .map(|p| p.pid)
+        .collect();
+    if !killed.is_empty() {
+        tracing::warn!(
+            count = killed.len(),
+            "killed processes left behind by units"
+        );
+    }
+    for pid in killed {
+        // SIGKILL cannot be caught; the wait ends as soon as the kernel tears it down
+        // (ECHILD if the reaper task got there first).
+        let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), None);
+    }
+}

@@ -1,0 +1,172 @@
+//! Reading the unit directory and applying what changed. Reads run in a blocking
+//! thread, one after another in the order they were asked for (so an older read
+//! never overwrites a newer one); the result is applied on the event loop.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::event_loop::Daemon;
+use crate::control::proto::{ErrorCode, Reply};
+use crate::control::server::Answer;
+use crate::supervise::{Now, ReloadPlan};
+use crate::unit::{self, Loaded};
+
+/// Why the directory is read.
+#[derive(Debug)]
+pub enum Trigger {
+    /// The directory watcher saw changes (after debouncing).
+    Watch,
+    /// SIGHUP.
+    Signal,
+    /// `supctl reload [--dry-run]`, answered once applied (or planned).
+    Request {
+        dry_run: bool,
+        answer: oneshot::Sender<Answer>,
+    },
+}
+
+/// A finished read, on its way to the loop.
+#[derive(Debug)]
+pub struct LoadResult {
+    trigger: Trigger,
+    result: std::io::Result<Loaded>,
+}
+
+/// Read and parse every unit file of `dir` in a blocking thread.
+pub async fn read_dir(dir: PathBuf) -> std::io::Result<Loaded> {
+    tokio::task::spawn_blocking(move || unit::load_dir(&dir))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(format!("reading units: {e}"))))
+}
+
+/// Start the reader; send it triggers, receive `LoadResult`s on `out`.
+pub fn spawn_worker(
+    dir: PathBuf,
+    out: mpsc::UnboundedSender<LoadResult>,
+) -> mpsc::UnboundedSender<Trigger> {
+    let (tx, mut triggers) = mpsc::unbounded_channel::<Trigger>();
+    tokio::spawn(async move {
+        while let Some(trigger) = triggers.recv().await {
+            let result = read_dir(dir.clone()).await;
+            if out.send(LoadResult { trigger, result }).is_err() {
+                return;
+            }
+        }
+    });
+    tx
+}
+
+impl Daemon {
+    /// A read finished: apply it (or only plan it, for a dry run), answer the request.
+    pub(super) fn on_loaded(&mut self, load: LoadResult) {
+        let loaded = match load.result {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                let message = format!(
+                    "cannot read units directory {}: {e}",
+                    self.units_dir().display()
+                );
+                tracing::error!("reload failed, nothing changed: {message}");
+                if let Trigger::Request { answer, .. } = load.trigger {
+                    let reply = Reply::Error {
+                        code: ErrorCode::Internal,
+                        message,
+                    };
+                    let _ = answer.send(Answer::Reply(reply));
+                }
+                return;
+            }
+        };
+        log_rejections(&loaded);
+        match load.trigger {
+            Trigger::Request {
+                dry_run: true,
+                answer,
+            } => {
+                let plan = self.fleet.plan_reload(&loaded);
+                let _ = answer.send(Answer::Reply(reload_reply(&plan, false)));
+            }
+            Trigger::Request {
+                dry_run: false,
+                answer,
+            } => {
+                let reply = if self.shutting_down {
+                    shutting_down()
+                } else {
+                    reload_reply(&self.apply_loaded(loaded, None), true)
+                };
+                let _ = answer.send(Answer::Reply(reply));
+            }
+            Trigger::Watch | Trigger::Signal if self.shutting_down => {}
+            Trigger::Watch | Trigger::Signal => {
+                self.apply_loaded(loaded, None);
+            }
+        }
+    }
+
+    /// Make `loaded` the running set of units. `now` defaults to the current time.
+    pub(super) fn apply_loaded(&mut self, loaded: Loaded, now: Option<Now>) -> ReloadPlan {
+        let now = now.unwrap_or_else(Now::read);
+        let (plan, actions) = self.fleet.apply_reload(&loaded, now);
+        for name in &plan.updated {
+            if let Some(slot) = self.fleet.get(name) {
+                let resources = slot.spec.resources.clone();
+                self.cgroups.update(name, &resources);
+            }
+        }
+        for name in loaded.units.keys() {
+            if let Some(fp) = loaded.fingerprints.get(name) {
+                self.loaded_fingerprints.insert(name.clone(), *fp);
+            }
+        }
+        let fleet = &self.fleet;
+        self.loaded_fingerprints
+            .retain(|name, _| fleet.get(name).is_some());
+        self.disk_fingerprints = loaded.fingerprints;
+        let mut rejected: BTreeMap<String, Vec<unit::UnitError>> = BTreeMap::new();
+        for e in loaded.errors {
+            rejected.entry(e.unit.clone()).or_default().push(e);
+        }
+        self.rejected = rejected;
+        tracing::info!(
+            added = plan.added.len(),
+            removed = plan.removed.len(),
+            restarted = plan.restarted.len(),
+            updated = plan.updated.len(),
+            unchanged = plan.unchanged.len(),
+            rejected = plan.rejected.len(),
+            "units loaded"
+        );
+        self.execute(actions);
+        plan
+    }
+
+    /// Ask the reader for a fresh read.
+    pub(super) fn request_reload(&self, trigger: Trigger) {
+        // The worker lives as long as the loop.
+        let _ = self.reloads.send(trigger);
+    }
+}
+
+/// Every problem of every rejected file goes to supd's log.
+pub fn log_rejections(loaded: &Loaded) {
+    for e in &loaded.errors {
+        tracing::error!(unit = %e.unit, "unit rejected: {e}");
+    }
+}
+
+fn reload_reply(plan: &ReloadPlan, applied: bool) -> Reply {
+    Reply::Reload {
+        plan: plan.into(),
+        applied,
+    }
+}
+
+pub(super) fn shutting_down() -> Reply {
+    Reply::Error {
+        code: ErrorCode::ShuttingDown,
+        message: "supd is shutting down".into(),
+    }
+}

@@ -1,0 +1,79 @@
+//! Starting one unit: in a blocking thread, under the unit's cgroup gate, empty and
+//! create its cgroup, resolve the launch plan, and hand it to the spawn helper. The
+//! outcome returns to the event loop as an event.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use nix::errno::Errno;
+use tokio::sync::mpsc;
+
+use super::cgroups::{CgroupSetupError, StartCgroup};
+use crate::cgroup::CgroupError;
+use crate::reaper::Registry;
+use crate::spawn::{self, SpawnError, Spawned};
+use crate::unit::Unit;
+
+/// Why a start failed before the service ran.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Cgroup(#[from] CgroupSetupError),
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+}
+
+/// What a start thread reports back.
+#[derive(Debug)]
+pub struct StartOutcome {
+    pub unit: String,
+    pub attempt: u64,
+    pub result: Result<Spawned, StartError>,
+}
+
+/// Everything a start needs, moved into its thread.
+pub struct StartJob {
+    pub unit: String,
+    pub attempt: u64,
+    pub spec: Arc<Unit>,
+    pub state_dir: PathBuf,
+    pub registry: Registry,
+    pub cgroup: StartCgroup,
+}
+
+impl StartJob {
+    /// Run the start in a blocking thread; the outcome arrives on `outcomes`.
+    pub fn run_in_background(self, outcomes: mpsc::UnboundedSender<StartOutcome>) {
+        tokio::task::spawn_blocking(move || {
+            let result = self.start();
+            // The loop only drops the receiver when supd exits.
+            let _ = outcomes.send(StartOutcome {
+                unit: self.unit,
+                attempt: self.attempt,
+                result,
+            });
+        });
+    }
+
+    fn start(&self) -> Result<Spawned, StartError> {
+        let _held = self.cgroup.hold();
+        self.cgroup.prepare()?;
+        let plan = spawn::plan(&self.spec, &self.state_dir)?;
+        let mut place = |pid| {
+            self.cgroup
+                .place(pid)
+                .map_err(|e| cgroup_spawn_error(&self.unit, e))
+        };
+        spawn::spawn(&plan, &self.registry, &self.unit, &mut place).map_err(|(_, e)| e.into())
+    }
+}
+
+/// A failed placement is a failed spawn step; the errno is kept.
+fn cgroup_spawn_error(unit: &str, e: CgroupError) -> SpawnError {
+    SpawnError::new(
+        "cgroup",
+        Some(unit),
+        e.errno().map(Errno::from_raw),
+        e.to_string(),
+    )
+}

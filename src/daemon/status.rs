@@ -1,0 +1,186 @@
+//! The status view: unit state turned into the wire types of `supctl status`. The view
+//! is built on the loop from what the loop already knows; cgroup usage, which needs
+//! reading cgroupfs, is filled in by a blocking thread that then sends the answer.
+
+use std::time::SystemTime;
+
+use tokio::sync::oneshot;
+
+use super::event_loop::Daemon;
+use crate::control::proto::{ExitInfo, Reply, UnitState, UnitStatus, Usage};
+use crate::control::server::Answer;
+use crate::supervise::{ExitStatus, Failure, Phase, Slot, State};
+use crate::unit::UnitError;
+
+/// The wire name of a supervision state.
+pub fn unit_state(state: State) -> UnitState {
+    match state {
+        State::Inactive => UnitState::Inactive,
+        State::Starting => UnitState::Starting,
+        State::Running => UnitState::Running,
+        State::Stopping => UnitState::Stopping,
+        State::Restarting => UnitState::Restarting,
+        State::Exited => UnitState::Exited,
+        State::Failed => UnitState::Failed,
+    }
+}
+
+impl Daemon {
+    /// Answer `status` for the named units (all when empty).
+    pub(super) fn answer_status(&self, units: &[String], answer: oneshot::Sender<Answer>) {
+        let missing: Vec<String> = units
+            .iter()
+            .filter(|u| self.fleet.get(u).is_none() && !self.rejected.contains_key(*u))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            let _ = answer.send(Answer::Reply(self.not_found(&missing)));
+            return;
+        }
+        let wanted = |name: &str| units.is_empty() || units.iter().any(|u| u == name);
+        let mut out: Vec<UnitStatus> = self
+            .fleet
+            .slots()
+            .iter()
+            .filter(|(name, _)| wanted(name))
+            .map(|(name, slot)| self.unit_status(name, slot))
+            .collect();
+        out.extend(
+            self.rejected
+                .iter()
+                .filter(|(n, _)| wanted(n) && self.fleet.get(n).is_none())
+                .map(|(n, e)| self.broken_status(n, e)),
+        );
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        let with_cgroup: Vec<(usize, String)> = out
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| self.cgroups.is_live(&s.name))
+            .map(|(i, s)| (i, s.name.clone()))
+            .collect();
+        let reader = match self.cgroups.usage_reader() {
+            Some(r) if !with_cgroup.is_empty() => r,
+            _ => {
+                let _ = answer.send(Answer::Reply(Reply::Status { units: out }));
+                return;
+            }
+        };
+        tokio::task::spawn_blocking(move || {
+            for (i, unit) in with_cgroup {
+                let usage = reader.read(&unit);
+                if let Some(status) = out.get_mut(i)
+                    && let Some(u) = status.usage.as_mut()
+                {
+                    u.memory_current = usage.raw.memory_current;
+                    u.memory_peak = usage.raw.memory_peak;
+                    u.cpu_usage_usec = usage.raw.cpu_usage_usec;
+                    u.cpu_percent = usage.cpu_percent;
+                    u.tasks = usage.raw.tasks;
+                }
+            }
+            let _ = answer.send(Answer::Reply(Reply::Status { units: out }));
+        });
+    }
+
+    /// Why the unit is failed, in words (None unless failed).
+    pub(super) fn failure_reason(&self, name: &str, slot: &Slot) -> Option<String> {
+        match slot.machine.phase() {
+            Phase::Failed(Failure::Spawn) => Some(match self.start_errors.get(name) {
+                Some(e) => format!("could not start: {e}"),
+                None => "could not start".into(),
+            }),
+            Phase::Failed(f) => Some(f.to_string()),
+            _ => None,
+        }
+    }
+
+    fn unit_status(&self, name: &str, slot: &Slot) -> UnitStatus {
+        let m = &slot.machine;
+        let next_start = match m.phase() {
+            Phase::Restarting { at_wall, .. } => Some(rfc3339(*at_wall)),
+            _ => None,
+        };
+        let definition_error = self.rejected.get(name).map(|errors| join_errors(errors));
+        let res = &slot.spec.resources;
+        UnitStatus {
+            name: name.to_string(),
+            description: slot.spec.description.clone(),
+            state: unit_state(m.state()),
+            sub_state: m.sub_state(&slot.spec.service),
+            since: rfc3339(m.since()),
+            pid: m.pid(),
+            restarts: m.restarts(),
+            last_exit: m
+                .last_exit()
+                .map(|(status, at)| exit_info(status, at, m.last_exit_oom())),
+            oom_kills: m.oom_kills(),
+            reason: self.failure_reason(name, slot),
+            next_start,
+            want: if m.want_up() { "up" } else { "down" }.into(),
+            hash: slot.spec.hash.clone(),
+            path: slot.spec.path.display().to_string(),
+            definition_error,
+            log_file: self.log_path(name).display().to_string(),
+            // Filled in off the loop; limits are known here.
+            usage: self.cgroups.is_live(name).then(|| Usage {
+                memory_max: res.memory_max,
+                pids_max: res.pids_max,
+                ..Usage::default()
+            }),
+            disk_differs: self.disk_fingerprints.get(name) != self.loaded_fingerprints.get(name),
+        }
+    }
+
+    /// A unit file that never loaded is shown as failed so `supctl status` lists it.
+    fn broken_status(&self, name: &str, errors: &[UnitError]) -> UnitStatus {
+        let text = join_errors(errors);
+        UnitStatus {
+            name: name.to_string(),
+            description: String::new(),
+            state: UnitState::Failed,
+            sub_state: "bad-definition".into(),
+            since: rfc3339(SystemTime::now()),
+            pid: None,
+            restarts: 0,
+            last_exit: None,
+            oom_kills: 0,
+            reason: Some(format!("definition rejected: {text}")),
+            next_start: None,
+            want: "down".into(),
+            hash: String::new(),
+            path: errors
+                .first()
+                .map(|e| e.path.display().to_string())
+                .unwrap_or_default(),
+            definition_error: Some(text),
+            log_file: self.log_path(name).display().to_string(),
+            usage: None,
+            disk_differs: true,
+        }
+    }
+}
+
+fn join_errors(errors: &[UnitError]) -> String {
+    errors
+        .iter()
+        .map(UnitError::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn exit_info(status: ExitStatus, at: SystemTime, oom_killed: bool) -> ExitInfo {
+    let (code, signal) = match status {
+        ExitStatus::Code(c) => (Some(c), None),
+        ExitStatus::Signal(s) => (None, Some(ExitStatus::signal_name(s))),
+    };
+    ExitInfo {
+        code,
+        signal,
+        oom_killed,
+        at: rfc3339(at),
+    }
+}

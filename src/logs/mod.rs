@@ -1,0 +1,169 @@
+//! Service output: each unit's stdout and stderr arrive through pipes (`pump`), are
+//! cut into lines, stamped, kept in memory (the last lines, for `supctl logs` and
+//! `supctl status`), broadcast to followers (`supctl logs -f`), and written to
+//! `<state>/logs/<unit>.log`, rotated by size.
+//!
+//! Writing files and copying lines to the console (as PID 1) happen on dedicated
+//! threads (`writer`), behind bounded queues: a slow disk or serial console slows the
+//! services' output at worst, never the supervisor.
+
+mod pump;
+mod writer;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use tokio::sync::broadcast;
+
+pub use pump::pump;
+pub use writer::{LogWriter, rotate};
+
+use crate::unit::LogLimits;
+
+/// Lines kept in memory per unit.
+pub const MEMORY_LINES: usize = 1000;
+/// A line longer than this is cut into pieces (protects memory from binary output).
+pub const MAX_LINE: usize = 16 * 1024;
+/// Lines a slow follower may fall behind before it is told it skipped some.
+const FOLLOW_BUFFER: usize = 1024;
+
+/// Which output of the service a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        }
+    }
+}
+
+/// One line of a unit's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub at: SystemTime,
+    pub stream: Stream,
+    pub line: String,
+}
+
+impl Entry {
+    /// The line as it is written to the log file.
+    fn file_text(&self) -> String {
+        let ts = humantime::format_rfc3339_millis(self.at);
+        match self.stream {
+            Stream::Stderr => format!("{ts} [stderr] {}\n", self.line),
+            Stream::Stdout => format!("{ts} {}\n", self.line),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Memory {
+    limits: LogLimits,
+    recent: VecDeque<Entry>,
+    /// Created for the first follower and dropped when the last one is gone: a
+    /// broadcast channel preallocates its whole buffer, which most units never need.
+    followers: Option<broadcast::Sender<Entry>>,
+}
+
+/// One unit's log: shared between the pipe pumps, the daemon and the control server.
+#[derive(Debug, Clone)]
+pub struct SharedLog {
+    unit: Arc<str>,
+    path: Arc<PathBuf>,
+    memory: Arc<Mutex<Memory>>,
+    writer: LogWriter,
+}
+
+impl SharedLog {
+    pub fn new(unit: &str, path: PathBuf, limits: LogLimits, writer: LogWriter) -> Self {
+        SharedLog {
+            unit: unit.into(),
+            path: Arc::new(path),
+            memory: Arc::new(Mutex::new(Memory {
+                limits,
+                recent: VecDeque::new(),
+                followers: None,
+            })),
+            writer,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Memory> {
+        // Every update leaves the memory consistent, so a poisoned lock is still usable.
+        self.memory.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn path(&self) -> &PathBuf {
+        &self.path
+    }
+
+    /// New limits apply from the next line on (a reloaded definition).
+    pub fn set_limits(&self, limits: LogLimits) {
+        self.lock().limits = limits;
+    }
+
+    /// Keep the line in memory and hand it to followers; returns what the file
+    /// writer needs. Never blocks on IO.
+    fn remember(&self, stream: Stream, line: String) -> (Entry, LogLimits) {
+        let entry = Entry {
+            at: SystemTime::now(),
+            stream,
+            line,
+        };
+        let mut memory = self.lock();
+        if memory.recent.len() >= MEMORY_LINES {
+            memory.recent.pop_front();
+        }
+        memory.recent.push_back(entry.clone());
+        if let Some(tx) = &memory.followers {
+            if tx.receiver_count() == 0 {
+                memory.followers = None;
+            } else {
+                // A follower that left between the check and the send is fine.
+                let _ = tx.send(entry.clone());
+            }
+        }
+        (entry, memory.limits)
+    }
+
+    /// A line of service output: waits for room in the writer's queue, so a service
+    /// that writes faster than the disk is slowed down rather than losing lines.
+    pub async fn append(&self, stream: Stream, line: String) {
+        let (entry, limits) = self.remember(stream, line);
+        self.writer
+            .write(&self.unit, &self.path, limits, entry)
+            .await;
+    }
+
+    /// A line supd adds itself (e.g. why a start failed). Never waits.
+    pub fn note(&self, line: String) {
+        let (entry, limits) = self.remember(Stream::Stderr, line);
+        self.writer.write_now(&self.unit, &self.path, limits, entry);
+    }
+
+    /// The last `n` lines, oldest first.
+    pub fn tail(&self, n: usize) -> Vec<Entry> {
+        let memory = self.lock();
+        let skip = memory.recent.len().saturating_sub(n);
+        memory.recent.iter().skip(skip).cloned().collect()
+    }
+
+    /// The last `n` lines and a receiver for every line after them, atomically.
+    pub fn tail_and_follow(&self, n: usize) -> (Vec<Entry>, broadcast::Receiver<Entry>) {
+        let mut memory = self.lock();
+        let rx = memory
+            .followers
+            .get_or_insert_with(|| broadcast::channel(FOLLOW_BUFFER).0)
+            .subscribe();
+        let skip = memory.recent.len().saturating_sub(n);
+        (memory.recent.iter().skip(skip).cloned().collect(), rx)
+    }
+}

@@ -1,0 +1,307 @@
+//! The threads that write unit output to files and to the console.
+//!
+//! Lines reach the file writer through one bounded queue, in order; it owns every open
+//! log file, rotates by size, and reopens a file that was deleted or rotated away
+//! behind its back. Copies for the console (supd as PID 1, `--forward-output`) go
+//! through a second, lossy queue: a slow serial console drops lines (and says how
+//! many) instead of slowing anything down.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::Entry;
+use crate::unit::LogLimits;
+
+/// Lines waiting for the file writer before services' output is slowed down.
+const FILE_QUEUE: usize = 4096;
+/// Lines waiting for the console before lines are dropped there.
+const CONSOLE_QUEUE: usize = 1024;
+/// Log files are readable by root's group, not by everybody: output holds secrets.
+const LOG_FILE_MODE: u32 = 0o640;
+
+enum Job {
+    Write {
+        path: Arc<PathBuf>,
+        limits: LogLimits,
+        text: String,
+    },
+    /// Answered once every job queued before it is done.
+    Flush(oneshot::Sender<()>),
+}
+
+struct Console {
+    tx: SyncSender<String>,
+    dropped: AtomicU64,
+}
+
+/// A handle to the writer threads; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LogWriter {
+    files: mpsc::Sender<Job>,
+    console: Option<Arc<Console>>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job")
+    }
+}
+
+impl std::fmt::Debug for Console {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Console")
+    }
+}
+
+impl LogWriter {
+    /// Start the file writer thread, and with `console` the console thread that copies
+    /// every line as `UNIT: line` to supd's stderr.
+    pub fn start(console: bool) -> std::io::Result<LogWriter> {
+        let (files, mut jobs) = mpsc::channel::<Job>(FILE_QUEUE);
+        std::thread::Builder::new()
+            .name("supd-logs".into())
+            .spawn(move || {
+                let mut open = OpenFiles::default();
+                while let Some(job) = jobs.blocking_recv() {
+                    match job {
+                        Job::Write { path, limits, text } => open.write(&path, limits, &text),
+                        Job::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })?;
+        let console = if console {
+            let (tx, rx) = sync_channel::<String>(CONSOLE_QUEUE);
+            let console = Arc::new(Console {
+                tx,
+                dropped: AtomicU64::new(0),
+            });
+            let shared = console.clone();
+            std::thread::Builder::new()
+                .name("supd-console".into())
+                .spawn(move || {
+                    for line in rx {
+                        let dropped = shared.dropped.swap(0, Ordering::Relaxed);
+                        if dropped > 0 {
+                            eprintln!("supd: {dropped} lines of unit output not shown here (console too slow)");
+                        }
+                        eprintln!("{line}");
+                    }
+                })?;
+            Some(console)
+        } else {
+            None
+        };
+        Ok(LogWriter { files, console })
+    }
+
+    /// Queue a line, waiting for room.
+    pub(super) async fn write(
+        &self,
+        unit: &str,
+        path: &Arc<PathBuf>,
+        limits: LogLimits,
+        entry: Entry,
+    ) {
+        self.to_console(unit, &entry);
+        let job = Job::Write {
+            path: path.clone(),
+            limits,
+            text: entry.file_text(),
+        };
+        // The writer only goes away when supd exits.
+        let _ = self.files.send(job).await;
+    }
+
+    /// Queue a line without waiting; with the queue full, a task waits for room.
+    pub(super) fn write_now(
+        &self,
+        unit: &str,
+        path: &Arc<PathBuf>,
+        limits: LogLimits,
+        entry: Entry,
+    ) {
+        self.to_console(unit, &entry);
+        let job = Job::Write {
+            path: path.clone(),
+            limits,
+            text: entry.file_text(),
+        };
+        if let Err(mpsc::error::TrySendError::Full(job)) = self.files.try_send(job) {
+            let files = self.files.clone();
+            tokio::spawn(async move {
+                let _ = files.send(job).await;
+            });
+        }
+    }
+
+    fn to_console(&self, unit: &str, entry: &Entry) {
+        if let Some(console) = &self.console
+            && let Err(TrySendError::Full(_)) =
+                console.tx.try_send(format!("{unit}: {}", entry.line))
+        {
+            console.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Wait until every line queued so far is in its file.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.files.send(Job::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// Open log files by path, owned by the writer thread.
+#[derive(Default)]
+struct OpenFiles {
+    open: HashMap<PathBuf, OpenLog>,
+}
+
+#[derive(Default)]
+struct OpenLog {
+    file: Option<File>,
+    size: u64,
+    /// Set after a write error so the error is reported once, not per line.
+    failed: bool,
+}
+
+impl OpenFiles {
+    fn write(&mut self, path: &Path, limits: LogLimits, text: &str) {
+        let log = self.open.entry(path.to_path_buf()).or_default();
+        match log.write(path, limits, text.as_bytes()) {
+            Ok(()) => log.failed = false,
+            Err(e) => {
+                if !log.failed {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot write unit log; keeping lines in memory only");
+                }
+                log.failed = true;
+                log.file = None;
+            }
+        }
+    }
+}
+
+impl OpenLog {
+    fn write(&mut self, path: &Path, limits: LogLimits, bytes: &[u8]) -> std::io::Result<()> {
+        if self.file.is_some() && self.size.saturating_add(bytes.len() as u64) > limits.max_size {
+            self.file = None;
+            rotate(path, limits.max_files)?;
+        }
+        // Deleted (or rotated) by someone else: writing on would go nowhere.
+        if let Some(f) = &self.file
+            && f.metadata().map_or(true, |m| m.nlink() == 0)
+        {
+            self.file = None;
+        }
+        let file = match &mut self.file {
+            Some(f) => f,
+            None => {
+                let f = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .mode(LOG_FILE_MODE)
+                    // Never follow a link planted at the log's name.
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .open(path)?;
+                self.size = f.metadata()?.len();
+                self.file.insert(f)
+            }
+        };
+        file.write_all(bytes)?;
+        self.size = self.size.saturating_add(bytes.len() as u64);
+        Ok(())
+    }
+}
+
+/// `x.log` -> `x.log.1` -> ... -> `x.log.N`; the oldest is dropped. With N = 0 the
+/// live file is simply truncated.
+pub fn rotate(path: &Path, keep: u32) -> std::io::Result<()> {
+    if keep == 0 {
+        return File::create(path).map(drop);
+    }
+    let numbered = |i: u32| PathBuf::from(format!("{}.{i}", path.display()));
+    for i in (1..keep).rev() {
+        match std::fs::rename(numbered(i), numbered(i + 1)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    std::fs::rename(path, numbered(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::SharedLog;
+    use super::*;
+
+    #[tokio::test]
+    async fn rotates_by_size_and_keeps_count() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("u.log");
+        let writer = LogWriter::start(false).expect("writer");
+        let limits = LogLimits {
+            max_size: 200,
+            max_files: 2,
+        };
+        let log = SharedLog::new("u", path.clone(), limits, writer.clone());
+        for i in 0..40 {
+            log.append(super::super::Stream::Stdout, format!("line number {i}"))
+                .await;
+        }
+        writer.flush().await;
+        assert!(path.exists());
+        assert!(dir.path().join("u.log.1").exists());
+        assert!(dir.path().join("u.log.2").exists());
+        assert!(!dir.path().join("u.log.3").exists());
+        for f in ["u.log", "u.log.1", "u.log.2"] {
+            let len = std::fs::metadata(dir.path().join(f)).expect("meta").len();
+            assert!(len <= 200, "{f} is {len} bytes");
+        }
+        let live = std::fs::read_to_string(&path).expect("read");
+        assert!(live.contains("line number 39"));
+        let tail: Vec<String> = log.tail(2).into_iter().map(|e| e.line).collect();
+        assert_eq!(tail, vec!["line number 38", "line number 39"]);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_log_file_is_recreated_and_links_are_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("u.log");
+        let writer = LogWriter::start(false).expect("writer");
+        let limits = LogLimits {
+            max_size: 1 << 20,
+            max_files: 1,
+        };
+        let log = SharedLog::new("u", path.clone(), limits, writer.clone());
+        log.note("first".into());
+        writer.flush().await;
+        std::fs::remove_file(&path).expect("rm");
+        log.note("second".into());
+        writer.flush().await;
+        let text = std::fs::read_to_string(&path).expect("recreated");
+        assert!(text.contains("second") && !text.contains("first"), "{text}");
+        let mode = std::fs::metadata(&path).expect("meta").mode() & 0o777;
+        assert_eq!(mode & 0o007, 0, "not readable by others: {mode:o}");
+
+        let planted = dir.path().join("planted");
+        std::fs::write(&planted, "").expect("planted");
+        let linked = dir.path().join("l.log");
+        std::os::unix::fs::symlink(&planted, &linked).expect("symlink");
+        let log = SharedLog::new("l", linked, limits, writer.clone());
+        log.note("secret".into());
+        writer.flush().await;
+        assert_eq!(std::fs::read_to_string(&planted).expect("read"), "");
+        assert!(log.tail(1)[0].line.contains("secret"), "kept in memory");
+    }
+}

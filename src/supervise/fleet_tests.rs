@@ -1,0 +1,282 @@
+//! Fleet tests: dependency ordering, requirement propagation and reload plans.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use super::*;
+use crate::unit::{Loaded, Unit};
+
+fn unit(name: &str, after: &[&str], requires: &[&str], exec: &str) -> Unit {
+    let list = |xs: &[&str]| {
+        xs.iter()
+            .map(|x| format!("{x:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let text = format!(
+        "[unit]\nafter = [{}]\nrequires = [{}]\n[service]\nexec = [{exec:?}]\n",
+        list(after),
+        list(requires)
+    );
+    parse(name, &text)
+}
+
+fn parse(name: &str, text: &str) -> Unit {
+    crate::unit::parse_unit(name, &PathBuf::from(format!("/u/{name}.toml")), text)
+        .expect("valid test unit")
+}
+
+fn loaded(units: Vec<Unit>) -> Loaded {
+    Loaded {
+        units: units.into_iter().map(|u| (u.name.clone(), u)).collect(),
+        ..Loaded::default()
+    }
+}
+
+fn spawned_units(actions: &[UnitAction]) -> Vec<&str> {
+    actions
+        .iter()
+        .filter(|a| matches!(a.action, Action::Spawn { .. }))
+        .map(|a| a.unit.as_str())
+        .collect()
+}
+
+fn signalled(actions: &[UnitAction], signal: nix::sys::signal::Signal) -> Vec<&str> {
+    actions
+        .iter()
+        .filter(|a| matches!(a.action, Action::Signal { signal: s, .. } if s == signal))
+        .map(|a| a.unit.as_str())
+        .collect()
+}
+
+/// Confirm every spawn with a made-up pid; returns the actions that followed.
+fn confirm_spawns(
+    fleet: &mut Fleet,
+    actions: &[UnitAction],
+    now: Now,
+    pids: &mut BTreeMap<String, i32>,
+) -> Vec<UnitAction> {
+    let mut out = Vec::new();
+    for a in actions {
+        if let Action::Spawn { attempt } = a.action {
+            let pid = 1000 + pids.len() as i32;
+            pids.insert(a.unit.clone(), pid);
+            out.extend(fleet.on_spawned(&a.unit, attempt, pid, now));
+        }
+    }
+    out
+}
+
+/// Confirm spawns until no new ones come.
+fn bring_up(fleet: &mut Fleet, first: Vec<UnitAction>, now: Now) -> BTreeMap<String, i32> {
+    let mut pids = BTreeMap::new();
+    let mut actions = first;
+    while !spawned_units(&actions).is_empty() {
+        actions = confirm_spawns(fleet, &actions, now, &mut pids);
+    }
+    pids
+}
+
+fn state(fleet: &Fleet, name: &str) -> State {
+    fleet.get(name).expect("unit exists").machine.state()
+}
+
+#[test]
+fn after_orders_start_and_reverse_orders_stop() {
+    let now = Now::read();
+    let mut fleet = Fleet::default();
+    let (_, first) = fleet.apply_reload(
+        &loaded(vec![
+            unit("db", &[], &[], "1"),
+            unit("web", &["db"], &[], "2"),
+        ]),
+        now,
+    );
+    assert_eq!(spawned_units(&first), vec!["db"], "web waits for db");
+    let mut pids = BTreeMap::new();
+    let second = confirm_spawns(&mut fleet, &first, now, &mut pids);
+    assert_eq!(spawned_units(&second), vec!["web"]);
+    confirm_spawns(&mut fleet, &second, now, &mut pids);
+
+    let stops = fleet.stop_all(now);
+    let units: Vec<&str> = stops.iter().map(|a| a.unit.as_str()).collect();
+    assert!(
+        units.iter().all(|u| *u == "web"),
+        "db stops only after web: {units:?}"
+    );
+    let stops = fleet.on_exit("web", pids["web"], ExitStatus::Signal(15), false, now);
+    assert_eq!(
+        signalled(&stops, nix::sys::signal::Signal::SIGTERM),
+        vec!["db"]
+    );
+    fleet.on_exit("db", pids["db"], ExitStatus::Signal(15), false, now);
+    assert!(fleet.all_settled_down());
+}
+
+#[test]
+fn requires_failure_stops_dependent_as_failed() {
+    let now = Now::read();
+    let mut fleet = Fleet::default();
+    let db = parse("db", "[service]\nexec = [\"/bin/db\"]\nrestart = \"no\"\n");
+    let (_, first) = fleet.apply_reload(&loaded(vec![db, unit("web", &[], &["db"], "2")]), now);
+    let pids = bring_up(&mut fleet, first, now);
+    assert_eq!(state(&fleet, "web"), State::Running);
+    let acts = fleet.on_exit("db", pids["db"], ExitStatus::Code(1), false, now);
+    assert_eq!(state(&fleet, "db"), State::Failed);
+    assert_eq!(state(&fleet, "web"), State::Stopping);
+    assert_eq!(
+        signalled(&acts, nix::sys::signal::Signal::SIGTERM),
+        vec!["web"]
+    );
+    fleet.on_exit("web", pids["web"], ExitStatus::Signal(15), false, now);
+    let web = fleet.get("web").expect("web");
+    assert_eq!(web.machine.state(), State::Failed);
+    assert_eq!(web.machine.sub_state(&web.spec.service), "dependency");
+}
+
+#[test]
+fn operator_stop_propagates_to_requiring_units_only() {
+    let now = Now::read();
+    let mut fleet = Fleet::default();
+    let (_, first) = fleet.apply_reload(
+        &loaded(vec![
+            unit("db", &[], &[], "1"),
+            unit("web", &[], &["db"], "2"),
+            unit("cron", &["db"], &[], "3"),
+        ]),
+        now,
+    );
+    let pids = bring_up(&mut fleet, first, now);
+    fleet.stop("db", now);
+    assert_eq!(state(&fleet, "web"), State::Stopping);
+    assert_eq!(state(&fleet, "db"), State::Running, "waits for web");
+    assert_eq!(
+        state(&fleet, "cron"),
+        State::Running,
+        "after alone does not stop it"
+    );
+    fleet.on_exit("web", pids["web"], ExitStatus::Signal(15), false, now);
+    assert_eq!(state(&fleet, "db"), State::Stopping);
+    assert_eq!(state(&fleet, "web"), State::Inactive);
+}
+
+#[test]
+fn start_pulls_in_requirements() {
+    let now = Now::read();
+    let mut fleet = Fleet::default();
+    let (_, first) = fleet.apply_reload(
+        &loaded(vec![
+            unit("db", &[], &[], "1"),
+            unit("web", &[], &["db"], "2"),
+        ]),
+        now,
+    );
+    let pids = bring_up(&mut fleet, first, now);
+    fleet.stop_all(now);
+    fleet.on_exit("web", pids["web"], ExitStatus::Signal(15), false, now);
+    fleet.on_exit("db", pids["db"], ExitStatus::Signal(15), false, now);
+    assert!(fleet.all_settled_down());
+    let acts = fleet.start("web", now);
+    assert_eq!(spawned_units(&acts), vec!["db"], "db first, web waits");
+    assert_eq!(state(&fleet, "web"), State::Starting);
+}
+
+#[test]
+fn reload_plan_adds_removes_restarts_and_keeps_unchanged() {
+    let now = Now::read();
+    let mut fleet = Fleet::default();
+    let (_, first) = fleet.apply_reload(
+        &loaded(vec![
+            unit("a", &[], &[], "1"),
+            unit("b", &[], &[], "2"),
+            unit("c", &[], &[], "3"),
+        ]),
+        now,
+    );
+    let pids = bring_up(&mut fleet, first, now);
+    let next = loaded(vec![
+        unit("a", &[], &[], "1"),
+        unit("b", &[], &[], "changed"),
+        unit("d", &[], &[], "4"),
+    ]);
+    let dry = fleet.plan_reload(&next);
+    assert_eq!(state(&fleet, "c"), State::Running, "a plan changes nothing");
+    let (plan, acts) = fleet.apply_reload(&next, now);
+    assert_eq!(dry, plan);
+    let terms = signalled(&acts, nix::sys::signal::Signal::SIGTERM);
+    assert!(
+        terms.contains(&"b"),
+        "the changed running unit is signalled right away: {acts:?}"
+    );
+    assert!(terms.contains(&"c"), "c is being stopped");
+    assert_eq!(plan.added, vec!["d"]);
+    assert_eq!(plan.removed, vec!["c"]);
+    assert_eq!(plan.restarted, vec!["b"]);
+    assert_eq!(plan.unchanged, vec!["a"]);
+    assert_eq!(state(&fleet, "a"), State::Running);
+    fleet.on_exit("c", pids["c"], ExitStatus::Signal(15), false, now);
+    let acts = fleet.on_exit("b", pids["b"], ExitStatus::Signal(15), false, now);
+    assert!(fleet.get("c").is_none(), "removed unit dropped once down");
+    assert_eq!(
+        fleet.get("b").map(|s| s.spec.service.exec[0].as_str()),
+        Some("changed")
+    );
+    assert!(spawned_units(&acts).contains(&"b"));
+}
+
+#[test]
+fn rejected_file_keeps_running_definition() {
+    let now = Now::read();
+    let mut fleet = Fleet::default();
+    let (_, first) = fleet.apply_reload(&loaded(vec![unit("a", &[], &[], "1")]), now);
+    bring_up(&mut fleet, first, now);
+    let mut next = loaded(vec![]);
+    let error = crate::unit::UnitError {
+        unit: "a".into(),
+        path: "/u/a.toml".into(),
+        line: 3,
+        column: 1,
+        message: "unknown field".into(),
+    };
+    next.errors.push(error.clone());
+    let (plan, acts) = fleet.apply_reload(&next, now);
+    assert!(plan.removed.is_empty());
+    assert!(acts.is_empty(), "{acts:?}");
+    assert_eq!(plan.rejected, vec![error]);
+    assert_eq!(state(&fleet, "a"), State::Running);
+}
+
+#[test]
+fn init_exit_codes_above_128_are_signals() {
+    let cases = [
+        (ExitStatus::Code(137), ExitStatus::Signal(9)),
+        (ExitStatus::Code(143), ExitStatus::Signal(15)),
+        (ExitStatus::Code(128), ExitStatus::Code(128)),
+        (ExitStatus::Code(3), ExitStatus::Code(3)),
+        (ExitStatus::Signal(9), ExitStatus::Signal(9)),
+    ];
+    for (raw, want) in cases {
+        assert_eq!(decode_init_status(raw), want, "{raw:?}");
+    }
+}
+
+#[test]
+fn resource_only_change_is_an_update_in_place() {
+    let now = Now::read();
+    let mut fleet = Fleet::default();
+    let with_limit = |m: &str| {
+        parse(
+            "a",
+            &format!("[resources]\nmemory_max = \"{m}\"\n[service]\nexec = [\"/bin/a\"]\n"),
+        )
+    };
+    let (_, first) = fleet.apply_reload(&loaded(vec![with_limit("32M")]), now);
+    let pids = bring_up(&mut fleet, first, now);
+    let (plan, acts) = fleet.apply_reload(&loaded(vec![with_limit("64M")]), now);
+    assert_eq!(plan.updated, vec!["a"]);
+    assert!(plan.restarted.is_empty());
+    assert!(acts.is_empty(), "no signal, no spawn");
+    let slot = fleet.get("a").expect("a");
+    assert_eq!(slot.machine.pid(), Some(pids["a"]));
+    assert_eq!(slot.spec.resources.memory_max, Some(64 << 20));
+}

@@ -1,0 +1,202 @@
+//! The whole transition table, tested: every phase × every event, against a grid a
+//! reader can check by eye. Rows are the phase before, columns the event; a cell is
+//! the phase after, then (after `:`) the actions in order:
+//! `S` spawn, `t` stop signal (SIGTERM), `c` SIGCONT, `k` SIGKILL to the group,
+//! `K` kill the cgroup, `R` release the cgroup.
+//!
+//! The sample machine in each row is what that phase looks like in a real run: a
+//! unit in Waiting, Spawning, Running or Restarting is wanted up; one in Stopping was
+//! stopped by the operator. `Spawned` and `SpawnFailed` carry the current attempt;
+//! `Spawned` reports pid 8, `Exited` reports the main pid 7 with exit code 1; `Timer`
+//! fires after every deadline.
+
+use super::*;
+use crate::supervise::test_service;
+
+const TABLE: &str = "
+            Start     Stop        Restart     ResetFailed DepsReady   DepsDown    Spawned     SpawnFailed Exited        Timer       ReqFailed   KillNow
+Inactive    Waiting   Inactive    Waiting     Inactive    Inactive    Inactive    Inactive:k  Inactive    Inactive      Inactive    Inactive    Inactive
+Waiting     Waiting   Inactive:R  Waiting     Waiting     Spawning:S  Waiting     Waiting:k   Waiting     Waiting       Waiting     Failed:R    Waiting
+Spawning    Spawning  Spawning    Spawning    Spawning    Spawning    Spawning    Running     Restarting  Spawning      Spawning    Spawning    Spawning
+Running     Running   Running     Stopping:tc Running     Running     Running     Running:k   Running     Restarting:kK Running     Stopping:tc Running:kK
+Stopping    Stopping  Stopping    Stopping    Stopping    Stopping    Stopping    Stopping:k  Stopping    Inactive:kKR  Stopping:kK Stopping    Stopping:kK
+Restarting  Waiting   Inactive:R  Waiting     Restarting  Restarting  Restarting  Restarting:k Restarting Restarting    Waiting     Failed:R    Restarting
+Exited      Waiting   Exited      Waiting     Exited      Exited      Exited      Exited:k    Exited      Exited        Exited      Exited      Exited
+Failed      Waiting   Failed      Waiting     Inactive    Failed      Failed      Failed:k    Failed      Failed        Failed      Failed      Failed
+";
+
+fn phase_name(p: &Phase) -> &'static str {
+    match p {
+        Phase::Inactive => "Inactive",
+        Phase::Waiting => "Waiting",
+        Phase::Spawning { .. } => "Spawning",
+        Phase::Running { .. } => "Running",
+        Phase::Stopping { .. } => "Stopping",
+        Phase::Restarting { .. } => "Restarting",
+        Phase::Exited => "Exited",
+        Phase::Failed(_) => "Failed",
+    }
+}
+
+fn event_name(e: &Event) -> &'static str {
+    match e {
+        Event::Start => "Start",
+        Event::Stop => "Stop",
+        Event::Restart => "Restart",
+        Event::ResetFailed => "ResetFailed",
+        Event::DependenciesReady => "DepsReady",
+        Event::DependentsDown => "DepsDown",
+        Event::Spawned { .. } => "Spawned",
+        Event::SpawnFailed { .. } => "SpawnFailed",
+        Event::Exited { .. } => "Exited",
+        Event::Timer => "Timer",
+        Event::RequirementFailed { .. } => "ReqFailed",
+        Event::KillNow => "KillNow",
+    }
+}
+
+fn action_code(a: &Action) -> char {
+    match a {
+        Action::Spawn { .. } => 'S',
+        Action::Signal {
+            signal: Signal::SIGTERM,
+            ..
+        } => 't',
+        Action::Signal {
+            signal: Signal::SIGCONT,
+            ..
+        } => 'c',
+        Action::Signal {
+            signal: Signal::SIGKILL,
+            ..
+        } => 'k',
+        Action::Signal { .. } => '?',
+        Action::KillCgroup => 'K',
+        Action::ReleaseCgroup => 'R',
+    }
+}
+
+/// A machine in `phase` as it is found in a real run (see the module comment).
+fn machine_in(phase: Phase, base: Now) -> Machine {
+    let mut m = Machine::new(base);
+    m.want_up = matches!(
+        phase,
+        Phase::Waiting | Phase::Spawning { .. } | Phase::Running { .. } | Phase::Restarting { .. }
+    );
+    m.attempt = 3;
+    m.phase = phase;
+    m
+}
+
+fn sample_phases(base: Now) -> Vec<Phase> {
+    vec![
+        Phase::Inactive,
+        Phase::Waiting,
+        Phase::Spawning { early_exit: None },
+        Phase::Running {
+            pid: 7,
+            started: base.mono,
+        },
+        Phase::Stopping {
+            pid: 7,
+            deadline: Some(base.mono + Duration::from_secs(10)),
+            then: AfterStop::Rest,
+        },
+        Phase::Restarting {
+            at: base.mono + Duration::from_millis(100),
+            at_wall: base.wall,
+        },
+        Phase::Exited,
+        Phase::Failed(Failure::Exit(ExitStatus::Code(1))),
+    ]
+}
+
+fn sample_events() -> Vec<Event> {
+    vec![
+        Event::Start,
+        Event::Stop,
+        Event::Restart,
+        Event::ResetFailed,
+        Event::DependenciesReady,
+        Event::DependentsDown,
+        Event::Spawned { attempt: 3, pid: 8 },
+        Event::SpawnFailed { attempt: 3 },
+        Event::Exited {
+            pid: 7,
+            status: ExitStatus::Code(1),
+            oom_killed: false,
+        },
+        Event::Timer,
+        Event::RequirementFailed { unit: "db".into() },
+        Event::KillNow,
+    ]
+}
+
+#[test]
+fn every_phase_and_event_follows_the_table() {
+    let svc = test_service();
+    let base = Now::read();
+    // Late enough for every deadline of the sample phases.
+    let late = base.plus(Duration::from_secs(3600));
+    let mut lines = TABLE.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<&str> = lines.next().expect("header").split_whitespace().collect();
+    let events = sample_events();
+    let names: Vec<&str> = events.iter().map(event_name).collect();
+    assert_eq!(header, names, "table columns = every event, in order");
+    let phases = sample_phases(base);
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split_whitespace().collect()).collect();
+    assert_eq!(rows.len(), phases.len(), "table rows = every phase");
+    let mut wrong = Vec::new();
+    for (phase, row) in phases.into_iter().zip(&rows) {
+        assert_eq!(row[0], phase_name(&phase), "row order");
+        assert_eq!(row.len(), events.len() + 1, "row {}", row[0]);
+        for (event, want) in events.iter().zip(&row[1..]) {
+            let mut m = machine_in(phase.clone(), base);
+            let actions = m.handle(event.clone(), late, &svc);
+            let codes: String = actions.iter().map(action_code).collect();
+            let got = if codes.is_empty() {
+                phase_name(m.phase()).to_string()
+            } else {
+                format!("{}:{codes}", phase_name(m.phase()))
+            };
+            if got != *want {
+                wrong.push(format!(
+                    "{} + {}: table says {want}, machine did {got}",
+                    row[0],
+                    event_name(event)
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn signals_go_to_the_right_group() {
+    let svc = test_service();
+    let base = Now::read();
+    let mut m = machine_in(
+        Phase::Running {
+            pid: 7,
+            started: base.mono,
+        },
+        base,
+    );
+    // A stale spawn's process is killed by its own pid, never the running one's.
+    assert_eq!(
+        m.handle(Event::Spawned { attempt: 2, pid: 8 }, base, &svc),
+        vec![Action::Signal {
+            pgid: 8,
+            signal: Signal::SIGKILL
+        }]
+    );
+    assert_eq!(m.pid(), Some(7));
+    // Another pid's exit (a spawn helper) changes nothing.
+    let other = Event::Exited {
+        pid: 99,
+        status: ExitStatus::Code(0),
+        oom_killed: false,
+    };
+    assert!(m.handle(other, base, &svc).is_empty());
+    assert_eq!(m.pid(), Some(7));
+}
