@@ -6,6 +6,7 @@ mod fleet;
 pub mod machine;
 mod reload;
 mod time;
+mod vocabulary;
 
 pub use fleet::{Fleet, Slot, UnitAction, decode_init_status, runs_under_init};
 pub use machine::{
