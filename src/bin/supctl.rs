@@ -438,6 +438,7 @@ mod tests {
             log_file: String::new(),
             usage: None,
             disk_differs: false,
+            stop_timed_out: false,
         }
     }
 

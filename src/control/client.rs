@@ -44,6 +44,8 @@ pub enum ClientError {
     Io(#[source] io::Error),
     #[error("invalid reply from supd: {0}")]
     Protocol(String),
+    #[error("refusing to trust {}: {reason}", .path.display())]
+    Untrusted { path: PathBuf, reason: String },
 }
 
 impl ClientError {
@@ -55,6 +57,65 @@ impl ClientError {
     }
 }
 
+/// uids whose socket supctl talks to: root, and the user running supctl.
+fn trusted_owner(uid: u32) -> bool {
+    uid == 0 || uid == nix::unistd::geteuid().as_raw()
+}
+
+/// The socket and its directory are owned by a trusted user, and nobody else may
+/// replace the socket.
+fn check_socket_path(path: &Path) -> Result<(), ClientError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let untrusted = |reason: String| ClientError::Untrusted {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(meta) = std::fs::metadata(dir) {
+        if !trusted_owner(meta.uid()) {
+            return Err(untrusted(format!(
+                "its directory is owned by uid {}, not root or you",
+                meta.uid()
+            )));
+        }
+        if meta.mode() & 0o022 != 0 {
+            return Err(untrusted(format!(
+                "its directory is writable by group or others (mode {:o})",
+                meta.mode() & 0o7777
+            )));
+        }
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_socket() => {
+            Err(untrusted("it is not a socket".to_string()))
+        }
+        Ok(meta) if !trusted_owner(meta.uid()) => Err(untrusted(format!(
+            "it is owned by uid {}, not root or you",
+            meta.uid()
+        ))),
+        // A missing socket is reported by connect, with advice.
+        _ => Ok(()),
+    }
+}
+
+/// The process that accepted the connection runs as a trusted user.
+fn check_peer(stream: &UnixStream, path: &Path) -> Result<(), ClientError> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    let creds = getsockopt(stream, PeerCredentials).map_err(|e| ClientError::Io(e.into()))?;
+    let uid = creds.uid();
+    if trusted_owner(uid) {
+        Ok(())
+    } else {
+        Err(ClientError::Untrusted {
+            path: path.to_path_buf(),
+            reason: format!("the process listening there runs as uid {uid}, not root or you"),
+        })
+    }
+}
+
 /// A connection to supd.
 #[derive(Debug)]
 pub struct Client {
@@ -63,8 +124,11 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connect to the socket at `path`, turning the usual failures into advice.
+    /// Connect to the socket at `path`, turning the usual failures into advice. The
+    /// socket, its directory and the process answering must belong to root or to
+    /// this user: anything else could be another user's fake supd.
     pub fn connect(path: &Path) -> Result<Client, ClientError> {
+        check_socket_path(path)?;
         let stream = UnixStream::connect(path).map_err(|source| {
             let path = path.to_path_buf();
             match source.raw_os_error() {
@@ -74,6 +138,7 @@ impl Client {
                 _ => ClientError::Connect { path, source },
             }
         })?;
+        check_peer(&stream, path)?;
         stream
             .set_read_timeout(Some(REPLY_TIMEOUT))
             .map_err(ClientError::Io)?;

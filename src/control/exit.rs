@@ -25,7 +25,7 @@ pub const TIMEOUT: i32 = 7;
 /// Exit code for a failure on the client side of the connection.
 pub fn for_client_error(err: &ClientError) -> i32 {
     match err {
-        ClientError::PermissionDenied(_) => PERMISSION_DENIED,
+        ClientError::PermissionDenied(_) | ClientError::Untrusted { .. } => PERMISSION_DENIED,
         ClientError::Timeout => TIMEOUT,
         ClientError::SocketNotFound(_)
         | ClientError::NotRunning(_)
@@ -41,7 +41,7 @@ pub fn for_error_code(code: ErrorCode) -> i32 {
     match code {
         ErrorCode::NotFound => NOT_FOUND,
         ErrorCode::PermissionDenied => PERMISSION_DENIED,
-        ErrorCode::Timeout => TIMEOUT,
+        ErrorCode::Timeout | ErrorCode::Busy => TIMEOUT,
         ErrorCode::BadRequest | ErrorCode::UnsupportedVersion | ErrorCode::ShuttingDown => {
             UNREACHABLE
         }

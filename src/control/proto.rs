@@ -115,6 +115,8 @@ pub enum ErrorCode {
     Timeout,
     /// supd is shutting down and accepts no more work.
     ShuttingDown,
+    /// Too many clients at once; try again.
+    Busy,
     Internal,
 }
 
@@ -192,6 +194,9 @@ pub struct UnitStatus {
     /// Usage read from the unit's cgroup (absent without cgroups or a process).
     #[serde(default)]
     pub usage: Option<Usage>,
+    /// The latest stop did not finish within `stop_timeout` and needed SIGKILL.
+    #[serde(default)]
+    pub stop_timed_out: bool,
 }
 
 /// A unit's resource usage against its limits.

@@ -315,7 +315,10 @@ pub fn render_log_line(l: &LogLine) -> String {
 /// One line for a start/stop/restart/reset-failed result; `Err` lines go to stderr.
 pub fn render_result(r: &UnitResult) -> Result<String, String> {
     if r.ok {
-        Ok(format!("{}: {}", r.name, r.state))
+        match &r.message {
+            Some(note) => Ok(format!("{}: {} ({note})", r.name, r.state)),
+            None => Ok(format!("{}: {}", r.name, r.state)),
+        }
     } else {
         let msg = r
             .message
@@ -381,6 +384,7 @@ mod tests {
             log_file: format!("/var/log/sup/{name}.log"),
             usage: None,
             disk_differs: false,
+            stop_timed_out: false,
         }
     }
 

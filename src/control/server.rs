@@ -2,14 +2,21 @@
 //! client never holds up another. Each connection carries one request; the answer
 //! comes from the daemon loop (`Query`), and the waiting (`--wait`, `logs -f`) happens
 //! here, not in the daemon loop.
+//!
+//! Everything a client can hold is bounded: connections (`MAX_CONNECTIONS`, of which
+//! long-lived ones, `logs -f` and `--wait`, may take only `MAX_LONG_LIVED`, so short
+//! requests like `status` are always served), the time to send a request
+//! (`REQUEST_TIMEOUT`) and to take each reply line (`WRITE_TIMEOUT`), and how far a
+//! follower may fall behind (a follower that lags is dropped with a message).
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
 
 use super::proto::{
     Command, ErrorCode, LogLine, MAX_REQUEST_BYTES, PROTOCOL_VERSION, Reply, Request, UnitResult,
@@ -19,6 +26,12 @@ use crate::logs::SharedLog;
 
 /// A client must send its whole request line within this time.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// A client must take each reply line within this time, or it is dropped.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; more are told `busy` and closed.
+pub const MAX_CONNECTIONS: usize = 512;
+/// Of those, connections that stay open (`logs -f`, `--wait`).
+pub const MAX_LONG_LIVED: usize = 256;
 
 /// A question for the daemon loop.
 #[derive(Debug)]
@@ -61,30 +74,52 @@ pub struct Handle {
     pub owner_uid: u32,
 }
 
-/// Bind the socket (replacing a stale one) with mode 0600.
+/// Bind the socket with mode 0600. Whatever is left at the path (the stale socket of
+/// a supd that died, a dangling symlink) is replaced, unless a supd answers there.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
-    if path.exists() {
-        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => {
             return Err(std::io::Error::new(
-                std::io::ErrorKind::AddrInUse,
-                format!("another supd is already listening on {}", path.display()),
+                std::io::ErrorKind::AlreadyExists,
+                format!("{} is a directory", path.display()),
             ));
         }
-        std::fs::remove_file(path)?;
+        Ok(meta) => {
+            if meta.file_type().is_socket() && std::os::unix::net::UnixStream::connect(path).is_ok()
+            {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AddrInUse,
+                    format!("another supd is already listening on {}", path.display()),
+                ));
+            }
+            std::fs::remove_file(path)?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
     }
     let listener = UnixListener::bind(path)?;
-    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
 }
 
 /// Accept connections forever.
 pub async fn serve(listener: UnixListener, handle: Handle) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let long_lived = Arc::new(Semaphore::new(MAX_LONG_LIVED));
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    refuse_busy(stream);
+                    continue;
+                };
                 let handle = handle.clone();
-                tokio::spawn(async move { connection(stream, handle).await });
+                let long_lived = long_lived.clone();
+                tokio::spawn(async move {
+                    connection(stream, handle, long_lived).await;
+                    drop(slot);
+                });
             }
             Err(e) => {
                 // EMFILE and friends: back off briefly instead of spinning.
@@ -95,9 +130,30 @@ pub async fn serve(listener: UnixListener, handle: Handle) {
     }
 }
 
-async fn connection(stream: UnixStream, handle: Handle) {
+/// Over the connection cap: one line, written only if the socket takes it at once.
+fn refuse_busy(stream: UnixStream) {
+    let reply = Reply::Error {
+        code: ErrorCode::Busy,
+        message: format!("supd serves {MAX_CONNECTIONS} connections at most; try again"),
+    };
+    if let Ok(mut line) = serde_json::to_vec(&reply) {
+        line.push(b'\n');
+        let _ = stream.try_write(&line);
+    }
+}
+
+async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphore>) {
     let uid = stream.peer_cred().map(|c| c.uid()).ok();
     let (rd, mut wr) = stream.into_split();
+    // Checked before reading anything: a stranger gets no time on supd.
+    if !authorised(uid, handle.owner_uid) {
+        let msg = format!(
+            "permission denied: uid {} may not control supd (only root and uid {} may)",
+            uid.map_or("unknown".into(), |u| u.to_string()),
+            handle.owner_uid
+        );
+        return error(&mut wr, ErrorCode::PermissionDenied, msg).await;
+    }
     let mut rd = BufReader::new(rd);
     let request = match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut rd)).await {
         Ok(Ok(r)) => r,
@@ -107,14 +163,6 @@ async fn connection(stream: UnixStream, handle: Handle) {
             return error(&mut wr, ErrorCode::Timeout, msg).await;
         }
     };
-    if !authorised(uid, handle.owner_uid) {
-        let msg = format!(
-            "permission denied: uid {} may not control supd (only root and uid {} may)",
-            uid.map_or("unknown".into(), |u| u.to_string()),
-            handle.owner_uid
-        );
-        return error(&mut wr, ErrorCode::PermissionDenied, msg).await;
-    }
     let wait = match &request.command {
         Command::Start { wait, units } | Command::Restart { wait, units } => {
             wait.then(|| (Goal::Up, units.clone()))
@@ -126,6 +174,19 @@ async fn connection(stream: UnixStream, handle: Handle) {
     let lines = match request.command {
         Command::Logs { lines, .. } => lines,
         _ => 0,
+    };
+    let _long_lived = if follow || wait.is_some() {
+        match long_lived.try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                let msg = format!(
+                    "supd serves {MAX_LONG_LIVED} following or waiting clients at most; try again"
+                );
+                return error(&mut wr, ErrorCode::Busy, msg).await;
+            }
+        }
+    } else {
+        None
     };
     let mut changes = handle.changes.clone();
     changes.mark_unchanged();
@@ -281,7 +342,8 @@ fn wait_result(s: &UnitProgress, ok: bool) -> UnitResult {
         ok,
         state: s.state,
         message: if ok {
-            None
+            // e.g. a stop that had to be forced
+            s.reason.clone()
         } else {
             Some(
                 s.reason
@@ -327,12 +389,14 @@ async fn stream_log<R: AsyncRead + Unpin>(
             next = rx.recv() => match next {
                 Ok(line) => if send(wr, &Reply::Log(line.into())).await.is_err() { return },
                 Err(broadcast::error::RecvError::Lagged(n)) => {
+                    // Never let a slow reader hold lines (or supd) back: it goes.
                     let note = LogLine {
                         ts: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
                         stream: "stderr".into(),
-                        line: format!("[supd: {n} lines skipped: reader too slow]"),
+                        line: format!("[supd: follower dropped: it fell {n} lines behind; run `supctl logs -f` again]"),
                     };
-                    if send(wr, &Reply::Log(note)).await.is_err() { return }
+                    let _ = send(wr, &Reply::Log(note)).await;
+                    return;
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
@@ -342,10 +406,15 @@ async fn stream_log<R: AsyncRead + Unpin>(
     }
 }
 
+/// Write one reply line; a client that does not take it within `WRITE_TIMEOUT` is
+/// given up on.
 async fn send(wr: &mut OwnedWriteHalf, reply: &Reply) -> std::io::Result<()> {
     let mut bytes = serde_json::to_vec(reply).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
-    wr.write_all(&bytes).await
+    match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&bytes)).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
 }
 
 async fn error(wr: &mut OwnedWriteHalf, code: ErrorCode, message: String) {

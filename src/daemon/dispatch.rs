@@ -101,7 +101,7 @@ impl Daemon {
                 Some(slot) => Ok(UnitProgress {
                     name: name.clone(),
                     state: super::status::unit_state(slot.machine.state()),
-                    reason: self.failure_reason(name, slot),
+                    reason: self.failure_reason(name, slot).or_else(|| stop_note(slot)),
                 }),
                 None => Err(self.not_found_message(std::slice::from_ref(name))),
             })
@@ -125,4 +125,17 @@ impl Daemon {
             .collect();
         detail.join("; ")
     }
+}
+
+/// A stop that had to be forced, in words.
+pub(super) fn stop_note(slot: &crate::supervise::Slot) -> Option<String> {
+    let m = &slot.machine;
+    (m.killed_at_stop_timeout() && m.pid().is_none()).then(|| {
+        let svc = &slot.spec.service;
+        format!(
+            "killed with SIGKILL: it did not stop within stop_timeout ({}) of {}",
+            humantime::format_duration(svc.stop_timeout),
+            svc.stop_signal.as_str()
+        )
+    })
 }

@@ -130,6 +130,7 @@ impl Daemon {
                 Some(()) = inputs.dir_watch.next() => debounce.event(tokio::time::Instant::now()),
                 _ = sleep_until(deadline) => {
                     let actions = self.fleet.on_timers(Now::read());
+                    self.warn_escalations(&actions);
                     self.execute(actions);
                     if debounce.take_due(tokio::time::Instant::now()) && !self.shutting_down {
                         self.request_reload(Trigger::Watch);
@@ -204,6 +205,24 @@ impl Daemon {
             }
         };
         self.execute(actions);
+    }
+
+    /// A stop that needed SIGKILL may have lost data (a database's last writes): say so.
+    fn warn_escalations(&self, actions: &[UnitAction]) {
+        for a in actions {
+            if a.action == Action::KillCgroup
+                && let Some(slot) = self.fleet.get(&a.unit)
+                && slot.machine.killed_at_stop_timeout()
+            {
+                let svc = &slot.spec.service;
+                tracing::warn!(
+                    unit = %a.unit,
+                    "did not stop within stop_timeout ({}) of {}; killed with SIGKILL",
+                    humantime::format_duration(svc.stop_timeout),
+                    svc.stop_signal.as_str()
+                );
+            }
+        }
     }
 
     /// Carry out what the fleet decided.

@@ -20,6 +20,7 @@ mod exits;
 mod log_registry;
 mod reload;
 mod start;
+mod state_dir;
 mod status;
 mod watch;
 
@@ -60,11 +61,8 @@ pub enum DaemonError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot create state directory {path}: {source}")]
-    StateDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error("{0}")]
+    StateDir(String),
     #[error("cannot listen on {path}: {source}")]
     Socket {
         path: PathBuf,
@@ -82,10 +80,8 @@ pub enum DaemonError {
 /// Run supd until a shutdown request has stopped every unit.
 pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     let logs_dir = config.state_dir.join("logs");
-    std::fs::create_dir_all(&logs_dir).map_err(|source| DaemonError::StateDir {
-        path: logs_dir.clone(),
-        source,
-    })?;
+    state_dir::prepare(&config.state_dir).map_err(DaemonError::StateDir)?;
+    state_dir::prepare(&logs_dir).map_err(DaemonError::StateDir)?;
     let loaded = reload::read_dir(config.units_dir.clone())
         .await
         .map_err(|source| DaemonError::UnitsDir {

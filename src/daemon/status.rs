@@ -128,6 +128,7 @@ impl Daemon {
                 ..Usage::default()
             }),
             disk_differs: self.disk_fingerprints.get(name) != self.loaded_fingerprints.get(name),
+            stop_timed_out: m.killed_at_stop_timeout(),
         }
     }
 
@@ -156,6 +157,7 @@ impl Daemon {
             log_file: self.log_path(name).display().to_string(),
             usage: None,
             disk_differs: true,
+            stop_timed_out: false,
         }
     }
 }

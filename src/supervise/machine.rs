@@ -34,6 +34,8 @@ pub struct Machine {
     starts: VecDeque<Instant>,
     /// Number of the latest spawn attempt, so a late outcome is matched to its attempt.
     attempt: u64,
+    /// The latest stop did not end within `stop_timeout` and needed SIGKILL.
+    killed_at_stop_timeout: bool,
 }
 
 impl Machine {
@@ -50,6 +52,7 @@ impl Machine {
             backoff_step: 0,
             starts: VecDeque::new(),
             attempt: 0,
+            killed_at_stop_timeout: false,
         }
     }
 
@@ -76,6 +79,10 @@ impl Machine {
     }
     pub fn attempt(&self) -> u64 {
         self.attempt
+    }
+    /// The latest stop needed SIGKILL after `stop_timeout` (data loss for databases).
+    pub fn killed_at_stop_timeout(&self) -> bool {
+        self.killed_at_stop_timeout
     }
 
     /// The host pid of the main process, if one is alive.
@@ -263,6 +270,7 @@ impl Machine {
                     let pid = *pid;
                     *deadline = None;
                     self.since = now.wall;
+                    self.killed_at_stop_timeout = true;
                     kill_everything(pid)
                 }
                 // Not due yet, or no deadline in this phase.
@@ -326,6 +334,7 @@ impl Machine {
         let Phase::Running { pid, .. } = self.phase else {
             return Vec::new();
         };
+        self.killed_at_stop_timeout = false;
         self.enter(
             Phase::Stopping {
                 pid,

@@ -246,6 +246,7 @@ fn stop_signals_then_kills_after_timeout() {
         ]
     );
     assert_eq!(m.deadline(), None);
+    assert!(m.killed_at_stop_timeout(), "the escalation is remembered");
     let acts = ev(&mut m, exit(7, ExitStatus::Signal(9)), due, &svc);
     assert_eq!(acts.last(), Some(&Action::ReleaseCgroup));
     assert_eq!(m.state(), State::Inactive);
