@@ -21,11 +21,28 @@ use layout::{Hierarchy, Layout};
 
 use crate::unit::ResourceSpec;
 
+/// What went wrong, with the step and the path; file-system failures keep the
+/// `io::Error` (and so its errno, see [`CgroupError::errno`]).
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
-    #[error("{op} {path}: {source}")]
-    Io {
-        op: &'static str,
+    #[error("mkdir {path}: {source}")]
+    Mkdir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("write {value:?} to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        value: String,
+        source: std::io::Error,
+    },
+    #[error("rmdir {path}: {source}")]
+    Rmdir {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -40,9 +57,24 @@ pub enum CgroupError {
     NotEmpty { path: PathBuf, secs: u64 },
 }
 
-fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CgroupError + 'a {
-    move |source| CgroupError::Io {
-        op,
+impl CgroupError {
+    /// The errno of a failed file-system step, so a caller wrapping this error
+    /// in its own can keep it (EBUSY, ENOENT, EACCES... call for different action).
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            CgroupError::Mkdir { source, .. }
+            | CgroupError::Read { source, .. }
+            | CgroupError::Write { source, .. }
+            | CgroupError::Rmdir { source, .. } => source.raw_os_error(),
+            CgroupError::NoHierarchy
+            | CgroupError::MissingController { .. }
+            | CgroupError::NotEmpty { .. } => None,
+        }
+    }
+}
+
+fn read_error(path: &Path) -> impl FnOnce(std::io::Error) -> CgroupError + '_ {
+    move |source| CgroupError::Read {
         path: path.to_path_buf(),
         source,
     }
@@ -66,9 +98,9 @@ impl Cgroups {
     /// Find the hierarchies and create supd's subtree `name` under its own cgroup.
     pub fn init(name: &str) -> Result<Cgroups, CgroupError> {
         let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-            .map_err(io("read", Path::new("/proc/self/mountinfo")))?;
+            .map_err(read_error(Path::new("/proc/self/mountinfo")))?;
         let own = std::fs::read_to_string("/proc/self/cgroup")
-            .map_err(io("read", Path::new("/proc/self/cgroup")))?;
+            .map_err(read_error(Path::new("/proc/self/cgroup")))?;
         let layout = Layout::detect(&mountinfo, &own, |p| {
             std::fs::read_to_string(p.join("cgroup.controllers")).unwrap_or_default()
         })
@@ -443,7 +475,10 @@ fn settings(
 
 fn mkdir(dir: &Path) -> Result<(), CgroupError> {
     match std::fs::create_dir(dir) {
-        Err(e) if e.kind() != ErrorKind::AlreadyExists => Err(io("mkdir", dir)(e)),
+        Err(source) if source.kind() != ErrorKind::AlreadyExists => Err(CgroupError::Mkdir {
+            path: dir.to_path_buf(),
+            source,
+        }),
         _ => Ok(()),
     }
 }
@@ -458,14 +493,25 @@ fn rmdir(dir: &Path) -> Result<(), CgroupError> {
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                 std::thread::sleep(Duration::from_millis(5))
             }
-            Err(e) => return Err(io("rmdir", dir)(e)),
+            Err(e) => return Err(rmdir_error(dir, e)),
         }
     }
-    std::fs::remove_dir(dir).map_err(io("rmdir", dir))
+    std::fs::remove_dir(dir).map_err(|e| rmdir_error(dir, e))
+}
+
+fn rmdir_error(dir: &Path, source: std::io::Error) -> CgroupError {
+    CgroupError::Rmdir {
+        path: dir.to_path_buf(),
+        source,
+    }
 }
 
 fn write(file: &Path, value: &str) -> Result<(), CgroupError> {
-    std::fs::write(file, value).map_err(io("write", file))
+    std::fs::write(file, value).map_err(|source| CgroupError::Write {
+        path: file.to_path_buf(),
+        value: value.to_string(),
+        source,
+    })
 }
 
 fn procs(dir: &Path) -> Result<Vec<i32>, CgroupError> {
@@ -473,7 +519,7 @@ fn procs(dir: &Path) -> Result<Vec<i32>, CgroupError> {
     match std::fs::read_to_string(&file) {
         Ok(text) => Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect()),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(io("read", &file)(e)),
+        Err(e) => Err(read_error(&file)(e)),
     }
 }
 
@@ -486,7 +532,7 @@ fn inherit_cpuset(dir: &Path) -> Result<(), CgroupError> {
         let current = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
         if current.trim().is_empty() {
             let value = std::fs::read_to_string(parent.join(file))
-                .map_err(io("read", &parent.join(file)))?;
+                .map_err(read_error(&parent.join(file)))?;
             write(&dir.join(file), value.trim())?;
         }
     }
