@@ -11,6 +11,7 @@
 //! fills, kills and removes the directories.
 
 pub mod layout;
+mod settings;
 pub mod units;
 
 use std::io::ErrorKind;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use layout::{Hierarchy, Layout};
+use settings::{joined, settings, v2_enable_line};
 
 use crate::unit::ResourceSpec;
 
@@ -91,9 +93,6 @@ pub struct Cgroups {
 /// On v2, where supd itself waits while the controllers are enabled above it.
 const SUPD_LEAF: &str = ".supd";
 
-/// Controllers supd asks for on cgroup v2.
-const V2_CONTROLLERS: &[&str] = &["cpu", "memory", "pids", "io", "cpuset"];
-
 impl Cgroups {
     /// Find the hierarchies and create supd's subtree `name` under its own cgroup.
     pub fn init(name: &str) -> Result<Cgroups, CgroupError> {
@@ -143,9 +142,12 @@ impl Cgroups {
     /// hierarchy the unit was not in yet (a new kind of limit) is joined first, with
     /// every process of the unit.
     pub fn apply(&self, unit: &str, res: &ResourceSpec) -> Result<(), CgroupError> {
-        for (key, controller, v2_file, v1_file, value) in settings(res) {
-            let Some((h, dir)) = self.dirs(unit).find(|(h, _)| h.has(controller)) else {
-                return Err(CgroupError::MissingController { key, controller });
+        for setting in settings(res) {
+            let Some((h, dir)) = self.dirs(unit).find(|(h, _)| h.has(setting.controller)) else {
+                return Err(CgroupError::MissingController {
+                    key: setting.key,
+                    controller: setting.controller,
+                });
             };
             if !dir.exists() {
                 make_unit_dir(h, &dir)?;
@@ -155,12 +157,8 @@ impl Cgroups {
                     }
                 }
             }
-            let (file, value) = if h.is_v2() {
-                (v2_file, value.v2)
-            } else {
-                (v1_file, value.v1)
-            };
-            write(&dir.join(file), &value)?;
+            let (file, value) = setting.for_version(h.is_v2());
+            write(&dir.join(file), value)?;
         }
         Ok(())
     }
@@ -316,161 +314,12 @@ pub struct RawUsage {
     pub tasks: Option<u64>,
 }
 
-/// Whether a unit joins this hierarchy. Every v1 migration costs (the kernel
-/// synchronises RCU for it), so a unit joins only what it uses: pids (membership,
-/// kill, tasks), memory (usage, OOM kills) and cpuacct (CPU time) always, cpu,
-/// cpuset and blkio only for their limits. v2 is one hierarchy: always.
-fn joined(h: &Hierarchy, res: &ResourceSpec) -> bool {
-    h.is_v2()
-        || h.has("pids")
-        || h.has("memory")
-        || h.has("cpuacct")
-        || (h.has("cpu") && (res.cpu_max.is_some() || res.cpu_weight.is_some()))
-        || (h.has("cpuset") && (res.cpuset_cpus.is_some() || res.cpuset_mems.is_some()))
-        || (h.has("io") && res.io_weight.is_some())
-}
-
 fn make_unit_dir(h: &Hierarchy, dir: &Path) -> Result<(), CgroupError> {
     mkdir(dir)?;
     if h.has("cpuset") && !h.is_v2() {
         inherit_cpuset(dir)?;
     }
     Ok(())
-}
-
-/// One limit: which key, which controller, the v2 and v1 file names and values.
-struct Value {
-    v2: String,
-    v1: String,
-}
-
-fn same(v: String) -> Value {
-    Value {
-        v2: v.clone(),
-        v1: v,
-    }
-}
-
-/// The files to write for a resource spec, in an order the kernel accepts.
-fn settings(
-    res: &ResourceSpec,
-) -> Vec<(
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    Value,
-)> {
-    let mut out = Vec::new();
-    if let Some(m) = res.memory_max {
-        out.push((
-            "memory_max",
-            "memory",
-            "memory.max",
-            "memory.limit_in_bytes",
-            same(m.to_string()),
-        ));
-    }
-    if let Some(m) = res.memory_high {
-        out.push((
-            "memory_high",
-            "memory",
-            "memory.high",
-            "memory.soft_limit_in_bytes",
-            same(m.to_string()),
-        ));
-    }
-    if let Some(s) = res.memory_swap_max {
-        // v1 limits memory+swap together.
-        let v1 = res.memory_max.map_or(u64::MAX, |m| m.saturating_add(s));
-        out.push((
-            "memory_swap_max",
-            "memory",
-            "memory.swap.max",
-            "memory.memsw.limit_in_bytes",
-            Value {
-                v2: s.to_string(),
-                v1: v1.to_string(),
-            },
-        ));
-    }
-    if let Some(c) = res.cpu_max {
-        out.push((
-            "cpu_max",
-            "cpu",
-            "cpu.max",
-            "cpu.cfs_period_us",
-            Value {
-                v2: format!("{} {}", c.quota_us, c.period_us),
-                v1: c.period_us.to_string(),
-            },
-        ));
-        out.push((
-            "cpu_max",
-            "cpu",
-            "cpu.max",
-            "cpu.cfs_quota_us",
-            Value {
-                v2: format!("{} {}", c.quota_us, c.period_us),
-                v1: c.quota_us.to_string(),
-            },
-        ));
-    }
-    if let Some(w) = res.cpu_weight {
-        // v1 shares: the v2 default weight 100 is 1024 shares.
-        out.push((
-            "cpu_weight",
-            "cpu",
-            "cpu.weight",
-            "cpu.shares",
-            Value {
-                v2: w.to_string(),
-                v1: (u64::from(w) * 1024 / 100).max(2).to_string(),
-            },
-        ));
-    }
-    if let Some(p) = res.pids_max {
-        out.push((
-            "pids_max",
-            "pids",
-            "pids.max",
-            "pids.max",
-            same(p.to_string()),
-        ));
-    }
-    if let Some(w) = res.io_weight {
-        // v1 blkio.weight is 10..=1000; the v2 default 100 maps to 500.
-        let v1 = (u64::from(w) * 5).clamp(10, 1000);
-        out.push((
-            "io_weight",
-            "io",
-            "io.weight",
-            "blkio.weight",
-            Value {
-                v2: w.to_string(),
-                v1: v1.to_string(),
-            },
-        ));
-    }
-    if let Some(c) = &res.cpuset_cpus {
-        out.push((
-            "cpuset_cpus",
-            "cpuset",
-            "cpuset.cpus",
-            "cpuset.cpus",
-            same(c.clone()),
-        ));
-    }
-    if let Some(m) = &res.cpuset_mems {
-        out.push((
-            "cpuset_mems",
-            "cpuset",
-            "cpuset.mems",
-            "cpuset.mems",
-            same(m.clone()),
-        ));
-    }
-    out
 }
 
 fn mkdir(dir: &Path) -> Result<(), CgroupError> {
@@ -546,22 +395,16 @@ fn inherit_cpuset(dir: &Path) -> Result<(), CgroupError> {
 fn enable_v2_controllers(h: &Hierarchy, base: &Path) -> Result<(), CgroupError> {
     let available =
         std::fs::read_to_string(h.own_dir().join("cgroup.controllers")).unwrap_or_default();
-    let wanted: Vec<&str> = V2_CONTROLLERS
-        .iter()
-        .copied()
-        .filter(|c| available.split_whitespace().any(|a| a == *c))
-        .collect();
-    if wanted.is_empty() {
+    let Some(line) = v2_enable_line(&available) else {
         return Ok(());
-    }
-    let line: String = wanted.iter().map(|c| format!("+{c} ")).collect();
+    };
     if h.own_dir() != h.mount() {
         let leaf = base.join(SUPD_LEAF);
         mkdir(&leaf)?;
         write(&leaf.join("cgroup.procs"), &std::process::id().to_string())?;
-        write(&h.own_dir().join("cgroup.subtree_control"), line.trim())?;
+        write(&h.own_dir().join("cgroup.subtree_control"), &line)?;
     } else {
-        write(&h.mount().join("cgroup.subtree_control"), line.trim())?;
+        write(&h.mount().join("cgroup.subtree_control"), &line)?;
     }
-    write(&base.join("cgroup.subtree_control"), line.trim())
+    write(&base.join("cgroup.subtree_control"), &line)
 }
