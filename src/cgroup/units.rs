@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::Cgroups;
+use super::CgroupTree;
 use crate::spawn::SpawnError;
 use crate::unit::ResourceSpec;
 
@@ -28,7 +28,7 @@ impl Gate {
 
 #[derive(Debug)]
 pub struct UnitCgroups {
-    cgroups: Option<Arc<Cgroups>>,
+    cgroups: Option<Arc<CgroupTree>>,
     /// Why there are no cgroups (shown when a unit needs them).
     unavailable: String,
     gates: HashMap<String, Arc<Gate>>,
@@ -43,7 +43,7 @@ pub struct UnitCgroups {
 /// What a spawn thread needs to put the new process into the unit's cgroup.
 #[derive(Debug)]
 pub struct SpawnCgroup {
-    cgroups: Option<Arc<Cgroups>>,
+    cgroups: Option<Arc<CgroupTree>>,
     unavailable: String,
     gate: Arc<Gate>,
     unit: String,
@@ -54,7 +54,7 @@ impl UnitCgroups {
     /// Set up supd's subtree `root`; without cgroups (none mounted, no permission)
     /// supd still runs, and only units with `[resources]` fail to start.
     pub fn new(root: &str) -> UnitCgroups {
-        let (cgroups, unavailable) = match Cgroups::init(root) {
+        let (cgroups, unavailable) = match CgroupTree::init(root) {
             Ok(c) => {
                 tracing::info!(layout = c.layout().describe(), root, "cgroups ready");
                 (Some(Arc::new(c)), String::new())
