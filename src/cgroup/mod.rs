@@ -17,6 +17,11 @@ pub mod layout;
 mod settings;
 pub mod units;
 
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
