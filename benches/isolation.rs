@@ -118,7 +118,7 @@ fn runner_for(text: &str, state: &Path) -> impl FnMut() + use<> {
     // Cgroup placement included, as supd does it: the unit's cgroup is created
     // (kept between runs, as for a restart) and the helper written into it.
     let root = format!("sup-bench-{}-{}", std::process::id(), unit_counter());
-    let cgroups = CgroupGuard(sup::cgroup::Cgroups::init(&root).expect("cgroups"));
+    let cgroups = CgroupGuard(sup::cgroup::CgroupTree::init(&root).expect("cgroups"));
     cgroups.0.create("bench", &unit.resources).expect("cgroup");
     move || {
         let cg = &cgroups.0;
@@ -150,7 +150,7 @@ fn unit_counter() -> usize {
 }
 
 /// Removes the benchmark's cgroups when the runner is dropped.
-struct CgroupGuard(sup::cgroup::Cgroups);
+struct CgroupGuard(sup::cgroup::CgroupTree);
 
 impl Drop for CgroupGuard {
     fn drop(&mut self) {

@@ -7,24 +7,51 @@
 //! `cgroup.kill` and a kill loop on v1, OOM counters on both versions) are the
 //! gaps of that crate, and the rest is writing a few files.
 //!
-//! `layout` finds the hierarchies (pure parsing, unit-tested); `Cgroups` creates,
-//! fills, kills and removes the directories.
+//! `layout` finds the hierarchies and `settings` says which file gets which
+//! value (both pure, table-tested); `CgroupTree` creates, fills, kills and removes
+//! the directories through `fs`, which is the kernel's cgroupfs or, in the unit
+//! tests, a model of it on a temporary directory.
 
+pub mod fs;
 pub mod layout;
+mod settings;
 
-use std::io::ErrorKind;
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use fs::{CgroupFs, Files, Kernel};
 use layout::{Hierarchy, Layout};
+use settings::{joined, settings, v2_enable_line};
 
 use crate::unit::ResourceSpec;
 
+/// What went wrong, with the step and the path; file-system failures keep the
+/// `io::Error` (and so its errno, see [`CgroupError::errno`]).
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupError {
-    #[error("{op} {path}: {source}")]
-    Io {
-        op: &'static str,
+    #[error("mkdir {path}: {source}")]
+    Mkdir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("write {value:?} to {path}: {source}")]
+    Write {
+        path: PathBuf,
+        value: String,
+        source: std::io::Error,
+    },
+    #[error("rmdir {path}: {source}")]
+    Rmdir {
         path: PathBuf,
         source: std::io::Error,
     },
@@ -40,61 +67,75 @@ pub enum CgroupError {
 }
 
 impl CgroupError {
-    /// The errno behind the failure, kept for whoever wraps this error.
+    /// The errno of a failed file-system step, so a caller wrapping this error
+    /// in its own can keep it (EBUSY, ENOENT, EACCES... call for different action).
     pub fn errno(&self) -> Option<i32> {
         match self {
-            CgroupError::Io { source, .. } => source.raw_os_error(),
-            _ => None,
+            CgroupError::Mkdir { source, .. }
+            | CgroupError::Read { source, .. }
+            | CgroupError::Write { source, .. }
+            | CgroupError::Rmdir { source, .. } => source.raw_os_error(),
+            CgroupError::NoHierarchy
+            | CgroupError::MissingController { .. }
+            | CgroupError::NotEmpty { .. } => None,
         }
     }
 }
 
-fn io<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> CgroupError + 'a {
-    move |source| CgroupError::Io {
-        op,
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// The subtree supd owns, in every hierarchy it uses.
-#[derive(Debug, Clone)]
-pub struct Cgroups {
+/// The subtree supd owns, in every hierarchy it uses, and the unit cgroups in it.
+#[derive(Debug)]
+pub struct CgroupTree {
+    files: Files,
     layout: Layout,
     /// Per hierarchy: the directory of supd's subtree (`<supd's cgroup>/<name>`).
     bases: Vec<(Hierarchy, PathBuf)>,
 }
 
-/// On v2, where supd itself waits while the controllers are enabled above it.
+/// On v2 below the root, the leaf of the subtree supd moves itself into, so that
+/// its own cgroup may enable controllers (no internal processes). Unit names
+/// start with a letter or digit, so it never clashes with a unit.
 const SUPD_LEAF: &str = ".supd";
 
-/// Controllers supd asks for on cgroup v2.
-const V2_CONTROLLERS: &[&str] = &["cpu", "memory", "pids", "io", "cpuset"];
+/// How often `kill_all` looks at `cgroup.procs` again: a killed process leaves
+/// it only once it has exited, within milliseconds; polling this often ends a
+/// stop promptly without keeping a CPU busy.
+const KILL_ROUND: Duration = Duration::from_millis(5);
+/// How long `kill_all` waits for the cgroup to empty: a process in uninterruptible
+/// sleep (a hung NFS server, a stuck device) outlives SIGKILL, and then the
+/// blocking thread (and the unit's start gate) must not wait forever.
+const KILL_DEADLINE: Duration = Duration::from_secs(10);
 
-impl Cgroups {
+impl CgroupTree {
     /// Find the hierarchies and create supd's subtree `name` under its own cgroup.
-    pub fn init(name: &str) -> Result<Cgroups, CgroupError> {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-            .map_err(io("read", Path::new("/proc/self/mountinfo")))?;
-        let own = std::fs::read_to_string("/proc/self/cgroup")
-            .map_err(io("read", Path::new("/proc/self/cgroup")))?;
-        let layout = Layout::detect(&mountinfo, &own, |p| {
-            std::fs::read_to_string(p.join("cgroup.controllers")).unwrap_or_default()
-        })
-        .ok_or(CgroupError::NoHierarchy)?;
-        let mut bases = Vec::new();
-        for h in layout.hierarchies() {
+    pub fn init(name: &str) -> Result<CgroupTree, CgroupError> {
+        CgroupTree::with_layout(detect_layout()?, name)
+    }
+
+    /// Create supd's subtree `name` in a known layout, on the kernel's cgroupfs.
+    pub fn with_layout(layout: Layout, name: &str) -> Result<CgroupTree, CgroupError> {
+        CgroupTree::with_fs(Box::new(Kernel), layout, name)
+    }
+
+    /// Create supd's subtree `name` in `layout` on the file system `fs`.
+    pub fn with_fs(
+        fs: Box<dyn CgroupFs>,
+        layout: Layout,
+        name: &str,
+    ) -> Result<CgroupTree, CgroupError> {
+        let mut tree = CgroupTree {
+            files: Files::new(fs),
+            layout,
+            bases: Vec::new(),
+        };
+        for h in tree.layout.hierarchies() {
             let base = h.own_dir().join(name);
-            mkdir(&base)?;
+            tree.make_dir(&h, &base)?;
             if h.is_v2() {
-                enable_v2_controllers(&h, &base)?;
+                tree.enable_v2_controllers(&h, &base)?;
             }
-            if h.has("cpuset") && !h.is_v2() {
-                inherit_cpuset(&base)?;
-            }
-            bases.push((h.clone(), base));
+            tree.bases.push((h, base));
         }
-        Ok(Cgroups { layout, bases })
+        Ok(tree)
     }
 
     pub fn layout(&self) -> &Layout {
@@ -110,7 +151,7 @@ impl Cgroups {
     pub fn create(&self, unit: &str, res: &ResourceSpec) -> Result<(), CgroupError> {
         for (h, dir) in self.dirs(unit) {
             if joined(h, res) {
-                make_unit_dir(h, &dir)?;
+                self.make_dir(h, &dir)?;
             }
         }
         self.apply(unit, res)
@@ -120,24 +161,25 @@ impl Cgroups {
     /// hierarchy the unit was not in yet (a new kind of limit) is joined first, with
     /// every process of the unit.
     pub fn apply(&self, unit: &str, res: &ResourceSpec) -> Result<(), CgroupError> {
-        for (key, controller, v2_file, v1_file, value) in settings(res) {
-            let Some((h, dir)) = self.dirs(unit).find(|(h, _)| h.has(controller)) else {
-                return Err(CgroupError::MissingController { key, controller });
+        for setting in settings(res) {
+            let Some((h, dir)) = self.dirs(unit).find(|(h, _)| h.has(setting.controller)) else {
+                return Err(CgroupError::MissingController {
+                    key: setting.key,
+                    controller: setting.controller,
+                });
             };
-            if !dir.exists() {
-                make_unit_dir(h, &dir)?;
-                if let Some(members) = self.procs_dir(unit) {
-                    for pid in procs(&members)? {
-                        write(&dir.join("cgroup.procs"), &pid.to_string())?;
-                    }
+            if !self.files.exists(&dir) {
+                let members = match self.procs_dir(unit) {
+                    Some(d) => self.files.procs(&d)?,
+                    None => Vec::new(),
+                };
+                self.make_dir(h, &dir)?;
+                for pid in members {
+                    self.files.attach(&dir, pid)?;
                 }
             }
-            let (file, value) = if h.is_v2() {
-                (v2_file, value.v2)
-            } else {
-                (v1_file, value.v1)
-            };
-            write(&dir.join(file), &value)?;
+            let (file, value) = setting.for_version(h.is_v2());
+            self.files.write(&dir.join(file), value)?;
         }
         Ok(())
     }
@@ -146,8 +188,8 @@ impl Cgroups {
     /// (before it runs anything of the service, so nothing it forks can escape).
     pub fn place(&self, unit: &str, pid: i32) -> Result<(), CgroupError> {
         for (_, dir) in self.dirs(unit) {
-            if dir.exists() {
-                write(&dir.join("cgroup.procs"), &pid.to_string())?;
+            if self.files.exists(&dir) {
+                self.files.attach(&dir, pid)?;
             }
         }
         Ok(())
@@ -155,7 +197,7 @@ impl Cgroups {
 
     /// The directory whose `cgroup.procs` lists every process of the unit.
     fn procs_dir(&self, unit: &str) -> Option<PathBuf> {
-        let existing = || self.dirs(unit).filter(|(_, d)| d.exists());
+        let existing = || self.dirs(unit).filter(|(_, d)| self.files.exists(d));
         existing()
             .find(|(h, _)| h.is_v2() || h.has("pids"))
             .or_else(|| existing().next())
@@ -164,63 +206,57 @@ impl Cgroups {
 
     /// Kill every process of the unit and wait until the cgroup is empty:
     /// `cgroup.kill` where the kernel has it, else SIGKILL each member, until
-    /// nothing is left. Blocking.
+    /// nothing is left or `KILL_DEADLINE` has passed. Blocking.
     pub fn kill_all(&self, unit: &str) -> Result<(), CgroupError> {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + KILL_DEADLINE;
         let Some(dir) = self.procs_dir(unit) else {
             return Ok(());
         };
-        if !dir.exists() {
-            return Ok(());
-        }
         let kill_file = dir.join("cgroup.kill");
         loop {
-            let pids = procs(&dir)?;
+            let pids = self.files.procs(&dir)?;
             if pids.is_empty() {
                 return Ok(());
             }
-            if kill_file.exists() {
-                write(&kill_file, "1")?;
+            if self.files.exists(&kill_file) {
+                self.files.write(&kill_file, "1")?;
             } else {
-                // A process forked between the read and the kill is caught next round.
-                for pid in procs(&dir)? {
-                    let _ = nix::sys::signal::kill(
-                        nix::unistd::Pid::from_raw(pid),
-                        nix::sys::signal::Signal::SIGKILL,
-                    );
+                // A process forked after the read is caught next round.
+                for pid in pids {
+                    self.files.kill(pid);
                 }
             }
             if Instant::now() > deadline {
                 return Err(CgroupError::NotEmpty {
                     path: dir,
-                    secs: 10,
+                    secs: KILL_DEADLINE.as_secs(),
                 });
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(KILL_ROUND);
         }
     }
 
     /// Remove the unit's cgroup (after `kill_all`). A cgroup that is already gone is fine.
     pub fn remove(&self, unit: &str) -> Result<(), CgroupError> {
         for (_, dir) in self.dirs(unit) {
-            rmdir(&dir)?;
+            self.files.rmdir(&dir)?;
         }
         Ok(())
     }
 
     /// OOM kills so far in the unit's cgroup (v2 `memory.events`, v1 `memory.oom_control`).
     pub fn oom_kills(&self, unit: &str) -> u64 {
-        self.dirs(unit)
-            .find(|(h, _)| h.has("memory"))
-            .map(|(h, dir)| {
-                let file = if h.is_v2() {
-                    "memory.events"
-                } else {
-                    "memory.oom_control"
-                };
-                let text = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
-                layout::keyed_value(&text, "oom_kill").unwrap_or(0)
-            })
+        let Some((h, dir)) = self.dirs(unit).find(|(h, _)| h.has("memory")) else {
+            return 0;
+        };
+        let file = if h.is_v2() {
+            "memory.events"
+        } else {
+            "memory.oom_control"
+        };
+        self.files
+            .read_optional(&dir.join(file))
+            .and_then(|text| layout::keyed_value(&text, "oom_kill"))
             .unwrap_or(0)
     }
 
@@ -228,7 +264,7 @@ impl Cgroups {
     pub fn usage(&self, unit: &str) -> RawUsage {
         let mut u = RawUsage::default();
         for (h, dir) in self.dirs(unit) {
-            let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+            let read = |f: &str| self.files.read_optional(&dir.join(f));
             let num = |f: &str| read(f).and_then(|t| t.trim().parse::<u64>().ok());
             if h.is_v2() {
                 u.memory_current = num("memory.current");
@@ -255,33 +291,82 @@ impl Cgroups {
     /// Kill and remove every unit cgroup and the subtree itself (supd exiting).
     pub fn teardown(&self) -> Result<(), CgroupError> {
         for (_, base) in &self.bases {
-            let Ok(entries) = std::fs::read_dir(base) else {
-                continue;
-            };
-            for e in entries.flatten() {
-                // Unit names never start with '.', supd's own leaf does.
-                if e.path().is_dir()
-                    && let Some(unit) = e.file_name().to_str()
-                    && !unit.starts_with('.')
-                {
-                    self.kill_all(unit)?;
-                    self.remove(unit)?;
+            for unit in self.files.children(base) {
+                if !unit.starts_with('.') {
+                    self.kill_all(&unit)?;
+                    self.remove(&unit)?;
                 }
             }
         }
         for (h, base) in &self.bases {
             let leaf = base.join(SUPD_LEAF);
-            if leaf.exists() {
-                write(
-                    &h.own_dir().join("cgroup.procs"),
-                    &std::process::id().to_string(),
-                )?;
-                rmdir(&leaf)?;
+            if self.files.exists(&leaf) {
+                self.files.attach(&h.own_dir(), std::process::id())?;
+                self.files.rmdir(&leaf)?;
             }
-            rmdir(base)?;
+            self.files.rmdir(base)?;
         }
         Ok(())
     }
+
+    /// mkdir (or reuse) a cgroup; a new v1 cpuset cgroup starts with no CPUs and
+    /// no memory nodes, so it gets its parent's.
+    fn make_dir(&self, h: &Hierarchy, dir: &Path) -> Result<(), CgroupError> {
+        self.files.mkdir(dir)?;
+        if h.is_v2() || !h.has("cpuset") {
+            return Ok(());
+        }
+        let Some(parent) = dir.parent() else {
+            return Ok(());
+        };
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let current = self
+                .files
+                .read_optional(&dir.join(file))
+                .unwrap_or_default();
+            if current.trim().is_empty() {
+                let value = self.files.read(&parent.join(file))?;
+                self.files.write(&dir.join(file), value.trim())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// On v2, controllers must be enabled in every ancestor's
+    /// `cgroup.subtree_control` below the mount root, and a cgroup with processes
+    /// cannot enable them for its children (no internal processes): supd moves
+    /// itself into the leaf `<subtree>/.supd` first when it is not at the root.
+    fn enable_v2_controllers(&self, h: &Hierarchy, base: &Path) -> Result<(), CgroupError> {
+        let Some(line) = v2_enable_line(|c| h.has(c)) else {
+            return Ok(());
+        };
+        if h.own_dir() != h.mount() {
+            let leaf = base.join(SUPD_LEAF);
+            self.files.mkdir(&leaf)?;
+            self.files.attach(&leaf, std::process::id())?;
+        }
+        self.files
+            .write(&h.own_dir().join("cgroup.subtree_control"), &line)?;
+        self.files
+            .write(&base.join("cgroup.subtree_control"), &line)
+    }
+}
+
+/// The hierarchies of this process, from `/proc/self/mountinfo` and
+/// `/proc/self/cgroup`.
+fn detect_layout() -> Result<Layout, CgroupError> {
+    let read = |file: &str| {
+        std::fs::read_to_string(file).map_err(|source| CgroupError::Read {
+            path: PathBuf::from(file),
+            source,
+        })
+    };
+    let mountinfo = read("/proc/self/mountinfo")?;
+    let own = read("/proc/self/cgroup")?;
+    Layout::detect(&mountinfo, &own, |dir| {
+        std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default()
+    })
+    .ok_or(CgroupError::NoHierarchy)
 }
 
 /// Usage counters as read from the cgroup files.
@@ -291,240 +376,4 @@ pub struct RawUsage {
     pub memory_peak: Option<u64>,
     pub cpu_usage_usec: Option<u64>,
     pub tasks: Option<u64>,
-}
-
-/// Whether a unit joins this hierarchy. Every v1 migration costs (the kernel
-/// synchronises RCU for it), so a unit joins only what it uses: pids (membership,
-/// kill, tasks), memory (usage, OOM kills) and cpuacct (CPU time) always, cpu,
-/// cpuset and blkio only for their limits. v2 is one hierarchy: always.
-fn joined(h: &Hierarchy, res: &ResourceSpec) -> bool {
-    h.is_v2()
-        || h.has("pids")
-        || h.has("memory")
-        || h.has("cpuacct")
-        || (h.has("cpu") && (res.cpu_max.is_some() || res.cpu_weight.is_some()))
-        || (h.has("cpuset") && (res.cpuset_cpus.is_some() || res.cpuset_mems.is_some()))
-        || (h.has("io") && res.io_weight.is_some())
-}
-
-fn make_unit_dir(h: &Hierarchy, dir: &Path) -> Result<(), CgroupError> {
-    mkdir(dir)?;
-    if h.has("cpuset") && !h.is_v2() {
-        inherit_cpuset(dir)?;
-    }
-    Ok(())
-}
-
-/// One limit: which key, which controller, the v2 and v1 file names and values.
-struct Value {
-    v2: String,
-    v1: String,
-}
-
-fn same(v: String) -> Value {
-    Value {
-        v2: v.clone(),
-        v1: v,
-    }
-}
-
-/// The files to write for a resource spec, in an order the kernel accepts.
-fn settings(
-    res: &ResourceSpec,
-) -> Vec<(
-    &'static str,
-    &'static str,
-    &'static str,
-    &'static str,
-    Value,
-)> {
-    let mut out = Vec::new();
-    if let Some(m) = res.memory_max {
-        out.push((
-            "memory_max",
-            "memory",
-            "memory.max",
-            "memory.limit_in_bytes",
-            same(m.to_string()),
-        ));
-    }
-    if let Some(m) = res.memory_high {
-        out.push((
-            "memory_high",
-            "memory",
-            "memory.high",
-            "memory.soft_limit_in_bytes",
-            same(m.to_string()),
-        ));
-    }
-    if let Some(s) = res.memory_swap_max {
-        // v1 limits memory+swap together.
-        let v1 = res.memory_max.map_or(u64::MAX, |m| m.saturating_add(s));
-        out.push((
-            "memory_swap_max",
-            "memory",
-            "memory.swap.max",
-            "memory.memsw.limit_in_bytes",
-            Value {
-                v2: s.to_string(),
-                v1: v1.to_string(),
-            },
-        ));
-    }
-    if let Some(c) = res.cpu_max {
-        out.push((
-            "cpu_max",
-            "cpu",
-            "cpu.max",
-            "cpu.cfs_period_us",
-            Value {
-                v2: format!("{} {}", c.quota_us, c.period_us),
-                v1: c.period_us.to_string(),
-            },
-        ));
-        out.push((
-            "cpu_max",
-            "cpu",
-            "cpu.max",
-            "cpu.cfs_quota_us",
-            Value {
-                v2: format!("{} {}", c.quota_us, c.period_us),
-                v1: c.quota_us.to_string(),
-            },
-        ));
-    }
-    if let Some(w) = res.cpu_weight {
-        // v1 shares: the v2 default weight 100 is 1024 shares.
-        out.push((
-            "cpu_weight",
-            "cpu",
-            "cpu.weight",
-            "cpu.shares",
-            Value {
-                v2: w.to_string(),
-                v1: (u64::from(w) * 1024 / 100).max(2).to_string(),
-            },
-        ));
-    }
-    if let Some(p) = res.pids_max {
-        out.push((
-            "pids_max",
-            "pids",
-            "pids.max",
-            "pids.max",
-            same(p.to_string()),
-        ));
-    }
-    if let Some(w) = res.io_weight {
-        // v1 blkio.weight is 10..=1000; the v2 default 100 maps to 500.
-        let v1 = (u64::from(w) * 5).clamp(10, 1000);
-        out.push((
-            "io_weight",
-            "io",
-            "io.weight",
-            "blkio.weight",
-            Value {
-                v2: w.to_string(),
-                v1: v1.to_string(),
-            },
-        ));
-    }
-    if let Some(c) = &res.cpuset_cpus {
-        out.push((
-            "cpuset_cpus",
-            "cpuset",
-            "cpuset.cpus",
-            "cpuset.cpus",
-            same(c.clone()),
-        ));
-    }
-    if let Some(m) = &res.cpuset_mems {
-        out.push((
-            "cpuset_mems",
-            "cpuset",
-            "cpuset.mems",
-            "cpuset.mems",
-            same(m.clone()),
-        ));
-    }
-    out
-}
-
-fn mkdir(dir: &Path) -> Result<(), CgroupError> {
-    match std::fs::create_dir(dir) {
-        Err(e) if e.kind() != ErrorKind::AlreadyExists => Err(io("mkdir", dir)(e)),
-        _ => Ok(()),
-    }
-}
-
-/// rmdir, retried briefly: the kernel may report EBUSY until the last process of a
-/// just-emptied cgroup is fully gone.
-fn rmdir(dir: &Path) -> Result<(), CgroupError> {
-    for _ in 0..200 {
-        match std::fs::remove_dir(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                std::thread::sleep(Duration::from_millis(5))
-            }
-            Err(e) => return Err(io("rmdir", dir)(e)),
-        }
-    }
-    std::fs::remove_dir(dir).map_err(io("rmdir", dir))
-}
-
-fn write(file: &Path, value: &str) -> Result<(), CgroupError> {
-    std::fs::write(file, value).map_err(io("write", file))
-}
-
-fn procs(dir: &Path) -> Result<Vec<i32>, CgroupError> {
-    let file = dir.join("cgroup.procs");
-    match std::fs::read_to_string(&file) {
-        Ok(text) => Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect()),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(io("read", &file)(e)),
-    }
-}
-
-/// A new v1 cpuset cgroup starts with no CPUs and no memory nodes; copy the parent's.
-fn inherit_cpuset(dir: &Path) -> Result<(), CgroupError> {
-    let Some(parent) = dir.parent() else {
-        return Ok(());
-    };
-    for file in ["cpuset.cpus", "cpuset.mems"] {
-        let current = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
-        if current.trim().is_empty() {
-            let value = std::fs::read_to_string(parent.join(file))
-                .map_err(io("read", &parent.join(file)))?;
-            write(&dir.join(file), value.trim())?;
-        }
-    }
-    Ok(())
-}
-
-/// On v2, controllers must be enabled in every ancestor's `cgroup.subtree_control`
-/// below the mount root, and a cgroup with processes cannot enable them for its
-/// children (no internal processes): supd moves itself into a leaf `supd` of its
-/// subtree first when it is not at the root.
-fn enable_v2_controllers(h: &Hierarchy, base: &Path) -> Result<(), CgroupError> {
-    let available =
-        std::fs::read_to_string(h.own_dir().join("cgroup.controllers")).unwrap_or_default();
-    let wanted: Vec<&str> = V2_CONTROLLERS
-        .iter()
-        .copied()
-        .filter(|c| available.split_whitespace().any(|a| a == *c))
-        .collect();
-    if wanted.is_empty() {
-        return Ok(());
-    }
-    let line: String = wanted.iter().map(|c| format!("+{c} ")).collect();
-    if h.own_dir() != h.mount() {
-        let leaf = base.join(SUPD_LEAF);
-        mkdir(&leaf)?;
-        write(&leaf.join("cgroup.procs"), &std::process::id().to_string())?;
-        write(&h.own_dir().join("cgroup.subtree_control"), line.trim())?;
-    } else {
-        write(&h.mount().join("cgroup.subtree_control"), line.trim())?;
-    }
-    write(&base.join("cgroup.subtree_control"), line.trim())
 }

@@ -167,10 +167,17 @@ impl Client {
         let mut line = serde_json::to_string(request)
             .map_err(|e| ClientError::Protocol(format!("cannot encode request: {e}")))?;
         line.push('\n');
-        self.writer
+        match self
+            .writer
             .write_all(line.as_bytes())
             .and_then(|()| self.writer.flush())
-            .map_err(ClientError::from_io)
+        {
+            Ok(()) => Ok(()),
+            // supd may answer (e.g. permission denied) and close before reading the
+            // request; its answer is still there to read.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            Err(e) => Err(ClientError::from_io(e)),
+        }
     }
 
     /// The next reply line, or `None` when supd closed the connection.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::cgroup::{CgroupError, Cgroups, RawUsage};
+use crate::cgroup::{CgroupError, CgroupTree, RawUsage};
 use crate::unit::ResourceSpec;
 
 #[derive(Debug, Default)]
@@ -38,7 +38,7 @@ pub enum CgroupSetupError {
 /// Every unit's cgroup, as the event loop sees them.
 #[derive(Debug)]
 pub struct CgroupJobs {
-    driver: Option<Arc<Cgroups>>,
+    driver: Option<Arc<CgroupTree>>,
     /// Why there are no cgroups (shown when a unit needs them).
     unavailable: String,
     gates: HashMap<String, Arc<Gate>>,
@@ -51,7 +51,7 @@ pub struct CgroupJobs {
 /// What a start thread needs to put the new process into the unit's cgroup.
 #[derive(Debug)]
 pub struct StartCgroup {
-    driver: Option<Arc<Cgroups>>,
+    driver: Option<Arc<CgroupTree>>,
     unavailable: String,
     gate: Arc<Gate>,
     unit: String,
@@ -61,7 +61,7 @@ pub struct StartCgroup {
 /// Reads usage of a set of units in a blocking thread (never on the event loop).
 #[derive(Debug)]
 pub struct UsageReader {
-    driver: Arc<Cgroups>,
+    driver: Arc<CgroupTree>,
     cpu_seen: Arc<Mutex<HashMap<String, (u64, Instant)>>>,
 }
 
@@ -76,7 +76,7 @@ impl CgroupJobs {
     /// Set up supd's subtree `root`; without cgroups (none mounted, no permission)
     /// supd still runs, and only units with `[resources]` fail to start.
     pub fn new(root: &str) -> CgroupJobs {
-        let (driver, unavailable) = match Cgroups::init(root) {
+        let (driver, unavailable) = match CgroupTree::init(root) {
             Ok(c) => {
                 tracing::info!(layout = c.layout().describe(), root, "cgroups ready");
                 (Some(Arc::new(c)), String::new())
@@ -174,7 +174,7 @@ impl CgroupJobs {
     }
 
     /// What the exit annotator needs to count OOM kills (None without cgroups).
-    pub fn oom_reader(&self) -> Option<Arc<Cgroups>> {
+    pub fn oom_reader(&self) -> Option<Arc<CgroupTree>> {
         self.driver.clone()
     }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::cgroup::Cgroups;
+use crate::cgroup::CgroupTree;
 use crate::reaper::Exit;
 
 /// An exit of a unit's registered process.
@@ -21,7 +21,7 @@ pub struct UnitExit {
 
 pub async fn annotate(
     mut exits: mpsc::UnboundedReceiver<Exit>,
-    driver: Option<Arc<Cgroups>>,
+    driver: Option<Arc<CgroupTree>>,
     out: mpsc::UnboundedSender<UnitExit>,
 ) {
     // OOM kills already accounted per unit.

@@ -1,0 +1,302 @@
+//! A model of cgroupfs on a temporary directory, for the driver's unit tests
+//! (no root, no real cgroup touched). It does what the kernel does where the
+//! driver depends on it, and nothing more:
+//!
+//! - mkdir fills the new cgroup with the interface files of its controllers (on
+//!   v2, those enabled in the parent's `cgroup.subtree_control`); a new v1 cpuset
+//!   cgroup has empty `cpuset.cpus`/`cpuset.mems`;
+//! - rmdir succeeds with the interface files in place, and is EBUSY while the
+//!   cgroup has children or processes;
+//! - writing a missing file is ENOENT, a read-only one EACCES (even for root);
+//! - `cgroup.procs` migrates a pid (it leaves every other cgroup of the mount);
+//!   `cgroup.subtree_control` takes `+c`/`-c` of available controllers only, and
+//!   both follow the no-internal-processes rule of v2 below the root;
+//! - `cgroup.kill` and `kill` take processes out of `cgroup.procs`.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use super::fs::CgroupFs;
+
+/// Interface files per controller; "" is the core files of every cgroup.
+const V1_FILES: &[(&str, &[&str])] = &[
+    ("", &["cgroup.procs"]),
+    (
+        "memory",
+        &[
+            "memory.limit_in_bytes",
+            "memory.soft_limit_in_bytes",
+            "memory.memsw.limit_in_bytes",
+            "memory.usage_in_bytes",
+            "memory.max_usage_in_bytes",
+            "memory.oom_control",
+        ],
+    ),
+    (
+        "cpu",
+        &["cpu.cfs_period_us", "cpu.cfs_quota_us", "cpu.shares"],
+    ),
+    ("cpuacct", &["cpuacct.usage"]),
+    ("pids", &["pids.max", "pids.current"]),
+    ("cpuset", &["cpuset.cpus", "cpuset.mems"]),
+    ("blkio", &["blkio.weight"]),
+];
+
+const V2_FILES: &[(&str, &[&str])] = &[
+    (
+        "",
+        &[
+            "cgroup.procs",
+            "cgroup.controllers",
+            "cgroup.subtree_control",
+            "cgroup.kill",
+            "cgroup.events",
+        ],
+    ),
+    (
+        "memory",
+        &[
+            "memory.max",
+            "memory.high",
+            "memory.swap.max",
+            "memory.current",
+            "memory.peak",
+            "memory.events",
+        ],
+    ),
+    ("cpu", &["cpu.max", "cpu.weight", "cpu.stat"]),
+    ("io", &["io.weight"]),
+    ("pids", &["pids.max", "pids.current"]),
+    ("cpuset", &["cpuset.cpus", "cpuset.mems"]),
+];
+
+/// Files without a write handler in the kernel.
+const READ_ONLY: &[&str] = &[
+    "cgroup.controllers",
+    "cgroup.events",
+    "memory.current",
+    "memory.events",
+    "memory.usage_in_bytes",
+    "cpu.stat",
+    "pids.current",
+];
+
+#[derive(Debug, Clone)]
+pub struct Mount {
+    pub path: PathBuf,
+    pub v2: bool,
+    /// v1: the hierarchy's controllers (v2 reads them from the files).
+    pub controllers: Vec<&'static str>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FakeFs {
+    mounts: Vec<Mount>,
+    /// Interface files this kernel lacks (memsw without swap accounting, ...).
+    missing: Vec<&'static str>,
+    /// Pids given to `kill`, shared by clones so a test can look.
+    killed: Arc<Mutex<Vec<i32>>>,
+}
+
+fn errno(n: i32) -> io::Error {
+    io::Error::from_raw_os_error(n)
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.split_whitespace().map(str::to_string).collect()
+}
+
+impl FakeFs {
+    pub fn new(mounts: Vec<Mount>) -> FakeFs {
+        FakeFs {
+            mounts,
+            ..FakeFs::default()
+        }
+    }
+
+    pub fn without(mut self, files: &[&'static str]) -> FakeFs {
+        self.missing.extend_from_slice(files);
+        self
+    }
+
+    pub fn killed(&self) -> Vec<i32> {
+        self.killed.lock().map(|k| k.clone()).unwrap_or_default()
+    }
+
+    fn mount_of(&self, path: &Path) -> Option<&Mount> {
+        self.mounts.iter().find(|m| path.starts_with(&m.path))
+    }
+
+    /// Controllers a v2 cgroup may enable: the root's own list, else those
+    /// enabled in its parent.
+    fn v2_available(&self, m: &Mount, dir: &Path) -> Vec<String> {
+        match dir.parent() {
+            Some(parent) if dir != m.path => lines(&parent.join("cgroup.subtree_control")),
+            _ => lines(&dir.join("cgroup.controllers")),
+        }
+    }
+
+    /// v2 below the root: a cgroup has either processes or enabled controllers.
+    fn internal_process_conflict(&self, m: &Mount, dir: &Path, file: &str) -> bool {
+        m.v2 && dir != m.path && !lines(&dir.join(file)).is_empty()
+    }
+
+    fn cgroup_dirs(dir: &Path) -> Vec<PathBuf> {
+        let mut out = vec![dir.to_path_buf()];
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                out.extend(FakeFs::cgroup_dirs(&e.path()));
+            }
+        }
+        out
+    }
+
+    /// Take `pid` out of every `cgroup.procs` below `root`.
+    fn drop_pid(root: &Path, pid: &str) -> io::Result<()> {
+        for dir in FakeFs::cgroup_dirs(root) {
+            let file = dir.join("cgroup.procs");
+            let mut procs = lines(&file);
+            if procs.iter().any(|p| p == pid) {
+                procs.retain(|p| p != pid);
+                std::fs::write(&file, procs.join("\n"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_procs(&self, m: &Mount, dir: &Path, value: &str) -> io::Result<()> {
+        let pid = value.trim();
+        if pid.parse::<i32>().is_err() {
+            return Err(errno(libc::EINVAL));
+        }
+        if self.internal_process_conflict(m, dir, "cgroup.subtree_control") {
+            return Err(errno(libc::EBUSY));
+        }
+        FakeFs::drop_pid(&m.path, pid)?;
+        let file = dir.join("cgroup.procs");
+        let mut procs = lines(&file);
+        procs.push(pid.to_string());
+        std::fs::write(file, procs.join("\n"))
+    }
+
+    fn write_subtree_control(&self, m: &Mount, dir: &Path, value: &str) -> io::Result<()> {
+        if self.internal_process_conflict(m, dir, "cgroup.procs") {
+            return Err(errno(libc::EBUSY));
+        }
+        let available = self.v2_available(m, dir);
+        let file = dir.join("cgroup.subtree_control");
+        let mut enabled = lines(&file);
+        for token in value.split_whitespace() {
+            let (on, name) = match token.split_at_checked(1) {
+                Some(("+", name)) => (true, name),
+                Some(("-", name)) => (false, name),
+                _ => return Err(errno(libc::EINVAL)),
+            };
+            if !available.iter().any(|a| a == name) {
+                return Err(errno(libc::ENOENT));
+            }
+            enabled.retain(|e| e != name);
+            if on {
+                enabled.push(name.to_string());
+            }
+        }
+        std::fs::write(file, enabled.join(" "))
+    }
+}
+
+impl CgroupFs for FakeFs {
+    fn mkdir(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir(dir)?;
+        let Some(m) = self.mount_of(dir) else {
+            return Ok(());
+        };
+        let (table, controllers) = if m.v2 {
+            (V2_FILES, self.v2_available(m, dir))
+        } else {
+            let c = m.controllers.iter().map(|c| c.to_string()).collect();
+            (V1_FILES, c)
+        };
+        for (controller, files) in table {
+            if !controller.is_empty() && !controllers.iter().any(|c| c == controller) {
+                continue;
+            }
+            for file in files.iter().filter(|f| !self.missing.contains(f)) {
+                std::fs::write(dir.join(file), "")?;
+            }
+        }
+        if m.v2 {
+            std::fs::write(dir.join("cgroup.controllers"), controllers.join(" "))?;
+        }
+        Ok(())
+    }
+
+    fn rmdir(&self, dir: &Path) -> io::Result<()> {
+        let mut files = Vec::new();
+        for e in std::fs::read_dir(dir)? {
+            let e = e?;
+            if e.file_type()?.is_dir() {
+                return Err(errno(libc::EBUSY));
+            }
+            files.push(e.path());
+        }
+        if !lines(&dir.join("cgroup.procs")).is_empty() {
+            return Err(errno(libc::EBUSY));
+        }
+        for f in files {
+            std::fs::remove_file(f)?;
+        }
+        std::fs::remove_dir(dir)
+    }
+
+    fn read(&self, file: &Path) -> io::Result<String> {
+        std::fs::read_to_string(file)
+    }
+
+    fn write(&self, file: &Path, value: &str) -> io::Result<()> {
+        let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let (Some(dir), Some(m)) = (file.parent(), self.mount_of(file)) else {
+            return Err(errno(libc::EPERM));
+        };
+        if !file.is_file() {
+            return Err(errno(libc::ENOENT));
+        }
+        if READ_ONLY.contains(&name) {
+            return Err(errno(libc::EACCES));
+        }
+        match name {
+            "cgroup.procs" => self.write_procs(m, dir, value),
+            "cgroup.subtree_control" => self.write_subtree_control(m, dir, value),
+            "cgroup.kill" if value.trim() == "1" => {
+                for d in FakeFs::cgroup_dirs(dir) {
+                    std::fs::write(d.join("cgroup.procs"), "")?;
+                }
+                Ok(())
+            }
+            "cgroup.kill" => Err(errno(libc::EINVAL)),
+            _ => std::fs::write(file, value),
+        }
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    fn children(&self, dir: &Path) -> io::Result<Vec<String>> {
+        Ok(std::fs::read_dir(dir)?
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .collect())
+    }
+
+    fn kill(&self, pid: i32) {
+        if let Ok(mut k) = self.killed.lock() {
+            k.push(pid);
+        }
+        for m in &self.mounts {
+            let _ = FakeFs::drop_pid(&m.path, &pid.to_string());
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The file system under the driver: the kernel's cgroupfs, or in the unit tests a
+//! model of it on a temporary directory (`fake.rs`). `Files` adds what every
+//! step needs on top: the error context, and the tolerance the driver relies on
+//! (a directory that already exists, or is already gone, is fine).
+
+use std::io::{self, ErrorKind, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::CgroupError;
+
+/// The kernel operations the driver uses.
+pub trait CgroupFs: std::fmt::Debug + Send + Sync {
+    /// Create a cgroup; the kernel fills it with the interface files.
+    fn mkdir(&self, dir: &Path) -> io::Result<()>;
+    /// Remove a cgroup. The kernel allows it with the interface files in place
+    /// and refuses (EBUSY) while it has child cgroups or processes.
+    fn rmdir(&self, dir: &Path) -> io::Result<()>;
+    fn read(&self, file: &Path) -> io::Result<String>;
+    /// Write an interface file, which must exist: cgroupfs files cannot be created.
+    fn write(&self, file: &Path, value: &str) -> io::Result<()>;
+    fn exists(&self, path: &Path) -> bool;
+    /// The names of the child cgroups (subdirectories) of `dir`.
+    fn children(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// SIGKILL a member of a cgroup. Not a file operation, but it changes what
+    /// `cgroup.procs` lists, so a model of cgroupfs has to see it.
+    fn kill(&self, pid: i32);
+}
+
+/// The real cgroupfs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Kernel;
+
+impl CgroupFs for Kernel {
+    fn mkdir(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir(dir)
+    }
+
+    fn rmdir(&self, dir: &Path) -> io::Result<()> {
+        std::fs::remove_dir(dir)
+    }
+
+    fn read(&self, file: &Path) -> io::Result<String> {
+        std::fs::read_to_string(file)
+    }
+
+    fn write(&self, file: &Path, value: &str) -> io::Result<()> {
+        // No O_CREAT: a missing interface file (a controller or feature the
+        // kernel lacks) is ENOENT rather than the EACCES cgroupfs gives a create.
+        // One write call: the kernel parses each write on its own.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(file)?
+            .write_all(value.as_bytes())
+    }
+
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+
+    fn children(&self, dir: &Path) -> io::Result<Vec<String>> {
+        Ok(std::fs::read_dir(dir)?
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .collect())
+    }
+
+    fn kill(&self, pid: i32) {
+        // ESRCH (it died meanwhile) is what we want anyway.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+/// How long `rmdir` retries on EBUSY, and how often: a cgroup whose last process
+/// was just killed stays busy until the kernel has finished tearing that process
+/// down, which takes milliseconds; a second is far more than that and still
+/// bounds the blocking thread.
+const RMDIR_BUSY_FOR: Duration = Duration::from_secs(1);
+const RMDIR_RETRY_EVERY: Duration = Duration::from_millis(5);
+
+/// A `CgroupFs` with the driver's error context and tolerances.
+#[derive(Debug)]
+pub(crate) struct Files(Box<dyn CgroupFs>);
+
+impl Files {
+    pub fn new(fs: Box<dyn CgroupFs>) -> Files {
+        Files(fs)
+    }
+
+    /// Create a cgroup, or reuse the one that is there.
+    pub fn mkdir(&self, dir: &Path) -> Result<(), CgroupError> {
+        match self.0.mkdir(dir) {
+            Err(source) if source.kind() != ErrorKind::AlreadyExists => Err(CgroupError::Mkdir {
+                path: dir.to_path_buf(),
+                source,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Remove a cgroup, retrying while the kernel reports it busy. One already
+    /// gone is fine.
+    pub fn rmdir(&self, dir: &Path) -> Result<(), CgroupError> {
+        let deadline = Instant::now() + RMDIR_BUSY_FOR;
+        loop {
+            match self.0.rmdir(dir) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                    std::thread::sleep(RMDIR_RETRY_EVERY)
+                }
+                Err(source) => {
+                    return Err(CgroupError::Rmdir {
+                        path: dir.to_path_buf(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    pub fn read(&self, file: &Path) -> Result<String, CgroupError> {
+        self.0.read(file).map_err(|source| CgroupError::Read {
+            path: file.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Read a file the kernel may not offer (a counter of a newer kernel, a
+    /// controller the unit did not join): missing or unreadable is None.
+    pub fn read_optional(&self, file: &Path) -> Option<String> {
+        self.0.read(file).ok()
+    }
+
+    pub fn write(&self, file: &Path, value: &str) -> Result<(), CgroupError> {
+        self.0
+            .write(file, value)
+            .map_err(|source| CgroupError::Write {
+                path: file.to_path_buf(),
+                value: value.to_string(),
+                source,
+            })
+    }
+
+    pub fn exists(&self, path: &Path) -> bool {
+        self.0.exists(path)
+    }
+
+    /// Child cgroups of `dir`; none when it is gone or unreadable (a teardown
+    /// then fails at the rmdir of `dir`, which names the path and errno).
+    pub fn children(&self, dir: &Path) -> Vec<String> {
+        self.0.children(dir).unwrap_or_default()
+    }
+
+    /// The processes in the cgroup `dir`; none when it is gone.
+    pub fn procs(&self, dir: &Path) -> Result<Vec<i32>, CgroupError> {
+        let file = dir.join("cgroup.procs");
+        match self.0.read(&file) {
+            Ok(text) => Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+            Err(source) => Err(CgroupError::Read { path: file, source }),
+        }
+    }
+
+    /// Move the process `pid` into the cgroup `dir`.
+    pub fn attach(&self, dir: &Path, pid: impl std::fmt::Display) -> Result<(), CgroupError> {
+        self.write(&dir.join("cgroup.procs"), &pid.to_string())
+    }
+
+    pub fn kill(&self, pid: i32) {
+        self.0.kill(pid)
+    }
+}
