@@ -439,6 +439,7 @@ mod tests {
             usage: None,
             disk_differs: false,
             stop_timed_out: false,
+            leftover: None,
         }
     }
 

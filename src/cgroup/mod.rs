@@ -288,6 +288,37 @@ impl CgroupTree {
         u
     }
 
+    /// Unit cgroups left in the subtree by an earlier supd that did not exit in
+    /// order (killed, crashed): their processes are killed and the cgroups removed,
+    /// so nothing keeps running that no supd supervises. Returns each unit found,
+    /// with how many processes were still in it.
+    pub fn clear_leftovers(&self) -> Vec<Leftover> {
+        let mut found: Vec<Leftover> = Vec::new();
+        for (_, base) in &self.bases {
+            for unit in self.files.children(base) {
+                // Unit names never start with '.', supd's own leaf does.
+                if unit.starts_with('.') || found.iter().any(|l| l.unit == unit) {
+                    continue;
+                }
+                let processes = self
+                    .procs_dir(&unit)
+                    .and_then(|d| self.files.procs(&d).ok())
+                    .map_or(0, |p| p.len());
+                let error = self
+                    .kill_all(&unit)
+                    .and_then(|()| self.remove(&unit))
+                    .err()
+                    .map(|e| e.to_string());
+                found.push(Leftover {
+                    unit,
+                    processes,
+                    error,
+                });
+            }
+        }
+        found
+    }
+
     /// Kill and remove every unit cgroup and the subtree itself (supd exiting).
     pub fn teardown(&self) -> Result<(), CgroupError> {
         for (_, base) in &self.bases {
@@ -367,6 +398,16 @@ fn detect_layout() -> Result<Layout, CgroupError> {
         std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default()
     })
     .ok_or(CgroupError::NoHierarchy)
+}
+
+/// A unit cgroup an earlier supd left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    pub unit: String,
+    /// Processes that were still running in it (now killed).
+    pub processes: usize,
+    /// Why it could not be cleared, if it could not.
+    pub error: Option<String>,
 }
 
 /// Usage counters as read from the cgroup files.

@@ -456,6 +456,29 @@ fn teardown_removes_every_unit_and_the_subtree() {
 /// (no internal processes) and the leaf and the subtree stay after the units are
 /// gone. Disabling them there would take them from any sibling subtree too.
 #[test]
+fn leftovers_of_an_earlier_supd_are_killed_and_removed() {
+    for host in [Host::v1(V1_MOUNTS, true), Host::v2(V2_OFFERED, true)] {
+        // An earlier supd ran units a and b, then died without tearing down.
+        drop(tree_with_two_units(&host));
+        let tree = host.tree();
+        let mut found = tree.clear_leftovers();
+        found.sort_by(|x, y| x.unit.cmp(&y.unit));
+        let summary: Vec<(&str, usize)> = found
+            .iter()
+            .map(|l| (l.unit.as_str(), l.processes))
+            .collect();
+        assert_eq!(summary, vec![("a", 1), ("b", 1)]);
+        // The model refuses rmdir while processes are in a cgroup: no error means
+        // they were killed (cgroup.kill on v2, a SIGKILL each on v1).
+        assert!(found.iter().all(|l| l.error.is_none()), "{found:?}");
+        assert!(
+            tree.clear_leftovers().is_empty(),
+            "nothing left the second time"
+        );
+    }
+}
+
+#[test]
 fn teardown_on_v2_below_the_root_removes_the_units_but_cannot_leave_the_leaf() {
     let host = Host::v2(V2_OFFERED, false);
     let err = tree_with_two_units(&host)

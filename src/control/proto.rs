@@ -197,6 +197,10 @@ pub struct UnitStatus {
     /// The latest stop did not finish within `stop_timeout` and needed SIGKILL.
     #[serde(default)]
     pub stop_timed_out: bool,
+    /// What supd found of this unit at its start, left running by an earlier supd
+    /// that did not exit in order (it was killed, and everything found killed).
+    #[serde(default)]
+    pub leftover: Option<String>,
 }
 
 /// A unit's resource usage against its limits.

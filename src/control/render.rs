@@ -201,6 +201,15 @@ pub fn render_detail(u: &UnitStatus, now: SystemTime) -> String {
     if u.oom_kills > 0 {
         field("OOM kills", u.oom_kills.to_string());
     }
+    if u.stop_timed_out {
+        field(
+            "Last stop",
+            "forced: it did not stop within stop_timeout and was killed with SIGKILL".into(),
+        );
+    }
+    if let Some(leftover) = &u.leftover {
+        field("Found at start", leftover.clone());
+    }
     field("Log file", u.log_file.clone());
     if u.disk_differs && u.definition_error.is_none() {
         out.push_str(&format!("{}\n", disk_differs_warning(u)));
@@ -385,6 +394,7 @@ mod tests {
             usage: None,
             disk_differs: false,
             stop_timed_out: false,
+            leftover: None,
         }
     }
 

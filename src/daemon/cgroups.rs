@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use crate::cgroup::{CgroupError, CgroupTree, RawUsage};
+use crate::cgroup::{CgroupError, CgroupTree, Leftover, RawUsage};
 use crate::unit::ResourceSpec;
 
 #[derive(Debug, Default)]
@@ -46,6 +46,8 @@ pub struct CgroupJobs {
     live: HashSet<String>,
     /// The previous CPU reading per unit, for a recent CPU percentage.
     cpu_seen: Arc<Mutex<HashMap<String, (u64, Instant)>>>,
+    /// Unit cgroups an earlier supd left behind, found at start.
+    leftovers: HashMap<String, Leftover>,
 }
 
 /// What a start thread needs to put the new process into the unit's cgroup.
@@ -74,25 +76,53 @@ pub struct Usage {
 
 impl CgroupJobs {
     /// Set up supd's subtree `root`; without cgroups (none mounted, no permission)
-    /// supd still runs, and only units with `[resources]` fail to start.
-    pub fn new(root: &str) -> CgroupJobs {
-        let (driver, unavailable) = match CgroupTree::init(root) {
-            Ok(c) => {
-                tracing::info!(layout = c.layout().describe(), root, "cgroups ready");
-                (Some(Arc::new(c)), String::new())
-            }
-            Err(e) => {
+    /// supd still runs, and only units with `[resources]` fail to start. Whatever an
+    /// earlier supd left in the subtree (it was killed) is killed and removed first.
+    pub async fn new(root: &str) -> CgroupJobs {
+        let root = root.to_string();
+        let setup = tokio::task::spawn_blocking(move || {
+            CgroupTree::init(&root).map(|tree| {
+                tracing::info!(layout = tree.layout().describe(), root, "cgroups ready");
+                let leftovers = tree.clear_leftovers();
+                (tree, leftovers)
+            })
+        })
+        .await;
+        let (driver, unavailable, leftovers) = match setup {
+            Ok(Ok((tree, leftovers))) => (Some(Arc::new(tree)), String::new(), leftovers),
+            Ok(Err(e)) => {
                 tracing::warn!("running without cgroups: {e}");
-                (None, e.to_string())
+                (None, e.to_string(), Vec::new())
             }
+            Err(e) => (None, format!("setting up cgroups: {e}"), Vec::new()),
         };
+        for l in &leftovers {
+            match &l.error {
+                None => tracing::warn!(
+                    unit = %l.unit,
+                    processes = l.processes,
+                    "found the cgroup of an earlier supd's unit; killed what was left in it"
+                ),
+                Some(e) => tracing::error!(
+                    unit = %l.unit,
+                    processes = l.processes,
+                    "found the cgroup of an earlier supd's unit and could not clear it: {e}"
+                ),
+            }
+        }
         CgroupJobs {
             driver,
             unavailable,
             gates: HashMap::new(),
             live: HashSet::new(),
             cpu_seen: Arc::default(),
+            leftovers: leftovers.into_iter().map(|l| (l.unit.clone(), l)).collect(),
         }
+    }
+
+    /// What an earlier supd left of `unit` (found and killed at start).
+    pub fn leftover(&self, unit: &str) -> Option<&Leftover> {
+        self.leftovers.get(unit)
     }
 
     fn gate(&mut self, unit: &str) -> Arc<Gate> {

@@ -97,7 +97,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     let writer = LogWriter::start(config.forward_output).map_err(DaemonError::LogWriter)?;
 
     let registry = Registry::default();
-    let cgroups = CgroupJobs::new(&config.cgroup_root);
+    let cgroups = CgroupJobs::new(&config.cgroup_root).await;
     let (exit_tx, exits_raw) = mpsc::unbounded_channel();
     let (annotated_tx, exits) = mpsc::unbounded_channel();
     let (outcome_tx, outcomes) = mpsc::unbounded_channel();

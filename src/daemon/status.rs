@@ -129,6 +129,7 @@ impl Daemon {
             }),
             disk_differs: self.disk_fingerprints.get(name) != self.loaded_fingerprints.get(name),
             stop_timed_out: m.killed_at_stop_timeout(),
+            leftover: self.cgroups.leftover(name).map(describe_leftover),
         }
     }
 
@@ -158,7 +159,19 @@ impl Daemon {
             usage: None,
             disk_differs: true,
             stop_timed_out: false,
+            leftover: self.cgroups.leftover(name).map(describe_leftover),
         }
+    }
+}
+
+fn describe_leftover(l: &crate::cgroup::Leftover) -> String {
+    let what = format!(
+        "at start supd found {} process(es) of this unit left by an earlier supd and killed them",
+        l.processes
+    );
+    match &l.error {
+        None => what,
+        Some(e) => format!("{what}; clearing its cgroup failed: {e}"),
     }
 }
 
