@@ -211,7 +211,8 @@ pub struct Usage {
     pub memory_max: Option<u64>,
     /// CPU time used by the unit since its cgroup was created, in microseconds.
     pub cpu_usage_usec: Option<u64>,
-    /// CPU use since the previous status query, in percent of one CPU.
+    /// CPU use in percent of one CPU, over the newest window of at least 0.5 s
+    /// between readings (any client's); None until there is such a window.
     pub cpu_percent: Option<f64>,
     pub tasks: Option<u64>,
     pub pids_max: Option<u64>,

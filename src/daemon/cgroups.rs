@@ -4,10 +4,10 @@
 //! keeps them in order, so the clean-up of a stopped run never kills the processes
 //! of the run that started after it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::cgroup::{CgroupError, CgroupTree, Leftover, RawUsage};
 use crate::unit::ResourceSpec;
@@ -44,8 +44,8 @@ pub struct CgroupJobs {
     gates: HashMap<String, Arc<Gate>>,
     /// Units that may have a cgroup directory right now.
     live: HashSet<String>,
-    /// The previous CPU reading per unit, for a recent CPU percentage.
-    cpu_seen: Arc<Mutex<HashMap<String, (u64, Instant)>>>,
+    /// Recent CPU readings per unit, for a CPU percentage over a window.
+    cpu_seen: Arc<Mutex<HashMap<String, VecDeque<(u64, Instant)>>>>,
     /// Unit cgroups an earlier supd left behind, found at start.
     leftovers: HashMap<String, Leftover>,
 }
@@ -64,7 +64,7 @@ pub struct StartCgroup {
 #[derive(Debug)]
 pub struct UsageReader {
     driver: Arc<CgroupTree>,
-    cpu_seen: Arc<Mutex<HashMap<String, (u64, Instant)>>>,
+    cpu_seen: Arc<Mutex<HashMap<String, VecDeque<(u64, Instant)>>>>,
 }
 
 /// Usage of one unit, with the CPU percentage since the previous reading.
@@ -233,12 +233,61 @@ impl UsageReader {
         let now = Instant::now();
         let mut seen = self.cpu_seen.lock().unwrap_or_else(|p| p.into_inner());
         let cpu_percent = raw.cpu_usage_usec.and_then(|cpu| {
-            let previous = seen.insert(unit.to_string(), (cpu, now))?;
-            let elapsed = now.duration_since(previous.1).as_micros() as f64;
-            (elapsed > 0.0 && cpu >= previous.0)
-                .then(|| (cpu - previous.0) as f64 * 100.0 / elapsed)
+            let samples = seen.entry(unit.to_string()).or_default();
+            cpu_percent(samples, cpu, now)
         });
         Usage { raw, cpu_percent }
+    }
+}
+
+/// CPU use is a rate, measured over at least this long: a window shorter than that
+/// would make two quick queries disagree wildly (one sees 0%, the next 114%).
+const CPU_WINDOW: Duration = Duration::from_millis(500);
+/// Samples kept per unit (queries of several clients interleave).
+const CPU_SAMPLES: usize = 16;
+
+/// Record the reading `cpu` (µs used so far) at `now`; the CPU percentage over the
+/// newest window of at least `CPU_WINDOW`, if there is one.
+fn cpu_percent(samples: &mut VecDeque<(u64, Instant)>, cpu: u64, now: Instant) -> Option<f64> {
+    // A counter that went backwards is a new cgroup (the unit restarted).
+    if samples.back().is_some_and(|(c, _)| *c > cpu) {
+        samples.clear();
+    }
+    let base = samples
+        .iter()
+        .rev()
+        .find(|(_, at)| now.saturating_duration_since(*at) >= CPU_WINDOW)
+        .copied();
+    samples.push_back((cpu, now));
+    if samples.len() > CPU_SAMPLES {
+        samples.pop_front();
+    }
+    let (then_cpu, then) = base?;
+    let elapsed = now.saturating_duration_since(then).as_micros() as f64;
+    Some(cpu.saturating_sub(then_cpu) as f64 * 100.0 / elapsed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_percent_is_a_rate_over_a_window_whoever_asks() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut s = VecDeque::new();
+        // A unit held at 50% of a CPU: 500 µs of CPU per ms.
+        let at = |t: u64| (t * 500, t0 + ms(t));
+        assert_eq!(cpu_percent(&mut s, at(0).0, at(0).1), None, "no window yet");
+        assert_eq!(cpu_percent(&mut s, at(100).0, at(100).1), None, "too short");
+        let p = cpu_percent(&mut s, at(1000).0, at(1000).1).expect("a window");
+        assert!((p - 50.0).abs() < 0.01, "{p}");
+        // A second client asking right after sees the same rate, not 0% or 100%.
+        let q = cpu_percent(&mut s, at(1010).0, at(1010).1).expect("window");
+        assert!((q - 50.0).abs() < 0.01, "{q}");
+        // A restart resets the counter: no negative or huge rate.
+        assert_eq!(cpu_percent(&mut s, 10, t0 + ms(2000)), None);
+        assert!(s.len() <= CPU_SAMPLES);
     }
 }
 
