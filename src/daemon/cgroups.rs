@@ -26,6 +26,9 @@ impl Gate {
     }
 }
 
+/// Recent CPU readings (µs used, when) per unit, shared by every usage reader.
+type CpuSamples = Arc<Mutex<HashMap<String, VecDeque<(u64, Instant)>>>>;
+
 /// Why a unit's cgroup could not be made ready for a start.
 #[derive(Debug, thiserror::Error)]
 pub enum CgroupSetupError {
@@ -45,7 +48,7 @@ pub struct CgroupJobs {
     /// Units that may have a cgroup directory right now.
     live: HashSet<String>,
     /// Recent CPU readings per unit, for a CPU percentage over a window.
-    cpu_seen: Arc<Mutex<HashMap<String, VecDeque<(u64, Instant)>>>>,
+    cpu_seen: CpuSamples,
     /// Unit cgroups an earlier supd left behind, found at start.
     leftovers: HashMap<String, Leftover>,
 }
@@ -64,7 +67,7 @@ pub struct StartCgroup {
 #[derive(Debug)]
 pub struct UsageReader {
     driver: Arc<CgroupTree>,
-    cpu_seen: Arc<Mutex<HashMap<String, VecDeque<(u64, Instant)>>>>,
+    cpu_seen: CpuSamples,
 }
 
 /// Usage of one unit, with the CPU percentage since the previous reading.
