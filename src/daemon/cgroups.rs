@@ -270,30 +270,6 @@ fn cpu_percent(samples: &mut VecDeque<(u64, Instant)>, cpu: u64, now: Instant) -
     Some(cpu.saturating_sub(then_cpu) as f64 * 100.0 / elapsed)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cpu_percent_is_a_rate_over_a_window_whoever_asks() {
-        let t0 = Instant::now();
-        let ms = Duration::from_millis;
-        let mut s = VecDeque::new();
-        // A unit held at 50% of a CPU: 500 µs of CPU per ms.
-        let at = |t: u64| (t * 500, t0 + ms(t));
-        assert_eq!(cpu_percent(&mut s, at(0).0, at(0).1), None, "no window yet");
-        assert_eq!(cpu_percent(&mut s, at(100).0, at(100).1), None, "too short");
-        let p = cpu_percent(&mut s, at(1000).0, at(1000).1).expect("a window");
-        assert!((p - 50.0).abs() < 0.01, "{p}");
-        // A second client asking right after sees the same rate, not 0% or 100%.
-        let q = cpu_percent(&mut s, at(1010).0, at(1010).1).expect("window");
-        assert!((q - 50.0).abs() < 0.01, "{q}");
-        // A restart resets the counter: no negative or huge rate.
-        assert_eq!(cpu_percent(&mut s, 10, t0 + ms(2000)), None);
-        assert!(s.len() <= CPU_SAMPLES);
-    }
-}
-
 impl StartCgroup {
     /// Hold the unit's gate for the whole start.
     pub fn hold(&self) -> MutexGuard<'_, ()> {
@@ -323,5 +299,29 @@ impl StartCgroup {
             Some(c) => c.place(&self.unit, pid),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_percent_is_a_rate_over_a_window_whoever_asks() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut s = VecDeque::new();
+        // A unit held at 50% of a CPU: 500 µs of CPU per ms.
+        let at = |t: u64| (t * 500, t0 + ms(t));
+        assert_eq!(cpu_percent(&mut s, at(0).0, at(0).1), None, "no window yet");
+        assert_eq!(cpu_percent(&mut s, at(100).0, at(100).1), None, "too short");
+        let p = cpu_percent(&mut s, at(1000).0, at(1000).1).expect("a window");
+        assert!((p - 50.0).abs() < 0.01, "{p}");
+        // A second client asking right after sees the same rate, not 0% or 100%.
+        let q = cpu_percent(&mut s, at(1010).0, at(1010).1).expect("window");
+        assert!((q - 50.0).abs() < 0.01, "{q}");
+        // A restart resets the counter: no negative or huge rate.
+        assert_eq!(cpu_percent(&mut s, 10, t0 + ms(2000)), None);
+        assert!(s.len() <= CPU_SAMPLES);
     }
 }
