@@ -5,7 +5,7 @@
 //! swaps in changed definitions, drops removed units) and returns every action that
 //! resulted. Nothing is left for a later call to pick up.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -38,7 +38,10 @@ pub struct UnitAction {
 pub struct Fleet {
     slots: BTreeMap<String, Slot>,
     /// unit -> units that name it in `after` or `requires`.
-    dependents: HashMap<String, Vec<String>>,
+    dependents: HashMap<String, BTreeSet<String>>,
+    /// Units whose machine changed since the last settle: they and their neighbours
+    /// are where the next settle starts.
+    dirty: Vec<String>,
 }
 
 impl Fleet {
@@ -113,6 +116,8 @@ impl Fleet {
         for name in &plan.added {
             self.start_with_requirements(name, now, &mut out);
         }
+        // Definitions and edges changed anywhere: every unit may move.
+        self.dirty.extend(self.slots.keys().cloned());
         self.settle(now, &mut out);
         (plan, out)
     }
@@ -245,6 +250,9 @@ impl Fleet {
         let changed = *slot.machine.phase() != before
             || slot.machine.want_up() != want_before
             || !actions.is_empty();
+        if changed {
+            self.dirty.push(name.to_string());
+        }
         out.extend(actions.into_iter().map(|action| UnitAction {
             unit: name.to_string(),
             action,
@@ -259,8 +267,23 @@ impl Fleet {
                 self.dependents
                     .entry(dep.clone())
                     .or_default()
-                    .push(name.clone());
+                    .insert(name.clone());
             }
+        }
+    }
+
+    /// `name`'s definition changes from `old` to `new`: move its edges.
+    fn replace_edges(&mut self, name: &str, old: &Unit, new: &Unit) {
+        for dep in dependencies(old) {
+            if let Some(set) = self.dependents.get_mut(dep) {
+                set.remove(name);
+            }
+        }
+        for dep in dependencies(new) {
+            self.dependents
+                .entry(dep.clone())
+                .or_default()
+                .insert(name.to_string());
         }
     }
 
@@ -302,23 +325,44 @@ impl Fleet {
         }
     }
 
-    /// Move every unit as far as dependencies allow, until nothing changes.
+    /// Move every unit as far as dependencies allow, until nothing changes. A work
+    /// list: a unit that moved puts its neighbours (and itself) back on it, so the
+    /// cost follows the changes and the edges they touch, not units × passes.
     fn settle(&mut self, now: Now, out: &mut Vec<UnitAction>) {
-        let names = self.names();
+        let mut queue: VecDeque<String> = VecDeque::new();
+        let mut queued: HashSet<String> = HashSet::new();
+        let mut changed = std::mem::take(&mut self.dirty);
         loop {
-            let mut changed = false;
-            for name in &names {
-                changed |= self.step(name, now, out);
+            for name in changed.drain(..) {
+                for n in self.neighbourhood(&name) {
+                    if queued.insert(n.clone()) {
+                        queue.push_back(n);
+                    }
+                }
             }
-            if !changed {
+            let Some(name) = queue.pop_front() else {
                 break;
-            }
+            };
+            queued.remove(&name);
+            self.step(&name, now, out);
+            changed.append(&mut self.dirty);
         }
+        let before = self.slots.len();
         self.slots
             .retain(|_, s| !(s.removing && s.machine.is_settled_down()));
-        if self.slots.len() != names.len() {
+        if self.slots.len() != before {
             self.rebuild_dependents();
         }
+    }
+
+    /// A unit and the units whose next step may depend on it.
+    fn neighbourhood(&self, name: &str) -> Vec<String> {
+        let mut out = vec![name.to_string()];
+        if let Some(slot) = self.slots.get(name) {
+            out.extend(dependencies(&slot.spec).cloned());
+        }
+        out.extend(self.dependents.get(name).into_iter().flatten().cloned());
+        out
     }
 
     /// One unit's share of `settle`; true if it changed anything.
@@ -329,8 +373,11 @@ impl Fleet {
         let between_processes =
             slot.machine.pid().is_none() && !matches!(slot.machine.phase(), Phase::Spawning { .. });
         if between_processes && let Some(next) = slot.next_spec.take() {
-            slot.spec = next;
-            self.rebuild_dependents();
+            let old = std::mem::replace(&mut slot.spec, next.clone());
+            self.replace_edges(name, &old, &next);
+            // Old and new neighbours both may move now.
+            self.dirty.extend(dependencies(&old).cloned());
+            self.dirty.push(name.to_string());
             return true;
         }
         let spec = slot.spec.clone();
