@@ -25,7 +25,7 @@ fn unit(name: &str, after: &[&str], requires: &[&str], exec: &str) -> Unit {
 fn loaded(units: Vec<Unit>) -> Loaded {
     Loaded {
         units: units.into_iter().map(|u| (u.name.clone(), u)).collect(),
-        errors: Vec::new(),
+        ..Loaded::default()
     }
 }
 
