@@ -147,14 +147,7 @@ impl Reader {
         let v = v?;
         let span = v.span();
         let entries = self.table_value(v)?;
-        if entries.len() > max {
-            let message = format!(
-                "{what} has {} entries: at most {max} are allowed",
-                entries.len()
-            );
-            self.report(span, message);
-            return None;
-        }
+        self.within(span, what, entries.len(), max)?;
         let entries = entries.into_iter().map(|(k, v)| {
             let key = Spanned::new(k.span(), k.into_inner().into_owned());
             (key, v)
@@ -180,15 +173,18 @@ impl Reader {
                 return None;
             }
         };
-        if items.len() > max {
-            let message = format!(
-                "{what} has {} entries: at most {max} are allowed",
-                items.len()
-            );
+        self.within(span.clone(), what, items.len(), max)?;
+        Some(Spanned::new(span, items.into_iter().collect()))
+    }
+
+    /// `Some` when a list of `len` entries respects its cap `max`.
+    fn within(&mut self, span: Span, what: &str, len: usize, max: usize) -> Option<()> {
+        if len > max {
+            let message = format!("{what} has {len} entries: at most {max} are allowed");
             self.report(span, message);
             return None;
         }
-        Some(Spanned::new(span, items.into_iter().collect()))
+        Some(())
     }
 
     /// A string value.
