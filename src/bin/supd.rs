@@ -153,11 +153,14 @@ fn check(dir: &std::path::Path) -> ExitCode {
             for e in &loaded.errors {
                 println!("{e}");
             }
+            // A file can have several errors; count each unit once.
+            let broken: std::collections::BTreeSet<&str> =
+                loaded.errors.iter().map(|e| e.unit.as_str()).collect();
             println!(
                 "{}: {} valid, {} with errors",
                 dir.display(),
                 loaded.units.len(),
-                loaded.errors.len()
+                broken.len()
             );
             if loaded.errors.is_empty() {
                 ExitCode::SUCCESS

@@ -254,6 +254,11 @@ async fn read_request<R: AsyncRead + Unpin>(
         .read_until(b'\n', &mut line)
         .await
         .map_err(|e| (ErrorCode::BadRequest, format!("reading request: {e}")))?;
+    decode_request(&line)
+}
+
+/// Decode one request line (the protocol's whole input surface, fuzzed in `fuzz/`).
+pub fn decode_request(line: &[u8]) -> Result<Request, (ErrorCode, String)> {
     if line.len() > MAX_REQUEST_BYTES {
         return Err((
             ErrorCode::BadRequest,
@@ -263,7 +268,7 @@ async fn read_request<R: AsyncRead + Unpin>(
     if line.iter().all(u8::is_ascii_whitespace) {
         return Err((ErrorCode::BadRequest, "empty request".into()));
     }
-    let request: Request = serde_json::from_slice(&line)
+    let request: Request = serde_json::from_slice(line)
         .map_err(|e| (ErrorCode::BadRequest, format!("malformed request: {e}")))?;
     if request.v != PROTOCOL_VERSION {
         let msg = format!(

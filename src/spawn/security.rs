@@ -3,45 +3,18 @@
 //! and ambient sets all reduced to exactly the list).
 
 use std::collections::BTreeSet;
-use std::str::FromStr;
 
-use caps::{CapSet, Capability, CapsHashSet};
+use caps::{CapSet, Capability as Cap, CapsHashSet};
 use nix::errno::Errno;
-use nix::sys::resource::{Resource, setrlimit};
+use nix::sys::resource::setrlimit;
 
 use super::SpawnError;
+use crate::unit::names::Named;
+use crate::unit::{Capability, RlimitResource};
 
-fn resource(name: &str) -> Option<Resource> {
-    Some(match name {
-        "as" => Resource::RLIMIT_AS,
-        "core" => Resource::RLIMIT_CORE,
-        "cpu" => Resource::RLIMIT_CPU,
-        "data" => Resource::RLIMIT_DATA,
-        "fsize" => Resource::RLIMIT_FSIZE,
-        "locks" => Resource::RLIMIT_LOCKS,
-        "memlock" => Resource::RLIMIT_MEMLOCK,
-        "msgqueue" => Resource::RLIMIT_MSGQUEUE,
-        "nice" => Resource::RLIMIT_NICE,
-        "nofile" => Resource::RLIMIT_NOFILE,
-        "nproc" => Resource::RLIMIT_NPROC,
-        "rss" => Resource::RLIMIT_RSS,
-        "rtprio" => Resource::RLIMIT_RTPRIO,
-        "rttime" => Resource::RLIMIT_RTTIME,
-        "sigpending" => Resource::RLIMIT_SIGPENDING,
-        "stack" => Resource::RLIMIT_STACK,
-        _ => return None,
-    })
-}
-
-pub fn set_rlimit(name: &str, soft: u64, hard: u64) -> Result<(), SpawnError> {
-    let res = resource(name).ok_or_else(|| {
-        SpawnError::new(
-            "setrlimit",
-            Some(name),
-            Some(Errno::EINVAL),
-            "unknown limit",
-        )
-    })?;
+/// Names and values were checked when the unit was loaded, so the only
+/// failure left is the kernel refusing the limit.
+pub fn set_rlimit(resource: &RlimitResource, soft: u64, hard: u64) -> Result<(), SpawnError> {
     let value = |v: u64| {
         if v == u64::MAX {
             libc::RLIM_INFINITY
@@ -49,23 +22,18 @@ pub fn set_rlimit(name: &str, soft: u64, hard: u64) -> Result<(), SpawnError> {
             v
         }
     };
-    setrlimit(res, value(soft), value(hard))
-        .map_err(|e| SpawnError::new("setrlimit", Some(name), Some(e), format!("{soft}/{hard}")))
+    setrlimit(resource.resource(), value(soft), value(hard)).map_err(|e| {
+        SpawnError::new(
+            "setrlimit",
+            Some(resource.name()),
+            Some(e),
+            format!("{soft}/{hard}"),
+        )
+    })
 }
 
-fn keep_set(keep: &BTreeSet<String>) -> Result<CapsHashSet, SpawnError> {
-    keep.iter()
-        .map(|n| {
-            Capability::from_str(n).map_err(|_| {
-                SpawnError::new(
-                    "capabilities",
-                    Some(n),
-                    Some(Errno::EINVAL),
-                    "unknown capability",
-                )
-            })
-        })
-        .collect()
+fn keep_set(keep: &BTreeSet<Capability>) -> CapsHashSet {
+    keep.iter().map(|c| c.0).collect()
 }
 
 fn caps_error(step: &str, e: caps::errors::CapsError) -> SpawnError {
@@ -80,9 +48,9 @@ fn caps_error(step: &str, e: caps::errors::CapsError) -> SpawnError {
 /// Remove every capability not kept from the bounding set, so nothing the service
 /// execs can regain it. Needs CAP_SETPCAP; without it (supd not root) the bounding
 /// set is left as it is, since the process then holds no capabilities anyway.
-pub fn drop_bounding(keep: &BTreeSet<String>) -> Result<(), SpawnError> {
-    let keep = keep_set(keep)?;
-    if !caps::has_cap(None, CapSet::Effective, Capability::CAP_SETPCAP).unwrap_or(false) {
+pub fn drop_bounding(keep: &BTreeSet<Capability>) -> Result<(), SpawnError> {
+    let keep = keep_set(keep);
+    if !caps::has_cap(None, CapSet::Effective, Cap::CAP_SETPCAP).unwrap_or(false) {
         return Ok(());
     }
     let bounding =
@@ -99,14 +67,14 @@ pub fn drop_bounding(keep: &BTreeSet<String>) -> Result<(), SpawnError> {
 /// own permitted and effective sets, so it can forward signals even after the
 /// service changed its uid; CAP_KILL is outside the bounding, inheritable and
 /// ambient sets (unless kept), so the service never gets it.
-pub fn set_capabilities(keep: &BTreeSet<String>, for_init: bool) -> Result<(), SpawnError> {
-    let keep = keep_set(keep)?;
+pub fn set_capabilities(keep: &BTreeSet<Capability>, for_init: bool) -> Result<(), SpawnError> {
+    let keep = keep_set(keep);
     let permitted =
         caps::read(None, CapSet::Permitted).map_err(|e| caps_error("read permitted", e))?;
     let target: CapsHashSet = keep.intersection(&permitted).copied().collect();
     let mut own = target.clone();
-    if for_init && permitted.contains(&Capability::CAP_KILL) {
-        own.insert(Capability::CAP_KILL);
+    if for_init && permitted.contains(&Cap::CAP_KILL) {
+        own.insert(Cap::CAP_KILL);
     }
     caps::set(None, CapSet::Effective, &own).map_err(|e| caps_error("set effective", e))?;
     caps::set(None, CapSet::Permitted, &own).map_err(|e| caps_error("set permitted", e))?;

@@ -2,12 +2,18 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
-use std::fs;
-use std::io;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::error::UnitError;
-use super::{Loaded, graph, parse};
+use super::model::fnv1a64;
+use super::{Loaded, Unit, graph, parse};
+
+/// Largest unit file read (1 MiB): real units are a few hundred bytes, and
+/// the cap bounds memory and parse time whatever lands in the directory.
+pub(super) const MAX_FILE_SIZE: u64 = 1024 * 1024;
 
 /// See [`super::load_dir`].
 pub(super) fn load_dir(dir: &Path) -> io::Result<Loaded> {
@@ -26,13 +32,20 @@ pub(super) fn load_dir(dir: &Path) -> io::Result<Loaded> {
     let mut fingerprints = BTreeMap::new();
     for path in files {
         let name = unit_name(&path);
-        match read_and_parse(&name, &path, &mut fingerprints) {
+        let parsed = read_unit_file(&path).and_then(|bytes| {
+            fingerprints.insert(name.clone(), fnv1a64(&bytes));
+            parse_bytes(&name, &path, bytes)
+        });
+        match parsed {
             Ok(unit) => {
                 units.insert(name, unit);
             }
-            Err(e) => {
-                invalid.insert(name);
-                errors.push(e);
+            Err(failure) => {
+                invalid.insert(name.clone());
+                match failure {
+                    Failure::Read(message) => errors.push(at_start(&name, &path, message)),
+                    Failure::Parse(mut list) => errors.append(&mut list),
+                }
             }
         }
     }
@@ -43,6 +56,14 @@ pub(super) fn load_dir(dir: &Path) -> io::Result<Loaded> {
     loaded.errors = errors;
     loaded.fingerprints = fingerprints;
     Ok(loaded)
+}
+
+/// Why a file gave no unit.
+enum Failure {
+    /// The file could not be read as a whole; one message at 1:1.
+    Read(String),
+    /// Every problem found in its text.
+    Parse(Vec<UnitError>),
 }
 
 /// `*.toml`, not hidden, not an editor temp file, and not a directory.
@@ -63,25 +84,80 @@ fn unit_name(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn read_and_parse(
-    name: &str,
-    path: &Path,
-    fingerprints: &mut BTreeMap<String, u64>,
-) -> Result<super::Unit, UnitError> {
-    let at_start = |message: String| UnitError {
+fn at_start(name: &str, path: &Path, message: String) -> UnitError {
+    UnitError {
         unit: name.to_owned(),
         path: PathBuf::from(path),
         line: 1,
         column: 1,
         message,
+    }
+}
+
+/// The bytes of a regular file (a symlink is followed) of at most
+/// [`MAX_FILE_SIZE`] bytes.
+///
+/// Anything else in the directory (a FIFO, a device, a socket) is refused
+/// before it is opened, so a read can never block or run forever; the
+/// open itself uses `O_NONBLOCK` (and `O_NOCTTY`, as supd may be a session
+/// leader) and the type is checked again on the open file, in case the
+/// path was replaced in between.
+fn read_unit_file(path: &Path) -> Result<Vec<u8>, Failure> {
+    let cannot_read = |e: io::Error| Failure::Read(format!("cannot read unit file: {e}"));
+    check_regular(&fs::metadata(path).map_err(cannot_read)?)?;
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(cannot_read)?;
+    check_regular(&file.metadata().map_err(cannot_read)?)?;
+    read_capped(file).map_err(|e| match e {
+        Some(e) => cannot_read(e),
+        None => Failure::Read(format!(
+            "unit file is larger than the limit of 1 MiB ({MAX_FILE_SIZE} bytes)"
+        )),
+    })
+}
+
+fn check_regular(meta: &fs::Metadata) -> Result<(), Failure> {
+    let t = meta.file_type();
+    let kind = if t.is_file() {
+        return Ok(());
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "not a file"
     };
-    let bytes = fs::read(path).map_err(|e| at_start(format!("cannot read unit file: {e}")))?;
-    fingerprints.insert(name.to_owned(), super::model::fnv1a64(&bytes));
+    Err(Failure::Read(format!(
+        "not a regular file ({kind}): unit files must be regular files or symlinks to them"
+    )))
+}
+
+/// Reads at most one byte past the cap, so a file that grew past it is
+/// noticed without reading all of it. `Err(None)` means too large.
+fn read_capped(file: File) -> Result<Vec<u8>, Option<io::Error>> {
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_SIZE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(Some)?;
+    if bytes.len() as u64 > MAX_FILE_SIZE {
+        return Err(None);
+    }
+    Ok(bytes)
+}
+
+fn parse_bytes(name: &str, path: &Path, bytes: Vec<u8>) -> Result<Unit, Failure> {
     let text = String::from_utf8(bytes).map_err(|e| {
-        at_start(format!(
+        Failure::Read(format!(
             "unit file is not valid UTF-8 (first bad byte at offset {})",
             e.utf8_error().valid_up_to()
         ))
     })?;
-    parse::parse_unit(name, path, &text)
+    parse::parse_unit(name, path, &text).map_err(Failure::Parse)
 }

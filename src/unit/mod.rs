@@ -1,6 +1,7 @@
 //! Unit files: one TOML file per service in the units directory.
 //!
-//! - [`parse_unit`] turns one file's text into a validated [`Unit`].
+//! - [`parse_unit`] turns one file's text into a validated [`Unit`], or
+//!   every problem in it.
 //! - [`load_dir`] reads every `*.toml` file in a directory, parses it, and
 //!   runs [`check_graph`] so that `Loaded::units` only contains units whose
 //!   whole dependency closure is loadable.
@@ -8,11 +9,12 @@
 //!
 //! The file format is documented in `docs/units.md`.
 
-mod container;
 mod error;
 mod graph;
+mod isolation;
 mod load;
 mod model;
+pub mod names;
 mod parse;
 mod resources;
 pub mod values;
@@ -20,10 +22,11 @@ pub mod values;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-pub use container::{
-    ContainerSpec, IdMapRange, MountKind, MountSpec, Namespace, Propagation, Rlimit,
-};
 pub use error::UnitError;
+pub use isolation::{
+    Capability, ContainerSpec, IdMapRange, MountKind, MountSpec, MountType, Namespace, Propagation,
+    Rlimit, RlimitResource,
+};
 pub use model::{
     IdSpec, LogLimits, RestartPolicy, Service, StartLimit, Unit, same_except_resources,
 };
@@ -34,10 +37,12 @@ pub use resources::{CpuMax, ResourceSpec};
 pub struct Loaded {
     /// Units that parsed and whose dependencies all resolve, by name.
     pub units: BTreeMap<String, Unit>,
-    /// All problems, sorted by path, then line and column.
+    /// All problems, sorted by path, then line and column; a file can
+    /// have several.
     pub errors: Vec<UnitError>,
-    /// FNV-1a 64 of the bytes of every file read (valid or rejected), by unit name:
-    /// tells whether the file on disk is the loaded definition.
+    /// [`fingerprint`] of the bytes of every unit file read whole, valid
+    /// or rejected, by unit name. A file that was not read (unreadable,
+    /// not a regular file, over the size cap) has no entry.
     pub fingerprints: BTreeMap<String, u64>,
 }
 
@@ -46,15 +51,24 @@ pub struct Loaded {
 /// `name` is the file stem and must be a valid unit name
 /// (`[A-Za-z0-9][A-Za-z0-9_.@-]*`, at most 64 bytes). Dependencies are not
 /// checked here; that needs the other units (see [`check_graph`]). On
-/// failure the first problem in the file is returned.
-pub fn parse_unit(name: &str, path: &Path, text: &str) -> Result<Unit, UnitError> {
+/// failure every problem found in the file is returned, sorted by line and
+/// column (a TOML syntax error is always alone).
+pub fn parse_unit(name: &str, path: &Path, text: &str) -> Result<Unit, Vec<UnitError>> {
     parse::parse_unit(name, path, text)
+}
+
+/// FNV-1a 64 of a unit file's bytes, as in [`Loaded::fingerprints`]: lets
+/// a caller tell whether a file changed since it was loaded.
+pub fn fingerprint(bytes: &[u8]) -> u64 {
+    model::fnv1a64(bytes)
 }
 
 /// Loads every unit in `dir`.
 ///
 /// Only `*.toml` files count; hidden files and editor temp files (`~`,
-/// `.swp`) are ignored. A bad file never prevents good ones from loading.
+/// `.swp`) are ignored. Only regular files (symlinks followed) of at most
+/// 1 MiB are read; anything else is an error for that unit. A bad file
+/// never prevents good ones from loading.
 /// Returns `Err` only when the directory itself cannot be read.
 pub fn load_dir(dir: &Path) -> std::io::Result<Loaded> {
     load::load_dir(dir)
@@ -72,9 +86,3 @@ pub fn check_graph(units: BTreeMap<String, Unit>, invalid: &BTreeSet<String>) ->
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod container_tests;
-
-#[cfg(test)]
-mod resources_tests;

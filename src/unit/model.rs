@@ -10,7 +10,8 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 use serde::{Serialize, Serializer};
 
-use super::container::ContainerSpec;
+use super::isolation::ContainerSpec;
+use super::names::Named;
 use super::resources::ResourceSpec;
 
 /// One service definition, loaded from `<dir>/<name>.toml`.
@@ -124,6 +125,25 @@ pub enum RestartPolicy {
     Always,
 }
 
+impl Named for RestartPolicy {
+    const VARIANTS: &'static [Self] = &[
+        RestartPolicy::No,
+        RestartPolicy::OnFailure,
+        RestartPolicy::OnAbnormal,
+        RestartPolicy::Always,
+    ];
+    const WHAT: &'static str = "restart policy";
+
+    fn name(self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::OnAbnormal => "on-abnormal",
+            RestartPolicy::Always => "always",
+        }
+    }
+}
+
 /// A 1-based source position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Pos {
@@ -136,14 +156,15 @@ impl Pos {
     pub(super) const START: Pos = Pos { line: 1, column: 1 };
 }
 
-/// Where each `after`/`requires` entry was written.
+/// Where each `after`/`requires` entry was written: `after[i]` is the
+/// position of `Unit::after[i]`, likewise for `requires`.
 ///
 /// Comparison always succeeds so that two units with the same semantic
 /// definition are `==` no matter how their files were laid out.
 #[derive(Debug, Clone, Default)]
 pub(super) struct DepLocations {
-    pub(super) after: Vec<(String, Pos)>,
-    pub(super) requires: Vec<(String, Pos)>,
+    pub(super) after: Vec<Pos>,
+    pub(super) requires: Vec<Pos>,
 }
 
 impl PartialEq for DepLocations {
@@ -153,25 +174,6 @@ impl PartialEq for DepLocations {
 }
 
 impl Eq for DepLocations {}
-
-impl DepLocations {
-    /// Location of the `after` entry naming `dep` (1:1 if unknown, e.g. for
-    /// units built by hand).
-    pub(super) fn after_pos(&self, dep: &str) -> Pos {
-        find_pos(&self.after, dep)
-    }
-
-    /// Location of the `requires` entry naming `dep`.
-    pub(super) fn requires_pos(&self, dep: &str) -> Pos {
-        find_pos(&self.requires, dep)
-    }
-}
-
-fn find_pos(list: &[(String, Pos)], dep: &str) -> Pos {
-    list.iter()
-        .find(|(name, _)| name == dep)
-        .map_or(Pos::START, |(_, pos)| *pos)
-}
 
 /// Signals are hashed/serialised by name so the hash does not depend on
 /// nix's internal representation.

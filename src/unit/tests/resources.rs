@@ -2,7 +2,6 @@
 
 use std::path::Path;
 
-use super::tests::{MINIMAL, assert_err, parse};
 use super::*;
 
 const MIB: u64 = 1024 * 1024;
@@ -15,7 +14,7 @@ fn section(body: &str) -> String {
 fn resources(body: &str) -> ResourceSpec {
     match parse(&section(body)) {
         Ok(u) => u.resources,
-        Err(e) => panic!("{e}"),
+        Err(e) => panic!("{e:#?}"),
     }
 }
 
@@ -289,12 +288,26 @@ fn unknown_key() {
 }
 
 #[test]
-fn earliest_problem_is_reported() {
-    assert_err(
-        &section("cpu_weight = 0\nmemory_max = 1\n"),
-        5,
-        14,
-        "cpu_weight 0 is out of range",
+fn every_problem_is_reported_in_file_order() {
+    let errors = parse_errs(&section("memory_max = 1\ncpu_weight = 0\n"));
+    let shown: Vec<(usize, usize, &str)> = errors
+        .iter()
+        .map(|e| (e.line, e.column, e.message.as_str()))
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            (
+                5,
+                14,
+                "memory_max must be at least 4K (4096 bytes, one page), got 1 bytes; use \"max\" for no limit"
+            ),
+            (
+                6,
+                14,
+                "cpu_weight 0 is out of range: expected an integer between 1 and 10000"
+            ),
+        ]
     );
 }
 

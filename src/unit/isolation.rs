@@ -2,13 +2,18 @@
 //!
 //! Like the rest of the unit model, everything here has already been
 //! checked by the parser: namespaces that settings depend on are created,
-//! id maps do not overlap, capability names are canonical, paths are
-//! absolute.
+//! id maps do not overlap, capabilities and resource limits are typed,
+//! paths are absolute.
 
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::str::FromStr;
 
+use nix::sys::resource::Resource;
 use serde::{Deserialize, Serialize};
+
+use super::names::Named;
 
 /// How a unit's process is isolated. A unit without `[container]` gets
 /// [`ContainerSpec::default()`].
@@ -38,16 +43,15 @@ pub struct ContainerSpec {
     /// Run an init process as PID 1 of the pid namespace (only meaningful
     /// with `Pid` created).
     pub init: bool,
-    /// Canonical upper-case names (`"CAP_NET_BIND_SERVICE"`) of the
-    /// capabilities kept. Default [`ContainerSpec::DEFAULT_CAPABILITIES`].
-    pub capabilities: BTreeSet<String>,
+    /// The capabilities kept. Default
+    /// [`ContainerSpec::DEFAULT_CAPABILITIES`].
+    pub capabilities: BTreeSet<Capability>,
     /// Set `PR_SET_NO_NEW_PRIVS`.
     pub no_new_privs: bool,
     /// Install the default deny-list seccomp filter.
     pub seccomp: bool,
-    /// Resource limits by lower-case name (`"nofile"`), see
-    /// [`ContainerSpec::RLIMIT_NAMES`].
-    pub rlimits: BTreeMap<String, Rlimit>,
+    /// Resource limits by resource.
+    pub rlimits: BTreeMap<RlimitResource, Rlimit>,
     /// `/proc/self/oom_score_adj`, in `-1000..=1000`.
     pub oom_score_adj: Option<i32>,
     /// Mounts from the top-level `[[mount]]` tables, in file order. Only
@@ -57,42 +61,25 @@ pub struct ContainerSpec {
 
 impl ContainerSpec {
     /// Docker's default capability set, kept when `capabilities` is absent.
-    pub const DEFAULT_CAPABILITIES: [&'static str; 14] = [
-        "CAP_CHOWN",
-        "CAP_DAC_OVERRIDE",
-        "CAP_FSETID",
-        "CAP_FOWNER",
-        "CAP_MKNOD",
-        "CAP_NET_RAW",
-        "CAP_SETGID",
-        "CAP_SETUID",
-        "CAP_SETFCAP",
-        "CAP_SETPCAP",
-        "CAP_NET_BIND_SERVICE",
-        "CAP_SYS_CHROOT",
-        "CAP_KILL",
-        "CAP_AUDIT_WRITE",
-    ];
-
-    /// Accepted `[container.rlimits]` keys (`RLIMIT_<NAME>` in lower case).
-    pub const RLIMIT_NAMES: [&'static str; 16] = [
-        "as",
-        "core",
-        "cpu",
-        "data",
-        "fsize",
-        "locks",
-        "memlock",
-        "msgqueue",
-        "nice",
-        "nofile",
-        "nproc",
-        "rss",
-        "rtprio",
-        "rttime",
-        "sigpending",
-        "stack",
-    ];
+    pub const DEFAULT_CAPABILITIES: [Capability; 14] = {
+        use caps::Capability as C;
+        [
+            Capability(C::CAP_CHOWN),
+            Capability(C::CAP_DAC_OVERRIDE),
+            Capability(C::CAP_FSETID),
+            Capability(C::CAP_FOWNER),
+            Capability(C::CAP_MKNOD),
+            Capability(C::CAP_NET_RAW),
+            Capability(C::CAP_SETGID),
+            Capability(C::CAP_SETUID),
+            Capability(C::CAP_SETFCAP),
+            Capability(C::CAP_SETPCAP),
+            Capability(C::CAP_NET_BIND_SERVICE),
+            Capability(C::CAP_SYS_CHROOT),
+            Capability(C::CAP_KILL),
+            Capability(C::CAP_AUDIT_WRITE),
+        ]
+    };
 }
 
 impl Default for ContainerSpec {
@@ -108,10 +95,7 @@ impl Default for ContainerSpec {
             readonly_root: false,
             root_propagation: Propagation::Private,
             init: true,
-            capabilities: Self::DEFAULT_CAPABILITIES
-                .iter()
-                .map(|c| (*c).to_owned())
-                .collect(),
+            capabilities: Self::DEFAULT_CAPABILITIES.into_iter().collect(),
             no_new_privs: true,
             seccomp: true,
             rlimits: BTreeMap::new(),
@@ -145,6 +129,145 @@ pub struct Rlimit {
 impl Rlimit {
     /// `RLIM_INFINITY`.
     pub const UNLIMITED: u64 = u64::MAX;
+}
+
+/// A `[container.rlimits]` key: `RLIMIT_<NAME>` in lower case.
+///
+/// Variants are in alphabetical order so that a map keyed by them
+/// serialises in the same order as one keyed by the names (the unit hash
+/// does not depend on this type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RlimitResource {
+    As,
+    Core,
+    Cpu,
+    Data,
+    Fsize,
+    Locks,
+    Memlock,
+    Msgqueue,
+    Nice,
+    Nofile,
+    Nproc,
+    Rss,
+    Rtprio,
+    Rttime,
+    Sigpending,
+    Stack,
+}
+
+impl RlimitResource {
+    /// The resource passed to `setrlimit(2)`.
+    pub fn resource(self) -> Resource {
+        match self {
+            RlimitResource::As => Resource::RLIMIT_AS,
+            RlimitResource::Core => Resource::RLIMIT_CORE,
+            RlimitResource::Cpu => Resource::RLIMIT_CPU,
+            RlimitResource::Data => Resource::RLIMIT_DATA,
+            RlimitResource::Fsize => Resource::RLIMIT_FSIZE,
+            RlimitResource::Locks => Resource::RLIMIT_LOCKS,
+            RlimitResource::Memlock => Resource::RLIMIT_MEMLOCK,
+            RlimitResource::Msgqueue => Resource::RLIMIT_MSGQUEUE,
+            RlimitResource::Nice => Resource::RLIMIT_NICE,
+            RlimitResource::Nofile => Resource::RLIMIT_NOFILE,
+            RlimitResource::Nproc => Resource::RLIMIT_NPROC,
+            RlimitResource::Rss => Resource::RLIMIT_RSS,
+            RlimitResource::Rtprio => Resource::RLIMIT_RTPRIO,
+            RlimitResource::Rttime => Resource::RLIMIT_RTTIME,
+            RlimitResource::Sigpending => Resource::RLIMIT_SIGPENDING,
+            RlimitResource::Stack => Resource::RLIMIT_STACK,
+        }
+    }
+}
+
+impl Named for RlimitResource {
+    const VARIANTS: &'static [Self] = &[
+        RlimitResource::As,
+        RlimitResource::Core,
+        RlimitResource::Cpu,
+        RlimitResource::Data,
+        RlimitResource::Fsize,
+        RlimitResource::Locks,
+        RlimitResource::Memlock,
+        RlimitResource::Msgqueue,
+        RlimitResource::Nice,
+        RlimitResource::Nofile,
+        RlimitResource::Nproc,
+        RlimitResource::Rss,
+        RlimitResource::Rtprio,
+        RlimitResource::Rttime,
+        RlimitResource::Sigpending,
+        RlimitResource::Stack,
+    ];
+    const WHAT: &'static str = "rlimit";
+
+    fn name(self) -> &'static str {
+        match self {
+            RlimitResource::As => "as",
+            RlimitResource::Core => "core",
+            RlimitResource::Cpu => "cpu",
+            RlimitResource::Data => "data",
+            RlimitResource::Fsize => "fsize",
+            RlimitResource::Locks => "locks",
+            RlimitResource::Memlock => "memlock",
+            RlimitResource::Msgqueue => "msgqueue",
+            RlimitResource::Nice => "nice",
+            RlimitResource::Nofile => "nofile",
+            RlimitResource::Nproc => "nproc",
+            RlimitResource::Rss => "rss",
+            RlimitResource::Rtprio => "rtprio",
+            RlimitResource::Rttime => "rttime",
+            RlimitResource::Sigpending => "sigpending",
+            RlimitResource::Stack => "stack",
+        }
+    }
+}
+
+/// A Linux capability, parsed once when the unit is loaded.
+///
+/// Ordered and serialised by its canonical `CAP_*` name, so a set of them
+/// serialises exactly like the set of names it replaced and unit hashes do
+/// not change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub struct Capability(pub caps::Capability);
+
+impl Capability {
+    /// The canonical name, `"CAP_NET_BIND_SERVICE"`.
+    pub fn name(self) -> String {
+        self.0.to_string()
+    }
+}
+
+impl Ord for Capability {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.name().cmp(&other.name())
+    }
+}
+
+impl PartialOrd for Capability {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl From<Capability> for String {
+    fn from(c: Capability) -> String {
+        c.name()
+    }
+}
+
+impl TryFrom<String> for Capability {
+    type Error = String;
+
+    /// Only the canonical name: this is the launch plan's encoding, not the
+    /// unit-file syntax (see [`crate::unit::values::parse_capability`]).
+    fn try_from(name: String) -> Result<Self, String> {
+        caps::Capability::from_str(&name)
+            .map(Capability)
+            .map_err(|_| format!("unknown capability {name:?}"))
+    }
 }
 
 /// A Linux namespace kind.
@@ -190,6 +313,20 @@ impl Namespace {
 
     /// The unit-file name, which is also the `/proc/<pid>/ns/` entry name.
     pub fn as_str(&self) -> &'static str {
+        self.name()
+    }
+
+    /// The inverse of [`Namespace::as_str`].
+    pub fn from_name(name: &str) -> Option<Namespace> {
+        <Namespace as Named>::from_name(name)
+    }
+}
+
+impl Named for Namespace {
+    const VARIANTS: &'static [Self] = &Namespace::ALL;
+    const WHAT: &'static str = "namespace";
+
+    fn name(self) -> &'static str {
         match self {
             Namespace::User => "user",
             Namespace::Mnt => "mnt",
@@ -199,11 +336,6 @@ impl Namespace {
             Namespace::Net => "net",
             Namespace::Cgroup => "cgroup",
         }
-    }
-
-    /// The inverse of [`Namespace::as_str`].
-    pub fn from_name(name: &str) -> Option<Namespace> {
-        Namespace::ALL.into_iter().find(|ns| ns.as_str() == name)
     }
 }
 
@@ -225,6 +357,20 @@ pub enum Propagation {
 impl Propagation {
     /// The unit-file name.
     pub fn as_str(&self) -> &'static str {
+        self.name()
+    }
+}
+
+impl Named for Propagation {
+    const VARIANTS: &'static [Self] = &[
+        Propagation::Private,
+        Propagation::Slave,
+        Propagation::Shared,
+        Propagation::Unbindable,
+    ];
+    const WHAT: &'static str = "propagation";
+
+    fn name(self) -> &'static str {
         match self {
             Propagation::Private => "private",
             Propagation::Slave => "slave",
@@ -304,13 +450,52 @@ pub enum MountKind {
 impl MountKind {
     /// The `type` value that selects this kind.
     pub fn type_name(&self) -> &'static str {
+        self.mount_type().name()
+    }
+
+    /// The type without its settings.
+    pub fn mount_type(&self) -> MountType {
         match self {
-            MountKind::Bind { .. } => "bind",
-            MountKind::Tmpfs { .. } => "tmpfs",
-            MountKind::Proc => "proc",
-            MountKind::Sysfs => "sysfs",
-            MountKind::Dev => "dev",
-            MountKind::Overlay { .. } => "overlay",
+            MountKind::Bind { .. } => MountType::Bind,
+            MountKind::Tmpfs { .. } => MountType::Tmpfs,
+            MountKind::Proc => MountType::Proc,
+            MountKind::Sysfs => MountType::Sysfs,
+            MountKind::Dev => MountType::Dev,
+            MountKind::Overlay { .. } => MountType::Overlay,
+        }
+    }
+}
+
+/// The `type` of a `[[mount]]`: the one list of mount types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountType {
+    Bind,
+    Tmpfs,
+    Proc,
+    Sysfs,
+    Dev,
+    Overlay,
+}
+
+impl Named for MountType {
+    const VARIANTS: &'static [Self] = &[
+        MountType::Bind,
+        MountType::Tmpfs,
+        MountType::Proc,
+        MountType::Sysfs,
+        MountType::Dev,
+        MountType::Overlay,
+    ];
+    const WHAT: &'static str = "mount type";
+
+    fn name(self) -> &'static str {
+        match self {
+            MountType::Bind => "bind",
+            MountType::Tmpfs => "tmpfs",
+            MountType::Proc => "proc",
+            MountType::Sysfs => "sysfs",
+            MountType::Dev => "dev",
+            MountType::Overlay => "overlay",
         }
     }
 }

@@ -1,33 +1,12 @@
-//! Tests for parsing, graph checks and directory loading.
+//! `[unit]`, `[service]` and `[logs]`.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
 use super::*;
-
-pub(super) const MINIMAL: &str = "[service]\nexec = [\"/bin/true\"]\n";
-
-pub(super) fn parse(text: &str) -> Result<Unit, UnitError> {
-    parse_unit("web", Path::new("units/web.toml"), text)
-}
-
-pub(super) fn parse_err(text: &str) -> UnitError {
-    match parse(text) {
-        Ok(unit) => panic!("expected an error, got {unit:?}"),
-        Err(e) => e,
-    }
-}
-
-/// Asserts an error's location and that its message contains `needle`.
-pub(super) fn assert_err(text: &str, line: usize, column: usize, needle: &str) {
-    let e = parse_err(text);
-    assert_eq!((e.line, e.column), (line, column), "{e}");
-    assert!(e.message.contains(needle), "{e}");
-}
 
 const FULL: &str = r#"
 [unit]
@@ -152,12 +131,10 @@ fn typo_key_points_at_key() {
 
 #[test]
 fn unknown_section() {
-    assert_err(
-        "[sevrice]\nexec = [\"a\"]\n",
-        1,
-        2,
-        "unknown field `sevrice`",
-    );
+    let text = "[sevrice]\nexec = [\"a\"]\n";
+    assert_has_err(text, 1, 2, "unknown field `sevrice`");
+    assert_has_err(text, 1, 1, "missing [service] section");
+    assert_eq!(parse_errs(text).len(), 2);
 }
 
 #[test]
@@ -361,6 +338,8 @@ fn value_rules() {
 fn invalid_names() {
     for name in ["", "-web", ".web", "we b", "web/x", &"a".repeat(65)] {
         let e = parse_unit(name, Path::new("x.toml"), MINIMAL).unwrap_err();
+        assert_eq!(e.len(), 1, "{e:#?}");
+        let e = &e[0];
         assert_eq!((e.line, e.column), (1, 1));
         assert!(e.message.contains("invalid unit name"), "{e}");
     }
@@ -421,283 +400,4 @@ description = "The web frontend"
         renamed.hash, a.hash,
         "name and path are not part of the hash"
     );
-}
-
-// --- graph -----------------------------------------------------------------
-
-fn unit(name: &str, deps: &str) -> Unit {
-    let text = format!("[unit]\n{deps}\n[service]\nexec = [\"/bin/{name}\"]\n");
-    parse_unit(name, &PathBuf::from(format!("u/{name}.toml")), &text).unwrap()
-}
-
-fn graph(units: &[Unit], invalid: &[&str]) -> Loaded {
-    let map = units.iter().map(|u| (u.name.clone(), u.clone())).collect();
-    let invalid: BTreeSet<String> = invalid.iter().map(|s| s.to_string()).collect();
-    check_graph(map, &invalid)
-}
-
-fn names(loaded: &Loaded) -> Vec<&str> {
-    loaded.units.keys().map(String::as_str).collect()
-}
-
-#[test]
-fn valid_graph() {
-    let l = graph(
-        &[
-            unit("a", "requires = [\"b\"]\nafter = [\"c\"]"),
-            unit("b", "after = [\"c\"]"),
-            unit("c", ""),
-        ],
-        &[],
-    );
-    assert!(l.errors.is_empty(), "{:?}", l.errors);
-    assert_eq!(names(&l), ["a", "b", "c"]);
-}
-
-#[test]
-fn unknown_dependency() {
-    let l = graph(
-        &[unit("web", "after = [\"cache\"]\nrequires = [\"db\"]")],
-        &[],
-    );
-    assert_eq!(l.errors.len(), 2);
-    let e = &l.errors[1];
-    assert_eq!(
-        e.to_string(),
-        r#"u/web.toml:3:13: unknown dependency "db" in requires: no unit file db.toml in this directory"#
-    );
-    assert_eq!((l.errors[0].line, l.errors[0].column), (2, 10));
-    assert!(l.units.is_empty());
-}
-
-#[test]
-fn requires_on_invalid_unit() {
-    let l = graph(
-        &[
-            unit("web", "requires = [\"db\"]"),
-            unit("worker", "after = [\"db\"]"),
-        ],
-        &["db"],
-    );
-    assert_eq!(l.errors.len(), 1, "{:?}", l.errors);
-    assert_eq!(
-        l.errors[0].to_string(),
-        r#"u/web.toml:2:13: requires "db", whose definition has errors"#
-    );
-    assert_eq!(names(&l), ["worker"], "after on an invalid unit is allowed");
-}
-
-#[test]
-fn three_unit_cycle() {
-    let l = graph(
-        &[
-            unit("a", "after = [\"b\"]"),
-            unit("b", "requires = [\"c\"]"),
-            unit("c", "after = [\"x\", \"a\"]"),
-            unit("x", ""),
-            unit("d", "requires = [\"a\"]"),
-        ],
-        &[],
-    );
-    let cycle: Vec<String> = l
-        .errors
-        .iter()
-        .filter(|e| e.message.contains("cycle"))
-        .map(|e| e.to_string())
-        .collect();
-    assert_eq!(
-        cycle,
-        [
-            "u/a.toml:2:10: dependency cycle: a -> b -> c -> a",
-            "u/b.toml:2:13: dependency cycle: a -> b -> c -> a",
-            "u/c.toml:2:15: dependency cycle: a -> b -> c -> a",
-        ]
-    );
-    // d requires a member of the cycle, so it is dropped too.
-    assert!(
-        l.errors
-            .iter()
-            .any(|e| e.unit == "d" && e.message == r#"requires "a", whose definition has errors"#)
-    );
-    assert_eq!(names(&l), ["x"]);
-}
-
-#[test]
-fn self_dependency() {
-    let l = graph(&[unit("a", "requires = [\"a\"]")], &[]);
-    assert_eq!(l.errors.len(), 1, "{:?}", l.errors);
-    assert_eq!((l.errors[0].line, l.errors[0].column), (2, 13));
-    assert!(
-        l.errors[0].message.contains("cannot list itself"),
-        "{}",
-        l.errors[0]
-    );
-    assert!(l.units.is_empty());
-}
-
-#[test]
-fn rejection_cascades_through_requires() {
-    let l = graph(
-        &[
-            unit("a", "requires = [\"b\"]"),
-            unit("b", "requires = [\"c\"]"),
-            unit("c", "requires = [\"missing\"]"),
-            unit("d", "after = [\"c\"]"),
-        ],
-        &[],
-    );
-    assert_eq!(l.errors.len(), 3, "{:?}", l.errors);
-    assert_eq!(names(&l), ["d"]);
-}
-
-// --- load_dir ---------------------------------------------------------------
-
-#[test]
-fn load_dir_good_and_bad() {
-    let dir = tempfile::tempdir().unwrap();
-    let write = |name: &str, text: &str| fs::write(dir.path().join(name), text).unwrap();
-    write(
-        "web.toml",
-        "[unit]\nafter = [\"broken\"]\n[service]\nexec = [\"/bin/web\"]\n",
-    );
-    write(
-        "broken.toml",
-        "[service]\nexec = [\"/bin/x\"]\nrestart = \"sometimes\"\n",
-    );
-    write(
-        "api.toml",
-        "[unit]\nrequires = [\"broken\"]\n[service]\nexec = [\"/bin/api\"]\n",
-    );
-    write("bad name.toml", MINIMAL);
-    write("binary.toml", "");
-    fs::write(dir.path().join("binary.toml"), [0xff, 0xfe]).unwrap();
-
-    let l = load_dir(dir.path()).unwrap();
-    assert_eq!(names(&l), ["web"]);
-    let shown: Vec<String> = l.errors.iter().map(ToString::to_string).collect();
-    let p = |f: &str| dir.path().join(f).display().to_string();
-    assert_eq!(
-        shown,
-        [
-            format!(
-                "{}:2:13: requires \"broken\", whose definition has errors",
-                p("api.toml")
-            ),
-            format!(
-                "{}:1:1: invalid unit name \"bad name\": unit names must match [A-Za-z0-9][A-Za-z0-9_.@-]* and be at most 64 bytes",
-                p("bad name.toml")
-            ),
-            format!(
-                "{}:1:1: unit file is not valid UTF-8 (first bad byte at offset 0)",
-                p("binary.toml")
-            ),
-            format!(
-                "{}:3:11: unknown restart policy \"sometimes\": expected one of \"no\", \"on-failure\", \"on-abnormal\", \"always\"",
-                p("broken.toml")
-            ),
-        ]
-    );
-    assert_eq!(l.errors[3].unit, "broken");
-}
-
-#[test]
-fn load_dir_ignores_other_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let write = |name: &str, text: &str| fs::write(dir.path().join(name), text).unwrap();
-    write("web.toml", MINIMAL);
-    for ignored in [
-        ".hidden.toml",
-        "web.toml~",
-        ".web.toml.swp",
-        "web.toml.swp",
-        "README.md",
-        "web.conf",
-    ] {
-        write(ignored, "garbage [[[");
-    }
-    fs::create_dir(dir.path().join("dir.toml")).unwrap();
-    let l = load_dir(dir.path()).unwrap();
-    assert!(l.errors.is_empty(), "{:?}", l.errors);
-    assert_eq!(names(&l), ["web"]);
-}
-
-#[test]
-fn load_dir_missing_directory_is_io_error() {
-    let dir = tempfile::tempdir().unwrap();
-    assert!(load_dir(&dir.path().join("nope")).is_err());
-}
-
-#[test]
-fn docs_complete_example_parses() {
-    let doc = include_str!("../../docs/units.md");
-    let start = doc.find("```toml\n").map(|i| i + 8).unwrap();
-    let len = doc[start..].find("```").unwrap();
-    let u = parse(&doc[start..start + len]).unwrap();
-    assert_eq!(u.requires, ["db"]);
-    // The example spells out the defaults; keep the doc honest.
-    let d = parse(MINIMAL).unwrap();
-    let (s, ds) = (&u.service, &d.service);
-    assert_eq!(s.restart, ds.restart);
-    assert_eq!(
-        (s.restart_delay, s.restart_max_delay, s.restart_reset_after),
-        (
-            ds.restart_delay,
-            ds.restart_max_delay,
-            ds.restart_reset_after
-        )
-    );
-    assert_eq!(s.start_limit, ds.start_limit);
-    assert_eq!(
-        (s.stop_signal, s.stop_timeout),
-        (ds.stop_signal, ds.stop_timeout)
-    );
-    assert_eq!(s.success_exit_codes, ds.success_exit_codes);
-    assert_eq!(u.logs, d.logs);
-    assert_eq!(s.umask, Some(0o27));
-    let c = &u.container;
-    assert_eq!(c.namespaces, d.container.namespaces);
-    assert_eq!(c.capabilities.len(), 1);
-    assert_eq!(c.mounts.len(), 2);
-    let r = &u.resources;
-    assert_eq!(
-        (r.memory_max, r.memory_high),
-        (Some(512 << 20), Some(384 << 20))
-    );
-    assert_eq!(
-        r.cpu_max,
-        Some(CpuMax {
-            quota_us: 150_000,
-            period_us: 100_000
-        })
-    );
-    assert_eq!(r.pids_max, Some(256));
-}
-
-#[test]
-fn docs_examples_parse() {
-    // Every ```toml block that is a whole unit (has [service]) must parse;
-    // the [[mount]] examples are checked together after a minimal unit, and
-    // so is the [resources] example.
-    let doc = include_str!("../../docs/units.md");
-    let mut rest = doc;
-    let mut mounts = 0;
-    let mut resources = 0;
-    while let Some(i) = rest.find("```toml\n") {
-        let body = &rest[i + 8..];
-        let len = body.find("```").unwrap();
-        let block = &body[..len];
-        rest = &body[len + 3..];
-        if block.contains("[service]") {
-            parse(block).unwrap();
-        } else if block.trim_start().starts_with("[[mount]]") {
-            let u = parse(&format!("{MINIMAL}{block}")).unwrap();
-            mounts = mounts.max(u.container.mounts.len());
-        } else if block.trim_start().starts_with("[resources]") {
-            let u = parse(&format!("{MINIMAL}{block}")).unwrap();
-            assert!(!u.resources.is_empty());
-            resources += 1;
-        }
-    }
-    assert_eq!(mounts, 6, "the one-of-each-type example");
-    assert_eq!(resources, 1, "the [resources] example");
 }
