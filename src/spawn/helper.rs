@@ -21,7 +21,8 @@ use nix::unistd::{
 };
 
 use super::container::{self, Side};
-use super::{HELPER_FD, LaunchPlan, Report, SpawnError, mounts, set_cloexec};
+use super::sys::{posix_spawn, set_cloexec};
+use super::{HELPER_FD, LaunchPlan, Report, SpawnError, mounts};
 use crate::unit::Namespace;
 
 /// Entry point of helper mode. Never returns.
@@ -155,7 +156,7 @@ fn run_container(plan: &LaunchPlan, sock: UnixStream) -> Result<Infallible, Spaw
     let p = restrict(plan, true)?;
     let argv: Vec<&CStr> = p.argv.iter().map(CString::as_c_str).collect();
     let env: Vec<&CStr> = p.env.iter().map(CString::as_c_str).collect();
-    let service = super::posix_spawn(&p.path, &argv, &env, &[])
+    let service = posix_spawn(&p.path, &argv, &env, &[])
         .map_err(|e| SpawnError::new("exec", Some(&p.shown), Some(e), ""))?;
     // The init keeps no descriptor but 0-2: the service's copy of the report socket
     // closed at its exec, so supd sees EOF now. (The socket objects are never
