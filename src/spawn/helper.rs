@@ -20,7 +20,8 @@ use nix::unistd::{
     AccessFlags, Gid, Uid, access, chdir, execve, setgroups, setresgid, setresuid, setsid,
 };
 
-use super::container::{self, Side};
+use super::init;
+use super::namespaces::{self, Side};
 use super::sys::{posix_spawn, set_cloexec};
 use super::{HELPER_FD, LaunchPlan, Report, SpawnError, mounts};
 use crate::unit::Namespace;
@@ -76,19 +77,19 @@ fn run(plan: &LaunchPlan, sock: std::io::Result<UnixStream>) -> Result<Infallibl
     // inherits it), and /proc is opened while it is still the host's, since joining a
     // mount or user namespace changes what /proc is and what we may write there.
     if let Some(adj) = c.oom_score_adj {
-        container::write_proc("/proc/self/oom_score_adj", &adj.to_string())?;
+        namespaces::write_proc("/proc/self/oom_score_adj", &adj.to_string())?;
     }
-    let host_proc = container::open_proc()?;
-    container::join(c.join.iter())?;
+    let host_proc = namespaces::open_proc()?;
+    namespaces::join(c.join.iter())?;
     let needs_child = !c.namespaces.is_empty() || c.join.contains_key(&Namespace::Pid);
     if !needs_child {
         send(&mut sock, &Report::Pid(std::process::id() as i32));
         return exec_service(plan);
     }
-    match container::clone_child(&c.namespaces)? {
+    match namespaces::clone_child(&c.namespaces)? {
         Side::Parent { child, release } => {
             let prepared = prepare_child(plan, &host_proc, child, &mut sock)
-                .and_then(|()| container::release(release));
+                .and_then(|()| namespaces::release(release));
             if let Err(e) = prepared {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child), Signal::SIGKILL);
                 return Err(e);
@@ -112,7 +113,7 @@ fn prepare_child(
 ) -> Result<(), SpawnError> {
     let c = &plan.container;
     if c.namespaces.contains(&Namespace::User) {
-        container::write_id_maps(host_proc, child, &c.uid_map, &c.gid_map)?;
+        namespaces::write_id_maps(host_proc, child, &c.uid_map, &c.gid_map)?;
     }
     send(sock, &Report::Pid(child));
     Ok(())
@@ -127,7 +128,7 @@ fn run_container(plan: &LaunchPlan, sock: UnixStream) -> Result<Infallible, Spaw
     // Its own process group, so supd can signal the container as a whole.
     setsid().map_err(|e| SpawnError::new("setsid", None, Some(e), ""))?;
     if created.contains(&Namespace::User) {
-        container::become_userns_root(&c.uid_map, &c.gid_map)?;
+        namespaces::become_userns_root(&c.uid_map, &c.gid_map)?;
     }
     if created.contains(&Namespace::Mnt) {
         mounts::setup(
@@ -138,10 +139,10 @@ fn run_container(plan: &LaunchPlan, sock: UnixStream) -> Result<Infallible, Spaw
         )?;
     }
     if created.contains(&Namespace::Uts) {
-        container::set_names(c.hostname.as_deref(), c.domainname.as_deref())?;
+        namespaces::set_names(c.hostname.as_deref(), c.domainname.as_deref())?;
     }
     if created.contains(&Namespace::Net) {
-        container::loopback_up()?;
+        namespaces::loopback_up()?;
     }
     // Only a PID namespace of its own gives the init PID 1 (in a joined one it would
     // be an ordinary process whose exit leaves the service's children behind).
@@ -151,7 +152,7 @@ fn run_container(plan: &LaunchPlan, sock: UnixStream) -> Result<Infallible, Spaw
     // The init itself takes the service's restrictions (identity, capabilities,
     // seccomp): it only forwards signals to and reaps processes of the same user, and
     // the service is then started with a vfork-style posix_spawn instead of a fork.
-    container::block_all_signals()?;
+    init::block_all_signals()?;
     close_stray_fds()?;
     let p = restrict(plan, true)?;
     let argv: Vec<&CStr> = p.argv.iter().map(CString::as_c_str).collect();
@@ -164,7 +165,7 @@ fn run_container(plan: &LaunchPlan, sock: UnixStream) -> Result<Infallible, Spaw
     std::mem::forget(sock);
     // SAFETY: closes every descriptor from 3 up; nothing used later owns one.
     unsafe { libc::close_range(3, u32::MAX, 0) };
-    container::run_init(service)
+    init::run_init(service)
 }
 
 /// The service's program, resolved and ready to exec.
@@ -178,7 +179,7 @@ struct Program {
 /// Exec the service in this process.
 fn exec_service(plan: &LaunchPlan) -> Result<Infallible, SpawnError> {
     close_stray_fds()?;
-    container::unblock_all_signals()?;
+    init::unblock_all_signals()?;
     let p = restrict(plan, false)?;
     let e = execve(&p.path, &p.argv, &p.env)
         .err()

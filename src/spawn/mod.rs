@@ -11,16 +11,18 @@
 //! Modules, in the order a start goes through them:
 //! - `resolve` (supd): unit -> `LaunchPlan` (`types`), lookups done up front;
 //! - `handover` (supd): posix_spawn the helper, send the plan, read its reports;
-//! - `helper` (the helper process): the linear setup sequence, using `container`
-//!   (namespaces, id maps, the container's init), `mounts`, `security` and `seccomp`;
+//! - `helper` (the helper process): the linear setup sequence, using `namespaces`
+//!   (join, clone, id maps), `mounts`, `security`, `seccomp`, and `init` (the
+//!   container's PID 1);
 //! - `sys`: the raw syscalls (posix_spawn, pidfds, descriptor flags);
 //! - `error`: `SpawnError`, what any step reports.
 
-pub mod container;
 mod error;
 mod handover;
 pub mod helper;
+mod init;
 pub mod mounts;
+mod namespaces;
 mod resolve;
 pub mod seccomp;
 pub mod security;
