@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::Cgroups;
-use crate::spawn::SpawnError;
+use crate::spawn::{SpawnError, Step};
 use crate::unit::ResourceSpec;
 
 #[derive(Debug, Default)]
@@ -219,7 +219,7 @@ impl SpawnCgroup {
     /// the limits. Call with the gate held.
     pub fn prepare(&self) -> Result<(), SpawnError> {
         let fail = |e: super::CgroupError| {
-            SpawnError::new("cgroup", Some(&self.unit), None, e.to_string())
+            SpawnError::new(Step::Cgroup, Some(&self.unit), None, e.to_string())
         };
         match &self.cgroups {
             Some(c) => {
@@ -228,7 +228,7 @@ impl SpawnCgroup {
             }
             None if self.resources.is_empty() => Ok(()),
             None => Err(SpawnError::new(
-                "cgroup",
+                Step::Cgroup,
                 Some(&self.unit),
                 None,
                 format!(
@@ -244,7 +244,7 @@ impl SpawnCgroup {
         match &self.cgroups {
             Some(c) => c
                 .place(&self.unit, pid)
-                .map_err(|e| SpawnError::new("cgroup", Some(&self.unit), None, e.to_string())),
+                .map_err(|e| SpawnError::new(Step::Cgroup, Some(&self.unit), None, e.to_string())),
             None => Ok(()),
         }
     }

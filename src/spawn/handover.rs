@@ -15,7 +15,7 @@ use nix::unistd::pipe2;
 
 use super::error::io_error;
 use super::sys::{Pidfd, avoid_fd, posix_spawn};
-use super::{HELPER_ARG, HELPER_FD, LaunchPlan, Report, SpawnError, Spawned};
+use super::{HELPER_ARG, HELPER_FD, LaunchPlan, Report, SpawnError, Spawned, Step};
 use crate::reaper::Registry;
 
 /// A helper that neither execs nor reports within this time is killed.
@@ -48,29 +48,30 @@ pub fn spawn_with_helper(
     let payload = serde_json::to_vec(plan).map_err(|e| {
         (
             None,
-            SpawnError::new("encode plan", None, None, e.to_string()),
+            SpawnError::new(Step::EncodePlan, None, None, e.to_string()),
         )
     })?;
-    let (mut ours, theirs) = UnixStream::pair().map_err(|e| (None, io_error("socketpair", e)))?;
-    let (out_r, out_w) =
-        pipe2(OFlag::O_CLOEXEC).map_err(|e| (None, SpawnError::new("pipe", None, Some(e), "")))?;
-    let (err_r, err_w) =
-        pipe2(OFlag::O_CLOEXEC).map_err(|e| (None, SpawnError::new("pipe", None, Some(e), "")))?;
+    let (mut ours, theirs) =
+        UnixStream::pair().map_err(|e| (None, io_error(Step::Socketpair, e)))?;
+    let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC)
+        .map_err(|e| (None, SpawnError::new(Step::Pipe, None, Some(e), "")))?;
+    let (err_r, err_w) = pipe2(OFlag::O_CLOEXEC)
+        .map_err(|e| (None, SpawnError::new(Step::Pipe, None, Some(e), "")))?;
     let devnull =
         open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty()).map_err(|e| {
             (
                 None,
-                SpawnError::new("open", Some("/dev/null"), Some(e), ""),
+                SpawnError::new(Step::Open, Some("/dev/null"), Some(e), ""),
             )
         })?;
     let theirs = avoid_fd(OwnedFd::from(theirs), HELPER_FD)
-        .map_err(|e| (None, SpawnError::new("fcntl", None, Some(e), "")))?;
+        .map_err(|e| (None, SpawnError::new(Step::Fcntl, None, Some(e), "")))?;
 
     let helper_pid = posix_spawn_helper(helper, &plan.unit, [&devnull, &out_w, &err_w, &theirs])
         .map_err(|e| {
             (
                 None,
-                SpawnError::new("posix_spawn", Some("/proc/self/exe"), Some(e), ""),
+                SpawnError::new(Step::PosixSpawn, Some("/proc/self/exe"), Some(e), ""),
             )
         })?;
     drop((devnull, out_w, err_w, theirs));
@@ -111,7 +112,7 @@ pub fn spawn_with_helper(
                 fd.kill();
             }
             let error = result.err().unwrap_or_else(|| {
-                SpawnError::new("helper", None, None, "ended without reporting a pid")
+                SpawnError::new(Step::Helper, None, None, "ended without reporting a pid")
             });
             Err((pid, error))
         }
@@ -128,21 +129,21 @@ fn hand_over(
 ) -> Result<(), SpawnError> {
     let deadline = std::time::Instant::now() + HELPER_TIMEOUT;
     sock.write_all(payload)
-        .map_err(|e| io_error("send plan", e))?;
+        .map_err(|e| io_error(Step::SendPlan, e))?;
     sock.shutdown(std::net::Shutdown::Write)
-        .map_err(|e| io_error("send plan", e))?;
+        .map_err(|e| io_error(Step::SendPlan, e))?;
     let mut reader = BufReader::new(&*sock);
     let mut line = String::new();
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
             let detail = format!("no exec within {}s; killed", HELPER_TIMEOUT.as_secs());
-            return Err(SpawnError::new("helper", None, None, detail));
+            return Err(SpawnError::new(Step::Helper, None, None, detail));
         }
         reader
             .get_ref()
             .set_read_timeout(Some(left))
-            .map_err(|e| io_error("setsockopt", e))?;
+            .map_err(|e| io_error(Step::Setsockopt, e))?;
         line.clear();
         match reader.read_line(&mut line) {
             Ok(0) => return Ok(()),
@@ -155,14 +156,14 @@ fn hand_over(
             {
                 continue;
             }
-            Err(e) => return Err(io_error("read helper report", e)),
+            Err(e) => return Err(io_error(Step::ReadReport, e)),
         }
         match serde_json::from_str::<Report>(line.trim_end()) {
             Ok(Report::Pid(p)) => on_pid(p),
             Ok(Report::Error(e)) => return Err(e),
             Err(_) => {
                 return Err(SpawnError::new(
-                    "helper",
+                    Step::Helper,
                     None,
                     None,
                     line.trim_end().to_string(),

@@ -23,7 +23,7 @@ use nix::unistd::{
 use super::init;
 use super::namespaces::{self, Side};
 use super::sys::{posix_spawn, set_cloexec};
-use super::{HELPER_FD, LaunchPlan, Report, SpawnError, mounts};
+use super::{HELPER_FD, LaunchPlan, Report, SpawnError, Step, mounts};
 use crate::unit::Namespace;
 
 /// Entry point of helper mode. Never returns.
@@ -52,21 +52,27 @@ fn send(sock: &mut UnixStream, report: &Report) {
 }
 
 fn read_plan(sock: &mut UnixStream) -> Result<LaunchPlan, SpawnError> {
-    set_cloexec(&*sock).map_err(|e| SpawnError::new("fcntl", None, Some(e), "control socket"))?;
+    set_cloexec(&*sock)
+        .map_err(|e| SpawnError::new(Step::Fcntl, None, Some(e), "control socket"))?;
     // Plans are a few KiB: one or two reads instead of a doubling series.
     let mut buf = Vec::with_capacity(64 * 1024);
     sock.read_to_end(&mut buf).map_err(|e| {
-        SpawnError::new("read plan", None, e.raw_os_error().map(Errno::from_raw), "")
+        SpawnError::new(
+            Step::ReadPlan,
+            None,
+            e.raw_os_error().map(Errno::from_raw),
+            "",
+        )
     })?;
     serde_json::from_slice(&buf)
-        .map_err(|e| SpawnError::new("decode plan", None, None, e.to_string()))
+        .map_err(|e| SpawnError::new(Step::DecodePlan, None, None, e.to_string()))
 }
 
 /// Everything between the plan and the exec. Returns only on failure.
 fn run(plan: &LaunchPlan, sock: std::io::Result<UnixStream>) -> Result<Infallible, SpawnError> {
     let mut sock = sock.map_err(|e| {
         SpawnError::new(
-            "dup",
+            Step::Dup,
             None,
             e.raw_os_error().map(Errno::from_raw),
             "control socket",
@@ -126,7 +132,7 @@ fn run_container(plan: &LaunchPlan, sock: UnixStream) -> Result<Infallible, Spaw
     let c = &plan.container;
     let created: &BTreeSet<Namespace> = &c.namespaces;
     // Its own process group, so supd can signal the container as a whole.
-    setsid().map_err(|e| SpawnError::new("setsid", None, Some(e), ""))?;
+    setsid().map_err(|e| SpawnError::new(Step::Setsid, None, Some(e), ""))?;
     if created.contains(&Namespace::User) {
         namespaces::become_userns_root(&c.uid_map, &c.gid_map)?;
     }
@@ -158,7 +164,7 @@ fn run_container(plan: &LaunchPlan, sock: UnixStream) -> Result<Infallible, Spaw
     let argv: Vec<&CStr> = p.argv.iter().map(CString::as_c_str).collect();
     let env: Vec<&CStr> = p.env.iter().map(CString::as_c_str).collect();
     let service = posix_spawn(&p.path, &argv, &env, &[])
-        .map_err(|e| SpawnError::new("exec", Some(&p.shown), Some(e), ""))?;
+        .map_err(|e| SpawnError::new(Step::Exec, Some(&p.shown), Some(e), ""))?;
     // The init keeps no descriptor but 0-2: the service's copy of the report socket
     // closed at its exec, so supd sees EOF now. (The socket objects are never
     // dropped: run_init does not return.)
@@ -184,7 +190,7 @@ fn exec_service(plan: &LaunchPlan) -> Result<Infallible, SpawnError> {
     let e = execve(&p.path, &p.argv, &p.env)
         .err()
         .unwrap_or(Errno::UnknownErrno);
-    Err(SpawnError::new("exec", Some(&p.shown), Some(e), ""))
+    Err(SpawnError::new(Step::Exec, Some(&p.shown), Some(e), ""))
 }
 
 /// Resource limits, identity, capabilities, umask, no_new_privs, working directory,
@@ -208,14 +214,14 @@ fn restrict(plan: &LaunchPlan, for_init: bool) -> Result<Program, SpawnError> {
     }
     if c.no_new_privs {
         nix::sys::prctl::set_no_new_privs()
-            .map_err(|e| SpawnError::new("no_new_privs", None, Some(e), ""))?;
+            .map_err(|e| SpawnError::new(Step::NoNewPrivs, None, Some(e), ""))?;
     }
     let workdir = plan.workdir.to_string_lossy();
-    chdir(&plan.workdir).map_err(|e| SpawnError::new("chdir", Some(&workdir), Some(e), ""))?;
+    chdir(&plan.workdir).map_err(|e| SpawnError::new(Step::Chdir, Some(&workdir), Some(e), ""))?;
     // Rust ignores SIGPIPE in every program it starts; the service expects the default.
     // SAFETY: restoring the default disposition installs no Rust handler.
     unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }
-        .map_err(|e| SpawnError::new("signal", None, Some(e), "SIGPIPE"))?;
+        .map_err(|e| SpawnError::new(Step::Signal, None, Some(e), "SIGPIPE"))?;
     let program = resolve_program(plan)?;
     let shown = program.to_string_lossy().into_owned();
     let path = cstring(program.as_os_str(), &shown)?;
@@ -244,7 +250,7 @@ fn install_seccomp(plan: &LaunchPlan) -> Result<(), SpawnError> {
     match &plan.seccomp {
         Some(program) => program
             .install()
-            .map_err(|e| SpawnError::new("seccomp", None, Some(e), "install filter")),
+            .map_err(|e| SpawnError::new(Step::Seccomp, None, Some(e), "install filter")),
         None => Ok(()),
     }
 }
@@ -256,17 +262,17 @@ fn set_identity(plan: &LaunchPlan) -> Result<(), SpawnError> {
     // Keep the permitted capabilities across the uid change; the keep-list is then
     // applied explicitly.
     nix::sys::prctl::set_keepcaps(true)
-        .map_err(|e| SpawnError::new("prctl", None, Some(e), "PR_SET_KEEPCAPS"))?;
+        .map_err(|e| SpawnError::new(Step::Prctl, None, Some(e), "PR_SET_KEEPCAPS"))?;
     let groups: Vec<Gid> = c.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-    setgroups(&groups).map_err(|e| SpawnError::new("setgroups", None, Some(e), ""))?;
+    setgroups(&groups).map_err(|e| SpawnError::new(Step::Setgroups, None, Some(e), ""))?;
     let gid = Gid::from_raw(c.gid);
     setresgid(gid, gid, gid)
-        .map_err(|e| SpawnError::new("setresgid", None, Some(e), c.gid.to_string()))?;
+        .map_err(|e| SpawnError::new(Step::Setresgid, None, Some(e), c.gid.to_string()))?;
     let uid = Uid::from_raw(c.uid);
     setresuid(uid, uid, uid)
-        .map_err(|e| SpawnError::new("setresuid", None, Some(e), c.uid.to_string()))?;
+        .map_err(|e| SpawnError::new(Step::Setresuid, None, Some(e), c.uid.to_string()))?;
     nix::sys::prctl::set_keepcaps(false)
-        .map_err(|e| SpawnError::new("prctl", None, Some(e), "PR_SET_KEEPCAPS"))
+        .map_err(|e| SpawnError::new(Step::Prctl, None, Some(e), "PR_SET_KEEPCAPS"))
 }
 
 /// Nothing but fds 0-3 may reach the service; 3 is already close-on-exec.
@@ -275,7 +281,7 @@ fn close_stray_fds() -> Result<(), SpawnError> {
     let rc = unsafe { libc::close_range(4, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
     if rc != 0 {
         return Err(SpawnError::new(
-            "close_range",
+            Step::CloseRange,
             None,
             Some(Errno::last()),
             "",
@@ -302,7 +308,7 @@ fn resolve_program(plan: &LaunchPlan) -> Result<PathBuf, SpawnError> {
         .find(|candidate| access(candidate, AccessFlags::X_OK).is_ok() && candidate.is_file())
         .ok_or_else(|| {
             SpawnError::new(
-                "exec",
+                Step::Exec,
                 Some(name),
                 Some(Errno::ENOENT),
                 format!("not found in PATH={path}"),
@@ -313,7 +319,7 @@ fn resolve_program(plan: &LaunchPlan) -> Result<PathBuf, SpawnError> {
 fn cstring(s: &OsStr, path: &str) -> Result<CString, SpawnError> {
     CString::new(s.as_bytes()).map_err(|_| {
         SpawnError::new(
-            "exec",
+            Step::Exec,
             Some(path),
             Some(Errno::EINVAL),
             "argument contains a NUL byte",

@@ -5,18 +5,18 @@ use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
-use super::SpawnError;
+use super::{SpawnError, Step};
 
 /// Block every signal before forking the service: the init takes them with
 /// `sigwait`, so none is lost between fork and the loop, and no handler code runs.
 pub fn block_all_signals() -> Result<(), SpawnError> {
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), None)
-        .map_err(|e| SpawnError::new("sigprocmask", None, Some(e), ""))
+        .map_err(|e| SpawnError::new(Step::Sigprocmask, None, Some(e), ""))
 }
 
 pub fn unblock_all_signals() -> Result<(), SpawnError> {
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-        .map_err(|e| SpawnError::new("sigprocmask", None, Some(e), ""))
+        .map_err(|e| SpawnError::new(Step::Sigprocmask, None, Some(e), ""))
 }
 
 /// PID 1 of the container: forward every signal to the service's process group,

@@ -31,7 +31,7 @@ mod types;
 
 use std::os::fd::RawFd;
 
-pub use error::SpawnError;
+pub use error::{SpawnError, Step};
 pub use handover::{spawn, spawn_with_helper};
 pub use resolve::{effective_mounts, plan};
 pub use types::{Credentials, LaunchPlan, Report, Spawned};

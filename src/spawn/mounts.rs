@@ -19,7 +19,7 @@ use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::unistd::{chdir, pivot_root};
 
-use super::SpawnError;
+use super::{SpawnError, Step};
 use crate::unit::{MountKind, MountSpec, Propagation};
 
 /// Paths a container must not read (kernel memory, keys, hardware details).
@@ -47,6 +47,32 @@ const READONLY_PATHS: &[&str] = &[
 /// Devices bound from the host into a minimal /dev.
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
+/// A filesystem type supd mounts (binds aside).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fs {
+    Tmpfs,
+    Proc,
+    Sysfs,
+    Overlay,
+    Devpts,
+    Mqueue,
+}
+
+impl Fs {
+    /// The name mount(2) takes as `fstype` (and as `source`, by convention).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fs::Tmpfs => "tmpfs",
+            Fs::Proc => "proc",
+            Fs::Sysfs => "sysfs",
+            Fs::Overlay => "overlay",
+            Fs::Devpts => "devpts",
+            Fs::Mqueue => "mqueue",
+        }
+    }
+}
+
 /// One mount to make, with whatever supd resolved for it (overlay upper/work dirs).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PlannedMount {
@@ -55,7 +81,7 @@ pub struct PlannedMount {
     pub overlay_dirs: Option<(PathBuf, PathBuf)>,
 }
 
-fn err(step: &str, path: &Path, e: Errno) -> SpawnError {
+fn err(step: Step, path: &Path, e: Errno) -> SpawnError {
     SpawnError::new(step, Some(&path.to_string_lossy()), Some(e), "")
 }
 
@@ -114,7 +140,7 @@ fn openat2(dirfd: RawFd, path: &Path, flags: libc::c_int, resolve: u64) -> Resul
 impl Root {
     fn open(path: &Path, may_create: bool) -> Result<Root, SpawnError> {
         let fd = openat2(libc::AT_FDCWD, path, libc::O_PATH | libc::O_DIRECTORY, 0)
-            .map_err(|e| err("open root", path, e))?;
+            .map_err(|e| err(Step::OpenRoot, path, e))?;
         Ok(Root { fd, may_create })
     }
 
@@ -241,7 +267,7 @@ pub fn setup(
         MsFlags::MS_REC | first,
         None::<&str>,
     )
-    .map_err(|e| err("make / private", slash, e))?;
+    .map_err(|e| err(Step::MakeRootPrivate, slash, e))?;
     if let Some(r) = rootfs {
         mount(
             Some(r),
@@ -250,7 +276,7 @@ pub fn setup(
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None::<&str>,
         )
-        .map_err(|e| err("bind rootfs", r, e))?;
+        .map_err(|e| err(Step::BindRootfs, r, e))?;
     }
     let root = Root::open(rootfs.unwrap_or(slash), rootfs.is_some())?;
     let mut fresh_proc = false;
@@ -266,7 +292,7 @@ pub fn setup(
     }
     if readonly_root {
         restrict(Path::new("/"), true, MsFlags::empty(), false)
-            .map_err(|e| err("remount / read-only", slash, e))?;
+            .map_err(|e| err(Step::RemountRootReadOnly, slash, e))?;
     }
     if matches!(
         root_propagation,
@@ -279,7 +305,7 @@ pub fn setup(
             MsFlags::MS_REC | propagation_flag(root_propagation),
             None::<&str>,
         )
-        .map_err(|e| err("set root propagation", slash, e))?;
+        .map_err(|e| err(Step::SetRootPropagation, slash, e))?;
     }
     Ok(())
 }
@@ -287,8 +313,8 @@ pub fn setup(
 /// `pivot_root(".", ".")` then detach the old root stacked on top: the host tree is
 /// gone from the container, and no directory for the old root is needed.
 fn enter_root(root: &Path) -> Result<(), SpawnError> {
-    chdir(root).map_err(|e| err("chdir rootfs", root, e))?;
-    pivot_root(".", ".").map_err(|e| err("pivot_root", root, e))?;
+    chdir(root).map_err(|e| err(Step::ChdirRootfs, root, e))?;
+    pivot_root(".", ".").map_err(|e| err(Step::PivotRoot, root, e))?;
     // The old root may be shared with the host: never let its unmount propagate.
     mount(
         None::<&str>,
@@ -297,9 +323,9 @@ fn enter_root(root: &Path) -> Result<(), SpawnError> {
         MsFlags::MS_REC | MsFlags::MS_SLAVE,
         None::<&str>,
     )
-    .map_err(|e| err("make old root slave", root, e))?;
-    umount2(".", MntFlags::MNT_DETACH).map_err(|e| err("detach old root", root, e))?;
-    chdir("/").map_err(|e| err("chdir", Path::new("/"), e))
+    .map_err(|e| err(Step::MakeOldRootSlave, root, e))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| err(Step::DetachOldRoot, root, e))?;
+    chdir("/").map_err(|e| err(Step::Chdir, Path::new("/"), e))
 }
 
 /// Open a mount target inside the root, with an error that names it.
@@ -316,7 +342,7 @@ fn target(
             ""
         };
         SpawnError::new(
-            "mount target",
+            Step::MountTarget,
             Some(&root.join(relative(spec_target)).to_string_lossy()),
             Some(e),
             detail,
@@ -331,7 +357,6 @@ fn mount_one(root: &Root, m: &PlannedMount) -> Result<(), SpawnError> {
     flags.set(MsFlags::MS_NOSUID, spec.nosuid);
     flags.set(MsFlags::MS_NODEV, spec.nodev);
     flags.set(MsFlags::MS_NOEXEC, spec.noexec);
-    let step = |what: &str| format!("mount {what}");
     match &spec.kind {
         MountKind::Bind { source, recursive } => {
             let create = if source.is_dir() {
@@ -351,7 +376,7 @@ fn mount_one(root: &Root, m: &PlannedMount) -> Result<(), SpawnError> {
             )
             .map_err(|e| {
                 SpawnError::new(
-                    "bind mount",
+                    Step::BindMount,
                     Some(&format!("{} -> {}", source.display(), shown.display())),
                     Some(e),
                     "",
@@ -360,7 +385,7 @@ fn mount_one(root: &Root, m: &PlannedMount) -> Result<(), SpawnError> {
             if spec.readonly || !flags.is_empty() {
                 let mounted = target(Path::new("/"), shown, root, Create::No)?;
                 restrict(&fd_path(&mounted), spec.readonly, flags, *recursive)
-                    .map_err(|e| err("remount bind", shown, e))?;
+                    .map_err(|e| err(Step::RemountBind, shown, e))?;
             }
         }
         MountKind::Tmpfs { size, mode } => {
@@ -380,17 +405,17 @@ fn mount_one(root: &Root, m: &PlannedMount) -> Result<(), SpawnError> {
                 flags,
                 Some(data.join(",").as_str()),
             )
-            .map_err(|e| err(&step("tmpfs"), shown, e))?;
+            .map_err(|e| err(Step::Mount(Fs::Tmpfs), shown, e))?;
         }
         MountKind::Proc => {
             let fd = target(Path::new("/"), shown, root, Create::Dir)?;
             let f = flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
             mount(Some("proc"), &fd_path(&fd), Some("proc"), f, None::<&str>)
-                .map_err(|e| err(&step("proc"), shown, e))?;
+                .map_err(|e| err(Step::Mount(Fs::Proc), shown, e))?;
         }
         MountKind::Sysfs => {
             let fd = target(Path::new("/"), shown, root, Create::Dir)?;
-            mount_sysfs(&fd_path(&fd), flags).map_err(|e| err(&step("sysfs"), shown, e))?;
+            mount_sysfs(&fd_path(&fd), flags).map_err(|e| err(Step::Mount(Fs::Sysfs), shown, e))?;
         }
         MountKind::Dev => {
             let fd = target(Path::new("/"), shown, root, Create::Dir)?;
@@ -401,7 +426,7 @@ fn mount_one(root: &Root, m: &PlannedMount) -> Result<(), SpawnError> {
                 MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
                 Some("mode=755,size=65536k"),
             )
-            .map_err(|e| err("mount /dev tmpfs", shown, e))?;
+            .map_err(|e| err(Step::MountDev, shown, e))?;
             // Reopen: the descriptor above is the directory now covered by the tmpfs.
             let dev = target(Path::new("/"), shown, root, Create::No)?;
             populate_dev(&dev)?;
@@ -410,7 +435,7 @@ fn mount_one(root: &Root, m: &PlannedMount) -> Result<(), SpawnError> {
             let fd = target(Path::new("/"), shown, root, Create::Dir)?;
             let Some((upper, work)) = &m.overlay_dirs else {
                 return Err(SpawnError::new(
-                    "mount overlay",
+                    Step::Mount(Fs::Overlay),
                     Some(&shown.to_string_lossy()),
                     None,
                     "no upper/work directory planned",
@@ -434,7 +459,7 @@ fn mount_one(root: &Root, m: &PlannedMount) -> Result<(), SpawnError> {
                 flags,
                 Some(data.as_str()),
             )
-            .map_err(|e| err(&step("overlay"), shown, e))?;
+            .map_err(|e| err(Step::Mount(Fs::Overlay), shown, e))?;
         }
     }
     if let Some(p) = spec.propagation {
@@ -457,7 +482,7 @@ fn mount_one(root: &Root, m: &PlannedMount) -> Result<(), SpawnError> {
             f,
             None::<&str>,
         )
-        .map_err(|e| err("set propagation", shown, e))?;
+        .map_err(|e| err(Step::SetPropagation, shown, e))?;
     }
     Ok(())
 }
@@ -493,7 +518,7 @@ fn mount_sysfs(target: &Path, flags: MsFlags) -> Result<(), Errno> {
 fn populate_dev(dev: &OwnedFd) -> Result<(), SpawnError> {
     let base = fd_path(dev);
     let at = |name: &str| base.join(name);
-    let made = |step: &str, p: &Path, r: std::io::Result<()>| {
+    let made = |step: Step, p: &Path, r: std::io::Result<()>| {
         r.map_err(|e| err(step, p, Errno::from_raw(e.raw_os_error().unwrap_or(0))))
     };
     for name in DEVICES {
@@ -502,7 +527,7 @@ fn populate_dev(dev: &OwnedFd) -> Result<(), SpawnError> {
             continue;
         }
         made(
-            "create device node",
+            Step::CreateDeviceNode,
             &host,
             std::fs::File::create(at(name)).map(drop),
         )?;
@@ -513,15 +538,20 @@ fn populate_dev(dev: &OwnedFd) -> Result<(), SpawnError> {
             MsFlags::MS_BIND,
             None::<&str>,
         )
-        .map_err(|e| err("bind device", &host, e))?;
+        .map_err(|e| err(Step::BindDevice, &host, e))?;
     }
     let nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
-    for (dir, fstype, data) in [
-        ("pts", "devpts", Some("newinstance,ptmxmode=0666,mode=0620")),
-        ("shm", "tmpfs", Some("mode=1777,size=65536k")),
-        ("mqueue", "mqueue", None),
+    for (dir, fs, data) in [
+        (
+            "pts",
+            Fs::Devpts,
+            Some("newinstance,ptmxmode=0666,mode=0620"),
+        ),
+        ("shm", Fs::Tmpfs, Some("mode=1777,size=65536k")),
+        ("mqueue", Fs::Mqueue, None),
     ] {
-        made("mkdir", &at(dir), std::fs::create_dir(at(dir)))?;
+        let fstype = fs.as_str();
+        made(Step::Mkdir, &at(dir), std::fs::create_dir(at(dir)))?;
         let flags = if dir == "pts" {
             MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC
         } else {
@@ -530,7 +560,7 @@ fn populate_dev(dev: &OwnedFd) -> Result<(), SpawnError> {
         match mount(Some(fstype), &at(dir), Some(fstype), flags, data) {
             // mqueue needs an IPC namespace of our own; without one, skip it.
             Err(Errno::EPERM) if dir == "mqueue" => {}
-            r => r.map_err(|e| err("mount", Path::new(&format!("/dev/{dir}")), e))?,
+            r => r.map_err(|e| err(Step::Mount(fs), Path::new(&format!("/dev/{dir}")), e))?,
         }
     }
     for (link, to) in [
@@ -541,7 +571,7 @@ fn populate_dev(dev: &OwnedFd) -> Result<(), SpawnError> {
         ("stderr", "/proc/self/fd/2"),
     ] {
         made(
-            "symlink",
+            Step::Symlink,
             &at(link),
             std::os::unix::fs::symlink(to, at(link)),
         )?;
@@ -573,7 +603,7 @@ fn mask_paths(root: &Root) -> Result<(), SpawnError> {
                 None::<&str>,
             )
         };
-        result.map_err(|e| err("mask", Path::new(p), e))?;
+        result.map_err(|e| err(Step::Mask, Path::new(p), e))?;
     }
     for p in READONLY_PATHS {
         let Ok(fd) = root.resolve(Path::new(p), Create::No) else {
@@ -587,17 +617,17 @@ fn mask_paths(root: &Root) -> Result<(), SpawnError> {
             MsFlags::MS_BIND | MsFlags::MS_REC,
             None::<&str>,
         )
-        .map_err(|e| err("bind read-only path", Path::new(p), e))?;
+        .map_err(|e| err(Step::BindReadOnlyPath, Path::new(p), e))?;
         let mounted = root
             .resolve(Path::new(p), Create::No)
-            .map_err(|e| err("reopen", Path::new(p), e))?;
+            .map_err(|e| err(Step::Reopen, Path::new(p), e))?;
         restrict(
             &fd_path(&mounted),
             true,
             MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
             true,
         )
-        .map_err(|e| err("remount read-only", Path::new(p), e))?;
+        .map_err(|e| err(Step::RemountReadOnly, Path::new(p), e))?;
     }
     Ok(())
 }

@@ -20,7 +20,7 @@ use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
 use nix::unistd::pipe2;
 
-use super::SpawnError;
+use super::{SpawnError, Step};
 use crate::unit::{IdMapRange, Namespace};
 
 pub fn clone_flag(ns: Namespace) -> CloneFlags {
@@ -49,7 +49,7 @@ pub fn join<'a>(
         )
         .map_err(|e| {
             SpawnError::new(
-                "open namespace",
+                Step::OpenNamespace,
                 Some(&path.to_string_lossy()),
                 Some(e),
                 ns.as_str(),
@@ -64,7 +64,12 @@ pub fn join<'a>(
     });
     for (ns, path, fd) in opened {
         nix::sched::setns(fd, clone_flag(ns)).map_err(|e| {
-            SpawnError::new("setns", Some(&path.to_string_lossy()), Some(e), ns.as_str())
+            SpawnError::new(
+                Step::Setns,
+                Some(&path.to_string_lossy()),
+                Some(e),
+                ns.as_str(),
+            )
         })?;
     }
     Ok(())
@@ -82,7 +87,7 @@ pub enum Side {
 /// child blocks until `release` is written; if the parent dies first it exits.
 pub fn clone_child(namespaces: &BTreeSet<Namespace>) -> Result<Side, SpawnError> {
     let (release_r, release_w) =
-        pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::new("pipe", None, Some(e), ""))?;
+        pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::new(Step::Pipe, None, Some(e), ""))?;
     let mut flags = CloneFlags::CLONE_PARENT;
     for ns in namespaces {
         flags |= clone_flag(*ns);
@@ -101,7 +106,7 @@ pub fn clone_child(namespaces: &BTreeSet<Namespace>) -> Result<Side, SpawnError>
     };
     match rc {
         -1 => Err(SpawnError::new(
-            "clone",
+            Step::Clone,
             None,
             Some(Errno::last()),
             describe_flags(namespaces),
@@ -135,7 +140,7 @@ fn describe_flags(namespaces: &BTreeSet<Namespace>) -> String {
 pub fn release(fd: OwnedFd) -> Result<(), SpawnError> {
     File::from(fd).write_all(b"1").map_err(|e| {
         SpawnError::new(
-            "release child",
+            Step::ReleaseChild,
             None,
             e.raw_os_error().map(Errno::from_raw),
             "",
@@ -150,7 +155,7 @@ pub fn open_proc() -> Result<OwnedFd, SpawnError> {
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
-    .map_err(|e| SpawnError::new("open", Some("/proc"), Some(e), ""))
+    .map_err(|e| SpawnError::new(Step::Open, Some("/proc"), Some(e), ""))
 }
 
 /// Write the child's ID maps from outside its user namespace. `setgroups` is denied
@@ -173,7 +178,7 @@ pub fn write_id_maps(
 fn write_proc_at(proc: &OwnedFd, path: &str, text: &str) -> Result<(), SpawnError> {
     let fail = |e: Errno| {
         SpawnError::new(
-            "write",
+            Step::Write,
             Some(&format!("/proc/{path}")),
             Some(e),
             text.trim().to_string(),
@@ -201,7 +206,7 @@ pub fn write_proc(path: &str, text: &str) -> Result<(), SpawnError> {
     // One write(2): the kernel parses the whole map at once.
     std::fs::write(path, text).map_err(|e| {
         SpawnError::new(
-            "write",
+            Step::Write,
             Some(path),
             e.raw_os_error().map(Errno::from_raw),
             text.trim().to_string(),
@@ -218,13 +223,13 @@ pub fn become_userns_root(
     if maps_zero(gid_map) {
         let root = nix::unistd::Gid::from_raw(0);
         nix::unistd::setresgid(root, root, root)
-            .map_err(|e| SpawnError::new("setresgid", None, Some(e), "0 in user namespace"))?;
+            .map_err(|e| SpawnError::new(Step::Setresgid, None, Some(e), "0 in user namespace"))?;
         // Drop supd's supplementary groups (EPERM when setgroups had to be denied).
         match nix::unistd::setgroups(&[]) {
             Ok(()) | Err(Errno::EPERM) => {}
             Err(e) => {
                 return Err(SpawnError::new(
-                    "setgroups",
+                    Step::Setgroups,
                     None,
                     Some(e),
                     "[] in user namespace",
@@ -235,19 +240,19 @@ pub fn become_userns_root(
     if maps_zero(uid_map) {
         let root = nix::unistd::Uid::from_raw(0);
         nix::unistd::setresuid(root, root, root)
-            .map_err(|e| SpawnError::new("setresuid", None, Some(e), "0 in user namespace"))?;
+            .map_err(|e| SpawnError::new(Step::Setresuid, None, Some(e), "0 in user namespace"))?;
     }
     Ok(())
 }
 
 /// Bring `lo` up in a new network namespace (it starts down).
 pub fn loopback_up() -> Result<(), SpawnError> {
-    let fail = |step: &str| SpawnError::new(step, Some("lo"), Some(Errno::last()), "");
+    let fail = |step: Step| SpawnError::new(step, Some("lo"), Some(Errno::last()), "");
     // SAFETY: plain socket/ioctl calls on a zero-initialised ifreq we own.
     unsafe {
         let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
         if fd < 0 {
-            return Err(fail("socket"));
+            return Err(fail(Step::Socket));
         }
         let sock = <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd);
         let mut req: libc::ifreq = std::mem::zeroed();
@@ -255,11 +260,11 @@ pub fn loopback_up() -> Result<(), SpawnError> {
             req.ifr_name[i] = *b as libc::c_char;
         }
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
-            return Err(fail("SIOCGIFFLAGS"));
+            return Err(fail(Step::GetIfFlags));
         }
         req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
         if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
-            return Err(fail("SIOCSIFFLAGS"));
+            return Err(fail(Step::SetIfFlags));
         }
     }
     Ok(())
@@ -268,14 +273,14 @@ pub fn loopback_up() -> Result<(), SpawnError> {
 pub fn set_names(hostname: Option<&str>, domainname: Option<&str>) -> Result<(), SpawnError> {
     if let Some(h) = hostname {
         nix::unistd::sethostname(h)
-            .map_err(|e| SpawnError::new("sethostname", Some(h), Some(e), ""))?;
+            .map_err(|e| SpawnError::new(Step::Sethostname, Some(h), Some(e), ""))?;
     }
     if let Some(d) = domainname {
         // SAFETY: pointer and length of a live byte slice.
         let rc = unsafe { libc::setdomainname(d.as_ptr() as *const libc::c_char, d.len()) };
         if rc != 0 {
             return Err(SpawnError::new(
-                "setdomainname",
+                Step::Setdomainname,
                 Some(d),
                 Some(Errno::last()),
                 "",

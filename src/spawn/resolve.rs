@@ -10,7 +10,7 @@ use nix::unistd::{Group, User};
 use super::error::io_error;
 use super::mounts::PlannedMount;
 use super::seccomp::SeccompProgram;
-use super::{Credentials, LaunchPlan, SpawnError};
+use super::{Credentials, LaunchPlan, SpawnError, Step};
 use crate::unit::{ContainerSpec, IdSpec, MountKind, MountSpec, Namespace, Unit};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -64,7 +64,7 @@ fn default_seccomp() -> Result<SeccompProgram, SpawnError> {
     PROGRAM
         .get_or_init(SeccompProgram::default_filter)
         .clone()
-        .map_err(|e| SpawnError::new("compile seccomp filter", None, None, e))
+        .map_err(|e| SpawnError::new(Step::CompileSeccomp, None, None, e))
 }
 
 /// The unit's mounts plus the defaults a container needs to see itself consistently:
@@ -107,7 +107,7 @@ fn plan_mounts(unit: &Unit, state_dir: &Path) -> Result<Vec<PlannedMount>, Spawn
                     let (upper, work) = (base.join("upper"), base.join("work"));
                     for d in [&upper, &work] {
                         std::fs::create_dir_all(d)
-                            .map_err(|e| io_error("create overlay directory", e))?;
+                            .map_err(|e| io_error(Step::CreateOverlayDir, e))?;
                     }
                     Some((upper, work))
                 }
@@ -136,13 +136,13 @@ fn resolve_groups(groups: &[IdSpec]) -> Result<Vec<u32>, SpawnError> {
             IdSpec::Name(name) => match Group::from_name(name) {
                 Ok(Some(g)) => Ok(g.gid.as_raw()),
                 Ok(None) => Err(SpawnError::new(
-                    "resolve group",
+                    Step::ResolveGroup,
                     None,
                     None,
                     format!("no group {name:?} in the group database"),
                 )),
                 Err(e) => Err(SpawnError::new(
-                    "resolve group",
+                    Step::ResolveGroup,
                     None,
                     Some(e),
                     name.clone(),
@@ -162,13 +162,13 @@ fn user_record(user: Option<&IdSpec>) -> Result<Option<User>, SpawnError> {
         (Ok(Some(u)), _) => Ok(Some(u)),
         (Ok(None), Some(IdSpec::Id(_))) => Ok(None),
         (Ok(None), _) => Err(SpawnError::new(
-            "resolve user",
+            Step::ResolveUser,
             None,
             None,
             format!("no user {user:?} in the user database"),
         )),
         (Err(e), _) => Err(SpawnError::new(
-            "resolve user",
+            Step::ResolveUser,
             None,
             Some(e),
             format!("{user:?}"),
@@ -198,7 +198,7 @@ fn resolve_credentials(
             Ok(Some(g)) => g.gid.as_raw(),
             Ok(None) => {
                 return Err(SpawnError::new(
-                    "resolve group",
+                    Step::ResolveGroup,
                     None,
                     None,
                     format!("no group {name:?} in the group database"),
@@ -206,7 +206,7 @@ fn resolve_credentials(
             }
             Err(e) => {
                 return Err(SpawnError::new(
-                    "resolve group",
+                    Step::ResolveGroup,
                     None,
                     Some(e),
                     name.clone(),

@@ -9,7 +9,7 @@ use caps::{CapSet, Capability, CapsHashSet};
 use nix::errno::Errno;
 use nix::sys::resource::{Resource, setrlimit};
 
-use super::SpawnError;
+use super::{SpawnError, Step};
 
 fn resource(name: &str) -> Option<Resource> {
     Some(match name {
@@ -36,7 +36,7 @@ fn resource(name: &str) -> Option<Resource> {
 pub fn set_rlimit(name: &str, soft: u64, hard: u64) -> Result<(), SpawnError> {
     let res = resource(name).ok_or_else(|| {
         SpawnError::new(
-            "setrlimit",
+            Step::Setrlimit,
             Some(name),
             Some(Errno::EINVAL),
             "unknown limit",
@@ -49,8 +49,14 @@ pub fn set_rlimit(name: &str, soft: u64, hard: u64) -> Result<(), SpawnError> {
             v
         }
     };
-    setrlimit(res, value(soft), value(hard))
-        .map_err(|e| SpawnError::new("setrlimit", Some(name), Some(e), format!("{soft}/{hard}")))
+    setrlimit(res, value(soft), value(hard)).map_err(|e| {
+        SpawnError::new(
+            Step::Setrlimit,
+            Some(name),
+            Some(e),
+            format!("{soft}/{hard}"),
+        )
+    })
 }
 
 fn keep_set(keep: &BTreeSet<String>) -> Result<CapsHashSet, SpawnError> {
@@ -58,7 +64,7 @@ fn keep_set(keep: &BTreeSet<String>) -> Result<CapsHashSet, SpawnError> {
         .map(|n| {
             Capability::from_str(n).map_err(|_| {
                 SpawnError::new(
-                    "capabilities",
+                    Step::Capabilities,
                     Some(n),
                     Some(Errno::EINVAL),
                     "unknown capability",
@@ -70,7 +76,7 @@ fn keep_set(keep: &BTreeSet<String>) -> Result<CapsHashSet, SpawnError> {
 
 fn caps_error(step: &str, e: caps::errors::CapsError) -> SpawnError {
     SpawnError::new(
-        "capabilities",
+        Step::Capabilities,
         None,
         Some(Errno::last()),
         format!("{step}: {e}"),
