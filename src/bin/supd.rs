@@ -176,7 +176,11 @@ fn check(dir: &std::path::Path) -> ExitCode {
 /// (the kernel may start PID 1 without them).
 fn ensure_standard_fds() {
     for fd in 0..3 {
-        if nix::fcntl::fcntl(unsafe_borrow(fd), nix::fcntl::FcntlArg::F_GETFD).is_err() {
+        // A raw fd, not a BorrowedFd: the descriptor may not exist, and a BorrowedFd
+        // promises that it does.
+        // SAFETY: F_GETFD only reads the descriptor's flags; on a closed descriptor
+        // it fails with EBADF.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
             // open() returns the lowest free fd, which is the missing one.
             if let Ok(null) = nix::fcntl::open(
                 "/dev/null",
@@ -187,11 +191,6 @@ fn ensure_standard_fds() {
             }
         }
     }
-}
-
-fn unsafe_borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
-    // SAFETY: only used for F_GETFD, which is harmless on a closed descriptor.
-    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
 /// Orphans of services (double-forked daemons) come back to supd to be reaped, and

@@ -22,7 +22,7 @@ use nix::unistd::{
 
 use super::init;
 use super::namespaces::{self, Side};
-use super::sys::{posix_spawn, set_cloexec};
+use super::sys::{cloexec_from, close_from, posix_spawn, set_cloexec};
 use super::{HELPER_FD, LaunchPlan, Report, SpawnError, Step, mounts};
 use crate::unit::Namespace;
 
@@ -169,8 +169,10 @@ fn run_container(plan: &LaunchPlan, sock: UnixStream) -> Result<Infallible, Spaw
     // closed at its exec, so supd sees EOF now. (The socket objects are never
     // dropped: run_init does not return.)
     std::mem::forget(sock);
-    // SAFETY: closes every descriptor from 3 up; nothing used later owns one.
-    unsafe { libc::close_range(3, u32::MAX, 0) };
+    // SAFETY: run_init uses no descriptor above 2, and their owners (the sockets)
+    // are forgotten or live in frames that never return. A failure only leaves a
+    // descriptor open, and there is nobody left to report it to.
+    let _ = unsafe { close_from(3) };
     init::run_init(service)
 }
 
@@ -277,17 +279,7 @@ fn set_identity(plan: &LaunchPlan) -> Result<(), SpawnError> {
 
 /// Nothing but fds 0-3 may reach the service; 3 is already close-on-exec.
 fn close_stray_fds() -> Result<(), SpawnError> {
-    // SAFETY: close_range only marks descriptors; no Rust object owns fds above 3 here.
-    let rc = unsafe { libc::close_range(4, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
-    if rc != 0 {
-        return Err(SpawnError::new(
-            Step::CloseRange,
-            None,
-            Some(Errno::last()),
-            "",
-        ));
-    }
-    Ok(())
+    cloexec_from(4).map_err(|e| SpawnError::new(Step::CloseRange, None, Some(e), ""))
 }
 
 /// `exec[0]` as given if it contains a '/', else the first executable match in the

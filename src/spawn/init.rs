@@ -27,13 +27,12 @@ pub fn run_init(service: i32) -> ! {
     let _ = nix::sys::prctl::set_name(c"sup-init");
     // Raw sigwait on the full set: real-time signals have no nix `Signal` value and
     // must be forwarded too, never turned into an error.
-    // SAFETY: sigset_t is plain data initialised by sigfillset before use.
-    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
-    unsafe { libc::sigfillset(&mut all) };
+    let all = SigSet::all();
     loop {
         let mut sig: libc::c_int = 0;
-        // SAFETY: valid set and out-pointer; every signal is blocked in this process.
-        if unsafe { libc::sigwait(&all, &mut sig) } != 0 {
+        // SAFETY: a valid set and out-pointer, both alive for the call; every signal
+        // is blocked in this process, so sigwait is the only way they arrive.
+        if unsafe { libc::sigwait(all.as_ref(), &mut sig) } != 0 {
             continue;
         }
         if sig == libc::SIGCHLD {
@@ -42,13 +41,17 @@ pub fn run_init(service: i32) -> ! {
             }
             continue;
         }
-        // The service leads its own process group (it called setsid).
-        // SAFETY: kill(2) with a plain signal number.
-        unsafe {
-            if libc::kill(-service, sig) != 0 {
-                libc::kill(service, sig);
-            }
-        }
+        forward(service, sig);
+    }
+}
+
+/// Send `sig` to the service's process group (it called setsid, so it leads
+/// one), or to the service alone if the group is gone or refuses.
+fn forward(service: i32, sig: libc::c_int) {
+    // SAFETY: kill(2) takes plain numbers and touches no memory of ours.
+    if unsafe { libc::kill(-service, sig) } != 0 {
+        // SAFETY: as above.
+        unsafe { libc::kill(service, sig) };
     }
 }
 

@@ -18,6 +18,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
 use nix::unistd::pipe2;
 
 use super::{SpawnError, Step};
@@ -247,25 +248,30 @@ pub fn become_userns_root(
 
 /// Bring `lo` up in a new network namespace (it starts down).
 pub fn loopback_up() -> Result<(), SpawnError> {
-    let fail = |step: Step| SpawnError::new(step, Some("lo"), Some(Errno::last()), "");
-    // SAFETY: plain socket/ioctl calls on a zero-initialised ifreq we own.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(fail(Step::Socket));
-        }
-        let sock = <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd);
-        let mut req: libc::ifreq = std::mem::zeroed();
-        for (i, b) in b"lo\0".iter().enumerate() {
-            req.ifr_name[i] = *b as libc::c_char;
-        }
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
-            return Err(fail(Step::GetIfFlags));
-        }
-        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
-            return Err(fail(Step::SetIfFlags));
-        }
+    let fail = |step: Step, e: Errno| SpawnError::new(step, Some("lo"), Some(e), "");
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| fail(Step::Socket, e))?;
+    // SAFETY: ifreq is plain C data (a name array and a union of integers and
+    // addresses), for which all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo\0".iter().enumerate() {
+        req.ifr_name[i] = *b as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS writes only into the ifreq we pass, which is alive.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(fail(Step::GetIfFlags, Errno::last()));
+    }
+    // SAFETY: SIOCGIFFLAGS filled in ifru_flags, the member read here.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    req.ifr_ifru.ifru_flags = flags | (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS only reads the ifreq we pass, which is alive.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(fail(Step::SetIfFlags, Errno::last()));
     }
     Ok(())
 }

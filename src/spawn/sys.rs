@@ -1,12 +1,14 @@
-//! Thin wrappers around the process and descriptor syscalls the spawn path needs
-//! and nix does not offer in the form needed: posix_spawn with a new session,
-//! pidfds, and descriptor flag helpers.
+//! The process and descriptor syscalls of the spawn path, as safe functions:
+//! posix_spawn with a new session (through nix), pidfds and close_range (which nix
+//! lacks), and descriptor flags.
 
 use std::ffi::CStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
+use nix::sys::signal::SigSet;
 
 /// A process handle that cannot be confused with a later process of the same pid.
 pub(crate) struct Pidfd(OwnedFd);
@@ -53,71 +55,39 @@ pub(crate) fn posix_spawn(
     envp: &[&CStr],
     dup2: &[(RawFd, RawFd)],
 ) -> Result<i32, Errno> {
-    let mut argv_ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    argv_ptrs.push(std::ptr::null());
-    let mut envp_ptrs: Vec<*const libc::c_char> = envp.iter().map(|a| a.as_ptr()).collect();
-    envp_ptrs.push(std::ptr::null());
-    // SAFETY: plain libc calls on properly initialised, owned attribute objects; every
-    // pointer passed stays alive until posix_spawn returns; the objects are destroyed
-    // on every path.
-    unsafe {
-        let mut actions = std::mem::MaybeUninit::<libc::posix_spawn_file_actions_t>::uninit();
-        let mut attr = std::mem::MaybeUninit::<libc::posix_spawnattr_t>::uninit();
-        check(libc::posix_spawn_file_actions_init(actions.as_mut_ptr()))?;
-        if let Err(e) = check(libc::posix_spawnattr_init(attr.as_mut_ptr())) {
-            libc::posix_spawn_file_actions_destroy(actions.as_mut_ptr());
-            return Err(e);
-        }
-        let result = (|| {
-            for (from, to) in dup2 {
-                check(libc::posix_spawn_file_actions_adddup2(
-                    actions.as_mut_ptr(),
-                    *from,
-                    *to,
-                ))?;
-            }
-            let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-            libc::sigfillset(all.as_mut_ptr());
-            let mut none = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-            libc::sigemptyset(none.as_mut_ptr());
-            check(libc::posix_spawnattr_setsigdefault(
-                attr.as_mut_ptr(),
-                all.as_ptr(),
-            ))?;
-            check(libc::posix_spawnattr_setsigmask(
-                attr.as_mut_ptr(),
-                none.as_ptr(),
-            ))?;
-            let flags = (libc::POSIX_SPAWN_SETSIGDEF | libc::POSIX_SPAWN_SETSIGMASK)
-                as libc::c_short
-                | libc::POSIX_SPAWN_SETSID;
-            check(libc::posix_spawnattr_setflags(attr.as_mut_ptr(), flags))?;
-            let mut pid: libc::pid_t = 0;
-            check(libc::posix_spawn(
-                &mut pid,
-                path.as_ptr(),
-                actions.as_ptr(),
-                attr.as_ptr(),
-                argv_ptrs.as_ptr() as *const *mut libc::c_char,
-                envp_ptrs.as_ptr() as *const *mut libc::c_char,
-            ))?;
-            Ok(pid)
-        })();
-        libc::posix_spawn_file_actions_destroy(actions.as_mut_ptr());
-        libc::posix_spawnattr_destroy(attr.as_mut_ptr());
-        result
+    let mut actions = PosixSpawnFileActions::init()?;
+    for &(from, to) in dup2 {
+        actions.add_dup2(from, to)?;
     }
-}
-
-fn check(rc: libc::c_int) -> Result<(), Errno> {
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(Errno::from_raw(rc))
-    }
+    let mut attr = PosixSpawnAttr::init()?;
+    attr.set_sigdefault(&SigSet::all())?;
+    attr.set_sigmask(&SigSet::empty())?;
+    // nix has no name for glibc's POSIX_SPAWN_SETSID; the bit is passed through.
+    let setsid = PosixSpawnFlags::from_bits_retain(libc::POSIX_SPAWN_SETSID.into());
+    attr.set_flags(
+        PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK | setsid,
+    )?;
+    nix::spawn::posix_spawn(path, &actions, &attr, argv, envp).map(|pid| pid.as_raw())
 }
 
 /// Make fd 3 close-on-exec again in the helper (the dup2 of posix_spawn cleared it).
 pub(crate) fn set_cloexec(fd: impl std::os::fd::AsFd) -> Result<(), Errno> {
     fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map(drop)
+}
+
+/// Mark every descriptor from `first` up close-on-exec.
+pub(crate) fn cloexec_from(first: u32) -> Result<(), Errno> {
+    let flags = libc::CLOSE_RANGE_CLOEXEC as libc::c_int;
+    // SAFETY: only sets a flag on descriptors; nothing is closed under a Rust owner.
+    Errno::result(unsafe { libc::close_range(first, u32::MAX, flags) }).map(drop)
+}
+
+/// Close every descriptor from `first` up.
+///
+/// # Safety
+///
+/// Whatever owns one of those descriptors must never use or drop it afterwards.
+pub(crate) unsafe fn close_from(first: u32) -> Result<(), Errno> {
+    // SAFETY: close_range touches no memory; the caller vouches for the owners.
+    Errno::result(unsafe { libc::close_range(first, u32::MAX, 0) }).map(drop)
 }
