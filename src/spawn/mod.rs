@@ -9,7 +9,8 @@
 //! without a message; a failure arrives first as a `SpawnError` naming the step.
 //!
 //! Modules, in the order a start goes through them:
-//! - `resolve` (supd): unit -> `LaunchPlan` (`types`), lookups done up front;
+//! - `resolve` (supd): unit -> `LaunchPlan` (`types`), lookups done up front
+//!   (`identity`: user and group);
 //! - `handover` (supd): posix_spawn the helper, send the plan, read its reports;
 //! - `helper` (the helper process): the linear setup sequence, using `namespaces`
 //!   (join, clone, id maps), `mounts`, `security`, `seccomp`, and `init` (the
@@ -20,6 +21,7 @@
 mod error;
 mod handover;
 pub mod helper;
+mod identity;
 mod init;
 pub mod mounts;
 mod namespaces;

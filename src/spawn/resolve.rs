@@ -2,16 +2,13 @@
 //! lookups), environment, the mounts to make (defaults added, overlay directories
 //! created) and the seccomp program. Everything the helper must not look up itself.
 
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
-
-use nix::unistd::{Group, User};
 
 use super::error::io_error;
 use super::mounts::PlannedMount;
 use super::seccomp::SeccompProgram;
-use super::{Credentials, LaunchPlan, SpawnError, Step};
-use crate::unit::{ContainerSpec, IdSpec, MountKind, MountSpec, Namespace, Unit};
+use super::{LaunchPlan, SpawnError, Step, identity};
+use crate::unit::{ContainerSpec, MountKind, MountSpec, Namespace, Unit};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -19,24 +16,17 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// overlay directories under `state_dir`).
 pub fn plan(unit: &Unit, state_dir: &Path) -> Result<LaunchPlan, SpawnError> {
     let svc = &unit.service;
-    let mut credentials = resolve_credentials(svc.user.as_ref(), svc.group.as_ref())?;
-    let extra_groups = resolve_groups(&svc.supplementary_groups)?;
-    if !extra_groups.is_empty() {
-        let creds = credentials.get_or_insert_with(|| Credentials {
-            uid: nix::unistd::geteuid().as_raw(),
-            gid: nix::unistd::getegid().as_raw(),
-            groups: vec![nix::unistd::getegid().as_raw()],
-        });
-        creds.groups.extend(extra_groups);
-        creds.groups.sort_unstable();
-        creds.groups.dedup();
-    }
+    let (credentials, account) = identity::resolve(
+        svc.user.as_ref(),
+        svc.group.as_ref(),
+        &svc.supplementary_groups,
+    )?;
     let mut env: std::collections::BTreeMap<String, String> = Default::default();
     env.insert("PATH".into(), DEFAULT_PATH.into());
-    if let Some(user) = user_record(svc.user.as_ref())? {
-        env.insert("HOME".into(), user.dir.to_string_lossy().into_owned());
-        env.insert("USER".into(), user.name.clone());
-        env.insert("LOGNAME".into(), user.name);
+    if let Some(account) = account {
+        env.insert("HOME".into(), account.home.to_string_lossy().into_owned());
+        env.insert("USER".into(), account.name.clone());
+        env.insert("LOGNAME".into(), account.name);
     }
     env.insert("SUP_UNIT".into(), unit.name.clone());
     env.extend(svc.env.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -126,108 +116,6 @@ fn escape_target(target: &Path) -> String {
         return "%2F".into();
     }
     t.replace('%', "%25").replace('/', "%2F")
-}
-
-fn resolve_groups(groups: &[IdSpec]) -> Result<Vec<u32>, SpawnError> {
-    groups
-        .iter()
-        .map(|g| match g {
-            IdSpec::Id(id) => Ok(*id),
-            IdSpec::Name(name) => match Group::from_name(name) {
-                Ok(Some(g)) => Ok(g.gid.as_raw()),
-                Ok(None) => Err(SpawnError::new(
-                    Step::ResolveGroup,
-                    None,
-                    None,
-                    format!("no group {name:?} in the group database"),
-                )),
-                Err(e) => Err(SpawnError::new(
-                    Step::ResolveGroup,
-                    None,
-                    Some(e),
-                    name.clone(),
-                )),
-            },
-        })
-        .collect()
-}
-
-fn user_record(user: Option<&IdSpec>) -> Result<Option<User>, SpawnError> {
-    let lookup = match user {
-        None => return Ok(None),
-        Some(IdSpec::Name(name)) => User::from_name(name),
-        Some(IdSpec::Id(uid)) => User::from_uid((*uid).into()),
-    };
-    match (lookup, user) {
-        (Ok(Some(u)), _) => Ok(Some(u)),
-        (Ok(None), Some(IdSpec::Id(_))) => Ok(None),
-        (Ok(None), _) => Err(SpawnError::new(
-            Step::ResolveUser,
-            None,
-            None,
-            format!("no user {user:?} in the user database"),
-        )),
-        (Err(e), _) => Err(SpawnError::new(
-            Step::ResolveUser,
-            None,
-            Some(e),
-            format!("{user:?}"),
-        )),
-    }
-}
-
-/// uid, primary gid and supplementary groups, as systemd's User=/Group= do: a named
-/// user brings its primary group and its group memberships; `group` overrides the
-/// primary group.
-fn resolve_credentials(
-    user: Option<&IdSpec>,
-    group: Option<&IdSpec>,
-) -> Result<Option<Credentials>, SpawnError> {
-    if user.is_none() && group.is_none() {
-        return Ok(None);
-    }
-    let record = user_record(user)?;
-    let uid = match (user, &record) {
-        (_, Some(u)) => u.uid.as_raw(),
-        (Some(IdSpec::Id(id)), None) => *id,
-        _ => nix::unistd::geteuid().as_raw(),
-    };
-    let gid = match group {
-        Some(IdSpec::Id(id)) => *id,
-        Some(IdSpec::Name(name)) => match Group::from_name(name) {
-            Ok(Some(g)) => g.gid.as_raw(),
-            Ok(None) => {
-                return Err(SpawnError::new(
-                    Step::ResolveGroup,
-                    None,
-                    None,
-                    format!("no group {name:?} in the group database"),
-                ));
-            }
-            Err(e) => {
-                return Err(SpawnError::new(
-                    Step::ResolveGroup,
-                    None,
-                    Some(e),
-                    name.clone(),
-                ));
-            }
-        },
-        None => match &record {
-            Some(u) => u.gid.as_raw(),
-            None => nix::unistd::getegid().as_raw(),
-        },
-    };
-    let mut groups = vec![gid];
-    if let Some(u) = &record
-        && let Ok(name) = CString::new(u.name.as_bytes())
-        && let Ok(list) = nix::unistd::getgrouplist(&name, u.gid)
-    {
-        groups.extend(list.into_iter().map(|g| g.as_raw()));
-    }
-    groups.sort_unstable();
-    groups.dedup();
-    Ok(Some(Credentials { uid, gid, groups }))
 }
 
 #[cfg(test)]
