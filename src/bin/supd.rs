@@ -73,6 +73,7 @@ fn main() -> ExitCode {
         return check(&cli.units);
     }
     ensure_standard_fds();
+    raise_fd_limit();
     if pid1 {
         sup::pid1::early_boot(cli.hostname.as_deref());
     }
@@ -190,6 +191,23 @@ fn ensure_standard_fds() {
                 std::mem::forget(null);
             }
         }
+    }
+}
+
+/// supd holds a few descriptors per service (output pipes, pidfds), so its soft
+/// RLIMIT_NOFILE goes up to the hard limit, as systemd does for itself. Services
+/// get the conventional soft 1024 back unless their unit says otherwise (see the
+/// spawn helper): select(2) breaks above it.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(soft, hard, "cannot raise the open files limit: {e}");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot read the open files limit: {e}"),
     }
 }
 

@@ -15,6 +15,7 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::unistd::{
     AccessFlags, Gid, Uid, access, chdir, execve, setgroups, setresgid, setresuid, setsid,
@@ -199,6 +200,8 @@ fn exec_service(plan: &LaunchPlan) -> Result<Infallible, SpawnError> {
 /// then seccomp as the very last step before the exec.
 fn restrict(plan: &LaunchPlan, for_init: bool) -> Result<Program, SpawnError> {
     let c = &plan.container;
+    // First the default, so that a unit's own `nofile` overrides it.
+    set_default_nofile()?;
     for (name, limit) in &c.rlimits {
         super::security::set_rlimit(name, limit.soft, limit.hard)?;
     }
@@ -246,6 +249,25 @@ fn restrict(plan: &LaunchPlan, for_init: bool) -> Result<Program, SpawnError> {
         argv,
         env,
     })
+}
+
+/// The soft RLIMIT_NOFILE a service starts with. supd raises its own soft limit
+/// to the hard one, but select(2) cannot handle descriptors of 1024 and above
+/// (FD_SETSIZE), so programs expect that much by default and ask for more
+/// themselves, as under systemd.
+const DEFAULT_NOFILE_SOFT: u64 = 1024;
+
+/// The default soft limit under a given hard limit (which stays as it is).
+fn default_nofile(hard: u64) -> u64 {
+    DEFAULT_NOFILE_SOFT.min(hard)
+}
+
+fn set_default_nofile() -> Result<(), SpawnError> {
+    let fail =
+        |e, detail: String| SpawnError::new(Step::Setrlimit, Some("nofile"), Some(e), detail);
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| fail(e, "getrlimit".into()))?;
+    let soft = default_nofile(hard);
+    setrlimit(Resource::RLIMIT_NOFILE, soft, hard).map_err(|e| fail(e, format!("{soft}/{hard}")))
 }
 
 fn install_seccomp(plan: &LaunchPlan) -> Result<(), SpawnError> {
@@ -317,4 +339,22 @@ fn cstring(s: &OsStr, path: &str) -> Result<CString, SpawnError> {
             "argument contains a NUL byte",
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_default_to_1024_open_files_under_any_hard_limit() {
+        for (hard, soft) in [
+            (524_288, 1024),
+            (4096, 1024),
+            (1024, 1024),
+            (256, 256),
+            (libc::RLIM_INFINITY, 1024),
+        ] {
+            assert_eq!(default_nofile(hard), soft, "hard {hard}");
+        }
+    }
 }
