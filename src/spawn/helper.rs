@@ -57,36 +57,23 @@ fn read_plan(sock: &mut UnixStream) -> Result<LaunchPlan, SpawnError> {
         .map_err(|e| SpawnError::new(Step::Fcntl, None, Some(e), "control socket"))?;
     // Plans are a few KiB: one or two reads instead of a doubling series.
     let mut buf = Vec::with_capacity(64 * 1024);
-    sock.read_to_end(&mut buf).map_err(|e| {
-        SpawnError::new(
-            Step::ReadPlan,
-            None,
-            e.raw_os_error().map(Errno::from_raw),
-            "",
-        )
-    })?;
+    sock.read_to_end(&mut buf)
+        .map_err(|e| SpawnError::io(Step::ReadPlan, None, &e, ""))?;
     serde_json::from_slice(&buf)
         .map_err(|e| SpawnError::new(Step::DecodePlan, None, None, e.to_string()))
 }
 
 /// Everything between the plan and the exec. Returns only on failure.
 fn run(plan: &LaunchPlan, sock: std::io::Result<UnixStream>) -> Result<Infallible, SpawnError> {
-    let mut sock = sock.map_err(|e| {
-        SpawnError::new(
-            Step::Dup,
-            None,
-            e.raw_os_error().map(Errno::from_raw),
-            "control socket",
-        )
-    })?;
+    let mut sock = sock.map_err(|e| SpawnError::io(Step::Dup, None, &e, "control socket"))?;
     let c = &plan.container;
     // Before joining anything: the OOM score is written to ourselves (the container
     // inherits it), and /proc is opened while it is still the host's, since joining a
     // mount or user namespace changes what /proc is and what we may write there.
-    if let Some(adj) = c.oom_score_adj {
-        namespaces::write_proc("/proc/self/oom_score_adj", &adj.to_string())?;
-    }
     let host_proc = namespaces::open_proc()?;
+    if let Some(adj) = c.oom_score_adj {
+        namespaces::write_proc_at(&host_proc, "self/oom_score_adj", &adj.to_string())?;
+    }
     namespaces::join(c.join.iter())?;
     let needs_child = !c.namespaces.is_empty() || c.join.contains_key(&Namespace::Pid);
     if !needs_child {

@@ -102,20 +102,13 @@ fn lookup_user(spec: &IdSpec) -> Result<Option<User>, SpawnError> {
         IdSpec::Id(uid) => User::from_uid((*uid).into()),
     };
     let shown = shown(spec, "user");
-    match found {
-        Ok(Some(u)) => Ok(Some(u)),
-        Ok(None) if matches!(spec, IdSpec::Id(_)) => Ok(None),
-        Ok(None) => Err(SpawnError::new(
+    match answer(found, Step::ResolveUser, &shown)? {
+        Some(u) => Ok(Some(u)),
+        None if matches!(spec, IdSpec::Id(_)) => Ok(None),
+        None => Err(missing(
             Step::ResolveUser,
-            None,
-            None,
-            format!("no {shown} in the user database (/etc/passwd)"),
-        )),
-        Err(e) => Err(SpawnError::new(
-            Step::ResolveUser,
-            None,
-            Some(e),
-            format!("looking up {shown}"),
+            &shown,
+            "user database (/etc/passwd)",
         )),
     }
 }
@@ -126,21 +119,22 @@ fn group_id(spec: &IdSpec) -> Result<u32, SpawnError> {
         IdSpec::Name(name) => name,
     };
     let shown = shown(spec, "group");
-    match Group::from_name(name) {
-        Ok(Some(g)) => Ok(g.gid.as_raw()),
-        Ok(None) => Err(SpawnError::new(
-            Step::ResolveGroup,
-            None,
-            None,
-            format!("no {shown} in the group database (/etc/group)"),
-        )),
-        Err(e) => Err(SpawnError::new(
-            Step::ResolveGroup,
-            None,
-            Some(e),
-            format!("looking up {shown}"),
-        )),
-    }
+    answer(Group::from_name(name), Step::ResolveGroup, &shown)?
+        .map(|g| g.gid.as_raw())
+        .ok_or_else(|| missing(Step::ResolveGroup, &shown, "group database (/etc/group)"))
+}
+
+/// A database lookup's result, its failure naming what was looked up.
+fn answer<T>(
+    found: nix::Result<Option<T>>,
+    step: Step,
+    shown: &str,
+) -> Result<Option<T>, SpawnError> {
+    found.map_err(|e| SpawnError::new(step, None, Some(e), format!("looking up {shown}")))
+}
+
+fn missing(step: Step, shown: &str, database: &str) -> SpawnError {
+    SpawnError::new(step, None, None, format!("no {shown} in the {database}"))
 }
 
 /// The groups a user is a member of (with its primary group); none if the

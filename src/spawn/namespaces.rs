@@ -41,6 +41,9 @@ pub fn clone_flag(ns: Namespace) -> CloneFlags {
 pub fn join<'a>(
     joins: impl Iterator<Item = (&'a Namespace, &'a std::path::PathBuf)>,
 ) -> Result<(), SpawnError> {
+    let fail = |step, ns: &Namespace, path: &std::path::Path, e| {
+        SpawnError::new(step, Some(&path.to_string_lossy()), Some(e), ns.as_str())
+    };
     let mut opened = Vec::new();
     for (ns, path) in joins {
         let fd = nix::fcntl::open(
@@ -48,14 +51,7 @@ pub fn join<'a>(
             OFlag::O_RDONLY | OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )
-        .map_err(|e| {
-            SpawnError::new(
-                Step::OpenNamespace,
-                Some(&path.to_string_lossy()),
-                Some(e),
-                ns.as_str(),
-            )
-        })?;
+        .map_err(|e| fail(Step::OpenNamespace, ns, path, e))?;
         opened.push((*ns, path, fd));
     }
     opened.sort_by_key(|(ns, _, _)| match ns {
@@ -64,14 +60,7 @@ pub fn join<'a>(
         _ => 1,
     });
     for (ns, path, fd) in opened {
-        nix::sched::setns(fd, clone_flag(ns)).map_err(|e| {
-            SpawnError::new(
-                Step::Setns,
-                Some(&path.to_string_lossy()),
-                Some(e),
-                ns.as_str(),
-            )
-        })?;
+        nix::sched::setns(fd, clone_flag(ns)).map_err(|e| fail(Step::Setns, &ns, path, e))?;
     }
     Ok(())
 }
@@ -139,14 +128,9 @@ fn describe_flags(namespaces: &BTreeSet<Namespace>) -> String {
 
 /// Let the cloned child go on.
 pub fn release(fd: OwnedFd) -> Result<(), SpawnError> {
-    File::from(fd).write_all(b"1").map_err(|e| {
-        SpawnError::new(
-            Step::ReleaseChild,
-            None,
-            e.raw_os_error().map(Errno::from_raw),
-            "",
-        )
-    })
+    File::from(fd)
+        .write_all(b"1")
+        .map_err(|e| SpawnError::io(Step::ReleaseChild, None, &e, ""))
 }
 
 /// supd's /proc, opened before any namespace is joined.
@@ -174,45 +158,23 @@ pub fn write_id_maps(
     write_proc_at(host_proc, &format!("{child}/gid_map"), &map_text(gid_map))
 }
 
-/// Write a file below an open /proc directory, in one write(2) (the kernel parses a
-/// whole map at once).
-fn write_proc_at(proc: &OwnedFd, path: &str, text: &str) -> Result<(), SpawnError> {
-    let fail = |e: Errno| {
-        SpawnError::new(
-            Step::Write,
-            Some(&format!("/proc/{path}")),
-            Some(e),
-            text.trim().to_string(),
-        )
-    };
-    let fd = nix::fcntl::openat(
-        proc,
-        path,
-        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(fail)?;
+/// Write a file below an open /proc directory (`self/oom_score_adj`,
+/// `PID/uid_map`), in one write(2): the kernel parses a whole map at once.
+pub fn write_proc_at(proc: &OwnedFd, path: &str, text: &str) -> Result<(), SpawnError> {
+    let shown = format!("/proc/{path}");
+    let detail = text.trim();
+    let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(proc, path, flags, nix::sys::stat::Mode::empty())
+        .map_err(|e| SpawnError::new(Step::Write, Some(&shown), Some(e), detail))?;
     File::from(fd)
         .write_all(text.as_bytes())
-        .map_err(|e| fail(Errno::from_raw(e.raw_os_error().unwrap_or(0))))
+        .map_err(|e| SpawnError::io(Step::Write, Some(&shown), &e, detail))
 }
 
 fn map_text(map: &[IdMapRange]) -> String {
     map.iter()
         .map(|r| format!("{} {} {}\n", r.inside, r.outside, r.count))
         .collect()
-}
-
-pub fn write_proc(path: &str, text: &str) -> Result<(), SpawnError> {
-    // One write(2): the kernel parses the whole map at once.
-    std::fs::write(path, text).map_err(|e| {
-        SpawnError::new(
-            Step::Write,
-            Some(path),
-            e.raw_os_error().map(Errno::from_raw),
-            text.trim().to_string(),
-        )
-    })
 }
 
 /// In the child: become root of the new user namespace (when 0 is mapped).

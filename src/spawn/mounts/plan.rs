@@ -167,21 +167,14 @@ pub fn plan(
         .iter()
         .any(|m| matches!(m.spec.kind, MountKind::Proc) && m.spec.target == Path::new("/proc"));
     if fresh_proc {
-        for p in MASKED_PATHS {
-            ops.push(Op::in_root(
-                Step::Mask,
-                Path::new(p),
-                Missing::Skip,
-                Action::MaskPath,
-            ));
-        }
-        for p in READONLY_PATHS {
-            ops.push(Op::in_root(
-                Step::BindReadOnlyPath,
-                Path::new(p),
-                Missing::Skip,
-                Action::ReadOnlyPath,
-            ));
+        for (paths, step, action) in [
+            (MASKED_PATHS, Step::Mask, Action::MaskPath),
+            (READONLY_PATHS, Step::BindReadOnlyPath, Action::ReadOnlyPath),
+        ] {
+            for p in paths {
+                let op = Op::in_root(step, Path::new(p), Missing::Skip, action.clone());
+                ops.push(op);
+            }
         }
     }
     if let Some(r) = rootfs {

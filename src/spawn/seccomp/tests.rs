@@ -48,6 +48,18 @@ fn eval_native(prog: &SeccompProgram, nr: libc::c_long, arg0: u64) -> u32 {
     eval(prog, arch::AUDIT, nr as u32, [arg0, 0, 0, 0, 0, 0])
 }
 
+/// The program answers `want` to syscall `nr` with each of `arg0s` as its first argument.
+fn assert_answers(
+    prog: &SeccompProgram,
+    nr: libc::c_long,
+    arg0s: impl IntoIterator<Item = u64>,
+    want: u32,
+) {
+    for arg0 in arg0s {
+        assert_eq!(eval_native(prog, nr, arg0), want, "syscall {nr}, {arg0:#x}");
+    }
+}
+
 #[test]
 fn default_filter_compiles_and_round_trips() {
     let prog = filter();
@@ -100,40 +112,24 @@ fn clone_is_judged_by_its_flags() {
         | libc::CLONE_SETTLS
         | libc::CLONE_PARENT_SETTID
         | libc::CLONE_CHILD_CLEARTID) as u64;
-    for ok in [0, fork_like, thread_like, fork_like | 0xffff_ffff_0000_0000] {
-        assert_eq!(
-            eval_native(&prog, libc::SYS_clone, ok),
-            libc::SECCOMP_RET_ALLOW,
-            "{ok:#x}"
-        );
-    }
-    for &flag in CLONE_NEW_FLAGS {
-        let flags = flag as u32 as u64 | fork_like;
-        assert_eq!(
-            eval_native(&prog, libc::SYS_clone, flags),
-            RET_EPERM,
-            "{flags:#x}"
-        );
-    }
+    let allowed = [0, fork_like, thread_like, fork_like | 0xffff_ffff_0000_0000];
+    assert_answers(&prog, libc::SYS_clone, allowed, libc::SECCOMP_RET_ALLOW);
+    let new_ns = CLONE_NEW_FLAGS.iter().map(|&f| f as u32 as u64 | fork_like);
+    assert_answers(&prog, libc::SYS_clone, new_ns, RET_EPERM);
 }
 
 #[test]
 fn personality_allows_only_the_usual_personas() {
     let prog = filter();
-    for &p in ALLOWED_PERSONAS {
-        assert_eq!(
-            eval_native(&prog, libc::SYS_personality, p),
-            libc::SECCOMP_RET_ALLOW,
-            "{p:#x}"
-        );
-    }
-    for p in [0x0040000u64 /* ADDR_NO_RANDOMIZE */, 0x0400000, 0x1] {
-        assert_eq!(
-            eval_native(&prog, libc::SYS_personality, p),
-            RET_EPERM,
-            "{p:#x}"
-        );
-    }
+    let allowed = ALLOWED_PERSONAS.iter().copied();
+    assert_answers(
+        &prog,
+        libc::SYS_personality,
+        allowed,
+        libc::SECCOMP_RET_ALLOW,
+    );
+    let others = [0x0040000 /* ADDR_NO_RANDOMIZE */, 0x0400000, 0x1];
+    assert_answers(&prog, libc::SYS_personality, others, RET_EPERM);
 }
 
 #[test]
