@@ -3,8 +3,8 @@
 //! supd's own process is multithreaded (tokio), so it never runs Rust code in a forked
 //! child. Instead it `posix_spawn`s a fresh copy of its own binary in helper mode
 //! (`supd __spawn UNIT`, see `helper`), which is single-threaded and may do anything:
-//! it receives a `LaunchPlan` over a socket on fd 3, sets up the process (session,
-//! credentials, working directory; later namespaces and mounts) and execs the service.
+//! it receives a `LaunchPlan` over a socket on fd 3, sets up the container
+//! (namespaces, mounts, identity, restrictions) and execs the service.
 //! The socket is close-on-exec in the helper, so a successful exec shows up here as EOF
 //! without a message; a failure arrives first as a `SpawnError` naming the step.
 //!

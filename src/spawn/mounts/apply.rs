@@ -54,19 +54,14 @@ pub fn run(ops: &[Op]) -> Result<(), SpawnError> {
     let mut root = None;
     for op in ops {
         let fail = |e: Errno| SpawnError::new(op.step, Some(&op.shown), Some(e), "");
-        if let Action::OpenRoot { may_create } = op.action {
-            let Target::Path(path) = &op.target else {
-                return Err(fail(Errno::EINVAL));
-            };
-            root = Some(Root::open(path, may_create).map_err(fail)?);
-            continue;
-        }
         let Some(target) = open_target(root.as_ref(), op)? else {
             continue;
         };
         let at = target.path.as_path();
         match &op.action {
-            Action::OpenRoot { .. } => {}
+            Action::OpenRoot { may_create } => {
+                root = Some(Root::open(at, *may_create).map_err(fail)?);
+            }
             Action::Mount {
                 source,
                 flags,
