@@ -124,7 +124,7 @@ fn runner_for(text: &str, state: &Path) -> impl FnMut() + use<> {
         let cg = &cgroups.0;
         let spawned = spawn::spawn_with_helper(&helper, &plan, &registry, "bench", &mut |pid| {
             cg.place("bench", pid)
-                .map_err(|e| spawn::SpawnError::new("cgroup", None, None, e.to_string()))
+                .map_err(|e| spawn::SpawnError::new(spawn::Step::Cgroup, None, None, e.to_string()))
         })
         .expect("spawn");
         // The helper and the container are both our children; wait for the container.

@@ -73,6 +73,7 @@ fn main() -> ExitCode {
         return check(&cli.units);
     }
     ensure_standard_fds();
+    raise_fd_limit();
     if pid1 {
         sup::pid1::early_boot(cli.hostname.as_deref());
     }
@@ -179,7 +180,11 @@ fn check(dir: &std::path::Path) -> ExitCode {
 /// (the kernel may start PID 1 without them).
 fn ensure_standard_fds() {
     for fd in 0..3 {
-        if nix::fcntl::fcntl(unsafe_borrow(fd), nix::fcntl::FcntlArg::F_GETFD).is_err() {
+        // A raw fd, not a BorrowedFd: the descriptor may not exist, and a BorrowedFd
+        // promises that it does.
+        // SAFETY: F_GETFD only reads the descriptor's flags; on a closed descriptor
+        // it fails with EBADF.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
             // open() returns the lowest free fd, which is the missing one.
             if let Ok(null) = nix::fcntl::open(
                 "/dev/null",
@@ -192,9 +197,21 @@ fn ensure_standard_fds() {
     }
 }
 
-fn unsafe_borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
-    // SAFETY: only used for F_GETFD, which is harmless on a closed descriptor.
-    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+/// supd holds a few descriptors per service (output pipes, pidfds), so its soft
+/// RLIMIT_NOFILE goes up to the hard limit, as systemd does for itself. Services
+/// get the conventional soft 1024 back unless their unit says otherwise (see the
+/// spawn helper): select(2) breaks above it.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!(soft, hard, "cannot raise the open files limit: {e}");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!("cannot read the open files limit: {e}"),
+    }
 }
 
 /// Orphans of services (double-forked daemons) come back to supd to be reaped, and

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::cgroups::{CgroupSetupError, StartCgroup};
 use crate::cgroup::CgroupError;
 use crate::reaper::Registry;
-use crate::spawn::{self, SpawnError, Spawned};
+use crate::spawn::{self, SpawnError, Spawned, Step};
 use crate::unit::Unit;
 
 /// Why a start failed before the service ran.
@@ -71,7 +71,7 @@ impl StartJob {
 /// A failed placement is a failed spawn step; the errno is kept.
 fn cgroup_spawn_error(unit: &str, e: CgroupError) -> SpawnError {
     SpawnError::new(
-        "cgroup",
+        Step::Cgroup,
         Some(unit),
         e.errno().map(Errno::from_raw),
         e.to_string(),

@@ -15,13 +15,16 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::{SigHandler, Signal, signal};
 use nix::unistd::{
     AccessFlags, Gid, Uid, access, chdir, execve, setgroups, setresgid, setresuid, setsid,
 };
 
-use super::container::{self, Side};
-use super::{HELPER_FD, LaunchPlan, Report, SpawnError, mounts, set_cloexec};
+use super::init;
+use super::namespaces::{self, Side};
+use super::sys::{cloexec_from, close_from, posix_spawn, set_cloexec};
+use super::{HELPER_FD, LaunchPlan, Report, SpawnError, Step, mounts};
 use crate::unit::Namespace;
 
 /// Entry point of helper mode. Never returns.
@@ -50,44 +53,37 @@ fn send(sock: &mut UnixStream, report: &Report) {
 }
 
 fn read_plan(sock: &mut UnixStream) -> Result<LaunchPlan, SpawnError> {
-    set_cloexec(&*sock).map_err(|e| SpawnError::new("fcntl", None, Some(e), "control socket"))?;
+    set_cloexec(&*sock)
+        .map_err(|e| SpawnError::new(Step::Fcntl, None, Some(e), "control socket"))?;
     // Plans are a few KiB: one or two reads instead of a doubling series.
     let mut buf = Vec::with_capacity(64 * 1024);
-    sock.read_to_end(&mut buf).map_err(|e| {
-        SpawnError::new("read plan", None, e.raw_os_error().map(Errno::from_raw), "")
-    })?;
+    sock.read_to_end(&mut buf)
+        .map_err(|e| SpawnError::io(Step::ReadPlan, None, &e, ""))?;
     serde_json::from_slice(&buf)
-        .map_err(|e| SpawnError::new("decode plan", None, None, e.to_string()))
+        .map_err(|e| SpawnError::new(Step::DecodePlan, None, None, e.to_string()))
 }
 
 /// Everything between the plan and the exec. Returns only on failure.
 fn run(plan: &LaunchPlan, sock: std::io::Result<UnixStream>) -> Result<Infallible, SpawnError> {
-    let mut sock = sock.map_err(|e| {
-        SpawnError::new(
-            "dup",
-            None,
-            e.raw_os_error().map(Errno::from_raw),
-            "control socket",
-        )
-    })?;
+    let mut sock = sock.map_err(|e| SpawnError::io(Step::Dup, None, &e, "control socket"))?;
     let c = &plan.container;
     // Before joining anything: the OOM score is written to ourselves (the container
     // inherits it), and /proc is opened while it is still the host's, since joining a
     // mount or user namespace changes what /proc is and what we may write there.
+    let host_proc = namespaces::open_proc()?;
     if let Some(adj) = c.oom_score_adj {
-        container::write_proc("/proc/self/oom_score_adj", &adj.to_string())?;
+        namespaces::write_proc_at(&host_proc, "self/oom_score_adj", &adj.to_string())?;
     }
-    let host_proc = container::open_proc()?;
-    container::join(c.join.iter())?;
+    namespaces::join(c.join.iter())?;
     let needs_child = !c.namespaces.is_empty() || c.join.contains_key(&Namespace::Pid);
     if !needs_child {
         send(&mut sock, &Report::Pid(std::process::id() as i32));
         return exec_service(plan);
     }
-    match container::clone_child(&c.namespaces)? {
+    match namespaces::clone_child(&c.namespaces)? {
         Side::Parent { child, release } => {
             let prepared = prepare_child(plan, &host_proc, child, &mut sock)
-                .and_then(|()| container::release(release));
+                .and_then(|()| namespaces::release(release));
             if let Err(e) = prepared {
                 let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child), Signal::SIGKILL);
                 return Err(e);
@@ -111,7 +107,7 @@ fn prepare_child(
 ) -> Result<(), SpawnError> {
     let c = &plan.container;
     if c.namespaces.contains(&Namespace::User) {
-        container::write_id_maps(host_proc, child, &c.uid_map, &c.gid_map)?;
+        namespaces::write_id_maps(host_proc, child, &c.uid_map, &c.gid_map)?;
     }
     send(sock, &Report::Pid(child));
     Ok(())
@@ -124,9 +120,9 @@ fn run_container(plan: &LaunchPlan, sock: UnixStream) -> Result<Infallible, Spaw
     let c = &plan.container;
     let created: &BTreeSet<Namespace> = &c.namespaces;
     // Its own process group, so supd can signal the container as a whole.
-    setsid().map_err(|e| SpawnError::new("setsid", None, Some(e), ""))?;
+    setsid().map_err(|e| SpawnError::new(Step::Setsid, None, Some(e), ""))?;
     if created.contains(&Namespace::User) {
-        container::become_userns_root(&c.uid_map, &c.gid_map)?;
+        namespaces::become_userns_root(&c.uid_map, &c.gid_map)?;
     }
     if created.contains(&Namespace::Mnt) {
         mounts::setup(
@@ -137,10 +133,10 @@ fn run_container(plan: &LaunchPlan, sock: UnixStream) -> Result<Infallible, Spaw
         )?;
     }
     if created.contains(&Namespace::Uts) {
-        container::set_names(c.hostname.as_deref(), c.domainname.as_deref())?;
+        namespaces::set_names(c.hostname.as_deref(), c.domainname.as_deref())?;
     }
     if created.contains(&Namespace::Net) {
-        container::loopback_up()?;
+        namespaces::loopback_up()?;
     }
     // Only a PID namespace of its own gives the init PID 1 (in a joined one it would
     // be an ordinary process whose exit leaves the service's children behind).
@@ -150,20 +146,22 @@ fn run_container(plan: &LaunchPlan, sock: UnixStream) -> Result<Infallible, Spaw
     // The init itself takes the service's restrictions (identity, capabilities,
     // seccomp): it only forwards signals to and reaps processes of the same user, and
     // the service is then started with a vfork-style posix_spawn instead of a fork.
-    container::block_all_signals()?;
+    init::block_all_signals()?;
     close_stray_fds()?;
     let p = restrict(plan, true)?;
     let argv: Vec<&CStr> = p.argv.iter().map(CString::as_c_str).collect();
     let env: Vec<&CStr> = p.env.iter().map(CString::as_c_str).collect();
-    let service = super::posix_spawn(&p.path, &argv, &env, &[])
-        .map_err(|e| SpawnError::new("exec", Some(&p.shown), Some(e), ""))?;
+    let service = posix_spawn(&p.path, &argv, &env, &[])
+        .map_err(|e| SpawnError::new(Step::Exec, Some(&p.shown), Some(e), ""))?;
     // The init keeps no descriptor but 0-2: the service's copy of the report socket
     // closed at its exec, so supd sees EOF now. (The socket objects are never
     // dropped: run_init does not return.)
     std::mem::forget(sock);
-    // SAFETY: closes every descriptor from 3 up; nothing used later owns one.
-    unsafe { libc::close_range(3, u32::MAX, 0) };
-    container::run_init(service)
+    // SAFETY: run_init uses no descriptor above 2, and their owners (the sockets)
+    // are forgotten or live in frames that never return. A failure only leaves a
+    // descriptor open, and there is nobody left to report it to.
+    let _ = unsafe { close_from(3) };
+    init::run_init(service)
 }
 
 /// The service's program, resolved and ready to exec.
@@ -177,18 +175,20 @@ struct Program {
 /// Exec the service in this process.
 fn exec_service(plan: &LaunchPlan) -> Result<Infallible, SpawnError> {
     close_stray_fds()?;
-    container::unblock_all_signals()?;
+    init::unblock_all_signals()?;
     let p = restrict(plan, false)?;
     let e = execve(&p.path, &p.argv, &p.env)
         .err()
         .unwrap_or(Errno::UnknownErrno);
-    Err(SpawnError::new("exec", Some(&p.shown), Some(e), ""))
+    Err(SpawnError::new(Step::Exec, Some(&p.shown), Some(e), ""))
 }
 
 /// Resource limits, identity, capabilities, umask, no_new_privs, working directory,
 /// then seccomp as the very last step before the exec.
 fn restrict(plan: &LaunchPlan, for_init: bool) -> Result<Program, SpawnError> {
     let c = &plan.container;
+    // First the default, so that a unit's own `nofile` overrides it.
+    set_default_nofile()?;
     for (name, limit) in &c.rlimits {
         super::security::set_rlimit(name, limit.soft, limit.hard)?;
     }
@@ -206,14 +206,14 @@ fn restrict(plan: &LaunchPlan, for_init: bool) -> Result<Program, SpawnError> {
     }
     if c.no_new_privs {
         nix::sys::prctl::set_no_new_privs()
-            .map_err(|e| SpawnError::new("no_new_privs", None, Some(e), ""))?;
+            .map_err(|e| SpawnError::new(Step::NoNewPrivs, None, Some(e), ""))?;
     }
     let workdir = plan.workdir.to_string_lossy();
-    chdir(&plan.workdir).map_err(|e| SpawnError::new("chdir", Some(&workdir), Some(e), ""))?;
+    chdir(&plan.workdir).map_err(|e| SpawnError::new(Step::Chdir, Some(&workdir), Some(e), ""))?;
     // Rust ignores SIGPIPE in every program it starts; the service expects the default.
     // SAFETY: restoring the default disposition installs no Rust handler.
     unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }
-        .map_err(|e| SpawnError::new("signal", None, Some(e), "SIGPIPE"))?;
+        .map_err(|e| SpawnError::new(Step::Signal, None, Some(e), "SIGPIPE"))?;
     let program = resolve_program(plan)?;
     let shown = program.to_string_lossy().into_owned();
     let path = cstring(program.as_os_str(), &shown)?;
@@ -238,11 +238,30 @@ fn restrict(plan: &LaunchPlan, for_init: bool) -> Result<Program, SpawnError> {
     })
 }
 
+/// The soft RLIMIT_NOFILE a service starts with. supd raises its own soft limit
+/// to the hard one, but select(2) cannot handle descriptors of 1024 and above
+/// (FD_SETSIZE), so programs expect that much by default and ask for more
+/// themselves, as under systemd.
+const DEFAULT_NOFILE_SOFT: u64 = 1024;
+
+/// The default soft limit under a given hard limit (which stays as it is).
+fn default_nofile(hard: u64) -> u64 {
+    DEFAULT_NOFILE_SOFT.min(hard)
+}
+
+fn set_default_nofile() -> Result<(), SpawnError> {
+    let fail =
+        |e, detail: String| SpawnError::new(Step::Setrlimit, Some("nofile"), Some(e), detail);
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).map_err(|e| fail(e, "getrlimit".into()))?;
+    let soft = default_nofile(hard);
+    setrlimit(Resource::RLIMIT_NOFILE, soft, hard).map_err(|e| fail(e, format!("{soft}/{hard}")))
+}
+
 fn install_seccomp(plan: &LaunchPlan) -> Result<(), SpawnError> {
     match &plan.seccomp {
         Some(program) => program
             .install()
-            .map_err(|e| SpawnError::new("seccomp", None, Some(e), "install filter")),
+            .map_err(|e| SpawnError::new(Step::Seccomp, None, Some(e), "install filter")),
         None => Ok(()),
     }
 }
@@ -254,32 +273,22 @@ fn set_identity(plan: &LaunchPlan) -> Result<(), SpawnError> {
     // Keep the permitted capabilities across the uid change; the keep-list is then
     // applied explicitly.
     nix::sys::prctl::set_keepcaps(true)
-        .map_err(|e| SpawnError::new("prctl", None, Some(e), "PR_SET_KEEPCAPS"))?;
+        .map_err(|e| SpawnError::new(Step::Prctl, None, Some(e), "PR_SET_KEEPCAPS"))?;
     let groups: Vec<Gid> = c.groups.iter().map(|g| Gid::from_raw(*g)).collect();
-    setgroups(&groups).map_err(|e| SpawnError::new("setgroups", None, Some(e), ""))?;
+    setgroups(&groups).map_err(|e| SpawnError::new(Step::Setgroups, None, Some(e), ""))?;
     let gid = Gid::from_raw(c.gid);
     setresgid(gid, gid, gid)
-        .map_err(|e| SpawnError::new("setresgid", None, Some(e), c.gid.to_string()))?;
+        .map_err(|e| SpawnError::new(Step::Setresgid, None, Some(e), c.gid.to_string()))?;
     let uid = Uid::from_raw(c.uid);
     setresuid(uid, uid, uid)
-        .map_err(|e| SpawnError::new("setresuid", None, Some(e), c.uid.to_string()))?;
+        .map_err(|e| SpawnError::new(Step::Setresuid, None, Some(e), c.uid.to_string()))?;
     nix::sys::prctl::set_keepcaps(false)
-        .map_err(|e| SpawnError::new("prctl", None, Some(e), "PR_SET_KEEPCAPS"))
+        .map_err(|e| SpawnError::new(Step::Prctl, None, Some(e), "PR_SET_KEEPCAPS"))
 }
 
 /// Nothing but fds 0-3 may reach the service; 3 is already close-on-exec.
 fn close_stray_fds() -> Result<(), SpawnError> {
-    // SAFETY: close_range only marks descriptors; no Rust object owns fds above 3 here.
-    let rc = unsafe { libc::close_range(4, u32::MAX, libc::CLOSE_RANGE_CLOEXEC as i32) };
-    if rc != 0 {
-        return Err(SpawnError::new(
-            "close_range",
-            None,
-            Some(Errno::last()),
-            "",
-        ));
-    }
-    Ok(())
+    cloexec_from(4).map_err(|e| SpawnError::new(Step::CloseRange, None, Some(e), ""))
 }
 
 /// `exec[0]` as given if it contains a '/', else the first executable match in the
@@ -300,7 +309,7 @@ fn resolve_program(plan: &LaunchPlan) -> Result<PathBuf, SpawnError> {
         .find(|candidate| access(candidate, AccessFlags::X_OK).is_ok() && candidate.is_file())
         .ok_or_else(|| {
             SpawnError::new(
-                "exec",
+                Step::Exec,
                 Some(name),
                 Some(Errno::ENOENT),
                 format!("not found in PATH={path}"),
@@ -311,10 +320,28 @@ fn resolve_program(plan: &LaunchPlan) -> Result<PathBuf, SpawnError> {
 fn cstring(s: &OsStr, path: &str) -> Result<CString, SpawnError> {
     CString::new(s.as_bytes()).map_err(|_| {
         SpawnError::new(
-            "exec",
+            Step::Exec,
             Some(path),
             Some(Errno::EINVAL),
             "argument contains a NUL byte",
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn services_default_to_1024_open_files_under_any_hard_limit() {
+        for (hard, soft) in [
+            (524_288, 1024),
+            (4096, 1024),
+            (1024, 1024),
+            (256, 256),
+            (libc::RLIM_INFINITY, 1024),
+        ] {
+            assert_eq!(default_nofile(hard), soft, "hard {hard}");
+        }
+    }
 }

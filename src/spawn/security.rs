@@ -8,7 +8,7 @@ use caps::{CapSet, Capability as Cap, CapsHashSet};
 use nix::errno::Errno;
 use nix::sys::resource::setrlimit;
 
-use super::SpawnError;
+use super::{SpawnError, Step};
 use crate::unit::names::Named;
 use crate::unit::{Capability, RlimitResource};
 
@@ -24,7 +24,7 @@ pub fn set_rlimit(resource: &RlimitResource, soft: u64, hard: u64) -> Result<(),
     };
     setrlimit(resource.resource(), value(soft), value(hard)).map_err(|e| {
         SpawnError::new(
-            "setrlimit",
+            Step::Setrlimit,
             Some(resource.name()),
             Some(e),
             format!("{soft}/{hard}"),
@@ -38,7 +38,7 @@ fn keep_set(keep: &BTreeSet<Capability>) -> CapsHashSet {
 
 fn caps_error(step: &str, e: caps::errors::CapsError) -> SpawnError {
     SpawnError::new(
-        "capabilities",
+        Step::Capabilities,
         None,
         Some(Errno::last()),
         format!("{step}: {e}"),

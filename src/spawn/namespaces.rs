@@ -1,12 +1,14 @@
-//! Namespaces and the container's first process, on the helper side.
+//! Namespaces, on the helper side: joining them by path, cloning the container's
+//! first process into new ones, writing its ID maps, and what that process sets up
+//! in its own namespaces before any mount (identity, hostname, loopback).
 //!
 //! The helper (still in supd's namespaces, with supd's privileges) joins the
 //! namespaces named by path, then clones the container's first process directly
 //! into all the new namespaces at once (`CLONE_PARENT`: it becomes supd's child,
 //! so supd reaps it). That child waits until the helper has written its UID/GID maps
 //! from outside and told supd its pid; only then does it set up mounts, hostname
-//! and loopback, and exec the service, or, with a PID namespace and `init`, fork the
-//! service and stay as its init (reaping orphans, forwarding signals).
+//! and loopback, and exec the service, or, with a PID namespace and `init`, start
+//! the service and stay as its init (see `init`).
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -16,11 +18,10 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sched::CloneFlags;
-use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
 use nix::unistd::pipe2;
 
-use super::SpawnError;
+use super::{SpawnError, Step};
 use crate::unit::{IdMapRange, Namespace};
 
 pub fn clone_flag(ns: Namespace) -> CloneFlags {
@@ -40,6 +41,9 @@ pub fn clone_flag(ns: Namespace) -> CloneFlags {
 pub fn join<'a>(
     joins: impl Iterator<Item = (&'a Namespace, &'a std::path::PathBuf)>,
 ) -> Result<(), SpawnError> {
+    let fail = |step, ns: &Namespace, path: &std::path::Path, e| {
+        SpawnError::new(step, Some(&path.to_string_lossy()), Some(e), ns.as_str())
+    };
     let mut opened = Vec::new();
     for (ns, path) in joins {
         let fd = nix::fcntl::open(
@@ -47,14 +51,7 @@ pub fn join<'a>(
             OFlag::O_RDONLY | OFlag::O_CLOEXEC,
             nix::sys::stat::Mode::empty(),
         )
-        .map_err(|e| {
-            SpawnError::new(
-                "open namespace",
-                Some(&path.to_string_lossy()),
-                Some(e),
-                ns.as_str(),
-            )
-        })?;
+        .map_err(|e| fail(Step::OpenNamespace, ns, path, e))?;
         opened.push((*ns, path, fd));
     }
     opened.sort_by_key(|(ns, _, _)| match ns {
@@ -63,9 +60,7 @@ pub fn join<'a>(
         _ => 1,
     });
     for (ns, path, fd) in opened {
-        nix::sched::setns(fd, clone_flag(ns)).map_err(|e| {
-            SpawnError::new("setns", Some(&path.to_string_lossy()), Some(e), ns.as_str())
-        })?;
+        nix::sched::setns(fd, clone_flag(ns)).map_err(|e| fail(Step::Setns, &ns, path, e))?;
     }
     Ok(())
 }
@@ -82,7 +77,7 @@ pub enum Side {
 /// child blocks until `release` is written; if the parent dies first it exits.
 pub fn clone_child(namespaces: &BTreeSet<Namespace>) -> Result<Side, SpawnError> {
     let (release_r, release_w) =
-        pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::new("pipe", None, Some(e), ""))?;
+        pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::new(Step::Pipe, None, Some(e), ""))?;
     let mut flags = CloneFlags::CLONE_PARENT;
     for ns in namespaces {
         flags |= clone_flag(*ns);
@@ -101,7 +96,7 @@ pub fn clone_child(namespaces: &BTreeSet<Namespace>) -> Result<Side, SpawnError>
     };
     match rc {
         -1 => Err(SpawnError::new(
-            "clone",
+            Step::Clone,
             None,
             Some(Errno::last()),
             describe_flags(namespaces),
@@ -133,14 +128,9 @@ fn describe_flags(namespaces: &BTreeSet<Namespace>) -> String {
 
 /// Let the cloned child go on.
 pub fn release(fd: OwnedFd) -> Result<(), SpawnError> {
-    File::from(fd).write_all(b"1").map_err(|e| {
-        SpawnError::new(
-            "release child",
-            None,
-            e.raw_os_error().map(Errno::from_raw),
-            "",
-        )
-    })
+    File::from(fd)
+        .write_all(b"1")
+        .map_err(|e| SpawnError::io(Step::ReleaseChild, None, &e, ""))
 }
 
 /// supd's /proc, opened before any namespace is joined.
@@ -150,7 +140,7 @@ pub fn open_proc() -> Result<OwnedFd, SpawnError> {
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
-    .map_err(|e| SpawnError::new("open", Some("/proc"), Some(e), ""))
+    .map_err(|e| SpawnError::new(Step::Open, Some("/proc"), Some(e), ""))
 }
 
 /// Write the child's ID maps from outside its user namespace. `setgroups` is denied
@@ -168,45 +158,23 @@ pub fn write_id_maps(
     write_proc_at(host_proc, &format!("{child}/gid_map"), &map_text(gid_map))
 }
 
-/// Write a file below an open /proc directory, in one write(2) (the kernel parses a
-/// whole map at once).
-fn write_proc_at(proc: &OwnedFd, path: &str, text: &str) -> Result<(), SpawnError> {
-    let fail = |e: Errno| {
-        SpawnError::new(
-            "write",
-            Some(&format!("/proc/{path}")),
-            Some(e),
-            text.trim().to_string(),
-        )
-    };
-    let fd = nix::fcntl::openat(
-        proc,
-        path,
-        OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-        nix::sys::stat::Mode::empty(),
-    )
-    .map_err(fail)?;
+/// Write a file below an open /proc directory (`self/oom_score_adj`,
+/// `PID/uid_map`), in one write(2): the kernel parses a whole map at once.
+pub fn write_proc_at(proc: &OwnedFd, path: &str, text: &str) -> Result<(), SpawnError> {
+    let shown = format!("/proc/{path}");
+    let detail = text.trim();
+    let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+    let fd = nix::fcntl::openat(proc, path, flags, nix::sys::stat::Mode::empty())
+        .map_err(|e| SpawnError::new(Step::Write, Some(&shown), Some(e), detail))?;
     File::from(fd)
         .write_all(text.as_bytes())
-        .map_err(|e| fail(Errno::from_raw(e.raw_os_error().unwrap_or(0))))
+        .map_err(|e| SpawnError::io(Step::Write, Some(&shown), &e, detail))
 }
 
 fn map_text(map: &[IdMapRange]) -> String {
     map.iter()
         .map(|r| format!("{} {} {}\n", r.inside, r.outside, r.count))
         .collect()
-}
-
-pub fn write_proc(path: &str, text: &str) -> Result<(), SpawnError> {
-    // One write(2): the kernel parses the whole map at once.
-    std::fs::write(path, text).map_err(|e| {
-        SpawnError::new(
-            "write",
-            Some(path),
-            e.raw_os_error().map(Errno::from_raw),
-            text.trim().to_string(),
-        )
-    })
 }
 
 /// In the child: become root of the new user namespace (when 0 is mapped).
@@ -218,13 +186,13 @@ pub fn become_userns_root(
     if maps_zero(gid_map) {
         let root = nix::unistd::Gid::from_raw(0);
         nix::unistd::setresgid(root, root, root)
-            .map_err(|e| SpawnError::new("setresgid", None, Some(e), "0 in user namespace"))?;
+            .map_err(|e| SpawnError::new(Step::Setresgid, None, Some(e), "0 in user namespace"))?;
         // Drop supd's supplementary groups (EPERM when setgroups had to be denied).
         match nix::unistd::setgroups(&[]) {
             Ok(()) | Err(Errno::EPERM) => {}
             Err(e) => {
                 return Err(SpawnError::new(
-                    "setgroups",
+                    Step::Setgroups,
                     None,
                     Some(e),
                     "[] in user namespace",
@@ -235,32 +203,37 @@ pub fn become_userns_root(
     if maps_zero(uid_map) {
         let root = nix::unistd::Uid::from_raw(0);
         nix::unistd::setresuid(root, root, root)
-            .map_err(|e| SpawnError::new("setresuid", None, Some(e), "0 in user namespace"))?;
+            .map_err(|e| SpawnError::new(Step::Setresuid, None, Some(e), "0 in user namespace"))?;
     }
     Ok(())
 }
 
 /// Bring `lo` up in a new network namespace (it starts down).
 pub fn loopback_up() -> Result<(), SpawnError> {
-    let fail = |step: &str| SpawnError::new(step, Some("lo"), Some(Errno::last()), "");
-    // SAFETY: plain socket/ioctl calls on a zero-initialised ifreq we own.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
-        if fd < 0 {
-            return Err(fail("socket"));
-        }
-        let sock = <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd);
-        let mut req: libc::ifreq = std::mem::zeroed();
-        for (i, b) in b"lo\0".iter().enumerate() {
-            req.ifr_name[i] = *b as libc::c_char;
-        }
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
-            return Err(fail("SIOCGIFFLAGS"));
-        }
-        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
-        if libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
-            return Err(fail("SIOCSIFFLAGS"));
-        }
+    let fail = |step: Step, e: Errno| SpawnError::new(step, Some("lo"), Some(e), "");
+    let sock = socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(|e| fail(Step::Socket, e))?;
+    // SAFETY: ifreq is plain C data (a name array and a union of integers and
+    // addresses), for which all zeroes is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (i, b) in b"lo\0".iter().enumerate() {
+        req.ifr_name[i] = *b as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS writes only into the ifreq we pass, which is alive.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(fail(Step::GetIfFlags, Errno::last()));
+    }
+    // SAFETY: SIOCGIFFLAGS filled in ifru_flags, the member read here.
+    let flags = unsafe { req.ifr_ifru.ifru_flags };
+    req.ifr_ifru.ifru_flags = flags | (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    // SAFETY: SIOCSIFFLAGS only reads the ifreq we pass, which is alive.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(fail(Step::SetIfFlags, Errno::last()));
     }
     Ok(())
 }
@@ -268,14 +241,14 @@ pub fn loopback_up() -> Result<(), SpawnError> {
 pub fn set_names(hostname: Option<&str>, domainname: Option<&str>) -> Result<(), SpawnError> {
     if let Some(h) = hostname {
         nix::unistd::sethostname(h)
-            .map_err(|e| SpawnError::new("sethostname", Some(h), Some(e), ""))?;
+            .map_err(|e| SpawnError::new(Step::Sethostname, Some(h), Some(e), ""))?;
     }
     if let Some(d) = domainname {
         // SAFETY: pointer and length of a live byte slice.
         let rc = unsafe { libc::setdomainname(d.as_ptr() as *const libc::c_char, d.len()) };
         if rc != 0 {
             return Err(SpawnError::new(
-                "setdomainname",
+                Step::Setdomainname,
                 Some(d),
                 Some(Errno::last()),
                 "",
@@ -283,65 +256,4 @@ pub fn set_names(hostname: Option<&str>, domainname: Option<&str>) -> Result<(),
         }
     }
     Ok(())
-}
-
-/// Block every signal before forking the service: the init takes them with
-/// `sigwait`, so none is lost between fork and the loop, and no handler code runs.
-pub fn block_all_signals() -> Result<(), SpawnError> {
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&SigSet::all()), None)
-        .map_err(|e| SpawnError::new("sigprocmask", None, Some(e), ""))
-}
-
-pub fn unblock_all_signals() -> Result<(), SpawnError> {
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-        .map_err(|e| SpawnError::new("sigprocmask", None, Some(e), ""))
-}
-
-/// PID 1 of the container: forward every signal to the service's process group,
-/// reap every child, and exit with the service's status once it ends (a death by
-/// signal N becomes exit code 128+N, as a PID 1 cannot kill itself with a signal).
-/// The kernel then kills whatever else is left in the namespace.
-pub fn run_init(service: i32) -> ! {
-    let _ = nix::sys::prctl::set_name(c"sup-init");
-    // Raw sigwait on the full set: real-time signals have no nix `Signal` value and
-    // must be forwarded too, never turned into an error.
-    // SAFETY: sigset_t is plain data initialised by sigfillset before use.
-    let mut all: libc::sigset_t = unsafe { std::mem::zeroed() };
-    unsafe { libc::sigfillset(&mut all) };
-    loop {
-        let mut sig: libc::c_int = 0;
-        // SAFETY: valid set and out-pointer; every signal is blocked in this process.
-        if unsafe { libc::sigwait(&all, &mut sig) } != 0 {
-            continue;
-        }
-        if sig == libc::SIGCHLD {
-            if let Some(code) = reap(service) {
-                std::process::exit(code);
-            }
-            continue;
-        }
-        // The service leads its own process group (it called setsid).
-        // SAFETY: kill(2) with a plain signal number.
-        unsafe {
-            if libc::kill(-service, sig) != 0 {
-                libc::kill(service, sig);
-            }
-        }
-    }
-}
-
-/// Reap everything that ended; the service's exit code once it has ended.
-fn reap(service: i32) -> Option<i32> {
-    let mut result = None;
-    loop {
-        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) if pid.as_raw() == service => result = Some(code),
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid.as_raw() == service => {
-                result = Some(128 + sig as i32)
-            }
-            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return result,
-            Err(Errno::EINTR) | Ok(_) => continue,
-            Err(_) => return result,
-        }
-    }
 }

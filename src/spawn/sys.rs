@@ -1,0 +1,93 @@
+//! The process and descriptor syscalls of the spawn path, as safe functions:
+//! posix_spawn with a new session (through nix), pidfds and close_range (which nix
+//! lacks), and descriptor flags.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
+use nix::sys::signal::SigSet;
+
+/// A process handle that cannot be confused with a later process of the same pid.
+pub(crate) struct Pidfd(OwnedFd);
+
+impl Pidfd {
+    pub(crate) fn open(pid: i32) -> Option<Pidfd> {
+        // SAFETY: pidfd_open(2) with a plain pid and no flags.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        // SAFETY: a non-negative result is a fresh descriptor nothing else owns.
+        (fd >= 0).then(|| Pidfd(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
+    }
+
+    pub(crate) fn kill(&self) {
+        // SAFETY: pidfd_send_signal(2) on our own descriptor; ESRCH (already gone) is fine.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            );
+        }
+    }
+}
+
+/// Make sure `fd` is not `target`: `dup2(fd, fd)` would keep close-on-exec set.
+pub(crate) fn avoid_fd(fd: OwnedFd, target: RawFd) -> Result<OwnedFd, Errno> {
+    if fd.as_raw_fd() != target {
+        return Ok(fd);
+    }
+    let new = fcntl(&fd, FcntlArg::F_DUPFD_CLOEXEC(target + 1))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(new) })
+}
+
+/// posix_spawn `path` in a new session, with every signal at its default and none
+/// blocked, after the `dup2` pairs `(from, to)`. glibc implements it with
+/// clone(CLONE_VM|CLONE_VFORK) and runs only async-signal-safe code before exec,
+/// which makes it safe from a multithreaded process and cheap from any process.
+pub(crate) fn posix_spawn(
+    path: &CStr,
+    argv: &[&CStr],
+    envp: &[&CStr],
+    dup2: &[(RawFd, RawFd)],
+) -> Result<i32, Errno> {
+    let mut actions = PosixSpawnFileActions::init()?;
+    for &(from, to) in dup2 {
+        actions.add_dup2(from, to)?;
+    }
+    let mut attr = PosixSpawnAttr::init()?;
+    attr.set_sigdefault(&SigSet::all())?;
+    attr.set_sigmask(&SigSet::empty())?;
+    // nix has no name for glibc's POSIX_SPAWN_SETSID; the bit is passed through.
+    let setsid = PosixSpawnFlags::from_bits_retain(libc::POSIX_SPAWN_SETSID.into());
+    attr.set_flags(
+        PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK | setsid,
+    )?;
+    nix::spawn::posix_spawn(path, &actions, &attr, argv, envp).map(|pid| pid.as_raw())
+}
+
+/// Make fd 3 close-on-exec again in the helper (the dup2 of posix_spawn cleared it).
+pub(crate) fn set_cloexec(fd: impl std::os::fd::AsFd) -> Result<(), Errno> {
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map(drop)
+}
+
+/// Mark every descriptor from `first` up close-on-exec.
+pub(crate) fn cloexec_from(first: u32) -> Result<(), Errno> {
+    let flags = libc::CLOSE_RANGE_CLOEXEC as libc::c_int;
+    // SAFETY: only sets a flag on descriptors; nothing is closed under a Rust owner.
+    Errno::result(unsafe { libc::close_range(first, u32::MAX, flags) }).map(drop)
+}
+
+/// Close every descriptor from `first` up.
+///
+/// # Safety
+///
+/// Whatever owns one of those descriptors must never use or drop it afterwards.
+pub(crate) unsafe fn close_from(first: u32) -> Result<(), Errno> {
+    // SAFETY: close_range touches no memory; the caller vouches for the owners.
+    Errno::result(unsafe { libc::close_range(first, u32::MAX, 0) }).map(drop)
+}

@@ -1,0 +1,56 @@
+//! The data that travels from supd to the helper (`LaunchPlan`) and back
+//! (`Report`), and what a successful start hands to the daemon (`Spawned`).
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::SpawnError;
+use super::mounts::PlannedMount;
+use super::seccomp::SeccompProgram;
+use crate::supervise::ExitStatus;
+use crate::unit::ContainerSpec;
+
+/// Everything the helper needs, fully resolved: it does no lookups of its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LaunchPlan {
+    pub unit: String,
+    pub argv: Vec<String>,
+    /// `KEY=value` strings, the complete environment of the service.
+    pub env: Vec<String>,
+    pub workdir: PathBuf,
+    pub credentials: Option<Credentials>,
+    pub umask: Option<u32>,
+    pub container: ContainerSpec,
+    /// The mounts to make, in order: the unit's own plus the defaults (see
+    /// `effective_mounts`), with overlay directories resolved.
+    pub mounts: Vec<PlannedMount>,
+    pub seccomp: Option<SeccompProgram>,
+}
+
+/// What the helper (or the container's first process) tells supd, one JSON line each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Report {
+    /// The host pid that will exec (or run the init of) the service.
+    Pid(i32),
+    Error(SpawnError),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Credentials {
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: Vec<u32>,
+}
+
+/// A started service: its pid (also its process group and session id) and its output.
+#[derive(Debug)]
+pub struct Spawned {
+    pub pid: i32,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+    /// The pid already ended before supd registered it (a very short-lived service).
+    pub early_exit: Option<ExitStatus>,
+}
