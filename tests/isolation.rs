@@ -1,5 +1,6 @@
 //! Isolation (issue 3): every check is made from inside the container, by the
-//! service itself, and compared with the host. These tests need root.
+//! service itself, and compared with the host. These tests need root; without it
+//! they are reported as ignored.
 
 mod common;
 
@@ -8,17 +9,28 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
+use common::harness::{self, root, trials};
 use common::*;
 
-const KINDS: [&str; 7] = ["cgroup", "ipc", "mnt", "net", "pid", "user", "uts"];
-
-fn root_only() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("skipped: needs root");
-    false
+fn main() -> std::process::ExitCode {
+    harness::main(trials![root => [
+        namespaces_differ_exactly_for_the_declared_kinds,
+        joining_a_namespace_by_path_gives_the_same_inode,
+        uts_hostname_is_the_declared_one_and_the_host_keeps_its_own,
+        pid_namespace_hides_the_host_reaps_orphans_and_stops_a_term_ignoring_service,
+        user_namespace_maps_are_the_declared_ones_and_files_get_mapped_owners,
+        mounts_readonly_tmpfs_size_and_no_propagation_to_the_host,
+        rootfs_pivot_root_hides_the_host_and_symlinks_cannot_redirect_mounts,
+        ipc_namespace_hides_host_shared_memory,
+        security_caps_no_new_privs_seccomp_and_masked_paths,
+        missing_bind_source_reports_step_and_errno,
+        process_settings_rlimits_umask_oom_groups_and_loopback,
+        overlay_keeps_changes_in_supd_state_and_leaves_lower_untouched,
+        init_forwards_any_signal_and_reports_signal_deaths_as_signals,
+    ]])
 }
+
+const KINDS: [&str; 7] = ["cgroup", "ipc", "mnt", "net", "pid", "user", "uts"];
 
 /// A service script that records its namespaces into `out`, then idles.
 fn ns_probe(out: &Path) -> String {
@@ -42,11 +54,7 @@ fn unit(container: &str, script: &str) -> String {
     )
 }
 
-#[test]
 fn namespaces_differ_exactly_for_the_declared_kinds() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::prepare(&[]);
     // The user-namespaced unit writes as host uid 200000.
     std::fs::set_permissions(sup.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
@@ -82,11 +90,7 @@ fn namespaces_differ_exactly_for_the_declared_kinds() {
     }
 }
 
-#[test]
 fn joining_a_namespace_by_path_gives_the_same_inode() {
-    if !root_only() {
-        return;
-    }
     // A process of the test's own in a fresh network namespace.
     let mut holder = std::process::Command::new("unshare")
         .args(["--net", "sleep", "1000"])
@@ -126,11 +130,7 @@ fn wait_until_ns_differs(path: &str) -> String {
     panic!("unshare never entered a new network namespace");
 }
 
-#[test]
 fn uts_hostname_is_the_declared_one_and_the_host_keeps_its_own() {
-    if !root_only() {
-        return;
-    }
     let host_before = nix::unistd::gethostname().expect("hostname");
     let sup = Sup::prepare(&[]);
     let out = sup.path().join("names");
@@ -150,11 +150,7 @@ fn uts_hostname_is_the_declared_one_and_the_host_keeps_its_own() {
     drop(sup);
 }
 
-#[test]
 fn pid_namespace_hides_the_host_reaps_orphans_and_stops_a_term_ignoring_service() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::prepare(&[]);
     let out = sup.path().join("pid");
     // Orphans: each subshell's sleep is re-parented to the container's init.
@@ -188,11 +184,7 @@ fn pid_namespace_hides_the_host_reaps_orphans_and_stops_a_term_ignoring_service(
     assert!(!pid_alive(pid), "the container's init is gone");
 }
 
-#[test]
 fn user_namespace_maps_are_the_declared_ones_and_files_get_mapped_owners() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::prepare(&[]);
     std::fs::set_permissions(sup.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let data = sup.path().join("data");
@@ -235,11 +227,7 @@ fn user_namespace_maps_are_the_declared_ones_and_files_get_mapped_owners() {
     drop(sup);
 }
 
-#[test]
 fn mounts_readonly_tmpfs_size_and_no_propagation_to_the_host() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::prepare(&[]);
     let ro = sup.path().join("ro");
     std::fs::create_dir_all(ro.join("sub")).expect("mkdir");
@@ -301,11 +289,7 @@ fn mounts_readonly_tmpfs_size_and_no_propagation_to_the_host() {
     drop(sup);
 }
 
-#[test]
 fn rootfs_pivot_root_hides_the_host_and_symlinks_cannot_redirect_mounts() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::prepare(&[]);
     let root = busybox_rootfs(sup.path());
     let outside = sup.path().join("outside");
@@ -361,11 +345,7 @@ fn rootfs_pivot_root_hides_the_host_and_symlinks_cannot_redirect_mounts() {
     drop(sup);
 }
 
-#[test]
 fn ipc_namespace_hides_host_shared_memory() {
-    if !root_only() {
-        return;
-    }
     // SAFETY: plain SysV calls; the segment is removed below.
     let shmid = unsafe { libc::shmget(libc::IPC_PRIVATE, 4096, libc::IPC_CREAT | 0o600) };
     assert!(shmid >= 0, "shmget");
@@ -389,11 +369,7 @@ fn ipc_namespace_hides_host_shared_memory() {
     drop(sup);
 }
 
-#[test]
 fn security_caps_no_new_privs_seccomp_and_masked_paths() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::prepare(&[]);
     let caps_out = sup.path().join("caps");
     let caps_script = format!(
@@ -460,11 +436,7 @@ fn security_caps_no_new_privs_seccomp_and_masked_paths() {
     drop(sup);
 }
 
-#[test]
 fn missing_bind_source_reports_step_and_errno() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::prepare(&[]);
     let target = sup.path().join("target");
     std::fs::create_dir(&target).expect("mkdir");
@@ -487,11 +459,7 @@ fn missing_bind_source_reports_step_and_errno() {
     assert!(stdout(&out).contains("ENOENT"), "{}", stdout(&out));
 }
 
-#[test]
 fn process_settings_rlimits_umask_oom_groups_and_loopback() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::prepare(&[]);
     let out = sup.path().join("settings");
     let script = format!(
@@ -523,11 +491,7 @@ fn process_settings_rlimits_umask_oom_groups_and_loopback() {
     drop(sup);
 }
 
-#[test]
 fn overlay_keeps_changes_in_supd_state_and_leaves_lower_untouched() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::prepare(&[]);
     let lower = sup.path().join("lower");
     let view = sup.path().join("view");
@@ -572,11 +536,7 @@ fn overlay_keeps_changes_in_supd_state_and_leaves_lower_untouched() {
     drop(sup);
 }
 
-#[test]
 fn init_forwards_any_signal_and_reports_signal_deaths_as_signals() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::start(&[
         (
             // Ignores real-time signal 40; a real-time signal to the init must not

@@ -1,20 +1,24 @@
 //! Hot reload (issue 5): edits on disk are applied by themselves, minimally and
 //! safely. These tests use the real directory watcher; they need root (units run
-//! as containers).
+//! as containers) and are reported as ignored without it.
 
 mod common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::harness::{self, root, trials};
 use common::*;
 
-fn root_only() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("skipped: needs root");
-    false
+fn main() -> std::process::ExitCode {
+    harness::main(trials![root => [
+        editing_one_of_five_units_restarts_exactly_that_one,
+        rename_into_place_adds_and_deleting_removes,
+        a_broken_edit_keeps_the_running_version_until_fixed,
+        changing_only_memory_max_updates_the_cgroup_in_place,
+        a_hundred_rapid_rewrites_converge_with_few_restarts,
+        a_reload_creating_a_cycle_is_rejected_naming_it,
+    ]])
 }
 
 fn sleeper(arg: &str) -> String {
@@ -35,11 +39,7 @@ fn save(dir: &Path, name: &str, text: &str) {
     std::fs::rename(&tmp, dir.join(format!("{name}.toml"))).expect("rename");
 }
 
-#[test]
 fn editing_one_of_five_units_restarts_exactly_that_one() {
-    if !root_only() {
-        return;
-    }
     let text = sleeper("1000");
     let names = ["u1", "u2", "u3", "u4", "u5"];
     let units: Vec<(&str, &str)> = names.iter().map(|n| (*n, text.as_str())).collect();
@@ -67,11 +67,7 @@ fn editing_one_of_five_units_restarts_exactly_that_one() {
     }
 }
 
-#[test]
 fn rename_into_place_adds_and_deleting_removes() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::start(&[("keep", &sleeper("1000"))]);
     sup.wait_state("keep", "running", Duration::from_secs(10));
     save(&sup.units_dir(), "fresh", &sleeper("1000"));
@@ -95,11 +91,7 @@ fn rename_into_place_adds_and_deleting_removes() {
     assert_eq!(sup.unit("keep")["state"], "running");
 }
 
-#[test]
 fn a_broken_edit_keeps_the_running_version_until_fixed() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::start(&[("svc", &sleeper("1000"))]);
     let running = sup.wait_state("svc", "running", Duration::from_secs(10));
     save(
@@ -132,11 +124,7 @@ fn a_broken_edit_keeps_the_running_version_until_fixed() {
     assert_eq!(fixed[0]["disk_differs"], false);
 }
 
-#[test]
 fn changing_only_memory_max_updates_the_cgroup_in_place() {
-    if !root_only() {
-        return;
-    }
     let unit = |m: &str| {
         format!("[resources]\nmemory_max = \"{m}\"\n[service]\nexec = [\"/bin/sleep\", \"1000\"]\n")
     };
@@ -162,11 +150,7 @@ fn changing_only_memory_max_updates_the_cgroup_in_place() {
     assert_eq!(after["usage"]["memory_max"], 128 << 20);
 }
 
-#[test]
 fn a_hundred_rapid_rewrites_converge_with_few_restarts() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::prepare(&[]);
     let starts = sup.path().join("starts");
     let unit = |i: usize| {
@@ -203,11 +187,7 @@ fn a_hundred_rapid_rewrites_converge_with_few_restarts() {
     }
 }
 
-#[test]
 fn a_reload_creating_a_cycle_is_rejected_naming_it() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::start(&[("a", &sleeper("1000")), ("b", &sleeper("1000"))]);
     let before = sup.wait_status("running", Duration::from_secs(10), |s| {
         s.iter().all(|u| u["state"] == "running")

@@ -1,25 +1,26 @@
 //! Resource control (issue 4), checked on this machine's cgroups (v1 or hybrid
-//! here; pure v2 in the VM). These tests need root.
+//! here; pure v2 in the VM). These tests need root; without it they are reported
+//! as ignored.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
+use common::harness::{self, root, trials};
 use common::*;
 
-fn root_only() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("skipped: needs root");
-    false
+fn main() -> std::process::ExitCode {
+    harness::main(trials![root => [
+        memory_hog_is_oom_killed_reported_and_restarted,
+        fork_bomb_is_contained_and_supd_stays_responsive,
+        cpu_max_holds_a_busy_loop_to_its_share,
+        stop_leaves_nothing_of_a_double_forking_service_and_removes_its_cgroup,
+        no_cgroup_remains_after_supd_exits,
+        status_and_top_show_usage_against_limits_and_cgroup_namespace_is_rooted,
+    ]])
 }
 
-#[test]
 fn memory_hog_is_oom_killed_reported_and_restarted() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::start(&[(
         "hog",
         "[resources]\nmemory_max = \"32M\"\n[service]\nexec = [\"/bin/dd\", \"if=/dev/zero\", \"of=/dev/null\", \"bs=128M\", \"count=1\"]\n\
@@ -42,11 +43,7 @@ fn memory_hog_is_oom_killed_reported_and_restarted() {
     );
 }
 
-#[test]
 fn fork_bomb_is_contained_and_supd_stays_responsive() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::start(&[
         (
             "bomb",
@@ -102,11 +99,7 @@ fn fork_bomb_is_contained_and_supd_stays_responsive() {
     }
 }
 
-#[test]
 fn cpu_max_holds_a_busy_loop_to_its_share() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::start(&[(
         "spin",
         "[resources]\ncpu_max = \"20%\"\n[service]\nexec = [\"/bin/sh\", \"-c\", \"while true; do :; done\"]\n",
@@ -144,11 +137,7 @@ fn cpu_max_holds_a_busy_loop_to_its_share() {
     );
 }
 
-#[test]
 fn stop_leaves_nothing_of_a_double_forking_service_and_removes_its_cgroup() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::start(&[(
         "forker",
         // On the host (no PID namespace) and escaping its process group with setsid:
@@ -187,11 +176,7 @@ fn stop_leaves_nothing_of_a_double_forking_service_and_removes_its_cgroup() {
     }
 }
 
-#[test]
 fn no_cgroup_remains_after_supd_exits() {
-    if !root_only() {
-        return;
-    }
     let mut sup = Sup::start(&[
         (
             "a",
@@ -211,11 +196,7 @@ fn no_cgroup_remains_after_supd_exits() {
     assert_eq!(cgroup_dirs_named(&root), Vec::<std::path::PathBuf>::new());
 }
 
-#[test]
 fn status_and_top_show_usage_against_limits_and_cgroup_namespace_is_rooted() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::prepare(&[]);
     let out = sup.path().join("cgroup-view");
     sup.write_unit(

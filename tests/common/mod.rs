@@ -2,6 +2,8 @@
 //! state directory, driven through the real `supctl`.
 #![allow(dead_code)]
 
+pub mod harness;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
