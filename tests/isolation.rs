@@ -291,7 +291,7 @@ fn mounts_readonly_tmpfs_size_and_no_propagation_to_the_host() {
 
 fn rootfs_pivot_root_hides_the_host_and_symlinks_cannot_redirect_mounts() {
     let sup = Sup::prepare(&[]);
-    let root = busybox_rootfs(sup.path());
+    let root = busybox_rootfs(&sup.path().join("rootfs"));
     let outside = sup.path().join("outside");
     std::fs::create_dir(&outside).expect("mkdir");
     // An image symlink pointing at a host path: the mount must stay in the image.
@@ -448,7 +448,7 @@ fn missing_bind_source_reports_step_and_errno() {
         ),
     );
     let sup = sup.launch();
-    let unit = sup.wait_state("broken", "failed", Duration::from_secs(10));
+    let unit = sup.wait_state("broken", "failed");
     let reason = unit["reason"].as_str().expect("reason");
     let expected = format!(
         "bind mount /nonexistent/sup-src -> {}: ENOENT",
@@ -549,12 +549,12 @@ fn init_forwards_any_signal_and_reports_signal_deaths_as_signals() {
             "[service]\nexec = [\"/bin/sh\", \"-c\", \"sleep 0.2; kill -SEGV $$\"]\nrestart = \"on-abnormal\"\nrestart_delay = \"5s\"\n",
         ),
     ]);
-    let steady = sup.wait_state("steady", "running", Duration::from_secs(10));
+    let steady = sup.wait_state("steady", "running");
     let pid = steady["pid"].as_i64().expect("pid") as i32;
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).expect("alive");
     // SAFETY: kill(2) with a real-time signal number.
     assert_eq!(unsafe { libc::kill(pid, 40) }, 0);
-    let segv = sup.wait_state("segv", "restarting", Duration::from_secs(10));
+    let segv = sup.wait_state("segv", "restarting");
     assert_eq!(segv["last_exit"]["signal"], "SIGSEGV", "{segv}");
     let steady = sup.unit("steady");
     assert_eq!(steady["state"], "running");
