@@ -44,7 +44,8 @@ pub fn trial(name: &str, gate: Gate, run: fn()) -> (Trial, Option<String>) {
     (trial, blocked)
 }
 
-/// `trials![gate => test_fn, ...]`: the trials for these functions, named after them.
+/// `trials![gate => [test_fn, ...], ...]`: the trials for these functions, named
+/// after them, each behind its gate.
 macro_rules! trials {
     ($($gate:expr => [$($test:ident),+ $(,)?]),+ $(,)?) => {
         vec![$($($crate::common::harness::trial(stringify!($test), $gate, $test)),+),+]
