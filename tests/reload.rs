@@ -1,20 +1,24 @@
 //! Hot reload (issue 5): edits on disk are applied by themselves, minimally and
 //! safely. These tests use the real directory watcher; they need root (units run
-//! as containers).
+//! as containers) and are reported as ignored without it.
 
 mod common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::harness::{self, root, trials};
 use common::*;
 
-fn root_only() -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    eprintln!("skipped: needs root");
-    false
+fn main() -> std::process::ExitCode {
+    harness::main(trials![root => [
+        editing_one_of_five_units_restarts_exactly_that_one,
+        rename_into_place_adds_and_deleting_removes,
+        a_broken_edit_keeps_the_running_version_until_fixed,
+        changing_only_memory_max_updates_the_cgroup_in_place,
+        a_hundred_rapid_rewrites_converge_with_few_restarts,
+        a_reload_creating_a_cycle_is_rejected_naming_it,
+    ]])
 }
 
 fn sleeper(arg: &str) -> String {
@@ -35,31 +39,21 @@ fn save(dir: &Path, name: &str, text: &str) {
     std::fs::rename(&tmp, dir.join(format!("{name}.toml"))).expect("rename");
 }
 
-#[test]
 fn editing_one_of_five_units_restarts_exactly_that_one() {
-    if !root_only() {
-        return;
-    }
     let text = sleeper("1000");
     let names = ["u1", "u2", "u3", "u4", "u5"];
     let units: Vec<(&str, &str)> = names.iter().map(|n| (*n, text.as_str())).collect();
     let sup = Sup::start(&units);
-    let before = sup.wait_status("all running", Duration::from_secs(10), |s| {
+    let before = sup.wait_status("all running", |s| {
         s.len() == 5 && s.iter().all(|u| u["state"] == "running")
     });
-    let t0 = Instant::now();
     std::fs::write(sup.units_dir().join("u3.toml"), sleeper("2000")).expect("edit");
-    let after = sup.wait_status("u3 restarted", Duration::from_secs(5), |s| {
+    let after = sup.wait_status("u3 restarted", |s| {
         s.iter().all(|u| u["state"] == "running")
             && s.iter()
                 .zip(&before)
                 .any(|(a, b)| a["name"] == "u3" && a["pid"] != b["pid"])
     });
-    let took = t0.elapsed();
-    assert!(
-        took < Duration::from_secs(3),
-        "applied {took:?} after the write"
-    );
     for (a, b) in after.iter().zip(&before) {
         if a["name"] != "u3" {
             assert_eq!(a["pid"], b["pid"], "{} must not be touched", a["name"]);
@@ -67,15 +61,11 @@ fn editing_one_of_five_units_restarts_exactly_that_one() {
     }
 }
 
-#[test]
 fn rename_into_place_adds_and_deleting_removes() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::start(&[("keep", &sleeper("1000"))]);
-    sup.wait_state("keep", "running", Duration::from_secs(10));
+    sup.wait_state("keep", "running");
     save(&sup.units_dir(), "fresh", &sleeper("1000"));
-    sup.wait_state("fresh", "running", Duration::from_secs(5));
+    sup.wait_state("fresh", "running");
     assert!(
         sup.status()
             .iter()
@@ -84,30 +74,22 @@ fn rename_into_place_adds_and_deleting_removes() {
     );
     let fresh_pid = pid(&sup, "fresh").expect("pid") as i32;
     std::fs::remove_file(sup.units_dir().join("fresh.toml")).expect("rm");
-    sup.wait_status("fresh removed", Duration::from_secs(5), |s| {
-        s.iter().all(|u| u["name"] != "fresh")
+    sup.wait_status("fresh removed", |s| s.iter().all(|u| u["name"] != "fresh"));
+    wait_until("the removed unit's process to end", || {
+        !pid_alive(fresh_pid)
     });
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while pid_alive(fresh_pid) {
-        assert!(Instant::now() < deadline, "removed unit still running");
-        std::thread::sleep(Duration::from_millis(10));
-    }
     assert_eq!(sup.unit("keep")["state"], "running");
 }
 
-#[test]
 fn a_broken_edit_keeps_the_running_version_until_fixed() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::start(&[("svc", &sleeper("1000"))]);
-    let running = sup.wait_state("svc", "running", Duration::from_secs(10));
+    let running = sup.wait_state("svc", "running");
     save(
         &sup.units_dir(),
         "svc",
         "[service]\nexec = [\"/bin/sleep\", \"1000\"]\nrestart = \"sometimes\"\n",
     );
-    let rejected = sup.wait_status("rejection shown", Duration::from_secs(5), |s| {
+    let rejected = sup.wait_status("rejection shown", |s| {
         s.iter()
             .any(|u| u["name"] == "svc" && u["definition_error"].is_string())
     });
@@ -118,10 +100,10 @@ fn a_broken_edit_keeps_the_running_version_until_fixed() {
     assert_eq!(svc["state"], "running");
     let table = stdout(&sup.supctl(&["status"]));
     assert!(table.contains("definition on disk rejected"), "{table}");
-    sup.log.wait_for("svc.toml:3:", Duration::from_secs(5));
+    sup.log.wait_for("svc.toml:3:");
 
     save(&sup.units_dir(), "svc", &sleeper("2000"));
-    let fixed = sup.wait_status("fix applied", Duration::from_secs(5), |s| {
+    let fixed = sup.wait_status("fix applied", |s| {
         s.iter().any(|u| {
             u["name"] == "svc"
                 && u["definition_error"].is_null()
@@ -132,16 +114,12 @@ fn a_broken_edit_keeps_the_running_version_until_fixed() {
     assert_eq!(fixed[0]["disk_differs"], false);
 }
 
-#[test]
 fn changing_only_memory_max_updates_the_cgroup_in_place() {
-    if !root_only() {
-        return;
-    }
     let unit = |m: &str| {
         format!("[resources]\nmemory_max = \"{m}\"\n[service]\nexec = [\"/bin/sleep\", \"1000\"]\n")
     };
     let sup = Sup::start(&[("capped", &unit("64M"))]);
-    let before = sup.wait_state("capped", "running", Duration::from_secs(10));
+    let before = sup.wait_state("capped", "running");
     let p = before["pid"].as_i64().expect("pid") as i32;
     let dir = cgroup_dir_of(p, "memory").expect("memory cgroup");
     let limit = || {
@@ -152,66 +130,53 @@ fn changing_only_memory_max_updates_the_cgroup_in_place() {
     };
     assert_eq!(limit(), Some(64 << 20));
     save(&sup.units_dir(), "capped", &unit("128M"));
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while limit() != Some(128 << 20) {
-        assert!(Instant::now() < deadline, "limit still {:?}", limit());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    sup.log
+        .wait_for_all(&["resource limits updated in place", "capped"]);
+    assert_eq!(limit(), Some(128 << 20));
     let after = sup.unit("capped");
     assert_eq!(after["pid"], before["pid"], "no restart");
     assert_eq!(after["usage"]["memory_max"], 128 << 20);
 }
 
-#[test]
 fn a_hundred_rapid_rewrites_converge_with_few_restarts() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::prepare(&[]);
     let starts = sup.path().join("starts");
     let unit = |i: usize| {
-        format!(
-            "[service]\nexec = [\"/bin/sh\", \"-c\", \"echo {i} >> {s}; exec sleep 1000\"]\n",
-            s = starts.display()
+        sh_unit(
+            "",
+            &format!("echo {i} >> {s}; exec sleep 1000", s = starts.display()),
         )
     };
     sup.write_unit("busy", &unit(0));
     let sup = sup.launch();
-    sup.wait_state("busy", "running", Duration::from_secs(10));
-    let t0 = Instant::now();
+    sup.wait_state("busy", "running");
+    // supd reloads once the directory has been quiet for 150 ms, or after 1 s of
+    // continuous events. The burst takes milliseconds, so it makes at most a few
+    // starts; on a loaded machine each pause in it longer than the quiet time, and
+    // each second it lasts, may legitimately add one. Count those, not the time.
+    let quiet = Duration::from_millis(150);
+    let (t0, mut last, mut pauses) = (Instant::now(), Instant::now(), 0);
     for i in 1..=100 {
         save(&sup.units_dir(), "busy", &unit(i));
+        pauses += usize::from(last.elapsed() > quiet);
+        last = Instant::now();
     }
+    let allowed = 4 + pauses + t0.elapsed().as_secs() as usize;
+    let mut text = String::new();
+    wait_until("the last rewrite to be running", || {
+        text = std::fs::read_to_string(&starts).unwrap_or_default();
+        text.lines().last() == Some("100") && sup.unit("busy")["state"] == "running"
+    });
+    let count = text.lines().count();
     assert!(
-        t0.elapsed() < Duration::from_secs(1),
-        "the burst took {:?}",
-        t0.elapsed()
+        count <= allowed,
+        "{count} starts for one burst (at most {allowed}): {text}"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let text = std::fs::read_to_string(&starts).unwrap_or_default();
-        if text.lines().last() == Some("100") && sup.unit("busy")["state"] == "running" {
-            let count = text.lines().count();
-            assert!(count <= 4, "{} starts for one burst: {text}", count);
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "final content never applied: {text}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
-#[test]
 fn a_reload_creating_a_cycle_is_rejected_naming_it() {
-    if !root_only() {
-        return;
-    }
     let sup = Sup::start(&[("a", &sleeper("1000")), ("b", &sleeper("1000"))]);
-    let before = sup.wait_status("running", Duration::from_secs(10), |s| {
-        s.iter().all(|u| u["state"] == "running")
-    });
+    let before = sup.wait_all_running();
     std::fs::write(
         sup.units_dir().join("a.toml"),
         format!("[unit]\nafter = [\"b\"]\n{}", sleeper("1000")),
@@ -224,7 +189,7 @@ fn a_reload_creating_a_cycle_is_rejected_naming_it() {
     .expect("b");
     let out = sup.supctl(&["reload", "--dry-run"]);
     assert!(stdout(&out).contains("a -> b -> a"), "{}", stdout(&out));
-    let after = sup.wait_status("cycle rejected", Duration::from_secs(5), |s| {
+    let after = sup.wait_status("cycle rejected", |s| {
         s.iter().all(|u| {
             u["definition_error"]
                 .as_str()

@@ -1,14 +1,35 @@
-//! End-to-end tests of supervision: real supd, real supctl, real processes.
+//! End-to-end tests of supervision: real supd, real supctl, real processes. Units
+//! run in containers by default, so most of these tests need root; without it they
+//! are reported as ignored.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
+use common::harness::{self, anywhere, root, trials};
 use common::*;
+
+fn main() -> std::process::ExitCode {
+    harness::main(trials![
+        // Its unit declares no namespaces, so it runs as any user.
+        anywhere => [stop_kills_a_term_ignoring_service_and_its_group_after_timeout],
+        root => [
+            crash_loop_backs_off_hits_start_limit_and_restart_recovers,
+            typo_is_reported_with_location_and_good_units_still_run,
+            two_hundred_services_run_and_every_exit_is_observed,
+            non_root_client_is_refused,
+            sigterm_stops_in_reverse_dependency_order_and_exits_zero,
+            after_orders_start,
+            spawn_error_names_step_and_errno,
+            logs_are_kept_in_memory_and_on_disk,
+            status_exit_codes_are_useful_in_scripts,
+            reload_applies_only_the_difference,
+        ],
+    ])
+}
 
 /// A service that crashes while a marker file exists restarts with growing delays,
 /// ends `failed` at its start limit, and `supctl restart` brings it back.
-#[test]
 fn crash_loop_backs_off_hits_start_limit_and_restart_recovers() {
     let sup = Sup::prepare(&[]);
     let crash = sup.path().join("crash");
@@ -30,7 +51,7 @@ start_limit = {{ burst = 5, interval = "1m" }}
         ),
     );
     let sup = sup.launch();
-    let unit = sup.wait_state("crashy", "failed", Duration::from_secs(20));
+    let unit = sup.wait_state("crashy", "failed");
     assert_eq!(unit["sub_state"], "start-limit");
     assert_eq!(unit["restarts"], 4);
     assert_eq!(unit["last_exit"]["code"], 7);
@@ -76,7 +97,6 @@ start_limit = {{ burst = 5, interval = "1m" }}
 }
 
 /// A service ignoring SIGTERM is killed after stop_timeout, with its whole group.
-#[test]
 fn stop_kills_a_term_ignoring_service_and_its_group_after_timeout() {
     let sup = Sup::start(&[(
         "stubborn",
@@ -91,8 +111,8 @@ exec = ["/bin/sh", "-c", "trap '' TERM; sleep 1000 & sleep 1000 & echo ready; wa
 stop_timeout = "700ms"
 "#,
     )]);
-    let unit = sup.wait_state("stubborn", "running", Duration::from_secs(10));
-    let pgid = unit["pid"].as_i64().expect("pid") as i32;
+    let unit = sup.wait_state("stubborn", "running");
+    let pgid = pid_of(&unit);
     wait_until("three processes in the group", || {
         members_of_group(pgid).len() == 3
     });
@@ -113,15 +133,14 @@ stop_timeout = "700ms"
     let unit = sup.unit("stubborn");
     assert_eq!(unit["state"], "inactive");
     assert_eq!(unit["last_exit"]["signal"], "SIGKILL");
-    assert_eq!(
-        members_of_group(pgid),
-        Vec::<i32>::new(),
-        "nothing of the process group remains"
-    );
+    // The group's other members got the same SIGKILL as the main process; they die
+    // when the kernel next schedules them, which a busy machine may delay.
+    wait_until("nothing of the process group to remain", || {
+        members_of_group(pgid).is_empty()
+    });
 }
 
 /// A typo names file:line:column; the other units still run.
-#[test]
 fn typo_is_reported_with_location_and_good_units_still_run() {
     let sup = Sup::prepare(&[
         ("good", "[service]\nexec = [\"/bin/sleep\", \"1000\"]\n"),
@@ -145,7 +164,7 @@ fn typo_is_reported_with_location_and_good_units_still_run() {
     assert!(report.contains("retsart"), "{report}");
 
     let sup = sup.launch();
-    sup.wait_state("good", "running", Duration::from_secs(10));
+    sup.wait_state("good", "running");
     let bad = sup.unit("bad");
     assert_eq!(bad["state"], "failed");
     assert!(
@@ -163,7 +182,6 @@ fn typo_is_reported_with_location_and_good_units_still_run() {
 }
 
 /// 200 services all reach running; killing them all at once loses no exit.
-#[test]
 fn two_hundred_services_run_and_every_exit_is_observed() {
     let units: Vec<(String, String)> = (0..200)
         .map(|i| {
@@ -178,13 +196,10 @@ fn two_hundred_services_run_and_every_exit_is_observed() {
         .map(|(n, t)| (n.as_str(), t.as_str()))
         .collect();
     let sup = Sup::start(&refs);
-    let status = sup.wait_status("200 running", Duration::from_secs(60), |s| {
+    let status = sup.wait_status_within("200 running", Duration::from_secs(60), |s| {
         s.len() == 200 && s.iter().all(|u| u["state"] == "running")
     });
-    let pids: Vec<i32> = status
-        .iter()
-        .map(|u| u["pid"].as_i64().expect("pid") as i32)
-        .collect();
+    let pids: Vec<i32> = status.iter().map(pid_of).collect();
     for pid in &pids {
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(*pid),
@@ -192,7 +207,7 @@ fn two_hundred_services_run_and_every_exit_is_observed() {
         )
         .expect("kill");
     }
-    let status = sup.wait_status("200 failed", Duration::from_secs(30), |s| {
+    let status = sup.wait_status_within("200 failed", Duration::from_secs(60), |s| {
         s.iter().all(|u| u["state"] == "failed")
     });
     for u in &status {
@@ -203,16 +218,10 @@ fn two_hundred_services_run_and_every_exit_is_observed() {
 }
 
 /// Only root and supd's own uid may control it.
-#[test]
 fn non_root_client_is_refused() {
-    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to run a client as another uid");
-        return;
-    }
     let sup = Sup::start(&[("svc", "[service]\nexec = [\"/bin/sleep\", \"1000\"]\n")]);
-    sup.wait_state("svc", "running", Duration::from_secs(10));
+    sup.wait_state("svc", "running");
     let as_nobody = |args: &[&str]| {
         std::process::Command::new(SUPCTL)
             .arg("--state-dir")
@@ -223,11 +232,8 @@ fn non_root_client_is_refused() {
             .output()
             .expect("supctl as nobody")
     };
-    let open = |p: &std::path::Path, mode| {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).expect("chmod")
-    };
-    open(sup.path(), 0o755);
-    open(&sup.state_dir(), 0o755);
+    set_mode(sup.path(), 0o755);
+    set_mode(&sup.state_dir(), 0o755);
     // The socket's mode 0600 is the first wall.
     let out = as_nobody(&["stop", "svc"]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
@@ -237,7 +243,7 @@ fn non_root_client_is_refused() {
         stderr(&out)
     );
     // Peer credentials are the second: even with the socket opened up, nobody is refused.
-    open(&sup.state_dir().join("control.sock"), 0o666);
+    set_mode(&sup.state_dir().join("control.sock"), 0o666);
     let out = as_nobody(&["stop", "svc"]);
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(
@@ -249,27 +255,24 @@ fn non_root_client_is_refused() {
 }
 
 /// SIGTERM stops units in reverse dependency order, then supd exits 0.
-#[test]
 fn sigterm_stops_in_reverse_dependency_order_and_exits_zero() {
     let sup = Sup::prepare(&[]);
     let journal = sup.path().join("journal");
     let unit = |name: &str, deps: &str| {
-        format!(
-            "[unit]\n{deps}\n[service]\nexec = [\"/bin/sh\", \"-c\", \"trap 'echo {name} >> {j}; exit 0' TERM; sleep 1000 & wait\"]\n",
-            j = journal.display()
+        sh_unit(
+            &format!("[unit]\n{deps}"),
+            &format!(
+                "trap 'echo {name} >> {j}; exit 0' TERM; sleep 1000 & wait",
+                j = journal.display()
+            ),
         )
     };
     sup.write_unit("base", &unit("base", ""));
     sup.write_unit("middle", &unit("middle", "requires = [\"base\"]"));
     sup.write_unit("top", &unit("top", "after = [\"middle\"]"));
     let mut sup = sup.launch();
-    let status = sup.wait_status("all running", Duration::from_secs(10), |s| {
-        s.iter().all(|u| u["state"] == "running")
-    });
-    let pids: Vec<i32> = status
-        .iter()
-        .map(|u| u["pid"].as_i64().expect("pid") as i32)
-        .collect();
+    let status = sup.wait_all_running();
+    let pids: Vec<i32> = status.iter().map(pid_of).collect();
     let exit = sup.stop();
     assert!(exit.success(), "supd exit status {exit}");
     let order = std::fs::read_to_string(&journal).expect("journal");
@@ -287,23 +290,20 @@ fn sigterm_stops_in_reverse_dependency_order_and_exits_zero() {
 }
 
 /// `after` orders the start: the dependent's first line comes after the dependency's.
-#[test]
 fn after_orders_start() {
     let sup = Sup::prepare(&[]);
     let journal = sup.path().join("journal");
     let unit = |name: &str, deps: &str| {
-        format!(
-            "[unit]\n{deps}\n[service]\nexec = [\"/bin/sh\", \"-c\", \"echo {name} >> {j}; exec sleep 1000\"]\n",
-            j = journal.display()
+        sh_unit(
+            &format!("[unit]\n{deps}"),
+            &format!("echo {name} >> {j}; exec sleep 1000", j = journal.display()),
         )
     };
     sup.write_unit("a", &unit("a", "after = [\"b\"]"));
     sup.write_unit("b", &unit("b", "after = [\"c\"]"));
     sup.write_unit("c", &unit("c", ""));
     let sup = sup.launch();
-    sup.wait_status("all running", Duration::from_secs(10), |s| {
-        s.iter().all(|u| u["state"] == "running")
-    });
+    sup.wait_all_running();
     wait_until("journal complete", || {
         std::fs::read_to_string(&journal).is_ok_and(|j| j.lines().count() == 3)
     });
@@ -312,13 +312,12 @@ fn after_orders_start() {
 }
 
 /// A start that fails before exec names the step, path and errno.
-#[test]
 fn spawn_error_names_step_and_errno() {
     let sup = Sup::start(&[(
         "lost",
         "[service]\nexec = [\"/bin/true\"]\nworkdir = \"/nonexistent/dir\"\nrestart = \"no\"\n",
     )]);
-    let unit = sup.wait_state("lost", "failed", Duration::from_secs(10));
+    let unit = sup.wait_state("lost", "failed");
     assert_eq!(unit["sub_state"], "spawn-error");
     let reason = unit["reason"].as_str().expect("reason");
     assert!(
@@ -328,13 +327,12 @@ fn spawn_error_names_step_and_errno() {
 }
 
 /// Output reaches `supctl logs` and the log file with timestamps; stderr is marked.
-#[test]
 fn logs_are_kept_in_memory_and_on_disk() {
     let sup = Sup::start(&[(
         "talker",
         "[service]\nexec = [\"/bin/sh\", \"-c\", \"echo hello out; echo hello err >&2; exec sleep 1000\"]\n",
     )]);
-    sup.wait_state("talker", "running", Duration::from_secs(10));
+    sup.wait_state("talker", "running");
     wait_until("two log lines", || {
         stdout(&sup.supctl(&["logs", "talker"])).lines().count() == 2
     });
@@ -350,7 +348,6 @@ fn logs_are_kept_in_memory_and_on_disk() {
 }
 
 /// Status of a named unit that is not running exits 3; an unknown unit exits 4.
-#[test]
 fn status_exit_codes_are_useful_in_scripts() {
     let sup = Sup::start(&[
         ("up", "[service]\nexec = [\"/bin/sleep\", \"1000\"]\n"),
@@ -359,22 +356,19 @@ fn status_exit_codes_are_useful_in_scripts() {
             "[service]\nexec = [\"/bin/true\"]\nrestart = \"no\"\n",
         ),
     ]);
-    sup.wait_state("up", "running", Duration::from_secs(10));
-    sup.wait_state("done", "exited", Duration::from_secs(10));
+    sup.wait_state("up", "running");
+    sup.wait_state("done", "exited");
     assert_eq!(sup.supctl(&["status", "up"]).status.code(), Some(0));
     assert_eq!(sup.supctl(&["status", "done"]).status.code(), Some(3));
     assert_eq!(sup.supctl(&["status", "nope"]).status.code(), Some(4));
 }
 
 /// `supctl reload` starts new, stops removed and restarts changed units only.
-#[test]
 fn reload_applies_only_the_difference() {
     let sleep = "[service]\nexec = [\"/bin/sleep\", \"1000\"]\n";
     let sup = Sup::start(&[("keep", sleep), ("change", sleep), ("drop", sleep)]);
-    let before = sup.wait_status("running", Duration::from_secs(10), |s| {
-        s.iter().all(|u| u["state"] == "running")
-    });
-    let pid_of = |s: &[serde_json::Value], n: &str| {
+    let before = sup.wait_all_running();
+    let pid_in = |s: &[serde_json::Value], n: &str| {
         s.iter().find(|u| u["name"] == n).map(|u| u["pid"].clone())
     };
     // Same meaning, different bytes: not a change.
@@ -389,20 +383,14 @@ fn reload_applies_only_the_difference() {
     // whole difference, in one summary line.
     let out = sup.supctl(&["reload"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    sup.log
-        .wait_for("added=1 removed=1 restarted=1", Duration::from_secs(5));
-    // Well under the 10 s stop timeout: the changed unit is signalled, not timed out.
-    let after = sup.wait_status("reloaded", Duration::from_secs(5), |s| {
+    sup.log.wait_for("added=1 removed=1 restarted=1");
+    // The changed unit is signalled and ends by it, not by the SIGKILL of its 10 s
+    // stop timeout.
+    let exit = sup.log.wait_for_all(&["process exited", "unit=change"]);
+    assert!(!exit.contains("SIGKILL"), "{exit}");
+    let after = sup.wait_status("reloaded", |s| {
         s.len() == 3 && s.iter().all(|u| u["state"] == "running")
     });
-    assert_eq!(pid_of(&before, "keep"), pid_of(&after, "keep"));
-    assert_ne!(pid_of(&before, "change"), pid_of(&after, "change"));
-}
-
-fn wait_until(what: &str, cond: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert_eq!(pid_in(&before, "keep"), pid_in(&after, "keep"));
+    assert_ne!(pid_in(&before, "change"), pid_in(&after, "change"));
 }

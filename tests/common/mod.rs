@@ -2,16 +2,81 @@
 //! state directory, driven through the real `supctl`.
 #![allow(dead_code)]
 
+pub mod cgroup;
+pub mod container;
+pub mod harness;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use serde_json::Value;
+
+// Not every test target uses every helper.
+#[allow(unused_imports)]
+pub use cgroup::*;
+#[allow(unused_imports)]
+pub use container::*;
 
 pub const SUPD: &str = env!("CARGO_BIN_EXE_supd");
 pub const SUPCTL: &str = env!("CARGO_BIN_EXE_supctl");
+
+/// How long a test waits for something that normally takes milliseconds to a few
+/// seconds before it gives up: generous, because CI machines are small and busy.
+/// Waiting ends as soon as the awaited thing happens, so this costs nothing when
+/// all is well.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Poll `cond` until it holds; panic naming `what` after [`PATIENCE`]. For states no
+/// event announces (a process gone, a cgroup file changed, a file written).
+pub fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    wait_until_within(what, PATIENCE, cond)
+}
+
+pub fn wait_until_within(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Block until `path` holds complete lines (a service writing its observations, see
+/// [`report`]), then return its contents.
+pub fn wait_file(path: &Path) -> String {
+    let mut text = String::new();
+    wait_until(&format!("{} to be written", path.display()), || {
+        text = std::fs::read_to_string(path).unwrap_or_default();
+        text.ends_with('\n')
+    });
+    text
+}
+
+/// Wait for `child` to exit, at most `timeout`: its output, or `None` once it has
+/// been killed (and reaped) for taking longer.
+pub fn wait_bounded(child: Child, timeout: Duration) -> Option<Output> {
+    let pid = Pid::from_raw(child.id() as i32);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(out) => Some(out.expect("wait for child")),
+        Err(_) => {
+            // Not reaped yet (the thread still waits for it), so the pid is still its.
+            let _ = kill(pid, Signal::SIGKILL);
+            let _ = rx.recv();
+            None
+        }
+    }
+}
 
 /// supd's stderr, collected by a thread; waiters are woken on every new line.
 #[derive(Default)]
@@ -21,26 +86,46 @@ pub struct LogBook {
 }
 
 impl LogBook {
-    /// Block until a line containing `needle` was logged, or panic after `timeout`.
-    pub fn wait_for(&self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        let mut lines = self.lines.lock().expect("log lock");
+    /// Block until a line containing `needle` was logged, or panic after [`PATIENCE`].
+    pub fn wait_for(&self, needle: &str) -> String {
+        self.wait_for_all(&[needle])
+    }
+
+    /// Block until one line contains every one of `needles`.
+    pub fn wait_for_all(&self, needles: &[&str]) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        let mut lines = self.lines();
         loop {
-            if let Some(l) = lines.iter().find(|l| l.contains(needle)) {
+            if let Some(l) = lines.iter().find(|l| needles.iter().all(|n| l.contains(n))) {
                 return l.clone();
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            assert!(
-                !left.is_zero(),
-                "supd never logged {needle:?}; log:\n{}",
-                lines.join("\n")
-            );
-            lines = self.grew.wait_timeout(lines, left).expect("log lock").0;
+            if left.is_zero() {
+                let log = lines.join("\n");
+                drop(lines);
+                panic!("supd never logged a line with all of {needles:?}; log:\n{log}");
+            }
+            lines = self
+                .grew
+                .wait_timeout(lines, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
         }
     }
 
     pub fn text(&self) -> String {
-        self.lines.lock().expect("log lock").join("\n")
+        self.lines().join("\n")
+    }
+
+    fn push(&self, line: String) {
+        self.lines().push(line);
+        self.grew.notify_all();
+    }
+
+    /// The lines so far (a test that failed while reading them does not stop the
+    /// collecting thread).
+    fn lines(&self) -> MutexGuard<'_, Vec<String>> {
+        self.lines.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -95,12 +180,11 @@ impl Sup {
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                book.lines.lock().expect("log lock").push(line);
-                book.grew.notify_all();
+                book.push(line);
             }
         });
         self.child = Some(child);
-        self.log.wait_for("supd started", Duration::from_secs(20));
+        self.log.wait_for("supd started");
         self
     }
 
@@ -127,13 +211,27 @@ impl Sup {
         std::fs::write(self.units_dir().join(format!("{name}.toml")), text).expect("write unit");
     }
 
+    fn supctl_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(SUPCTL);
+        cmd.arg("--state-dir").arg(self.state_dir()).args(args);
+        cmd
+    }
+
     pub fn supctl(&self, args: &[&str]) -> Output {
-        Command::new(SUPCTL)
-            .arg("--state-dir")
-            .arg(self.state_dir())
-            .args(args)
-            .output()
-            .expect("run supctl")
+        self.supctl_command(args).output().expect("run supctl")
+    }
+
+    /// `supctl args`, failing the test unless it answers within `timeout`.
+    pub fn supctl_within(&self, args: &[&str], timeout: Duration) -> Output {
+        let child = self
+            .supctl_command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run supctl");
+        wait_bounded(child, timeout)
+            .unwrap_or_else(|| panic!("supctl {args:?} did not answer within {timeout:?}"))
     }
 
     /// `supctl status --json`, parsed.
@@ -158,9 +256,14 @@ impl Sup {
             .unwrap_or_else(|| panic!("no unit {name} in status"))
     }
 
-    /// Re-read status until `pred` holds for it (state changes are driven by real
-    /// processes; there is no event a test could block on short of `--wait`).
-    pub fn wait_status(
+    /// Re-read status until `pred` holds for it, at most [`PATIENCE`] (state changes
+    /// are driven by real processes; there is no event a test could block on short
+    /// of `--wait`).
+    pub fn wait_status(&self, what: &str, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        self.wait_status_within(what, PATIENCE, pred)
+    }
+
+    pub fn wait_status_within(
         &self,
         what: &str,
         timeout: Duration,
@@ -174,14 +277,14 @@ impl Sup {
             }
             assert!(
                 Instant::now() < deadline,
-                "timed out waiting for {what}; status: {s:#?}"
+                "timed out after {timeout:?} waiting for {what}; status: {s:#?}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    pub fn wait_state(&self, name: &str, state: &str, timeout: Duration) -> Value {
-        let s = self.wait_status(&format!("{name} {state}"), timeout, |units| {
+    pub fn wait_state(&self, name: &str, state: &str) -> Value {
+        let s = self.wait_status(&format!("{name} {state}"), |units| {
             units
                 .iter()
                 .any(|u| u["name"] == name && u["state"] == state)
@@ -189,26 +292,23 @@ impl Sup {
         s.into_iter().find(|u| u["name"] == name).expect("unit")
     }
 
+    /// Status once every unit is running.
+    pub fn wait_all_running(&self) -> Vec<Value> {
+        self.wait_status("all units running", |s| {
+            s.iter().all(|u| u["state"] == "running")
+        })
+    }
+
     /// SIGTERM supd and wait for it; returns its exit status.
-    pub fn stop(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("supd running");
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!(
-                    "supd did not exit within 30s of SIGTERM; log:\n{}",
-                    self.log.text()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(10));
+    pub fn stop(&mut self) -> ExitStatus {
+        let child = self.child.take().expect("supd running");
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        match wait_bounded(child, PATIENCE) {
+            Some(out) => out.status,
+            None => panic!(
+                "supd did not exit within {PATIENCE:?} of SIGTERM; log:\n{}",
+                self.log.text()
+            ),
         }
     }
 }
@@ -218,14 +318,18 @@ impl Drop for Sup {
         if self.child.is_some() && !std::thread::panicking() {
             let status = self.stop();
             assert!(status.success(), "supd exited with {status}");
-        } else if let Some(mut child) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let _ = child.wait();
+        } else if let Some(child) = self.child.take() {
+            let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+            let _ = wait_bounded(child, PATIENCE);
         }
     }
+}
+
+/// The main pid of a unit in `supctl status --json`.
+pub fn pid_of(unit: &Value) -> i32 {
+    unit["pid"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no pid: {unit}")) as i32
 }
 
 /// Every pid whose process group is `pgid`.
@@ -246,117 +350,4 @@ pub fn stdout(o: &Output) -> String {
 }
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// A tiny root filesystem: static busybox and its applets, plus empty mount points.
-pub fn busybox_rootfs(at: &Path) -> PathBuf {
-    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
-        .into_iter()
-        .map(Path::new)
-        .find(|p| p.exists())
-        .expect("busybox is required (apt-get install busybox-static; tests/run.sh does it)");
-    let root = at.join("rootfs");
-    for d in ["bin", "etc", "proc", "dev", "sys", "tmp", "data"] {
-        std::fs::create_dir_all(root.join(d)).expect("mkdir rootfs");
-    }
-    std::fs::copy(busybox, root.join("bin/busybox")).expect("copy busybox");
-    for applet in [
-        "sh", "ls", "cat", "echo", "mount", "hostname", "touch", "dd", "id", "sleep", "grep", "wc",
-        "ps", "readlink", "test", "stat", "head", "awk", "true",
-    ] {
-        std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).expect("applet link");
-    }
-    std::fs::write(root.join("etc/rootfs-marker"), "busybox rootfs\n").expect("marker");
-    root
-}
-
-/// Block until `path` exists and is non-empty (a service writing its observations),
-/// then return its contents.
-pub fn wait_file(path: &Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && text.ends_with('\n')
-        {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} never written",
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// The test process's own namespace inode for `kind` (e.g. "net").
-pub fn host_ns(kind: &str) -> String {
-    std::fs::read_link(format!("/proc/self/ns/{kind}"))
-        .expect("readlink ns")
-        .to_string_lossy()
-        .into_owned()
-}
-
-/// Every directory `name` directly below supd's (the test's) own cgroup, in every
-/// mounted hierarchy: what must be gone after supd exits.
-pub fn cgroup_dirs_named(name: &str) -> Vec<PathBuf> {
-    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let mut found = Vec::new();
-    for line in own.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, list, path) = (
-            parts.next(),
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or("/"),
-        );
-        let mount = if list.is_empty() {
-            ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
-                .into_iter()
-                .map(PathBuf::from)
-                .find(|m| m.join("cgroup.controllers").exists())
-        } else {
-            let dir = list.trim_start_matches("name=");
-            std::fs::read_dir("/sys/fs/cgroup").ok().and_then(|mut e| {
-                e.find_map(|d| {
-                    let d = d.ok()?;
-                    let n = d.file_name().to_string_lossy().into_owned();
-                    (n == dir || n.split(',').any(|c| list.split(',').any(|l| l == c)))
-                        .then(|| d.path())
-                })
-            })
-        };
-        if let Some(m) = mount {
-            let dir = m.join(path.trim_start_matches('/')).join(name);
-            if dir.exists() {
-                found.push(dir);
-            }
-        }
-    }
-    found
-}
-
-/// The directory of `pid`'s cgroup for a v1 `controller` (or the v2 one).
-pub fn cgroup_dir_of(pid: i32, controller: &str) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
-    for line in text.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (_, list, path) = (parts.next()?, parts.next()?, parts.next()?);
-        if list.split(',').any(|c| c == controller) {
-            for entry in std::fs::read_dir("/sys/fs/cgroup").ok()?.flatten() {
-                let n = entry.file_name().to_string_lossy().into_owned();
-                if n.split(',').any(|c| c == controller) && !n.contains(' ') {
-                    return Some(entry.path().join(path.trim_start_matches('/')));
-                }
-            }
-        }
-    }
-    let v2 = text.lines().find_map(|l| l.strip_prefix("0::"))?;
-    let root = ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|m| {
-            std::fs::read_to_string(m.join("cgroup.controllers"))
-                .is_ok_and(|c| c.split_whitespace().any(|x| x == controller))
-        })?;
-    Some(root.join(v2.trim_start_matches('/')))
 }
