@@ -120,9 +120,15 @@ fn runner_for(text: &str, state: &Path) -> impl FnMut() + use<> {
     let root = format!("sup-bench-{}-{}", std::process::id(), unit_counter());
     let cgroups = CgroupGuard(sup::cgroup::CgroupTree::init(&root).expect("cgroups"));
     cgroups.0.create("bench", &unit.resources).expect("cgroup");
+    let mut attempt = 0;
     move || {
         let cg = &cgroups.0;
-        let spawned = spawn::spawn_with_helper(&helper, &plan, &registry, "bench", &mut |pid| {
+        attempt += 1;
+        let owner = sup::reaper::ChildOf {
+            unit: "bench".into(),
+            attempt,
+        };
+        let spawned = spawn::spawn_with_helper(&helper, &plan, &registry, &owner, &mut |pid| {
             cg.place("bench", pid)
                 .map_err(|e| spawn::SpawnError::new(spawn::Step::Cgroup, None, None, e.to_string()))
         })

@@ -1,37 +1,68 @@
-//! The one place in supd that waits for children.
+//! The one place in supd that waits for children, and the table that says whose they
+//! are.
 //!
 //! On every SIGCHLD it calls `waitpid(-1, WNOHANG)` until nothing is left to reap (the
-//! kernel coalesces SIGCHLDs, so one signal may stand for many exits). Each exit goes to
-//! the unit that registered the pid. Exits of pids nobody registered yet are kept for a
-//! while, so a registration that comes late still receives its exit; orphans re-parented
-//! to supd (it is a subreaper, or PID 1) are reaped the same way and simply dropped.
+//! kernel coalesces SIGCHLDs, so one signal may stand for many exits) and routes each
+//! exit to the start attempt that registered the pid.
+//!
+//! A pid alone does not name a process once pids wrap: a pid is only reusable after
+//! its process was reaped, and reaping happens here, under the table's lock. So:
+//! - the spawn helper is registered while the lock is held across its `posix_spawn`
+//!   (`spawn_registered`): its pid cannot be reaped, let alone reused, unregistered;
+//! - the container's first process is created by the helper with `CLONE_PIDFD` (as
+//!   supd's child) and registered through that pidfd (`register_pidfd`), which tells
+//!   under the lock whether the process still runs, is a zombie waiting here, or was
+//!   already reaped; only in the last case is an unclaimed exit of that pid taken,
+//!   and it is then necessarily this process's (an older process with the same pid
+//!   was reaped before this one existed, and its entry is dropped at registration).
+//!
+//! Orphans re-parented to supd (it is a subreaper, or PID 1) are reaped the same way;
+//! their exits are kept, bounded, as unclaimed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::BorrowedFd;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::supervise::ExitStatus;
 
-/// How long an unclaimed exit is kept for a late registration.
-const UNCLAIMED_TTL: Duration = Duration::from_secs(30);
+/// Unclaimed exits kept for a registration that comes after the reap.
+const UNCLAIMED_KEPT: usize = 1024;
 
-/// An exit of a registered pid.
+/// Which start a child belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildOf {
+    pub unit: String,
+    pub attempt: u64,
+}
+
+/// An exit of a registered child.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exit {
     pub owner: String,
+    pub attempt: u64,
     pub pid: i32,
     pub status: ExitStatus,
 }
 
+/// The outcome of registering a child by pidfd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Its exit will be routed to the owner.
+    Registered,
+    /// It was reaped before it could be registered; this was its exit.
+    AlreadyExited(ExitStatus),
+}
+
 #[derive(Debug, Default)]
 struct Table {
-    owners: HashMap<i32, String>,
-    unclaimed: HashMap<i32, (ExitStatus, Instant)>,
+    owners: HashMap<i32, ChildOf>,
+    /// Exits nobody had registered, newest last.
+    unclaimed: VecDeque<(i32, ExitStatus)>,
 }
 
 /// Who owns which pid. Shared between the reaper task and the spawner threads.
@@ -42,57 +73,112 @@ pub struct Registry {
 
 impl Registry {
     fn lock(&self) -> MutexGuard<'_, Table> {
-        // A panic while holding this lock cannot leave the table inconsistent (every
-        // update is a single insert/remove), so a poisoned lock is still usable.
+        // Every update is a single insert or remove: a poisoned lock is still usable.
         self.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Claim `pid` for `owner`. Returns its exit if the reaper already saw it.
-    pub fn register(&self, pid: i32, owner: &str) -> Option<ExitStatus> {
+    /// Start a child with `spawn` (which returns its pid) and register it for `owner`
+    /// before any exit of it can be reaped.
+    pub fn spawn_registered<E>(
+        &self,
+        owner: ChildOf,
+        spawn: impl FnOnce() -> Result<i32, E>,
+    ) -> Result<i32, E> {
         let mut t = self.lock();
-        if let Some((status, _)) = t.unclaimed.remove(&pid) {
-            return Some(status);
-        }
-        t.owners.insert(pid, owner.to_string());
-        None
+        let pid = spawn()?;
+        t.claim(pid, owner);
+        Ok(pid)
     }
 
-    /// Route one reaped exit: to its owner, or into the unclaimed table.
-    pub fn route(&self, pid: i32, status: ExitStatus, now: Instant) -> Option<Exit> {
+    /// Register a child of supd known by a pidfd taken when it was created.
+    pub fn register_pidfd(&self, pid: i32, pidfd: BorrowedFd<'_>, owner: ChildOf) -> Registration {
         let mut t = self.lock();
-        if let Some(owner) = t.owners.remove(&pid) {
-            return Some(Exit { owner, pid, status });
+        let peek = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        match waitid(Id::PIDFd(pidfd), peek) {
+            // Running, or exited and waiting to be reaped here: routed when reaped.
+            Ok(_) => {
+                t.claim(pid, owner);
+                Registration::Registered
+            }
+            // Reaped already: under this lock, after it was created.
+            Err(_) => match t.take_unclaimed(pid) {
+                Some(status) => Registration::AlreadyExited(status),
+                None => {
+                    // Cannot happen while every reap goes through `route`; say so
+                    // rather than wait forever for an exit that was lost.
+                    tracing::error!(
+                        unit = %owner.unit,
+                        pid,
+                        "child vanished before registration; taking it as killed"
+                    );
+                    Registration::AlreadyExited(ExitStatus::Signal(libc::SIGKILL))
+                }
+            },
         }
-        t.unclaimed
-            .retain(|_, (_, at)| now.duration_since(*at) < UNCLAIMED_TTL);
-        t.unclaimed.insert(pid, (status, now));
-        None
+    }
+
+    /// Reap every child that has exited, without blocking, and route the exits.
+    pub fn reap_all(&self) -> Vec<Exit> {
+        self.reap_with(|| waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)))
+    }
+
+    /// `reap_all` with the wait call given (tests reap only their own children).
+    fn reap_with(&self, mut wait: impl FnMut() -> nix::Result<WaitStatus>) -> Vec<Exit> {
+        let mut t = self.lock();
+        let mut exits = Vec::new();
+        loop {
+            let (pid, status) = match wait() {
+                Ok(WaitStatus::Exited(pid, code)) => (pid.as_raw(), ExitStatus::Code(code)),
+                Ok(WaitStatus::Signaled(pid, sig, _core)) => {
+                    (pid.as_raw(), ExitStatus::Signal(sig as i32))
+                }
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
+                Err(Errno::EINTR) => continue,
+                // Stop/continue reports are not requested; anything else is not an exit.
+                Ok(_) => continue,
+                Err(e) => {
+                    tracing::error!(errno = %e, "waitpid failed");
+                    break;
+                }
+            };
+            match t.route(pid, status) {
+                Some(exit) => exits.push(exit),
+                None => tracing::debug!(pid, %status, "reaped unregistered process"),
+            }
+        }
+        exits
     }
 }
 
-/// Reap every child that has exited, without blocking.
-pub fn reap_all(registry: &Registry) -> Vec<Exit> {
-    let mut exits = Vec::new();
-    loop {
-        let (pid, status) = match waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)) {
-            Ok(WaitStatus::Exited(pid, code)) => (pid, ExitStatus::Code(code)),
-            Ok(WaitStatus::Signaled(pid, sig, _core)) => (pid, ExitStatus::Signal(sig as i32)),
-            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => break,
-            Err(Errno::EINTR) => continue,
-            // Stop/continue reports are not requested; anything else is not an exit.
-            Ok(_) => continue,
-            Err(e) => {
-                tracing::error!(errno = %e, "waitpid failed");
-                break;
-            }
-        };
-        if let Some(exit) = registry.route(pid.as_raw(), status, Instant::now()) {
-            exits.push(exit);
-        } else {
-            tracing::debug!(pid = pid.as_raw(), %status, "reaped unregistered process");
-        }
+impl Table {
+    /// `pid` now belongs to `owner`; an unclaimed exit of that pid is an older
+    /// process's.
+    fn claim(&mut self, pid: i32, owner: ChildOf) {
+        self.unclaimed.retain(|(p, _)| *p != pid);
+        self.owners.insert(pid, owner);
     }
-    exits
+
+    /// Route one reaped exit: to its owner, or into the unclaimed list.
+    fn route(&mut self, pid: i32, status: ExitStatus) -> Option<Exit> {
+        if let Some(ChildOf { unit, attempt }) = self.owners.remove(&pid) {
+            return Some(Exit {
+                owner: unit,
+                attempt,
+                pid,
+                status,
+            });
+        }
+        if self.unclaimed.len() >= UNCLAIMED_KEPT {
+            self.unclaimed.pop_front();
+        }
+        self.unclaimed.push_back((pid, status));
+        None
+    }
+
+    fn take_unclaimed(&mut self, pid: i32) -> Option<ExitStatus> {
+        let i = self.unclaimed.iter().rposition(|(p, _)| *p == pid)?;
+        self.unclaimed.remove(i).map(|(_, status)| status)
+    }
 }
 
 /// Run forever: wait for SIGCHLD, reap, send the exits on.
@@ -106,7 +192,7 @@ pub async fn run(registry: Registry, tx: mpsc::UnboundedSender<Exit>) {
     };
     loop {
         // Reap first: children may have exited before the handler was installed.
-        for exit in reap_all(&registry) {
+        for exit in registry.reap_all() {
             if tx.send(exit).is_err() {
                 return;
             }
@@ -121,42 +207,98 @@ pub async fn run(registry: Registry, tx: mpsc::UnboundedSender<Exit>) {
 mod tests {
     use super::*;
 
-    #[test]
-    fn late_registration_receives_the_exit() {
-        let r = Registry::default();
-        let now = Instant::now();
-        assert_eq!(r.route(42, ExitStatus::Code(3), now), None);
-        assert_eq!(r.register(42, "web"), Some(ExitStatus::Code(3)));
-        // Consumed: a later registration of the same pid starts clean.
-        assert_eq!(r.register(42, "web"), None);
+    fn child(unit: &str, attempt: u64) -> ChildOf {
+        ChildOf {
+            unit: unit.into(),
+            attempt,
+        }
     }
 
     #[test]
-    fn registered_exit_goes_to_owner() {
-        let r = Registry::default();
-        assert_eq!(r.register(7, "db"), None);
-        let exit = r.route(7, ExitStatus::Signal(9), Instant::now());
+    fn registered_exit_goes_to_its_owner_and_attempt() {
+        let mut t = Table::default();
+        t.claim(7, child("db", 3));
+        let exit = t.route(7, ExitStatus::Signal(9));
         assert_eq!(
             exit,
             Some(Exit {
                 owner: "db".into(),
+                attempt: 3,
                 pid: 7,
                 status: ExitStatus::Signal(9)
             })
         );
+        assert_eq!(t.route(7, ExitStatus::Code(0)), None, "routed once");
     }
 
     #[test]
-    fn unclaimed_exits_expire() {
-        let r = Registry::default();
-        let t0 = Instant::now();
-        r.route(1, ExitStatus::Code(0), t0);
-        r.route(
-            2,
-            ExitStatus::Code(0),
-            t0 + UNCLAIMED_TTL + Duration::from_secs(1),
+    fn a_stale_unclaimed_exit_is_never_given_to_a_later_process() {
+        let mut t = Table::default();
+        // An orphan with pid 42 was reaped; later a new child gets pid 42.
+        assert_eq!(t.route(42, ExitStatus::Code(0)), None);
+        t.claim(42, child("web", 1));
+        assert_eq!(t.take_unclaimed(42), None, "dropped at registration");
+        let exit = t.route(42, ExitStatus::Code(1)).expect("routed");
+        assert_eq!(exit.status, ExitStatus::Code(1));
+    }
+
+    #[test]
+    fn unclaimed_exits_are_bounded_and_the_newest_wins() {
+        let mut t = Table::default();
+        for pid in 0..(UNCLAIMED_KEPT as i32 + 10) {
+            t.route(pid, ExitStatus::Code(1));
+        }
+        assert_eq!(t.unclaimed.len(), UNCLAIMED_KEPT);
+        assert_eq!(t.take_unclaimed(0), None, "the oldest went first");
+        t.route(5000, ExitStatus::Code(1));
+        t.route(5000, ExitStatus::Code(2));
+        assert_eq!(t.take_unclaimed(5000), Some(ExitStatus::Code(2)));
+    }
+
+    /// A real child registered by pidfd after it was already reaped gets its own exit;
+    /// one registered while alive gets it through `reap_all`.
+    #[test]
+    fn registration_by_pidfd_sees_running_zombie_and_reaped_children() {
+        use std::os::fd::{AsFd, FromRawFd, OwnedFd};
+        let registry = Registry::default();
+        let spawn = |code: i32| -> (i32, OwnedFd) {
+            let child = std::process::Command::new("/bin/sh")
+                .args(["-c", &format!("read x; exit {code}")])
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn sh");
+            let pid = child.id() as i32;
+            // SAFETY: pidfd_open(2) with a plain pid and no flags.
+            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+            assert!(fd >= 0, "pidfd_open");
+            // The Child (and its stdin) is dropped: `read` sees EOF and the shell exits.
+            drop(child);
+            // SAFETY: a fresh descriptor from pidfd_open that nothing else owns.
+            (pid, unsafe { OwnedFd::from_raw_fd(fd as i32) })
+        };
+        // Only this test's own children are reaped (other tests run in this process).
+        let reap = |pid: i32| {
+            let mut once = Some(());
+            registry.reap_with(|| match once.take() {
+                Some(()) => waitpid(nix::unistd::Pid::from_raw(pid), None),
+                None => Ok(WaitStatus::StillAlive),
+            })
+        };
+        // Reaped first (routed as unclaimed), registered after.
+        let (pid, fd) = spawn(3);
+        assert!(reap(pid).is_empty(), "nobody's yet");
+        assert_eq!(
+            registry.register_pidfd(pid, fd.as_fd(), child("a", 1)),
+            Registration::AlreadyExited(ExitStatus::Code(3))
         );
-        assert_eq!(r.register(1, "x"), None, "expired");
-        assert_eq!(r.register(2, "x"), Some(ExitStatus::Code(0)));
+        // Registered first, reaped after.
+        let (pid, fd) = spawn(4);
+        assert_eq!(
+            registry.register_pidfd(pid, fd.as_fd(), child("b", 2)),
+            Registration::Registered
+        );
+        let exit = reap(pid).pop().expect("routed to its owner");
+        assert_eq!((exit.owner.as_str(), exit.attempt), ("b", 2));
+        assert_eq!(exit.status, ExitStatus::Code(4));
     }
 }

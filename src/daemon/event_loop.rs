@@ -161,19 +161,28 @@ impl Daemon {
 
     fn on_exit(&mut self, unit_exit: UnitExit) {
         let UnitExit { exit, oom_killed } = unit_exit;
-        let main_pid = self.fleet.get(&exit.owner).and_then(|s| s.machine.pid());
-        if main_pid == Some(exit.pid) {
+        let main = self
+            .fleet
+            .get(&exit.owner)
+            .filter(|s| s.machine.attempt() == exit.attempt)
+            .and_then(|s| s.machine.pid());
+        if main == Some(exit.pid) {
             tracing::info!(unit = %exit.owner, pid = exit.pid, status = %exit.status, "process exited");
             if oom_killed {
                 tracing::warn!(unit = %exit.owner, pid = exit.pid, "OOM-killed: the unit's cgroup reached memory_max");
             }
         } else {
-            // A process that was already replaced.
-            tracing::debug!(unit = %exit.owner, pid = exit.pid, status = %exit.status, "earlier process exited");
+            // The spawn helper, or a process of an earlier start.
+            tracing::debug!(unit = %exit.owner, pid = exit.pid, attempt = exit.attempt, status = %exit.status, "helper or earlier process exited");
         }
-        let actions =
-            self.fleet
-                .on_exit(&exit.owner, exit.pid, exit.status, oom_killed, Now::read());
+        let actions = self.fleet.on_exit(
+            &exit.owner,
+            exit.attempt,
+            exit.pid,
+            exit.status,
+            oom_killed,
+            Now::read(),
+        );
         self.execute(actions);
     }
 
@@ -192,7 +201,14 @@ impl Daemon {
                     .fleet
                     .on_spawned(&outcome.unit, outcome.attempt, pid, now);
                 if let Some(status) = spawned.early_exit {
-                    actions.extend(self.fleet.on_exit(&outcome.unit, pid, status, false, now));
+                    actions.extend(self.fleet.on_exit(
+                        &outcome.unit,
+                        outcome.attempt,
+                        pid,
+                        status,
+                        false,
+                        now,
+                    ));
                 }
                 actions
             }

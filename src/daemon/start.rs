@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::cgroups::{CgroupSetupError, StartCgroup};
 use crate::cgroup::CgroupError;
-use crate::reaper::Registry;
+use crate::reaper::{ChildOf, Registry};
 use crate::spawn::{self, SpawnError, Spawned, Step};
 use crate::unit::Unit;
 
@@ -64,7 +64,11 @@ impl StartJob {
                 .place(pid)
                 .map_err(|e| cgroup_spawn_error(&self.unit, e))
         };
-        spawn::spawn(&plan, &self.registry, &self.unit, &mut place).map_err(|(_, e)| e.into())
+        let owner = ChildOf {
+            unit: self.unit.clone(),
+            attempt: self.attempt,
+        };
+        Ok(spawn::spawn(&plan, &self.registry, &owner, &mut place)?)
     }
 }
 

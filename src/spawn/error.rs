@@ -42,6 +42,7 @@ pub enum Step {
     ReadReport,
     Helper,
     // In the helper, up to the clone.
+    SendReport,
     ReadPlan,
     DecodePlan,
     Dup,
@@ -117,6 +118,7 @@ impl fmt::Display for Step {
             Step::Setsockopt => "setsockopt",
             Step::ReadReport => "read helper report",
             Step::Helper => "helper",
+            Step::SendReport => "send report",
             Step::ReadPlan => "read plan",
             Step::DecodePlan => "decode plan",
             Step::Dup => "dup",

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::ffi::{CStr, CString, OsStr};
 use std::io::{Read, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -52,6 +52,24 @@ fn send(sock: &mut UnixStream, report: &Report) {
     }
 }
 
+/// Report the container's first process with its pidfd attached (SCM_RIGHTS), so
+/// supd holds a handle on exactly this process.
+fn send_pid_with_fd(sock: &UnixStream, child: i32, pidfd: &OwnedFd) -> Result<(), SpawnError> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    let mut line = serde_json::to_vec(&Report::Pid(child))
+        .map_err(|e| SpawnError::new(Step::Helper, None, None, e.to_string()))?;
+    line.push(b'\n');
+    let fds = [pidfd.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let iov = [std::io::IoSlice::new(&line)];
+    let sent = sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), None)
+        .map_err(|e| SpawnError::new(Step::SendReport, None, Some(e), "pid"))?;
+    if sent != line.len() {
+        return Err(SpawnError::new(Step::SendReport, None, None, "short write"));
+    }
+    Ok(())
+}
+
 fn read_plan(sock: &mut UnixStream) -> Result<LaunchPlan, SpawnError> {
     set_cloexec(&*sock)
         .map_err(|e| SpawnError::new(Step::Fcntl, None, Some(e), "control socket"))?;
@@ -81,11 +99,15 @@ fn run(plan: &LaunchPlan, sock: std::io::Result<UnixStream>) -> Result<Infallibl
         return exec_service(plan);
     }
     match namespaces::clone_child(&c.namespaces)? {
-        Side::Parent { child, release } => {
-            let prepared = prepare_child(plan, &host_proc, child, &mut sock)
+        Side::Parent {
+            child,
+            pidfd,
+            release,
+        } => {
+            let prepared = prepare_child(plan, &host_proc, child, &pidfd, &sock)
                 .and_then(|()| namespaces::release(release));
             if let Err(e) = prepared {
-                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child), Signal::SIGKILL);
+                super::sys::pidfd_kill(&pidfd);
                 return Err(e);
             }
             // The child carries on; the helper's work is done.
@@ -98,19 +120,19 @@ fn run(plan: &LaunchPlan, sock: std::io::Result<UnixStream>) -> Result<Infallibl
     }
 }
 
-/// From outside: the child's ID maps, then tell supd its pid.
+/// From outside: the child's ID maps, then tell supd its pid (with its pidfd).
 fn prepare_child(
     plan: &LaunchPlan,
     host_proc: &OwnedFd,
     child: i32,
-    sock: &mut UnixStream,
+    pidfd: &OwnedFd,
+    sock: &UnixStream,
 ) -> Result<(), SpawnError> {
     let c = &plan.container;
     if c.namespaces.contains(&Namespace::User) {
         namespaces::write_id_maps(host_proc, child, &c.uid_map, &c.gid_map)?;
     }
-    send(sock, &Report::Pid(child));
-    Ok(())
+    send_pid_with_fd(sock, child, pidfd)
 }
 
 /// Inside the new namespaces, in the order runtimes settled on: identity in the user

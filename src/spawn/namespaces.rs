@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -67,8 +67,14 @@ pub fn join<'a>(
 
 /// Which side of the clone we are on.
 pub enum Side {
-    /// The helper, with the child's host pid and the write end that releases it.
-    Parent { child: i32, release: OwnedFd },
+    /// The helper, with the child's host pid, a pidfd for it taken by the clone
+    /// itself (so it names this process even once the pid is reused), and the write
+    /// end that releases it.
+    Parent {
+        child: i32,
+        pidfd: OwnedFd,
+        release: OwnedFd,
+    },
     /// The container's first process, released once the parent wrote the byte.
     Child,
 }
@@ -82,14 +88,19 @@ pub fn clone_child(namespaces: &BTreeSet<Namespace>) -> Result<Side, SpawnError>
     for ns in namespaces {
         flags |= clone_flag(*ns);
     }
+    let mut pidfd: libc::c_int = -1;
     // SAFETY: the helper is single-threaded, so a fork-like clone (no new stack, no
     // CLONE_VM) gives the child a consistent copy of the whole process, as fork does.
+    // With CLONE_PIDFD the kernel writes the new pidfd to `pidfd` (x86_64 argument
+    // order: flags, stack, parent_tid, child_tid, tls), which outlives the call.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_clone,
-            (flags.bits() as libc::c_ulong) | libc::SIGCHLD as libc::c_ulong,
+            (flags.bits() as libc::c_ulong)
+                | libc::CLONE_PIDFD as libc::c_ulong
+                | libc::SIGCHLD as libc::c_ulong,
             std::ptr::null_mut::<libc::c_void>(),
-            std::ptr::null_mut::<libc::c_void>(),
+            &mut pidfd as *mut libc::c_int,
             std::ptr::null_mut::<libc::c_void>(),
             0 as libc::c_ulong,
         )
@@ -113,8 +124,12 @@ pub fn clone_child(namespaces: &BTreeSet<Namespace>) -> Result<Side, SpawnError>
         }
         pid => {
             drop(release_r);
+            // SAFETY: the clone succeeded, so `pidfd` is a fresh descriptor nothing
+            // else owns.
+            let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
             Ok(Side::Parent {
                 child: pid as i32,
+                pidfd,
                 release: release_w,
             })
         }

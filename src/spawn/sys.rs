@@ -21,17 +21,31 @@ impl Pidfd {
         (fd >= 0).then(|| Pidfd(unsafe { OwnedFd::from_raw_fd(fd as RawFd) }))
     }
 
+    /// Take ownership of a pidfd received from elsewhere (the helper's CLONE_PIDFD).
+    pub(crate) fn from_owned(fd: OwnedFd) -> Pidfd {
+        Pidfd(fd)
+    }
+
+    pub(crate) fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.0)
+    }
+
     pub(crate) fn kill(&self) {
-        // SAFETY: pidfd_send_signal(2) on our own descriptor; ESRCH (already gone) is fine.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.0.as_raw_fd(),
-                libc::SIGKILL,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            );
-        }
+        pidfd_kill(&self.0);
+    }
+}
+
+/// SIGKILL the process a pidfd names; ESRCH (already gone) is fine.
+pub(crate) fn pidfd_kill(fd: &OwnedFd) {
+    // SAFETY: pidfd_send_signal(2) on a descriptor we own, with no siginfo.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        );
     }
 }
 

@@ -185,10 +185,11 @@ impl Fleet {
         self.one(name, Event::SpawnFailed { attempt }, now)
     }
 
-    /// The reaper saw `pid` of unit `name` end.
+    /// The reaper saw `pid` of start attempt `attempt` of unit `name` end.
     pub fn on_exit(
         &mut self,
         name: &str,
+        attempt: u64,
         pid: i32,
         status: ExitStatus,
         oom_killed: bool,
@@ -204,6 +205,7 @@ impl Fleet {
             status
         };
         let event = Event::Exited {
+            attempt,
             pid,
             status,
             oom_killed,

@@ -77,6 +77,12 @@ fn bring_up(fleet: &mut Fleet, first: Vec<UnitAction>, now: Now) -> BTreeMap<Str
     pids
 }
 
+/// The current process of `name` ended.
+fn exit(fleet: &mut Fleet, name: &str, pid: i32, status: ExitStatus, now: Now) -> Vec<UnitAction> {
+    let attempt = fleet.get(name).expect("unit exists").machine.attempt();
+    fleet.on_exit(name, attempt, pid, status, false, now)
+}
+
 fn state(fleet: &Fleet, name: &str) -> State {
     fleet.get(name).expect("unit exists").machine.state()
 }
@@ -104,12 +110,12 @@ fn after_orders_start_and_reverse_orders_stop() {
         units.iter().all(|u| *u == "web"),
         "db stops only after web: {units:?}"
     );
-    let stops = fleet.on_exit("web", pids["web"], ExitStatus::Signal(15), false, now);
+    let stops = exit(&mut fleet, "web", pids["web"], ExitStatus::Signal(15), now);
     assert_eq!(
         signalled(&stops, nix::sys::signal::Signal::SIGTERM),
         vec!["db"]
     );
-    fleet.on_exit("db", pids["db"], ExitStatus::Signal(15), false, now);
+    exit(&mut fleet, "db", pids["db"], ExitStatus::Signal(15), now);
     assert!(fleet.all_settled_down());
 }
 
@@ -121,14 +127,14 @@ fn requires_failure_stops_dependent_as_failed() {
     let (_, first) = fleet.apply_reload(&loaded(vec![db, unit("web", &[], &["db"], "2")]), now);
     let pids = bring_up(&mut fleet, first, now);
     assert_eq!(state(&fleet, "web"), State::Running);
-    let acts = fleet.on_exit("db", pids["db"], ExitStatus::Code(1), false, now);
+    let acts = exit(&mut fleet, "db", pids["db"], ExitStatus::Code(1), now);
     assert_eq!(state(&fleet, "db"), State::Failed);
     assert_eq!(state(&fleet, "web"), State::Stopping);
     assert_eq!(
         signalled(&acts, nix::sys::signal::Signal::SIGTERM),
         vec!["web"]
     );
-    fleet.on_exit("web", pids["web"], ExitStatus::Signal(15), false, now);
+    exit(&mut fleet, "web", pids["web"], ExitStatus::Signal(15), now);
     let web = fleet.get("web").expect("web");
     assert_eq!(web.machine.state(), State::Failed);
     assert_eq!(web.machine.sub_state(&web.spec.service), "dependency");
@@ -155,7 +161,7 @@ fn operator_stop_propagates_to_requiring_units_only() {
         State::Running,
         "after alone does not stop it"
     );
-    fleet.on_exit("web", pids["web"], ExitStatus::Signal(15), false, now);
+    exit(&mut fleet, "web", pids["web"], ExitStatus::Signal(15), now);
     assert_eq!(state(&fleet, "db"), State::Stopping);
     assert_eq!(state(&fleet, "web"), State::Inactive);
 }
@@ -173,8 +179,8 @@ fn start_pulls_in_requirements() {
     );
     let pids = bring_up(&mut fleet, first, now);
     fleet.stop_all(now);
-    fleet.on_exit("web", pids["web"], ExitStatus::Signal(15), false, now);
-    fleet.on_exit("db", pids["db"], ExitStatus::Signal(15), false, now);
+    exit(&mut fleet, "web", pids["web"], ExitStatus::Signal(15), now);
+    exit(&mut fleet, "db", pids["db"], ExitStatus::Signal(15), now);
     assert!(fleet.all_settled_down());
     let acts = fleet.start("web", now);
     assert_eq!(spawned_units(&acts), vec!["db"], "db first, web waits");
@@ -214,8 +220,8 @@ fn reload_plan_adds_removes_restarts_and_keeps_unchanged() {
     assert_eq!(plan.restarted, vec!["b"]);
     assert_eq!(plan.unchanged, vec!["a"]);
     assert_eq!(state(&fleet, "a"), State::Running);
-    fleet.on_exit("c", pids["c"], ExitStatus::Signal(15), false, now);
-    let acts = fleet.on_exit("b", pids["b"], ExitStatus::Signal(15), false, now);
+    exit(&mut fleet, "c", pids["c"], ExitStatus::Signal(15), now);
+    let acts = exit(&mut fleet, "b", pids["b"], ExitStatus::Signal(15), now);
     assert!(fleet.get("c").is_none(), "removed unit dropped once down");
     assert_eq!(
         fleet.get("b").map(|s| s.spec.service.exec[0].as_str()),

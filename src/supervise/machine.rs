@@ -257,10 +257,17 @@ impl Machine {
             Event::Spawned { attempt, pid } => self.spawned(attempt, pid, now, svc),
             Event::SpawnFailed { attempt } => self.spawn_failed(attempt, now, svc),
             Event::Exited {
+                attempt,
                 pid,
                 status,
                 oom_killed,
-            } => self.exited(pid, status, oom_killed, now, svc),
+            } => {
+                if attempt != self.attempt {
+                    // A process of an earlier start (its helper): nothing of now.
+                    return Vec::new();
+                }
+                self.exited(pid, status, oom_killed, now, svc)
+            }
             Event::Timer => match &mut self.phase {
                 P::Restarting { at, .. } if *at <= now.mono => {
                     self.enter(P::Waiting, now);
@@ -382,15 +389,23 @@ impl Machine {
             self.restarts = self.restarts.saturating_add(1);
         }
         self.attempt = self.attempt.wrapping_add(1);
-        self.enter(Phase::Spawning { early_exit: None }, now);
+        self.enter(
+            Phase::Spawning {
+                early_exits: Vec::new(),
+            },
+            now,
+        );
         vec![Action::Spawn {
             attempt: self.attempt,
         }]
     }
 
     fn spawned(&mut self, attempt: u64, pid: i32, now: Now, svc: &Service) -> Vec<Action> {
-        let early_exit = match self.phase {
-            Phase::Spawning { early_exit } if attempt == self.attempt => early_exit,
+        let early_exit = match &self.phase {
+            Phase::Spawning { early_exits } if attempt == self.attempt => early_exits
+                .iter()
+                .find(|(p, _)| *p == pid)
+                .map(|(_, status)| *status),
             // A late outcome of an attempt nobody waits for any more: its process
             // must not run unsupervised. Only its group: the cgroup may already be
             // the next attempt's.
@@ -415,9 +430,7 @@ impl Machine {
             },
             now,
         );
-        if let Some((early_pid, status)) = early_exit
-            && early_pid == pid
-        {
+        if let Some(status) = early_exit {
             return self.exited(pid, status, false, now, svc);
         }
         if !self.want_up {
@@ -465,8 +478,12 @@ impl Machine {
             self.oom_kills = self.oom_kills.saturating_add(1);
         }
         match &mut self.phase {
-            Phase::Spawning { early_exit } => {
-                *early_exit = Some((pid, status));
+            Phase::Spawning { early_exits } => {
+                // The helper and the container's first process: never more than a
+                // few per attempt.
+                if early_exits.len() < EARLY_EXITS_KEPT {
+                    early_exits.push((pid, status));
+                }
                 Vec::new()
             }
             Phase::Running { pid: p, started } if *p == pid => {
@@ -540,6 +557,9 @@ impl Machine {
         );
     }
 }
+
+/// Exits kept while a start is in flight (its helper, its first process).
+const EARLY_EXITS_KEPT: usize = 4;
 
 /// The main process is gone (or must go): whatever it left in its process group and
 /// in the unit's cgroup dies with it.

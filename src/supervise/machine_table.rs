@@ -92,7 +92,9 @@ fn sample_phases(base: Now) -> Vec<Phase> {
     vec![
         Phase::Inactive,
         Phase::Waiting,
-        Phase::Spawning { early_exit: None },
+        Phase::Spawning {
+            early_exits: Vec::new(),
+        },
         Phase::Running {
             pid: 7,
             started: base.mono,
@@ -122,6 +124,7 @@ fn sample_events() -> Vec<Event> {
         Event::Spawned { attempt: 3, pid: 8 },
         Event::SpawnFailed { attempt: 3 },
         Event::Exited {
+            attempt: 3,
             pid: 7,
             status: ExitStatus::Code(1),
             oom_killed: false,
@@ -193,10 +196,21 @@ fn signals_go_to_the_right_group() {
     assert_eq!(m.pid(), Some(7));
     // Another pid's exit (a spawn helper) changes nothing.
     let other = Event::Exited {
+        attempt: 3,
         pid: 99,
         status: ExitStatus::Code(0),
         oom_killed: false,
     };
     assert!(m.handle(other, base, &svc).is_empty());
     assert_eq!(m.pid(), Some(7));
+    // The same pid in an earlier attempt is another process (pids wrap): its exit
+    // must not end this one.
+    let stale = Event::Exited {
+        attempt: 2,
+        pid: 7,
+        status: ExitStatus::Code(0),
+        oom_killed: false,
+    };
+    assert!(m.handle(stale, base, &svc).is_empty());
+    assert_eq!(m.state(), State::Running);
 }

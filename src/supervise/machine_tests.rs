@@ -14,12 +14,25 @@ fn ev(m: &mut Machine, e: Event, now: Now, svc: &Service) -> Vec<Action> {
     m.handle(e, now, svc)
 }
 
-fn exit(pid: i32, status: ExitStatus) -> Event {
+/// An exit of the current attempt's process `pid`.
+fn exit(m: &Machine, pid: i32, status: ExitStatus) -> Event {
     Event::Exited {
+        attempt: m.attempt(),
         pid,
         status,
         oom_killed: false,
     }
+}
+
+/// Feed an exit of the current attempt: `(pid, status)`.
+fn ev_exit(
+    m: &mut Machine,
+    (pid, status): (i32, ExitStatus),
+    now: Now,
+    svc: &Service,
+) -> Vec<Action> {
+    let e = exit(m, pid, status);
+    m.handle(e, now, svc)
 }
 
 fn spawned(m: &Machine, pid: i32) -> Event {
@@ -65,7 +78,7 @@ fn crash_restarts_with_growing_delay_then_hits_start_limit() {
     let mut delays = Vec::new();
     for pid in 10..12 {
         t = t.plus(Duration::from_millis(5));
-        ev(&mut m, exit(pid, ExitStatus::Code(1)), t, &svc);
+        ev_exit(&mut m, (pid, ExitStatus::Code(1)), t, &svc);
         let Phase::Restarting { at, .. } = *m.phase() else {
             panic!("expected restarting, got {:?}", m.phase())
         };
@@ -86,7 +99,7 @@ fn crash_restarts_with_growing_delay_then_hits_start_limit() {
         delays,
         vec![Duration::from_millis(100), Duration::from_millis(200)]
     );
-    ev(&mut m, exit(12, ExitStatus::Code(1)), t, &svc);
+    ev_exit(&mut m, (12, ExitStatus::Code(1)), t, &svc);
     let Phase::Restarting { at, .. } = *m.phase() else {
         panic!()
     };
@@ -118,14 +131,14 @@ fn backoff_resets_after_stable_uptime() {
     let now = t0();
     let mut m = Machine::new(now);
     running(&mut m, now, &svc, 1);
-    ev(&mut m, exit(1, ExitStatus::Code(1)), now, &svc);
+    ev_exit(&mut m, (1, ExitStatus::Code(1)), now, &svc);
     let t1 = now.plus(Duration::from_secs(1));
     ev(&mut m, Event::Timer, t1, &svc);
     ev(&mut m, Event::DependenciesReady, t1, &svc);
     let e = spawned(&m, 2);
     ev(&mut m, e, t1, &svc);
     let later = t1.plus(svc.restart_reset_after);
-    ev(&mut m, exit(2, ExitStatus::Code(1)), later, &svc);
+    ev_exit(&mut m, (2, ExitStatus::Code(1)), later, &svc);
     let Phase::Restarting { at, .. } = *m.phase() else {
         panic!()
     };
@@ -170,7 +183,7 @@ fn policies_decide_restart() {
         svc.restart = policy;
         let mut m = Machine::new(now);
         running(&mut m, now, &svc, 5);
-        ev(&mut m, exit(5, status), now, &svc);
+        ev_exit(&mut m, (5, status), now, &svc);
         assert_eq!(m.state(), want, "{policy:?} {status:?}");
     }
 }
@@ -182,19 +195,22 @@ fn oom_kill_explains_the_exit_and_follows_the_policy() {
     let now = t0();
     let mut m = Machine::new(now);
     running(&mut m, now, &svc, 5);
-    let oom = |pid| Event::Exited {
+    let oom = |m: &Machine, pid| Event::Exited {
+        attempt: m.attempt(),
         pid,
         status: ExitStatus::Signal(9),
         oom_killed: true,
     };
-    ev(&mut m, oom(5), now, &svc);
+    let e = oom(&m, 5);
+    ev(&mut m, e, now, &svc);
     assert_eq!(m.state(), State::Failed);
     assert_eq!(m.sub_state(&svc), "oom-killed");
     assert!(m.last_exit_oom());
     assert_eq!(m.oom_kills(), 1);
     svc.restart = RestartPolicy::OnFailure;
     running(&mut m, now, &svc, 6);
-    ev(&mut m, oom(6), now, &svc);
+    let e = oom(&m, 6);
+    ev(&mut m, e, now, &svc);
     assert_eq!(
         m.state(),
         State::Restarting,
@@ -210,7 +226,7 @@ fn success_exit_codes_count_as_success() {
     let now = t0();
     let mut m = Machine::new(now);
     running(&mut m, now, &svc, 5);
-    ev(&mut m, exit(5, ExitStatus::Code(42)), now, &svc);
+    ev_exit(&mut m, (5, ExitStatus::Code(42)), now, &svc);
     assert_eq!(m.state(), State::Exited);
 }
 
@@ -247,7 +263,7 @@ fn stop_signals_then_kills_after_timeout() {
     );
     assert_eq!(m.deadline(), None);
     assert!(m.killed_at_stop_timeout(), "the escalation is remembered");
-    let acts = ev(&mut m, exit(7, ExitStatus::Signal(9)), due, &svc);
+    let acts = ev_exit(&mut m, (7, ExitStatus::Signal(9)), due, &svc);
     assert_eq!(acts.last(), Some(&Action::ReleaseCgroup));
     assert_eq!(m.state(), State::Inactive);
     assert!(!m.want_up());
@@ -262,7 +278,7 @@ fn operator_stop_never_restarts() {
     running(&mut m, now, &svc, 7);
     ev(&mut m, Event::Stop, now, &svc);
     ev(&mut m, Event::DependentsDown, now, &svc);
-    ev(&mut m, exit(7, ExitStatus::Signal(15)), now, &svc);
+    ev_exit(&mut m, (7, ExitStatus::Signal(15)), now, &svc);
     assert_eq!(m.state(), State::Inactive);
 }
 
@@ -273,7 +289,7 @@ fn exit_seen_before_spawn_outcome_is_not_lost() {
     let mut m = Machine::new(now);
     ev(&mut m, Event::Start, now, &svc);
     ev(&mut m, Event::DependenciesReady, now, &svc);
-    ev(&mut m, exit(9, ExitStatus::Code(2)), now, &svc);
+    ev_exit(&mut m, (9, ExitStatus::Code(2)), now, &svc);
     let e = spawned(&m, 9);
     ev(&mut m, e, now, &svc);
     assert_eq!(m.state(), State::Restarting);
@@ -349,7 +365,7 @@ fn restart_of_running_unit_stops_then_waits_to_start() {
     let mut m = Machine::new(now);
     running(&mut m, now, &svc, 4);
     ev(&mut m, Event::Restart, now, &svc);
-    ev(&mut m, exit(4, ExitStatus::Signal(15)), now, &svc);
+    ev_exit(&mut m, (4, ExitStatus::Signal(15)), now, &svc);
     assert_eq!(m.state(), State::Starting);
     assert_eq!(m.sub_state(&svc), "waiting");
 }
@@ -366,7 +382,7 @@ fn requirement_failure_stops_and_fails() {
         now,
         &svc,
     );
-    ev(&mut m, exit(4, ExitStatus::Signal(15)), now, &svc);
+    ev_exit(&mut m, (4, ExitStatus::Signal(15)), now, &svc);
     assert_eq!(m.state(), State::Failed);
     assert_eq!(m.sub_state(&svc), "dependency");
     assert_eq!(
@@ -386,7 +402,7 @@ fn extreme_durations_never_panic() {
     let now = t0();
     let mut m = Machine::new(now);
     running(&mut m, now, &svc, 3);
-    ev(&mut m, exit(3, ExitStatus::Code(1)), now, &svc);
+    ev_exit(&mut m, (3, ExitStatus::Code(1)), now, &svc);
     assert!(m.deadline().is_some_and(|d| d > now.mono));
     running(&mut m, now, &svc, 4);
     ev(&mut m, Event::Stop, now, &svc);

@@ -91,10 +91,11 @@ pub enum Phase {
     Inactive,
     /// Start wanted; waiting until the units it is ordered after have settled.
     Waiting,
-    /// The spawner is running; the pid is not confirmed yet. An exit that the reaper saw
-    /// before the spawn outcome arrived is kept here rather than lost.
+    /// The spawner is running; the pid is not confirmed yet. Exits of this attempt's
+    /// processes that the reaper saw before the spawn outcome arrived (the helper's,
+    /// or a service that ended at once) are kept here rather than lost.
     Spawning {
-        early_exit: Option<(i32, ExitStatus)>,
+        early_exits: Vec<(i32, ExitStatus)>,
     },
     Running {
         pid: i32,
@@ -147,8 +148,10 @@ pub enum Event {
     Spawned { attempt: u64, pid: i32 },
     /// Attempt `attempt` failed before the service program ran.
     SpawnFailed { attempt: u64 },
-    /// The reaper saw `pid` end; `oom_killed` if its cgroup counted an OOM kill.
+    /// The reaper saw `pid` of start attempt `attempt` end; `oom_killed` if its
+    /// cgroup counted an OOM kill.
     Exited {
+        attempt: u64,
         pid: i32,
         status: ExitStatus,
         oom_killed: bool,
