@@ -1,6 +1,6 @@
 //! The seccomp filter every service runs under.
 //!
-//! supd compiles the filter once per unit definition ([`SeccompProgram::default_filter`]) and
+//! supd compiles the filter once per supd process ([`SeccompProgram::default_filter`]) and
 //! ships the instructions to the spawn helper inside the launch plan; the helper installs it
 //! ([`SeccompProgram::install`]) as its very last step before `execve`.
 //!
@@ -86,7 +86,7 @@ impl From<BpfInsn> for (u16, u8, u8, u32) {
     }
 }
 
-/// A compiled BPF program, serialisable so supd compiles it once per unit definition and
+/// A compiled BPF program, serialisable so supd compiles it once per supd process and
 /// ships it to the spawn helper inside the launch plan (serde JSON). Each instruction is
 /// serialised as a `[code, jt, jf, k]` array.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
