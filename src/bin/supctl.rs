@@ -420,26 +420,9 @@ mod tests {
 
     fn unit(name: &str, state: UnitState) -> UnitStatus {
         UnitStatus {
-            name: name.into(),
-            description: String::new(),
-            state,
             sub_state: state.to_string(),
-            since: String::new(),
-            pid: None,
-            restarts: 0,
-            last_exit: None,
-            oom_kills: 0,
-            reason: None,
-            next_start: None,
             want: "up".into(),
-            hash: String::new(),
-            path: String::new(),
-            definition_error: None,
-            log_file: String::new(),
-            usage: None,
-            disk_differs: false,
-            stop_timed_out: false,
-            leftover: None,
+            ..UnitStatus::new(name, state)
         }
     }
 

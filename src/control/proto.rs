@@ -120,16 +120,22 @@ pub enum ErrorCode {
     Internal,
 }
 
-/// The coarse state of a unit.
+/// The coarse state of a unit. The names are the wire contract, spelled out here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
 pub enum UnitState {
+    #[serde(rename = "inactive")]
     Inactive,
+    #[serde(rename = "starting")]
     Starting,
+    #[serde(rename = "running")]
     Running,
+    #[serde(rename = "stopping")]
     Stopping,
+    #[serde(rename = "restarting")]
     Restarting,
+    #[serde(rename = "exited")]
     Exited,
+    #[serde(rename = "failed")]
     Failed,
 }
 
@@ -201,6 +207,34 @@ pub struct UnitStatus {
     /// that did not exit in order (it was killed, and everything found killed).
     #[serde(default)]
     pub leftover: Option<String>,
+}
+
+impl UnitStatus {
+    /// A status with only a name and a state; every other field empty.
+    pub fn new(name: &str, state: UnitState) -> Self {
+        UnitStatus {
+            name: name.to_string(),
+            description: String::new(),
+            state,
+            sub_state: String::new(),
+            since: String::new(),
+            pid: None,
+            restarts: 0,
+            last_exit: None,
+            oom_kills: 0,
+            reason: None,
+            next_start: None,
+            want: String::new(),
+            hash: String::new(),
+            path: String::new(),
+            definition_error: None,
+            log_file: String::new(),
+            disk_differs: false,
+            usage: None,
+            stop_timed_out: false,
+            leftover: None,
+        }
+    }
 }
 
 /// A unit's resource usage against its limits.

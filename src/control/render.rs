@@ -375,26 +375,13 @@ mod tests {
 
     fn unit(name: &str, state: UnitState, sub: &str) -> UnitStatus {
         UnitStatus {
-            name: name.into(),
-            description: String::new(),
-            state,
             sub_state: sub.into(),
             since: "2026-05-01T10:00:00Z".into(),
-            pid: None,
-            restarts: 0,
-            last_exit: None,
-            oom_kills: 0,
-            reason: None,
-            next_start: None,
             want: "up".into(),
-            hash: "3f2a9c1".into(),
+            hash: "3f2a9c1e8b04".into(),
             path: format!("/etc/sup/units/{name}.toml"),
-            definition_error: None,
             log_file: format!("/var/log/sup/{name}.log"),
-            usage: None,
-            disk_differs: false,
-            stop_timed_out: false,
-            leftover: None,
+            ..UnitStatus::new(name, state)
         }
     }
 
@@ -514,7 +501,7 @@ web \u{2014} Web frontend
        Last exit: code=1 at 2026-05-01T12:13:00Z (3s ago)
           Reason: exited with code 1
       Next start: 2026-05-01T12:13:05Z (in 2s)
-      Definition: 3f2a9c1 /etc/sup/units/web.toml
+      Definition: 3f2a9c1e8b04 /etc/sup/units/web.toml
         Log file: /var/log/sup/web.log
 ";
         assert_eq!(out, expected);

@@ -137,29 +137,19 @@ impl Daemon {
     fn broken_status(&self, name: &str, errors: &[UnitError]) -> UnitStatus {
         let text = join_errors(errors);
         UnitStatus {
-            name: name.to_string(),
-            description: String::new(),
-            state: UnitState::Failed,
             sub_state: "bad-definition".into(),
             since: rfc3339(SystemTime::now()),
-            pid: None,
-            restarts: 0,
-            last_exit: None,
-            oom_kills: 0,
             reason: Some(format!("definition rejected: {text}")),
-            next_start: None,
             want: "down".into(),
-            hash: String::new(),
             path: errors
                 .first()
                 .map(|e| e.path.display().to_string())
                 .unwrap_or_default(),
             definition_error: Some(text),
             log_file: self.log_path(name).display().to_string(),
-            usage: None,
             disk_differs: true,
-            stop_timed_out: false,
             leftover: self.cgroups.leftover(name).map(describe_leftover),
+            ..UnitStatus::new(name, UnitState::Failed)
         }
     }
 }

@@ -138,15 +138,15 @@ impl SharedLog {
     /// that writes faster than the disk is slowed down rather than losing lines.
     pub async fn append(&self, stream: Stream, line: String) {
         let (entry, limits) = self.remember(stream, line);
-        self.writer
-            .write(&self.unit, &self.path, limits, entry)
-            .await;
+        let job = self.writer.job(&self.unit, &self.path, limits, entry);
+        self.writer.send(job).await;
     }
 
     /// A line supd adds itself (e.g. why a start failed). Never waits.
     pub fn note(&self, line: String) {
         let (entry, limits) = self.remember(Stream::Stderr, line);
-        self.writer.write_now(&self.unit, &self.path, limits, entry);
+        let job = self.writer.job(&self.unit, &self.path, limits, entry);
+        self.writer.send_now(job);
     }
 
     /// The last `n` lines, oldest first.

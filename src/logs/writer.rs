@@ -27,7 +27,7 @@ const CONSOLE_QUEUE: usize = 1024;
 /// Log files are readable by root's group, not by everybody: output holds secrets.
 const LOG_FILE_MODE: u32 = 0o640;
 
-enum Job {
+pub(super) enum Job {
     Write {
         path: Arc<PathBuf>,
         limits: LogLimits,
@@ -105,42 +105,34 @@ impl LogWriter {
     }
 
     /// Queue a line, waiting for room.
-    pub(super) async fn write(
-        &self,
-        unit: &str,
-        path: &Arc<PathBuf>,
-        limits: LogLimits,
-        entry: Entry,
-    ) {
-        self.to_console(unit, &entry);
-        let job = Job::Write {
-            path: path.clone(),
-            limits,
-            text: entry.file_text(),
-        };
+    pub(super) async fn send(&self, job: Job) {
         // The writer only goes away when supd exits.
         let _ = self.files.send(job).await;
     }
 
     /// Queue a line without waiting; with the queue full, a task waits for room.
-    pub(super) fn write_now(
-        &self,
-        unit: &str,
-        path: &Arc<PathBuf>,
-        limits: LogLimits,
-        entry: Entry,
-    ) {
-        self.to_console(unit, &entry);
-        let job = Job::Write {
-            path: path.clone(),
-            limits,
-            text: entry.file_text(),
-        };
+    pub(super) fn send_now(&self, job: Job) {
         if let Err(mpsc::error::TrySendError::Full(job)) = self.files.try_send(job) {
             let files = self.files.clone();
             tokio::spawn(async move {
                 let _ = files.send(job).await;
             });
+        }
+    }
+
+    /// The file job for a line, after handing a copy to the console.
+    pub(super) fn job(
+        &self,
+        unit: &str,
+        path: &Arc<PathBuf>,
+        limits: LogLimits,
+        entry: Entry,
+    ) -> Job {
+        self.to_console(unit, &entry);
+        Job::Write {
+            path: path.clone(),
+            limits,
+            text: entry.file_text(),
         }
     }
 

@@ -151,27 +151,23 @@ impl Fleet {
     }
 
     pub fn reset_failed(&mut self, name: &str, now: Now) -> Vec<UnitAction> {
-        let mut out = Vec::new();
-        self.event(name, Event::ResetFailed, now, &mut out);
-        self.settle(now, &mut out);
-        out
+        self.one(name, Event::ResetFailed, now)
     }
 
     /// Shutdown: everything goes down, in reverse dependency order.
     pub fn stop_all(&mut self, now: Now) -> Vec<UnitAction> {
-        let mut out = Vec::new();
-        for name in self.names() {
-            self.event(&name, Event::Stop, now, &mut out);
-        }
-        self.settle(now, &mut out);
-        out
+        self.every(Event::Stop, now)
     }
 
     /// Kill every live process right away (a second shutdown request).
     pub fn kill_all(&mut self, now: Now) -> Vec<UnitAction> {
+        self.every(Event::KillNow, now)
+    }
+
+    fn every(&mut self, event: Event, now: Now) -> Vec<UnitAction> {
         let mut out = Vec::new();
         for name in self.names() {
-            self.event(&name, Event::KillNow, now, &mut out);
+            self.event(&name, event.clone(), now, &mut out);
         }
         self.settle(now, &mut out);
         out

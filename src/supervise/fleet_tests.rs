@@ -83,6 +83,20 @@ fn exit(fleet: &mut Fleet, name: &str, pid: i32, status: ExitStatus, now: Now) -
     fleet.on_exit(name, attempt, pid, status, false, now)
 }
 
+/// A fleet of `db` and `web` requiring it, both up.
+fn db_and_web(now: Now) -> (Fleet, BTreeMap<String, i32>) {
+    let mut fleet = Fleet::default();
+    let (_, first) = fleet.apply_reload(
+        &loaded(vec![
+            unit("db", &[], &[], "1"),
+            unit("web", &[], &["db"], "2"),
+        ]),
+        now,
+    );
+    let pids = bring_up(&mut fleet, first, now);
+    (fleet, pids)
+}
+
 fn state(fleet: &Fleet, name: &str) -> State {
     fleet.get(name).expect("unit exists").machine.state()
 }
@@ -169,15 +183,7 @@ fn operator_stop_propagates_to_requiring_units_only() {
 #[test]
 fn start_pulls_in_requirements() {
     let now = Now::read();
-    let mut fleet = Fleet::default();
-    let (_, first) = fleet.apply_reload(
-        &loaded(vec![
-            unit("db", &[], &[], "1"),
-            unit("web", &[], &["db"], "2"),
-        ]),
-        now,
-    );
-    let pids = bring_up(&mut fleet, first, now);
+    let (mut fleet, pids) = db_and_web(now);
     fleet.stop_all(now);
     exit(&mut fleet, "web", pids["web"], ExitStatus::Signal(15), now);
     exit(&mut fleet, "db", pids["db"], ExitStatus::Signal(15), now);

@@ -400,28 +400,36 @@ impl Machine {
         }]
     }
 
-    fn spawned(&mut self, attempt: u64, pid: i32, now: Now, svc: &Service) -> Vec<Action> {
-        let early_exit = match &self.phase {
-            Phase::Spawning { early_exits } if attempt == self.attempt => early_exits
-                .iter()
-                .find(|(p, _)| *p == pid)
-                .map(|(_, status)| *status),
-            // A late outcome of an attempt nobody waits for any more: its process
-            // must not run unsupervised. Only its group: the cgroup may already be
-            // the next attempt's.
-            Phase::Spawning { .. }
-            | Phase::Inactive
+    /// Whether a spawn outcome belongs to the attempt in flight; any other has been
+    /// given up (the unit moved on) and is stale.
+    fn in_flight(&self, attempt: u64) -> bool {
+        match self.phase {
+            Phase::Spawning { .. } => attempt == self.attempt,
+            Phase::Inactive
             | Phase::Waiting
             | Phase::Running { .. }
             | Phase::Stopping { .. }
             | Phase::Restarting { .. }
             | Phase::Exited
-            | Phase::Failed(_) => {
-                return vec![Action::Signal {
-                    pgid: pid,
-                    signal: Signal::SIGKILL,
-                }];
-            }
+            | Phase::Failed(_) => false,
+        }
+    }
+
+    fn spawned(&mut self, attempt: u64, pid: i32, now: Now, svc: &Service) -> Vec<Action> {
+        if !self.in_flight(attempt) {
+            // Its process must not run unsupervised. Only its group: the cgroup may
+            // already be the next attempt's.
+            return vec![Action::Signal {
+                pgid: pid,
+                signal: Signal::SIGKILL,
+            }];
+        }
+        let early_exit = match &self.phase {
+            Phase::Spawning { early_exits } => early_exits
+                .iter()
+                .find(|(p, _)| *p == pid)
+                .map(|(_, status)| *status),
+            _ => None,
         };
         self.enter(
             Phase::Running {
@@ -440,17 +448,8 @@ impl Machine {
     }
 
     fn spawn_failed(&mut self, attempt: u64, now: Now, svc: &Service) -> Vec<Action> {
-        match self.phase {
-            Phase::Spawning { .. } if attempt == self.attempt => {}
-            // Stale: the attempt it belongs to was already given up.
-            Phase::Spawning { .. }
-            | Phase::Inactive
-            | Phase::Waiting
-            | Phase::Running { .. }
-            | Phase::Stopping { .. }
-            | Phase::Restarting { .. }
-            | Phase::Exited
-            | Phase::Failed(_) => return Vec::new(),
+        if !self.in_flight(attempt) {
+            return Vec::new();
         }
         if !self.want_up {
             self.enter(Phase::Inactive, now);

@@ -121,34 +121,23 @@ fn memory_sizes() {
 
 #[test]
 fn bad_memory_values() {
-    assert_err(&section("memory_max = \"512X\"\n"), 5, 14, "unknown suffix");
-    assert_err(
-        &section("memory_max = \"512X\"\n"),
-        5,
-        14,
-        "or \"max\" for no limit",
-    );
-    assert_err(&section("memory_max = -1\n"), 5, 14, "cannot be negative");
-    assert_err(
-        &section("memory_max = \"unlimited\"\n"),
-        5,
-        14,
-        "invalid size",
-    );
-    assert_err(
-        &section("memory_max = 4095\n"),
-        5,
-        14,
-        "at least 4K (4096 bytes",
-    );
-    assert_err(&section("memory_max = \"0\"\n"), 5, 14, "at least 4K");
-    assert_err(
-        &section("memory_high = \"1K\"\n"),
-        5,
-        15,
-        "memory_high must be at least 4K",
-    );
-    assert_err(&section("memory_swap_max = true\n"), 5, 19, "invalid type");
+    let cases = [
+        ("memory_max = \"512X\"\n", 14, "unknown suffix"),
+        ("memory_max = \"512X\"\n", 14, "or \"max\" for no limit"),
+        ("memory_max = -1\n", 14, "cannot be negative"),
+        ("memory_max = \"unlimited\"\n", 14, "invalid size"),
+        ("memory_max = 4095\n", 14, "at least 4K (4096 bytes"),
+        ("memory_max = \"0\"\n", 14, "at least 4K"),
+        (
+            "memory_high = \"1K\"\n",
+            15,
+            "memory_high must be at least 4K",
+        ),
+        ("memory_swap_max = true\n", 19, "invalid type"),
+    ];
+    for (line, column, message) in cases {
+        assert_err(&section(line), 5, column, message);
+    }
 }
 
 #[test]
