@@ -14,6 +14,7 @@ use nix::sys::resource::Resource;
 use serde::{Deserialize, Serialize};
 
 use super::names::Named;
+use super::protection::Protection;
 
 /// How a unit's process is isolated. A unit without `[container]` gets
 /// [`ContainerSpec::default()`].
@@ -57,6 +58,8 @@ pub struct ContainerSpec {
     /// Mounts from the top-level `[[mount]]` tables, in file order. Only
     /// non-empty when `Mnt` is created.
     pub mounts: Vec<MountSpec>,
+    /// What of the host the unit may reach (defaults protect it).
+    pub protection: Protection,
 }
 
 impl ContainerSpec {
@@ -95,12 +98,18 @@ impl Default for ContainerSpec {
             readonly_root: false,
             root_propagation: Propagation::Private,
             init: true,
-            capabilities: Self::DEFAULT_CAPABILITIES.into_iter().collect(),
+            // The default namespaces share the host's network: no net_raw (see
+            // `read_container`).
+            capabilities: Self::DEFAULT_CAPABILITIES
+                .into_iter()
+                .filter(|c| c.0 != caps::Capability::CAP_NET_RAW)
+                .collect(),
             no_new_privs: true,
             seccomp: true,
             rlimits: BTreeMap::new(),
             oom_score_adj: None,
             mounts: Vec::new(),
+            protection: Protection::default(),
         }
     }
 }

@@ -16,6 +16,7 @@ mod load;
 mod model;
 pub mod names;
 mod parse;
+pub mod protection;
 mod resources;
 pub mod values;
 
@@ -27,6 +28,7 @@ pub use isolation::{
     Capability, ContainerSpec, IdMapRange, MountKind, MountSpec, MountType, Namespace, Propagation,
     Rlimit, RlimitResource,
 };
+pub use protection::{DeviceSpec, ProtectSystem, Protection};
 pub use model::{
     IdSpec, LogLimits, RestartPolicy, Service, StartLimit, Unit, same_except_resources,
 };

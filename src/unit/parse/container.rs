@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use toml::Spanned;
 
 use super::reader::{Reader, Span, Table, Value};
-use super::{id_map, limits, mount};
+use super::{id_map, limits, mount, protection};
 use crate::unit::isolation::{ContainerSpec, Namespace, Propagation, Rlimit, RlimitResource};
 use crate::unit::names::Named;
 use crate::unit::values::{self, CAPABILITY_EXPECTED, RLIMIT_EXPECTED};
@@ -30,6 +30,14 @@ const CONTAINER_KEYS: &[&str] = &[
     "seccomp",
     "rlimits",
     "oom_score_adj",
+    "protect_system",
+    "writable_paths",
+    "private_tmp",
+    "private_devices",
+    "protect_kernel",
+    "protect_cgroups",
+    "control_socket",
+    "ambient_capabilities",
 ];
 
 /// Longest hostname/domainname accepted (`__NEW_UTS_LEN`).
@@ -71,6 +79,7 @@ impl NsContext {
 pub(super) fn read_container(
     container: Option<Value>,
     mounts: Option<Value>,
+    devices: Option<Value>,
     r: &mut Reader,
 ) -> ContainerSpec {
     let defaults = ContainerSpec::default();
@@ -124,7 +133,16 @@ pub(super) fn read_container(
         ns.check(Namespace::Mnt, "root_propagation", p.span(), r);
         p.into_inner()
     });
-    let capabilities = read_capabilities(t.take("capabilities"), r);
+    // Without its own network namespace a unit shares the host's interfaces, where
+    // raw and packet sockets reach the host's traffic: net_raw is then not in the
+    // default set (listing it in `capabilities` keeps it).
+    let capabilities = read_capabilities(t.take("capabilities"), r).unwrap_or_else(|| {
+        let mut caps: BTreeSet<_> = ContainerSpec::DEFAULT_CAPABILITIES.into_iter().collect();
+        if !ns.created.contains(&Namespace::Net) {
+            caps.remove(&crate::unit::Capability(caps::Capability::CAP_NET_RAW));
+        }
+        caps
+    });
     let flag = |r: &mut Reader, v, default| r.boolean(v).map_or(default, Spanned::into_inner);
     let init = flag(r, t.take("init"), defaults.init);
     let no_new_privs = flag(r, t.take("no_new_privs"), defaults.no_new_privs);
@@ -132,6 +150,14 @@ pub(super) fn read_container(
     let rlimits = read_rlimits(t.take("rlimits"), r);
     let oom_score_adj = r.int_in(t.take("oom_score_adj"), -1000, 1000, "oom_score_adj");
     let mounts = mount::read_mounts(mounts, &ns, r);
+    let protection = protection::read_protection(
+        &mut t,
+        devices,
+        &ns,
+        rootfs.is_some(),
+        &capabilities,
+        r,
+    );
 
     ContainerSpec {
         namespaces: ns.created,
@@ -144,12 +170,13 @@ pub(super) fn read_container(
         readonly_root,
         root_propagation,
         init,
-        capabilities: capabilities.unwrap_or(defaults.capabilities),
+        capabilities,
         no_new_privs,
         seccomp,
         rlimits,
         oom_score_adj: oom_score_adj.map(|n| *n.get_ref() as i32),
         mounts,
+        protection,
     }
 }
 

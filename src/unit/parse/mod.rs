@@ -14,6 +14,7 @@ mod container;
 mod id_map;
 pub(super) mod limits;
 mod mount;
+mod protection;
 mod reader;
 mod resources;
 mod service;
@@ -43,7 +44,15 @@ pub(super) mod defaults {
 }
 
 /// Top-level keys, in the order "unknown field" messages list them.
-const SECTIONS: &[&str] = &["unit", "service", "logs", "container", "mount", "resources"];
+const SECTIONS: &[&str] = &[
+    "unit",
+    "service",
+    "logs",
+    "container",
+    "mount",
+    "device",
+    "resources",
+];
 
 /// Parses and validates one unit file. See the crate-level `parse_unit`.
 pub(super) fn parse_unit(name: &str, path: &Path, text: &str) -> Result<Unit, Vec<UnitError>> {
@@ -124,7 +133,12 @@ fn build_unit(
         }
     };
     let logs = service::read_logs(root.take("logs"), r);
-    let container = container::read_container(root.take("container"), root.take("mount"), r);
+    let container = container::read_container(
+        root.take("container"),
+        root.take("mount"),
+        root.take("device"),
+        r,
+    );
     let resources = resources::read_resources(root.take("resources"), r);
     let locate =
         |list: &[Spanned<String>]| list.iter().map(|d| lines.pos(d.span().start)).collect();

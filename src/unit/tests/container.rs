@@ -192,6 +192,8 @@ fn full_container_section() {
                 "/usr",
             ),
         ],
+        // A rootfs of its own: the host's system files are not there to protect.
+        protection: crate::unit::Protection::defaults(true, true),
     };
     assert_eq!(c, want);
     // The hash serialises the model as JSON; namespace map keys must work.
@@ -234,7 +236,6 @@ fn defaults_when_absent() {
             "CAP_FSETID",
             "CAP_FOWNER",
             "CAP_MKNOD",
-            "CAP_NET_RAW",
             "CAP_SETGID",
             "CAP_SETUID",
             "CAP_SETFCAP",
@@ -492,7 +493,7 @@ const SPELLED_OUT_DEFAULTS: &str = r#"
 [container]
 capabilities = [
   "audit_write", "KILL", "cap_sys_chroot", "NET_BIND_SERVICE", "setpcap", "setfcap",
-  "setuid", "setgid", "net_raw", "mknod", "fowner", "fsetid", "dac_override", "chown",
+  "setuid", "setgid", "mknod", "fowner", "fsetid", "dac_override", "chown",
 ]
 seccomp = true
 no_new_privs = true
@@ -502,6 +503,14 @@ readonly_root = false
 namespaces = ["cgroup", "ipc", "uts", "pid", "mnt"]
 join = {}
 rlimits = {}
+protect_system = "full"
+private_tmp = true
+private_devices = true
+protect_kernel = true
+protect_cgroups = true
+control_socket = false
+writable_paths = []
+ambient_capabilities = []
 "#;
 
 #[test]

@@ -13,6 +13,7 @@ mod id_maps;
 mod limits;
 mod load;
 mod mounts;
+mod protection;
 mod resources;
 mod service;
 
