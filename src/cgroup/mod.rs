@@ -142,6 +142,17 @@ impl CgroupTree {
         &self.layout
     }
 
+    /// supd's subtree in every hierarchy, as `/proc/PID/cgroup` names it (relative
+    /// to the hierarchy's root): a process whose cgroup is below one of these is
+    /// inside a unit (or supd's own leaf).
+    pub fn subtree_paths(&self) -> Vec<PathBuf> {
+        self.bases
+            .iter()
+            .filter_map(|(h, base)| base.strip_prefix(h.mount()).ok())
+            .map(|rel| Path::new("/").join(rel))
+            .collect()
+    }
+
     fn dirs(&self, unit: &str) -> impl Iterator<Item = (&Hierarchy, PathBuf)> {
         self.bases.iter().map(move |(h, base)| (h, base.join(unit)))
     }

@@ -65,14 +65,20 @@ pub enum Answer {
 }
 
 /// What every connection task needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Handle {
     pub queries: mpsc::UnboundedSender<Query>,
     /// Bumped by the daemon after every change of any unit's state.
     pub changes: watch::Receiver<u64>,
     /// Besides root, the only uid allowed (supd's own).
     pub owner_uid: u32,
+    /// A further check of the connecting process (by pid): Err says why it is
+    /// refused (e.g. it runs inside a unit).
+    pub peer_check: PeerCheck,
 }
+
+/// See [`Handle::peer_check`].
+pub type PeerCheck = Arc<dyn Fn(Option<i32>) -> Result<(), String> + Send + Sync>;
 
 /// Bind the socket with mode 0600. Whatever is left at the path (the stale socket of
 /// a supd that died, a dangling symlink) is replaced, unless a supd answers there.
@@ -143,7 +149,8 @@ fn refuse_busy(stream: UnixStream) {
 }
 
 async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphore>) {
-    let uid = stream.peer_cred().map(|c| c.uid()).ok();
+    let cred = stream.peer_cred().ok();
+    let uid = cred.map(|c| c.uid());
     let (rd, mut wr) = stream.into_split();
     // Checked before reading anything: a stranger gets no time on supd.
     if !authorised(uid, handle.owner_uid) {
@@ -152,6 +159,10 @@ async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphor
             uid.map_or("unknown".into(), |u| u.to_string()),
             handle.owner_uid
         );
+        return error(&mut wr, ErrorCode::PermissionDenied, msg).await;
+    }
+    if let Err(why) = (handle.peer_check)(cred.and_then(|c| c.pid())) {
+        let msg = format!("permission denied: {why}");
         return error(&mut wr, ErrorCode::PermissionDenied, msg).await;
     }
     let mut rd = BufReader::new(rd);

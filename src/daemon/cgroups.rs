@@ -123,6 +123,14 @@ impl CgroupJobs {
         }
     }
 
+    /// supd's subtree as `/proc/PID/cgroup` names it (none without cgroups).
+    pub fn subtree_paths(&self) -> Vec<std::path::PathBuf> {
+        self.driver
+            .as_ref()
+            .map(|d| d.subtree_paths())
+            .unwrap_or_default()
+    }
+
     /// What an earlier supd left of `unit` (found and killed at start).
     pub fn leftover(&self, unit: &str) -> Option<&Leftover> {
         self.leftovers.get(unit)

@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use super::cgroups::CgroupJobs;
 use super::exits::UnitExit;
 use super::log_registry::LogRegistry;
+use super::peers::PeerPolicy;
 use super::reload::{LoadResult, Trigger};
 use super::start::{StartError, StartJob, StartOutcome};
 use super::watch::{Debounce, DirWatch};
@@ -41,6 +42,14 @@ pub struct Inputs {
     pub dir_watch: DirWatch,
 }
 
+/// Where the loop sends what it starts: start outcomes come back to it, changes
+/// go to waiting clients, reads of the unit directory to the reader.
+pub struct Links {
+    pub outcomes: mpsc::UnboundedSender<StartOutcome>,
+    pub changes: watch::Sender<u64>,
+    pub reloads: mpsc::UnboundedSender<Trigger>,
+}
+
 pub struct Daemon {
     config: Config,
     pub(super) fleet: Fleet,
@@ -61,6 +70,8 @@ pub struct Daemon {
     pub(super) reloads: mpsc::UnboundedSender<Trigger>,
     pub(super) shutting_down: bool,
     ending: Ending,
+    /// Who may use the control socket (units with `control_socket = true`).
+    pub(super) peers: PeerPolicy,
 }
 
 impl Daemon {
@@ -69,10 +80,14 @@ impl Daemon {
         registry: Registry,
         cgroups: CgroupJobs,
         logs: LogRegistry,
-        outcomes: mpsc::UnboundedSender<StartOutcome>,
-        changes: watch::Sender<u64>,
-        reloads: mpsc::UnboundedSender<Trigger>,
+        links: Links,
+        peers: PeerPolicy,
     ) -> Self {
+        let Links {
+            outcomes,
+            changes,
+            reloads,
+        } = links;
         Daemon {
             config,
             fleet: Fleet::default(),
@@ -91,6 +106,7 @@ impl Daemon {
                 halt: Halt::Poweroff,
                 hurried: false,
             },
+            peers,
         }
     }
 

@@ -18,6 +18,7 @@ mod dispatch;
 mod event_loop;
 mod exits;
 mod log_registry;
+mod peers;
 mod reload;
 mod start;
 mod state_dir;
@@ -33,7 +34,7 @@ use crate::control::server;
 use crate::logs::LogWriter;
 use crate::reaper::{self, Registry};
 use cgroups::CgroupJobs;
-use event_loop::{Daemon, Inputs};
+use event_loop::{Daemon, Inputs, Links};
 use log_registry::LogRegistry;
 
 #[derive(Debug, Clone)]
@@ -127,19 +128,25 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         annotated_tx,
     ));
     let reloads = reload::spawn_worker(config.units_dir.clone(), loaded_tx);
+    let peers = peers::PeerPolicy::new(cgroups.subtree_paths());
+    let policy = peers.clone();
     let server_task = tokio::spawn(server::serve(
         listener,
         server::Handle {
             queries: query_tx,
             changes: changes_rx,
             owner_uid: nix::unistd::geteuid().as_raw(),
+            peer_check: std::sync::Arc::new(move |pid| policy.check(pid)),
         },
     ));
 
     let logs = LogRegistry::new(logs_dir, writer.clone());
-    let mut daemon = Daemon::new(
-        config, registry, cgroups, logs, outcome_tx, changes, reloads,
-    );
+    let links = Links {
+        outcomes: outcome_tx,
+        changes,
+        reloads,
+    };
+    let mut daemon = Daemon::new(config, registry, cgroups, logs, links, peers);
     daemon.apply_loaded(loaded, None);
     tracing::info!(units = daemon.unit_count(), socket = %socket_path.display(), "supd started");
     let (ending, cgroups) = daemon.run(inputs).await;

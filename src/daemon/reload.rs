@@ -130,6 +130,14 @@ impl Daemon {
             rejected.entry(e.unit.clone()).or_default().push(e);
         }
         self.rejected = rejected;
+        let may_control = self
+            .fleet
+            .slots()
+            .iter()
+            .filter(|(_, s)| s.spec.container.protection.control_socket)
+            .map(|(name, _)| name.clone())
+            .collect();
+        self.peers.set_allowed(may_control);
         tracing::info!(
             added = plan.added.len(),
             removed = plan.removed.len(),

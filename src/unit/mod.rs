@@ -28,10 +28,10 @@ pub use isolation::{
     Capability, ContainerSpec, IdMapRange, MountKind, MountSpec, MountType, Namespace, Propagation,
     Rlimit, RlimitResource,
 };
-pub use protection::{DeviceSpec, ProtectSystem, Protection};
 pub use model::{
     IdSpec, LogLimits, RestartPolicy, Service, StartLimit, Unit, same_except_resources,
 };
+pub use protection::{DeviceSpec, ProtectSystem, Protection};
 pub use resources::{CpuMax, ResourceSpec};
 
 /// The result of loading a directory: the good units and every error.

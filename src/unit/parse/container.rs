@@ -150,14 +150,8 @@ pub(super) fn read_container(
     let rlimits = read_rlimits(t.take("rlimits"), r);
     let oom_score_adj = r.int_in(t.take("oom_score_adj"), -1000, 1000, "oom_score_adj");
     let mounts = mount::read_mounts(mounts, &ns, r);
-    let protection = protection::read_protection(
-        &mut t,
-        devices,
-        &ns,
-        rootfs.is_some(),
-        &capabilities,
-        r,
-    );
+    let protection =
+        protection::read_protection(&mut t, devices, &ns, rootfs.is_some(), &capabilities, r);
 
     ContainerSpec {
         namespaces: ns.created,

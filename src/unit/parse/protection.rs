@@ -9,7 +9,7 @@ use super::container::{NsContext, expected_name};
 use super::limits;
 use super::reader::{Reader, Table, Value};
 use crate::unit::isolation::{Capability, Namespace};
-use crate::unit::protection::{DeviceSpec, Protection, ProtectSystem};
+use crate::unit::protection::{DeviceSpec, ProtectSystem, Protection};
 use crate::unit::values::{self, CAPABILITY_EXPECTED};
 
 const DEVICE_KEYS: &[&str] = &["path", "access"];
@@ -27,7 +27,11 @@ pub(super) fn read_protection(
     let defaults = Protection::defaults(own_mounts, own_rootfs);
     let protect_system = t.take("protect_system");
     let protect_system = r
-        .scalar(protect_system, &expected_name::<ProtectSystem>(), values::named)
+        .scalar(
+            protect_system,
+            &expected_name::<ProtectSystem>(),
+            values::named,
+        )
         .map_or(defaults.protect_system, |p| {
             if *p.get_ref() != ProtectSystem::No {
                 ns.check(Namespace::Mnt, "protect_system", p.span(), r);
@@ -133,7 +137,10 @@ fn read_devices(v: Option<Value>, private_devices: bool, r: &mut Reader) -> Vec<
         if let (Some(path), Some(access)) = (path, access) {
             if !path.get_ref().starts_with("/dev/") {
                 let shown = path.get_ref().display();
-                r.report(path.span(), format!("device path {shown} must be below /dev/"));
+                r.report(
+                    path.span(),
+                    format!("device path {shown} must be below /dev/"),
+                );
                 continue;
             }
             devices.push(DeviceSpec {

@@ -40,7 +40,10 @@ fn every_key_relaxes_or_sets_its_protection() {
     )
     .protection;
     assert_eq!(p.protect_system, ProtectSystem::Strict);
-    assert_eq!(p.writable_paths, vec![std::path::PathBuf::from("/var/lib/app")]);
+    assert_eq!(
+        p.writable_paths,
+        vec![std::path::PathBuf::from("/var/lib/app")]
+    );
     assert!(!p.private_tmp && p.private_devices && !p.protect_kernel && !p.protect_cgroups);
     assert!(p.control_socket);
 }
