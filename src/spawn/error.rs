@@ -25,6 +25,7 @@ pub struct SpawnError {
 #[serde(rename_all = "snake_case")]
 pub enum Step {
     // In supd: resolving the unit.
+    ReadAccounts,
     ResolveUser,
     ResolveGroup,
     CreateOverlayDir,
@@ -103,6 +104,7 @@ impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let word = match self {
             Step::Mount(fs) => return write!(f, "mount {}", fs.as_str()),
+            Step::ReadAccounts => "read accounts",
             Step::ResolveUser => "resolve user",
             Step::ResolveGroup => "resolve group",
             Step::CreateOverlayDir => "create overlay directory",

@@ -222,7 +222,12 @@ fn restrict(plan: &LaunchPlan, for_init: bool) -> Result<Program, SpawnError> {
     }
     super::security::drop_bounding(&c.capabilities)?;
     set_identity(plan)?;
-    super::security::set_capabilities(&c.capabilities, for_init)?;
+    // A service that is not root keeps only what the unit lists as ambient.
+    let ambient = match &plan.credentials {
+        Some(creds) if creds.uid != 0 => Some(&c.protection.ambient_capabilities),
+        _ => None,
+    };
+    super::security::set_capabilities(&c.capabilities, ambient, for_init)?;
     if let Some(mask) = plan.umask {
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
     }

@@ -1,12 +1,13 @@
 //! Who a service runs as: `user`, `group` and `supplementary_groups` looked up in
-//! the user and group databases (in supd, before the container exists), then
-//! turned into uid, gid and groups by a pure function, as systemd's User=/Group=.
+//! the account files of the root it will see (`accounts`, in supd, before the
+//! container exists), then turned into uid, gid and groups by a pure function, as
+//! systemd's User=/Group=.
 
-use std::ffi::CString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use nix::unistd::{Gid, Group, User, getegid, geteuid, getgrouplist};
+use nix::unistd::{getegid, geteuid};
 
+use super::accounts::{Accounts, UserEntry};
 use super::{Credentials, SpawnError, Step};
 use crate::unit::IdSpec;
 
@@ -26,27 +27,35 @@ enum Who {
 }
 
 /// The account behind `user`, for HOME, USER and LOGNAME.
+#[derive(Debug)]
 pub struct Account {
     pub name: String,
     pub home: PathBuf,
 }
 
 /// What the service runs as: its credentials (None: supd's own, unchanged) and
-/// its account (None: no `user`, or one without a database entry).
+/// its account (None: no `user`, or one without an entry). Names are looked up in
+/// the account files below `root` (the unit's rootfs, or `/`), read only when a
+/// name or an account is asked for.
 pub fn resolve(
+    root: &Path,
     user: Option<&IdSpec>,
     group: Option<&IdSpec>,
     supplementary: &[IdSpec],
 ) -> Result<(Option<Credentials>, Option<Account>), SpawnError> {
+    if user.is_none() && group.is_none() && supplementary.is_empty() {
+        return Ok((None, None));
+    }
+    let db = Accounts::read(root)?;
     let record = match user {
-        Some(spec) => lookup_user(spec)?,
+        Some(spec) => lookup_user(&db, spec)?,
         None => None,
     };
     let who = match (user, &record) {
         (_, Some(u)) => Who::Listed {
-            uid: u.uid.as_raw(),
-            gid: u.gid.as_raw(),
-            memberships: memberships(u),
+            uid: u.uid,
+            gid: u.gid,
+            memberships: db.memberships(&u.name, u.gid),
         },
         (Some(IdSpec::Id(uid)), None) => Who::Unlisted(*uid),
         _ => Who::Supd {
@@ -54,14 +63,14 @@ pub fn resolve(
             gid: getegid().as_raw(),
         },
     };
-    let group = group.map(group_id).transpose()?;
+    let group = group.map(|g| group_id(&db, g)).transpose()?;
     let extra = supplementary
         .iter()
-        .map(group_id)
+        .map(|g| group_id(&db, g))
         .collect::<Result<Vec<_>, _>>()?;
     let account = record.map(|u| Account {
-        name: u.name,
-        home: u.dir,
+        name: u.name.clone(),
+        home: u.home.clone(),
     });
     Ok((credentials(&who, group, &extra), account))
 }
@@ -96,56 +105,38 @@ fn credentials(who: &Who, group: Option<u32>, extra: &[u32]) -> Option<Credentia
 }
 
 /// A user's entry; None for a numeric id without one (a name must exist).
-fn lookup_user(spec: &IdSpec) -> Result<Option<User>, SpawnError> {
+fn lookup_user<'a>(db: &'a Accounts, spec: &IdSpec) -> Result<Option<&'a UserEntry>, SpawnError> {
     let found = match spec {
-        IdSpec::Name(name) => User::from_name(name),
-        IdSpec::Id(uid) => User::from_uid((*uid).into()),
+        IdSpec::Name(name) => db.user_by_name(name),
+        IdSpec::Id(uid) => db.user_by_uid(*uid),
     };
-    let shown = shown(spec, "user");
-    match answer(found, Step::ResolveUser, &shown)? {
+    match found {
         Some(u) => Ok(Some(u)),
         None if matches!(spec, IdSpec::Id(_)) => Ok(None),
         None => Err(missing(
             Step::ResolveUser,
-            &shown,
+            &shown(spec, "user"),
             "user database (/etc/passwd)",
         )),
     }
 }
 
-fn group_id(spec: &IdSpec) -> Result<u32, SpawnError> {
+fn group_id(db: &Accounts, spec: &IdSpec) -> Result<u32, SpawnError> {
     let name = match spec {
         IdSpec::Id(gid) => return Ok(*gid),
         IdSpec::Name(name) => name,
     };
-    let shown = shown(spec, "group");
-    answer(Group::from_name(name), Step::ResolveGroup, &shown)?
-        .map(|g| g.gid.as_raw())
-        .ok_or_else(|| missing(Step::ResolveGroup, &shown, "group database (/etc/group)"))
-}
-
-/// A database lookup's result, its failure naming what was looked up.
-fn answer<T>(
-    found: nix::Result<Option<T>>,
-    step: Step,
-    shown: &str,
-) -> Result<Option<T>, SpawnError> {
-    found.map_err(|e| SpawnError::new(step, None, Some(e), format!("looking up {shown}")))
+    db.group_by_name(name).map(|g| g.gid).ok_or_else(|| {
+        missing(
+            Step::ResolveGroup,
+            &shown(spec, "group"),
+            "group database (/etc/group)",
+        )
+    })
 }
 
 fn missing(step: Step, shown: &str, database: &str) -> SpawnError {
     SpawnError::new(step, None, None, format!("no {shown} in the {database}"))
-}
-
-/// The groups a user is a member of (with its primary group); none if the
-/// database cannot say.
-fn memberships(u: &User) -> Vec<u32> {
-    let Ok(name) = CString::new(u.name.as_bytes()) else {
-        return Vec::new();
-    };
-    getgrouplist(&name, u.gid)
-        .map(|list| list.into_iter().map(Gid::as_raw).collect())
-        .unwrap_or_default()
 }
 
 /// `user "www"` or `uid 1234` (`group "adm"`, `gid 4`), for messages.
@@ -197,13 +188,14 @@ mod tests {
 
     #[test]
     fn messages_name_the_user_not_rust_values() {
+        let db = Accounts::parse("root:x:0:0::/root:/bin/sh\n", "root:x:0:\n");
         let name = IdSpec::Name("no-such-user-sup-test".into());
-        let e = lookup_user(&name).expect_err("missing user is an error");
+        let e = lookup_user(&db, &name).expect_err("missing user is an error");
         assert_eq!(
             e.to_string(),
             "resolve user: no user \"no-such-user-sup-test\" in the user database (/etc/passwd)"
         );
-        let e = group_id(&IdSpec::Name("no-such-group-sup-test".into()))
+        let e = group_id(&db, &IdSpec::Name("no-such-group-sup-test".into()))
             .expect_err("missing group is an error");
         assert_eq!(
             e.to_string(),
@@ -212,9 +204,49 @@ mod tests {
         assert_eq!(shown(&IdSpec::Id(1234), "user"), "uid 1234");
         assert_eq!(shown(&IdSpec::Id(4), "group"), "gid 4");
         assert_eq!(
-            lookup_user(&IdSpec::Id(3_999_999_999)).ok(),
+            lookup_user(&db, &IdSpec::Id(3_999_999_999)).ok(),
             Some(None),
             "a numeric user needs no entry"
         );
+    }
+}
+
+#[cfg(test)]
+mod rootfs_tests {
+    use super::*;
+
+    /// A `user` named in an image resolves in the image's files, not the host's.
+    #[test]
+    fn names_resolve_in_the_root_the_service_sees() {
+        let root = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(root.path().join("etc")).expect("etc");
+        std::fs::write(
+            root.path().join("etc/passwd"),
+            "redis:x:999:998::/var/lib/redis:/bin/false\n",
+        )
+        .expect("passwd");
+        std::fs::write(
+            root.path().join("etc/group"),
+            "redis:x:998:\nextra:x:42:redis\n",
+        )
+        .expect("group");
+        let user = IdSpec::Name("redis".into());
+        let (creds, account) =
+            resolve(root.path(), Some(&user), None, &[]).expect("resolved in the rootfs");
+        assert_eq!(
+            creds,
+            Some(Credentials {
+                uid: 999,
+                gid: 998,
+                groups: vec![42, 998]
+            })
+        );
+        assert_eq!(
+            account.map(|a| a.home),
+            Some(PathBuf::from("/var/lib/redis"))
+        );
+        let err = resolve(root.path(), Some(&IdSpec::Name("root".into())), None, &[])
+            .expect_err("not in the image");
+        assert!(err.to_string().contains("no user \"root\""), "{err}");
     }
 }

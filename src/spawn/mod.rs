@@ -10,7 +10,7 @@
 //!
 //! Modules, in the order a start goes through them:
 //! - `resolve` (supd): unit -> `LaunchPlan` (`types`), lookups done up front
-//!   (`identity`: user and group);
+//!   (`identity`: user and group, in the account files of `accounts`);
 //! - `handover` (supd): posix_spawn the helper, send the plan, read its reports;
 //! - `helper` (the helper process): the linear setup sequence, using `namespaces`
 //!   (join, clone, id maps), `mounts`, `security`, `seccomp`, and `init` (the
@@ -18,6 +18,7 @@
 //! - `sys`: the raw syscalls (posix_spawn, pidfds, descriptor flags);
 //! - `error`: `SpawnError`, what any step reports.
 
+mod accounts;
 mod error;
 mod handover;
 pub mod helper;

@@ -16,7 +16,9 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// overlay directories under `state_dir`).
 pub fn plan(unit: &Unit, state_dir: &Path) -> Result<LaunchPlan, SpawnError> {
     let svc = &unit.service;
+    let root = unit.container.rootfs.as_deref().unwrap_or(Path::new("/"));
     let (credentials, account) = identity::resolve(
+        root,
         svc.user.as_ref(),
         svc.group.as_ref(),
         &svc.supplementary_groups,

@@ -62,25 +62,36 @@ pub fn drop_bounding(keep: &BTreeSet<Capability>) -> Result<(), SpawnError> {
 }
 
 /// Permitted, effective and inheritable become the keep-list (as far as the process
-/// holds those capabilities), and the ambient set carries them across exec for a
-/// non-root service. The container's init (`for_init`) also keeps CAP_KILL in its
-/// own permitted and effective sets, so it can forward signals even after the
-/// service changed its uid; CAP_KILL is outside the bounding, inheritable and
-/// ambient sets (unless kept), so the service never gets it.
-pub fn set_capabilities(keep: &BTreeSet<Capability>, for_init: bool) -> Result<(), SpawnError> {
-    let keep = keep_set(keep);
+/// holds those capabilities). What crosses the exec depends on who the service is:
+/// root gets the keep-list back from the kernel; a non-root service gets only its
+/// `ambient` capabilities (the ambient set, the only one a non-root exec keeps),
+/// none by default, so `user = "nobody"` means no root powers. The container's init
+/// (`for_init`) also keeps CAP_KILL in its own permitted and effective sets, so it
+/// can forward signals even after the service changed its uid; CAP_KILL is outside
+/// the bounding, inheritable and ambient sets (unless kept), so the service never
+/// gets it.
+pub fn set_capabilities(
+    keep: &BTreeSet<Capability>,
+    ambient: Option<&BTreeSet<Capability>>,
+    for_init: bool,
+) -> Result<(), SpawnError> {
     let permitted =
         caps::read(None, CapSet::Permitted).map_err(|e| caps_error("read permitted", e))?;
-    let target: CapsHashSet = keep.intersection(&permitted).copied().collect();
+    let target: CapsHashSet = keep_set(keep).intersection(&permitted).copied().collect();
+    let crossing: CapsHashSet = match ambient {
+        None => target.clone(),
+        Some(ambient) => keep_set(ambient).intersection(&target).copied().collect(),
+    };
     let mut own = target.clone();
     if for_init && permitted.contains(&Cap::CAP_KILL) {
         own.insert(Cap::CAP_KILL);
     }
     caps::set(None, CapSet::Effective, &own).map_err(|e| caps_error("set effective", e))?;
     caps::set(None, CapSet::Permitted, &own).map_err(|e| caps_error("set permitted", e))?;
-    caps::set(None, CapSet::Inheritable, &target).map_err(|e| caps_error("set inheritable", e))?;
+    caps::set(None, CapSet::Inheritable, &crossing)
+        .map_err(|e| caps_error("set inheritable", e))?;
     caps::clear(None, CapSet::Ambient).map_err(|e| caps_error("clear ambient", e))?;
-    for cap in &target {
+    for cap in &crossing {
         caps::raise(None, CapSet::Ambient, *cap).map_err(|e| caps_error("raise ambient", e))?;
     }
     Ok(())
