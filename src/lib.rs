@@ -4,11 +4,13 @@
 //! this list, never the ones below):
 //! - `unit`: unit files (model, parsing, validation, dependency graph);
 //! - `supervise`: the pure per-unit state machine and the fleet's dependency rules;
+//!   `audit`: how exposed a unit's definition leaves the host (pure);
 //! - `cgroup`: the cgroup driver; `spawn`: starting containers through a helper;
 //!   `reaper`: the one `waitpid` loop; `logs`: unit output; `procfs`, `pid1`;
 //! - `control`: the control protocol (wire types), server and client;
 //! - `daemon`: supd's event loop, wiring all of them together.
 
+pub mod audit;
 pub mod cgroup;
 pub mod control;
 pub mod daemon;

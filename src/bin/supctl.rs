@@ -30,7 +30,7 @@ use clap::{Parser, Subcommand};
 use sup::control::client::{Client, ClientError, socket_path};
 use sup::control::exit;
 use sup::control::proto::{Command, PROTOCOL_VERSION, Reply, Request, UnitState, UnitStatus};
-use sup::control::render;
+use sup::control::{render, render_audit};
 
 #[derive(Debug, Parser)]
 #[command(name = "supctl", version, about = "Control the sup process supervisor")]
@@ -100,6 +100,14 @@ enum Cmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Show how exposed units leave the host and supd (each protection, a score)
+    Audit {
+        #[arg(value_name = "UNIT")]
+        units: Vec<String>,
+        /// Print the reports as JSON
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a unit's output
     Logs {
         #[arg(value_name = "UNIT")]
@@ -134,6 +142,7 @@ fn unexpected(reply: &Reply) -> Failure {
         Reply::Status { .. } => "status",
         Reply::Done { .. } => "done",
         Reply::Reload { .. } => "reload",
+        Reply::Audit { .. } => "audit",
         Reply::Log(_) => "log",
         Reply::End => "end",
         Reply::Error { .. } => "error",
@@ -346,6 +355,7 @@ fn run(cli: Cli) -> Result<i32, Failure> {
         Cmd::ResetFailed { units } => cmd_units(&path, Command::ResetFailed { units }),
         Cmd::Reload { dry_run } => cmd_reload(&path, dry_run),
         Cmd::Top { iterations } => cmd_top(&path, iterations),
+        Cmd::Audit { units, json } => cmd_audit(&path, units, json),
         Cmd::Poweroff => exchange(&path, Command::Poweroff).map(|_| exit::OK),
         Cmd::Reboot => exchange(&path, Command::Reboot).map(|_| exit::OK),
         Cmd::Logs {
@@ -357,6 +367,28 @@ fn run(cli: Cli) -> Result<i32, Failure> {
             Ok(exit::OK)
         }
     }
+}
+
+/// `audit`: a summary of every unit, or one unit in detail per name.
+fn cmd_audit(path: &std::path::Path, units: Vec<String>, json: bool) -> Result<i32, Failure> {
+    let one_each = !units.is_empty();
+    let reports = match exchange(path, Command::Audit { units })? {
+        Reply::Audit { units } => units,
+        other => return Err(unexpected(&other)),
+    };
+    if json {
+        let text = serde_json::to_string_pretty(&reports).map_err(|e| Failure {
+            code: exit::FAILED,
+            message: format!("cannot encode JSON: {e}"),
+        })?;
+        out(&format!("{text}\n"))?;
+    } else if one_each {
+        let parts: Vec<String> = reports.iter().map(render_audit::render_unit).collect();
+        out(&parts.join("\n"))?;
+    } else {
+        out(&render_audit::render_summary(&reports))?;
+    }
+    Ok(exit::OK)
 }
 
 fn main() -> ExitCode {

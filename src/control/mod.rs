@@ -5,4 +5,5 @@ pub mod client;
 pub mod exit;
 pub mod proto;
 pub mod render;
+pub mod render_audit;
 pub mod server;

@@ -56,6 +56,11 @@ pub enum Command {
     Poweroff,
     /// Stop every unit, then reboot the machine (supd as PID 1) or exit.
     Reboot,
+    /// How exposed the named units (or all) leave the host and supd.
+    Audit {
+        #[serde(default)]
+        units: Vec<String>,
+    },
     /// The last `lines` log lines of a unit; with `follow`, then every new line.
     Logs {
         unit: String,
@@ -73,7 +78,10 @@ fn default_log_lines() -> usize {
 impl Command {
     /// Whether the command changes anything (as opposed to only reading state).
     pub fn is_mutating(&self) -> bool {
-        !matches!(self, Command::Status { .. } | Command::Logs { .. })
+        !matches!(
+            self,
+            Command::Status { .. } | Command::Logs { .. } | Command::Audit { .. }
+        )
     }
 }
 
@@ -91,6 +99,10 @@ pub enum Reply {
         plan: ReloadPlan,
         /// False for `dry_run`: the plan was computed but nothing was changed.
         applied: bool,
+    },
+    /// `audit`: one report per unit.
+    Audit {
+        units: Vec<UnitAudit>,
     },
     Log(LogLine),
     /// End of a `logs` reply (never sent while following).
@@ -265,6 +277,29 @@ pub struct ExitInfo {
     pub at: String,
 }
 
+/// A unit's exposure report (`supctl audit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitAudit {
+    pub name: String,
+    /// 0.0 (every protection) to 10.0 (none).
+    pub score: f64,
+    /// PERFECT, SAFE, OK, MEDIUM, EXPOSED or UNSAFE (systemd-analyze's scale).
+    pub rating: String,
+    pub checks: Vec<AuditCheck>,
+}
+
+/// One protection of a unit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditCheck {
+    pub id: String,
+    pub description: String,
+    pub ok: bool,
+    /// What its absence adds to the exposure (0 when `ok`).
+    pub exposure: f64,
+    /// How to get it, or what the unit has instead.
+    pub hint: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnitResult {
     pub name: String,
@@ -318,6 +353,27 @@ impl From<crate::logs::Entry> for LogLine {
             ts: humantime::format_rfc3339_millis(e.at).to_string(),
             stream: e.stream.as_str().to_string(),
             line: e.line,
+        }
+    }
+}
+
+impl UnitAudit {
+    pub fn new(name: &str, report: crate::audit::Report) -> Self {
+        UnitAudit {
+            name: name.to_string(),
+            score: report.score,
+            rating: report.rating.to_string(),
+            checks: report
+                .checks
+                .into_iter()
+                .map(|c| AuditCheck {
+                    id: c.id.to_string(),
+                    description: c.description.to_string(),
+                    ok: c.ok,
+                    exposure: c.exposure,
+                    hint: c.hint,
+                })
+                .collect(),
         }
     }
 }

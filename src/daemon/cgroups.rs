@@ -123,6 +123,11 @@ impl CgroupJobs {
         }
     }
 
+    /// Whether supd has a cgroup subtree.
+    pub fn available(&self) -> bool {
+        self.driver.is_some()
+    }
+
     /// supd's subtree as `/proc/PID/cgroup` names it (none without cgroups).
     pub fn subtree_paths(&self) -> Vec<std::path::PathBuf> {
         self.driver

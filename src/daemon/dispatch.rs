@@ -5,7 +5,7 @@ use tokio::sync::oneshot;
 
 use super::event_loop::Daemon;
 use super::reload::{Trigger, shutting_down};
-use crate::control::proto::{Command, ErrorCode, Reply, UnitResult};
+use crate::control::proto::{Command, ErrorCode, Reply, UnitAudit, UnitResult};
 use crate::control::server::{Answer, Query, UnitProgress};
 use crate::pid1::Halt;
 use crate::supervise::{Fleet, Now, UnitAction};
@@ -47,10 +47,34 @@ impl Daemon {
             Command::Stop { units, .. } => self.for_units(&units, |f, u| f.stop(u, now)),
             Command::Restart { units, .. } => self.for_units(&units, |f, u| f.restart(u, now)),
             Command::ResetFailed { units } => self.for_units(&units, |f, u| f.reset_failed(u, now)),
+            Command::Audit { units } => self.audit(&units),
             Command::Poweroff => self.halt(Halt::Poweroff),
             Command::Reboot => self.halt(Halt::Reboot),
         };
         let _ = answer.send(Answer::Reply(reply));
+    }
+
+    /// `audit`: each unit's exposure report, from its loaded definition.
+    fn audit(&self, units: &[String]) -> Reply {
+        let missing: Vec<String> = units
+            .iter()
+            .filter(|u| self.fleet.get(u).is_none())
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            return self.not_found(&missing);
+        }
+        let host = crate::audit::HostFacts {
+            cgroups: self.cgroups.available(),
+        };
+        let reports = self
+            .fleet
+            .slots()
+            .iter()
+            .filter(|(name, _)| units.is_empty() || units.contains(name))
+            .map(|(name, slot)| UnitAudit::new(name, crate::audit::assess(&slot.spec, host)))
+            .collect();
+        Reply::Audit { units: reports }
     }
 
     fn halt(&mut self, halt: Halt) -> Reply {
