@@ -37,6 +37,7 @@ pub fn test_service() -> crate::unit::Service {
         success_exit_codes: vec![0],
         supplementary_groups: Vec::new(),
         umask: None,
+        lifecycle: crate::unit::Lifecycle::default(),
     }
 }
 

@@ -12,6 +12,7 @@
 mod error;
 mod graph;
 mod isolation;
+pub mod lifecycle;
 mod load;
 mod model;
 pub mod names;
@@ -31,6 +32,7 @@ pub use isolation::{
 pub use model::{
     IdSpec, LogLimits, RestartPolicy, Service, StartLimit, Unit, same_except_resources,
 };
+pub use lifecycle::{HealthSpec, Lifecycle, OnFailure, OnUnhealthy, Probe, ServiceType};
 pub use protection::{DeviceSpec, ProtectSystem, Protection};
 pub use resources::{CpuMax, ResourceSpec};
 

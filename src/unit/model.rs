@@ -12,6 +12,7 @@ use serde::{Serialize, Serializer};
 
 use super::isolation::ContainerSpec;
 use super::names::Named;
+use super::lifecycle::{HealthSpec, Lifecycle};
 use super::resources::ResourceSpec;
 
 /// One service definition, loaded from `<dir>/<name>.toml`.
@@ -40,6 +41,8 @@ pub struct Unit {
     /// cgroup limits from `[resources]`; [`ResourceSpec::default()`] (no
     /// limits) when the section is not written.
     pub resources: ResourceSpec,
+    /// The `[health]` check, if any.
+    pub health: Option<HealthSpec>,
     /// Source locations of `after`/`requires` entries, kept so the graph
     /// check can point at the offending entry. Ignored by `==` and the hash.
     #[serde(skip)]
@@ -80,6 +83,10 @@ pub struct Service {
     pub supplementary_groups: Vec<IdSpec>,
     /// File mode creation mask, `0..=0o777`; `None` keeps the inherited one.
     pub umask: Option<u32>,
+    /// When it counts as started, hooks and failure actions. Left out of the hash
+    /// when default, so units that do not use it keep their hash.
+    #[serde(skip_serializing_if = "Lifecycle::is_default")]
+    pub lifecycle: Lifecycle,
 }
 
 /// At most `burst` starts within `interval`.
@@ -194,6 +201,9 @@ struct Canonical<'a> {
     /// `None` (serialised as `null`) when no limit is set, so units without
     /// limits keep the hash they had before `[resources]` existed.
     resources: Option<&'a ResourceSpec>,
+    /// Skipped when absent, so units without `[health]` keep their hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health: Option<&'a HealthSpec>,
 }
 
 impl Unit {
@@ -213,6 +223,7 @@ impl Unit {
             logs: &self.logs,
             container: &self.container,
             resources: Some(&self.resources).filter(|r| !r.is_empty()),
+            health: self.health.as_ref(),
         };
         // Serialising plain structs, strings, numbers and BTreeMaps with
         // string keys cannot fail; fall back to Debug just in case.
@@ -238,6 +249,7 @@ pub fn same_except_resources(a: &Unit, b: &Unit) -> bool {
         logs,
         container,
         resources: _,
+        health,
         deps: _,
     } = a;
     *description == b.description
@@ -246,6 +258,7 @@ pub fn same_except_resources(a: &Unit, b: &Unit) -> bool {
         && *service == b.service
         && *logs == b.logs
         && *container == b.container
+        && *health == b.health
 }
 
 /// 64-bit FNV-1a: tiny, dependency-free and stable across Rust versions

@@ -12,6 +12,7 @@ use toml::de::{DeTable, DeValue};
 
 mod container;
 mod id_map;
+mod lifecycle;
 pub(super) mod limits;
 mod mount;
 mod protection;
@@ -52,6 +53,7 @@ const SECTIONS: &[&str] = &[
     "mount",
     "device",
     "resources",
+    "health",
 ];
 
 /// Parses and validates one unit file. See the crate-level `parse_unit`.
@@ -140,6 +142,10 @@ fn build_unit(
         r,
     );
     let resources = resources::read_resources(root.take("resources"), r);
+    let kind = service
+        .as_ref()
+        .map_or(crate::unit::ServiceType::Simple, |s| s.lifecycle.kind);
+    let health = lifecycle::read_health(root.take("health"), kind, r);
     let locate =
         |list: &[Spanned<String>]| list.iter().map(|d| lines.pos(d.span().start)).collect();
     let names = |list: Vec<Spanned<String>>| list.into_iter().map(Spanned::into_inner).collect();
@@ -147,6 +153,14 @@ fn build_unit(
         after: locate(&deps.after),
         requires: locate(&deps.requires),
     };
+    let mut service = service?;
+    // Something to wait for, and no limit written: systemd's default (not for a
+    // oneshot job, which may take as long as it takes).
+    let health_ready = health.as_ref().is_some_and(|h| h.ready_on_healthy);
+    let lc = &mut service.lifecycle;
+    if lc.start_timeout.is_none() && lc.kind != crate::unit::ServiceType::Oneshot && lc.waits_for_ready(health_ready) {
+        lc.start_timeout = Some(crate::unit::Lifecycle::DEFAULT_START_TIMEOUT);
+    }
     let mut unit = Unit {
         name: name.to_owned(),
         path: path.to_owned(),
@@ -154,10 +168,11 @@ fn build_unit(
         description: deps.description,
         after: names(deps.after),
         requires: names(deps.requires),
-        service: service?,
+        service,
         logs,
         container,
         resources,
+        health,
         deps: locations,
     };
     unit.hash = unit.compute_hash();

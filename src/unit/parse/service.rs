@@ -28,6 +28,14 @@ const SERVICE_KEYS: &[&str] = &[
     "success_exit_codes",
     "supplementary_groups",
     "umask",
+    "type",
+    "ready_fd",
+    "start_timeout",
+    "watchdog",
+    "remain_after_exit",
+    "exec_start_pre",
+    "exec_stop_post",
+    "on_failure",
 ];
 const START_LIMIT_KEYS: &[&str] = &["burst", "interval"];
 const LOG_KEYS: &[&str] = &["max_size", "max_files"];
@@ -67,7 +75,7 @@ pub(super) fn read_unit_section(v: Option<Value>, r: &mut Reader) -> UnitSection
 }
 
 /// A duration key bounded by [`limits::DURATION`].
-fn duration(r: &mut Reader, v: Option<Value>, what: &str) -> Option<Spanned<Duration>> {
+pub(super) fn duration(r: &mut Reader, v: Option<Value>, what: &str) -> Option<Spanned<Duration>> {
     r.scalar(v, DURATION_EXPECTED, |v| {
         values::duration(v, what, limits::DURATION)
     })
@@ -125,6 +133,7 @@ pub(super) fn read_service(v: Value, r: &mut Reader) -> Option<Service> {
     let umask = r.scalar(t.take("umask"), r#"an octal string like "0027""#, |v| {
         values::octal(v, 0o777, "umask")
     });
+    let lifecycle = super::lifecycle::read_lifecycle(&mut t, r);
     Some(Service {
         exec: exec?,
         env,
@@ -141,13 +150,14 @@ pub(super) fn read_service(v: Value, r: &mut Reader) -> Option<Service> {
         success_exit_codes,
         supplementary_groups,
         umask: umask.map(Spanned::into_inner),
+        lifecycle,
     })
 }
 
 /// exec is required, non-empty, with a non-empty program; NUL bytes can
 /// never reach execve, so reject them here rather than at start time.
 /// `table` is where `[service]` was written, for "missing exec".
-fn check_exec(v: Option<Value>, table: Span, r: &mut Reader) -> Option<Vec<String>> {
+pub(super) fn check_exec(v: Option<Value>, table: Span, r: &mut Reader) -> Option<Vec<String>> {
     let Some(v) = v else {
         r.report(
             table,
