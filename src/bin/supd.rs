@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use sup::daemon::{self, Config};
+use sup::daemon::{self, Config, Ending};
 use sup::spawn;
 
 #[derive(Debug, Parser)]
@@ -114,6 +114,14 @@ fn main() -> ExitCode {
             Err(())
         }
     };
+    if let Ok(Ending {
+        exit_code: Some(code),
+        ..
+    }) = ending
+    {
+        // As PID 1 the code cannot be an exit status: the console records it.
+        eprintln!("supd: exit code {code} (on_failure = \"exit\")");
+    }
     if pid1 {
         let (halt, grace) = match ending {
             Ok(e) if e.hurried => (e.halt, std::time::Duration::from_secs(1)),
@@ -123,10 +131,13 @@ fn main() -> ExitCode {
         };
         sup::pid1::final_shutdown(halt, grace);
     }
-    if ending.is_ok() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    match ending {
+        Ok(Ending {
+            exit_code: Some(code),
+            ..
+        }) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Ok(_) => ExitCode::SUCCESS,
+        Err(()) => ExitCode::FAILURE,
     }
 }
 

@@ -215,6 +215,13 @@ impl CgroupTree {
             .map(|(_, d)| d)
     }
 
+    /// The processes in the unit's cgroup now (none when it has none).
+    pub fn members(&self, unit: &str) -> Vec<i32> {
+        self.procs_dir(unit)
+            .and_then(|d| self.files.procs(&d).ok())
+            .unwrap_or_default()
+    }
+
     /// Kill every process of the unit and wait until the cgroup is empty:
     /// `cgroup.kill` where the kernel has it, else SIGKILL each member, until
     /// nothing is left or `KILL_DEADLINE` has passed. Blocking.

@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
+
 use crate::cgroup::{CgroupError, CgroupTree, Leftover, RawUsage};
 use crate::unit::ResourceSpec;
 
@@ -166,6 +168,29 @@ impl CgroupJobs {
         if self.live.contains(unit) {
             self.in_background(unit, false);
         }
+    }
+
+    /// Send `signals`, in order, to every process in the unit's cgroup but `skip` (a
+    /// container's init, which would pass them on a second time). False when the
+    /// unit has no cgroup: the caller signals the process group instead.
+    pub fn signal(&mut self, unit: &str, signals: &[Signal], skip: Option<i32>) -> bool {
+        let Some(driver) = self.driver.clone().filter(|_| self.live.contains(unit)) else {
+            return false;
+        };
+        let gate = self.gate(unit);
+        let (unit, signals) = (unit.to_string(), signals.to_vec());
+        tokio::task::spawn_blocking(move || {
+            let _held = gate.enter();
+            for signal in signals {
+                for pid in driver.members(&unit) {
+                    if Some(pid) != skip && pid > 1 {
+                        // ESRCH: it ended meanwhile, which is what a stop wants.
+                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+                    }
+                }
+            }
+        });
+        true
     }
 
     /// The unit has no process any more: kill leftovers and remove its cgroup.

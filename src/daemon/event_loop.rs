@@ -9,9 +9,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use nix::errno::Errno;
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
 use tokio::signal::unix::Signal as SignalStream;
 use tokio::sync::{mpsc, watch};
 
@@ -72,6 +69,8 @@ pub struct Daemon {
     ending: Ending,
     /// Who may use the control socket (units with `control_socket = true`).
     pub(super) peers: PeerPolicy,
+    /// A unit with `on_failure = "exit"` failed: its name and exit code.
+    pub(super) exit_code: Option<(String, i32)>,
 }
 
 impl Daemon {
@@ -105,8 +104,10 @@ impl Daemon {
             ending: Ending {
                 halt: Halt::Poweroff,
                 hurried: false,
+                exit_code: None,
             },
             peers,
+            exit_code: None,
         }
     }
 
@@ -153,6 +154,10 @@ impl Daemon {
                     }
                 }
             }
+        }
+        if let Some((unit, code)) = &self.exit_code {
+            tracing::warn!(unit, code, "exiting with the exit code of the failed unit");
+            self.ending.exit_code = Some(*code);
         }
         (self.ending, self.cgroups)
     }
@@ -231,9 +236,10 @@ impl Daemon {
             Err(error) => {
                 tracing::error!(unit = %outcome.unit, "start failed: {error}");
                 log.note(format!("[supd] start failed: {error}"));
+                let start_pre = error.is_start_pre();
                 self.start_errors.insert(outcome.unit.clone(), error);
                 self.fleet
-                    .on_spawn_failed(&outcome.unit, outcome.attempt, now)
+                    .on_spawn_failed(&outcome.unit, outcome.attempt, start_pre, now)
             }
         };
         self.execute(actions);
@@ -242,7 +248,7 @@ impl Daemon {
     /// A stop that needed SIGKILL may have lost data (a database's last writes): say so.
     fn warn_escalations(&self, actions: &[UnitAction]) {
         for a in actions {
-            if a.action == Action::KillCgroup
+            if matches!(a.action, Action::Kill { .. })
                 && let Some(slot) = self.fleet.get(&a.unit)
                 && slot.machine.killed_at_stop_timeout()
             {
@@ -257,20 +263,8 @@ impl Daemon {
         }
     }
 
-    /// Carry out what the fleet decided.
-    pub(super) fn execute(&mut self, actions: Vec<UnitAction>) {
-        for UnitAction { unit, action } in actions {
-            match action {
-                Action::Spawn { attempt } => self.start(unit, attempt),
-                Action::Signal { pgid, signal } => signal_group(&unit, pgid, signal),
-                Action::KillCgroup => self.cgroups.kill(&unit),
-                Action::ReleaseCgroup => self.cgroups.release(&unit),
-            }
-        }
-    }
-
     /// Start attempt `attempt` of `unit` in a blocking thread.
-    fn start(&mut self, unit: String, attempt: u64) {
+    pub(super) fn start(&mut self, unit: String, attempt: u64) {
         let Some(slot) = self.fleet.get(&unit) else {
             return;
         };
@@ -296,17 +290,5 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
-    }
-}
-
-/// Signal a unit's process group. Never pid 0 or 1: `kill(-1)` would hit every process.
-fn signal_group(unit: &str, pgid: i32, signal: Signal) {
-    if pgid <= 1 {
-        tracing::error!(unit, pgid, "refusing to signal a process group <= 1");
-        return;
-    }
-    match killpg(Pid::from_raw(pgid), signal) {
-        Ok(()) | Err(Errno::ESRCH) => {}
-        Err(e) => tracing::warn!(unit, pgid, signal = signal.as_str(), errno = %e, "killpg failed"),
     }
 }

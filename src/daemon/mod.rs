@@ -13,6 +13,7 @@
 //! Nothing here polls: the loop sleeps until an event or the next deadline, and no
 //! blocking IO (files, cgroupfs) runs on it.
 
+mod actions;
 mod cgroups;
 mod dispatch;
 mod event_loop;
@@ -53,6 +54,8 @@ pub struct Config {
 pub struct Ending {
     pub halt: crate::pid1::Halt,
     pub hurried: bool,
+    /// A unit with `on_failure = "exit"` failed: supd exits with its code.
+    pub exit_code: Option<i32>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -23,6 +23,13 @@ pub enum StartError {
     Spawn(#[from] SpawnError),
 }
 
+impl StartError {
+    /// Whether one of the unit's `exec_start_pre` commands failed.
+    pub fn is_start_pre(&self) -> bool {
+        matches!(self, StartError::Spawn(e) if e.step == crate::spawn::Step::ExecStartPre)
+    }
+}
+
 /// What a start thread reports back.
 #[derive(Debug)]
 pub struct StartOutcome {

@@ -26,6 +26,7 @@ pub struct SpawnError {
 pub enum Step {
     // In supd: resolving the unit.
     ReadAccounts,
+    ExecStartPre,
     ResolveUser,
     ResolveGroup,
     CreateOverlayDir,
@@ -105,6 +106,7 @@ impl fmt::Display for Step {
         let word = match self {
             Step::Mount(fs) => return write!(f, "mount {}", fs.as_str()),
             Step::ReadAccounts => "read accounts",
+            Step::ExecStartPre => "exec_start_pre",
             Step::ResolveUser => "resolve user",
             Step::ResolveGroup => "resolve group",
             Step::CreateOverlayDir => "create overlay directory",

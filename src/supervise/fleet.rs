@@ -12,7 +12,7 @@ use std::time::Instant;
 use super::machine::{Action, Event, ExitStatus, Machine, Phase};
 use super::reload::{ReloadPlan, same_definition};
 use super::time::Now;
-use crate::unit::{ContainerSpec, Loaded, Namespace, Unit};
+use crate::unit::{ContainerSpec, Loaded, Namespace, OnFailure, OnUnhealthy, Unit};
 
 /// One loaded unit: its definition and its life cycle.
 #[derive(Debug, Clone)]
@@ -177,8 +177,35 @@ impl Fleet {
         self.one(name, Event::Spawned { attempt, pid }, now)
     }
 
-    pub fn on_spawn_failed(&mut self, name: &str, attempt: u64, now: Now) -> Vec<UnitAction> {
-        self.one(name, Event::SpawnFailed { attempt }, now)
+    /// The start failed before the service ran (`start_pre`: in `exec_start_pre`).
+    pub fn on_spawn_failed(
+        &mut self,
+        name: &str,
+        attempt: u64,
+        start_pre: bool,
+        now: Now,
+    ) -> Vec<UnitAction> {
+        self.one(name, Event::SpawnFailed { attempt, start_pre }, now)
+    }
+
+    /// The service said it is ready (READY=1, `ready_fd`, a healthy probe).
+    pub fn on_ready(&mut self, name: &str, now: Now) -> Vec<UnitAction> {
+        self.one(name, Event::Ready, now)
+    }
+
+    /// A notify message other than READY=1 that the machine cares about.
+    pub fn on_notify(&mut self, name: &str, event: Event, now: Now) -> Vec<UnitAction> {
+        self.one(name, event, now)
+    }
+
+    /// The health check failed `retries` times in a row.
+    pub fn on_unhealthy(&mut self, name: &str, action: OnUnhealthy, now: Now) -> Vec<UnitAction> {
+        self.one(name, Event::Unhealthy(action), now)
+    }
+
+    /// The `exec_stop_post` commands of attempt `attempt` are done.
+    pub fn on_stop_post_done(&mut self, name: &str, attempt: u64, now: Now) -> Vec<UnitAction> {
+        self.one(name, Event::StopPostDone { attempt }, now)
     }
 
     /// The reaper saw `pid` of start attempt `attempt` of unit `name` end.
@@ -251,11 +278,51 @@ impl Fleet {
         if changed {
             self.dirty.push(name.to_string());
         }
+        let failed = actions.iter().any(|a| matches!(a, Action::Failed { .. }));
         out.extend(actions.into_iter().map(|action| UnitAction {
             unit: name.to_string(),
             action,
         }));
+        if failed {
+            self.after_failure(name, spec.service.lifecycle.on_failure, now, out);
+        }
         changed
+    }
+
+    /// `on_failure` for the units that require `name`, which just failed.
+    fn after_failure(
+        &mut self,
+        name: &str,
+        action: OnFailure,
+        now: Now,
+        out: &mut Vec<UnitAction>,
+    ) {
+        let event = match action {
+            OnFailure::StopDependents => Event::Stop,
+            // Stopped now, started again once `name` is ready again (they require it).
+            OnFailure::RestartDependents => Event::Restart,
+            // The others are the daemon's (poweroff, reboot, exit) or nothing.
+            OnFailure::None | OnFailure::Poweroff | OnFailure::Reboot | OnFailure::Exit => return,
+        };
+        let requiring: Vec<String> = self
+            .dependents
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter(|d| {
+                self.slots
+                    .get(*d)
+                    .is_some_and(|s| s.spec.requires.iter().any(|r| r == name))
+            })
+            .cloned()
+            .collect();
+        for dependent in requiring {
+            if event == Event::Stop {
+                self.stop_with_dependents(&dependent, now, out);
+            } else {
+                self.event(&dependent, event.clone(), now, out);
+            }
+        }
     }
 
     fn rebuild_dependents(&mut self) {

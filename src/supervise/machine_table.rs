@@ -1,37 +1,52 @@
 //! The whole transition table, tested: every phase × every event, against a grid a
 //! reader can check by eye. Rows are the phase before, columns the event; a cell is
-//! the phase after, then (after `:`) the actions in order:
-//! `S` spawn, `t` stop signal (SIGTERM), `c` SIGCONT, `k` SIGKILL to the group,
-//! `K` kill the cgroup, `R` release the cgroup.
+//! the phase after, then (after `:`) the actions in order: `S` spawn, `t` stop
+//! signal, `k` kill everything, `x` kill a stray spawn, `R` release the cgroup, `P`
+//! run the stop-post hooks, `F`/`f` the process failed for good / will be restarted.
 //!
-//! The sample machine in each row is what that phase looks like in a real run: a
-//! unit in Waiting, Spawning, Running or Restarting is wanted up; one in Stopping was
-//! stopped by the operator. `Spawned` and `SpawnFailed` carry the current attempt;
-//! `Spawned` reports pid 8, `Exited` reports the main pid 7 with exit code 1; `Timer`
-//! fires after every deadline.
+//! The sample service is a `notify` service with a 5 s watchdog and a 20 s start
+//! timeout, restarted on failure. The sample machine in each row is what that phase
+//! looks like in a real run: a unit in Waiting, Spawning, Starting, Running or
+//! Restarting is wanted up; one in Stopping or Cleaning was stopped by the operator.
+//! `Spawned` and `SpawnFailed` carry the current attempt; `Spawned` reports pid 8,
+//! `Exited` the main pid 7 with exit code 1; `Timer` fires after every deadline.
 
 use super::*;
 use crate::supervise::test_service;
+use crate::unit::{OnUnhealthy, ServiceType};
 
 const TABLE: &str = "
-            Start     Stop        Restart     ResetFailed DepsReady   DepsDown    Spawned     SpawnFailed Exited        Timer       ReqFailed   KillNow
-Inactive    Waiting   Inactive    Waiting     Inactive    Inactive    Inactive    Inactive:k  Inactive    Inactive      Inactive    Inactive    Inactive
-Waiting     Waiting   Inactive:R  Waiting     Waiting     Spawning:S  Waiting     Waiting:k   Waiting     Waiting       Waiting     Failed:R    Waiting
-Spawning    Spawning  Spawning    Spawning    Spawning    Spawning    Spawning    Running     Restarting  Spawning      Spawning    Spawning    Spawning
-Running     Running   Running     Stopping:tc Running     Running     Running     Running:k   Running     Restarting:kK Running     Stopping:tc Running:kK
-Stopping    Stopping  Stopping    Stopping    Stopping    Stopping    Stopping    Stopping:k  Stopping    Inactive:kKR  Stopping:kK Stopping    Stopping:kK
-Restarting  Waiting   Inactive:R  Waiting     Restarting  Restarting  Restarting  Restarting:k Restarting Restarting    Waiting     Failed:R    Restarting
-Exited      Waiting   Exited      Waiting     Exited      Exited      Exited      Exited:k    Exited      Exited        Exited      Exited      Exited
-Failed      Waiting   Failed      Waiting     Inactive    Failed      Failed      Failed:k    Failed      Failed        Failed      Failed      Failed
+            Start      Stop        Restart     ResetFailed DepsReady   DepsDown    Spawned     SpawnFailed Exited       Timer        ReqFailed   KillNow     Ready      Watchdog   Extend     Unhealthy   PostDone
+Inactive    Waiting    Inactive    Waiting     Inactive    Inactive    Inactive    Inactive:x  Inactive    Inactive     Inactive     Inactive    Inactive    Inactive   Inactive   Inactive   Inactive    Inactive
+Waiting     Waiting    Inactive:R  Waiting     Waiting     Spawning:S  Waiting     Waiting:x   Waiting     Waiting      Waiting      Failed:R    Waiting     Waiting    Waiting    Waiting    Waiting     Waiting
+Spawning    Spawning   Spawning    Spawning    Spawning    Spawning    Spawning    Starting    Restarting:f Spawning    Spawning     Spawning    Spawning    Spawning   Spawning   Spawning   Spawning    Spawning
+Starting    Starting   Starting    Stopping:t  Starting    Starting    Starting    Starting:x  Starting    Restarting:kf Stopping:t  Stopping:t  Starting:k  Running    Starting   Starting   Stopping:t  Starting
+Running     Running    Running     Stopping:t  Running     Running     Running     Running:x   Running     Restarting:kf Stopping:k  Stopping:t  Running:k   Running    Running    Running    Stopping:t  Running
+Stopping    Stopping   Stopping    Stopping    Stopping    Stopping    Stopping    Stopping:x  Stopping    Inactive:kR  Stopping:k   Stopping    Stopping:k  Stopping   Stopping   Stopping   Stopping    Stopping
+Cleaning    Cleaning   Cleaning    Cleaning    Cleaning    Cleaning    Cleaning    Cleaning:x  Cleaning    Cleaning     Inactive:kR  Cleaning    Cleaning:k  Cleaning   Cleaning   Cleaning   Cleaning    Inactive:R
+Restarting  Waiting    Inactive:R  Waiting     Restarting  Restarting  Restarting  Restarting:x Restarting Restarting   Waiting      Failed:R    Restarting  Restarting Restarting Restarting Restarting  Restarting
+Exited      Waiting    Exited      Waiting     Exited      Exited      Exited      Exited:x    Exited      Exited       Exited       Exited      Exited      Exited     Exited     Exited     Exited      Exited
+Failed      Waiting    Failed      Waiting     Inactive    Failed      Failed      Failed:x    Failed      Failed       Failed       Failed      Failed      Failed     Failed     Failed     Failed      Failed
 ";
+
+/// The sample service of the table.
+fn service() -> Service {
+    let mut svc = test_service();
+    svc.lifecycle.kind = ServiceType::Notify;
+    svc.lifecycle.watchdog = Some(Duration::from_secs(5));
+    svc.lifecycle.start_timeout = Some(Duration::from_secs(20));
+    svc
+}
 
 fn phase_name(p: &Phase) -> &'static str {
     match p {
         Phase::Inactive => "Inactive",
         Phase::Waiting => "Waiting",
         Phase::Spawning { .. } => "Spawning",
+        Phase::Starting { .. } => "Starting",
         Phase::Running { .. } => "Running",
         Phase::Stopping { .. } => "Stopping",
+        Phase::Cleaning { .. } => "Cleaning",
         Phase::Restarting { .. } => "Restarting",
         Phase::Exited => "Exited",
         Phase::Failed(_) => "Failed",
@@ -52,27 +67,26 @@ fn event_name(e: &Event) -> &'static str {
         Event::Timer => "Timer",
         Event::RequirementFailed { .. } => "ReqFailed",
         Event::KillNow => "KillNow",
+        Event::Ready => "Ready",
+        Event::WatchdogPing => "Watchdog",
+        Event::ExtendStart(_) => "Extend",
+        Event::Unhealthy(_) => "Unhealthy",
+        Event::StopPostDone { .. } => "PostDone",
     }
 }
 
 fn action_code(a: &Action) -> char {
     match a {
         Action::Spawn { .. } => 'S',
-        Action::Signal {
-            signal: Signal::SIGTERM,
-            ..
-        } => 't',
-        Action::Signal {
-            signal: Signal::SIGCONT,
-            ..
-        } => 'c',
-        Action::Signal {
-            signal: Signal::SIGKILL,
-            ..
-        } => 'k',
-        Action::Signal { .. } => '?',
-        Action::KillCgroup => 'K',
+        Action::StopSignal { .. } => 't',
+        Action::Kill { .. } => 'k',
+        Action::KillStray { .. } => 'x',
         Action::ReleaseCgroup => 'R',
+        Action::RunStopPost { .. } => 'P',
+        Action::Failed { for_good: true, .. } => 'F',
+        Action::Failed {
+            for_good: false, ..
+        } => 'f',
     }
 }
 
@@ -81,7 +95,11 @@ fn machine_in(phase: Phase, base: Now) -> Machine {
     let mut m = Machine::new(base);
     m.want_up = matches!(
         phase,
-        Phase::Waiting | Phase::Spawning { .. } | Phase::Running { .. } | Phase::Restarting { .. }
+        Phase::Waiting
+            | Phase::Spawning { .. }
+            | Phase::Starting { .. }
+            | Phase::Running { .. }
+            | Phase::Restarting { .. }
     );
     m.attempt = 3;
     m.phase = phase;
@@ -95,13 +113,23 @@ fn sample_phases(base: Now) -> Vec<Phase> {
         Phase::Spawning {
             early_exits: Vec::new(),
         },
+        Phase::Starting {
+            pid: 7,
+            started: base.mono,
+            deadline: Some(base.mono + Duration::from_secs(20)),
+        },
         Phase::Running {
             pid: 7,
             started: base.mono,
+            watchdog: Some(base.mono + Duration::from_secs(5)),
         },
         Phase::Stopping {
             pid: 7,
             deadline: Some(base.mono + Duration::from_secs(10)),
+            then: AfterStop::Rest,
+        },
+        Phase::Cleaning {
+            deadline: base.mono + Duration::from_secs(10),
             then: AfterStop::Rest,
         },
         Phase::Restarting {
@@ -122,7 +150,10 @@ fn sample_events() -> Vec<Event> {
         Event::DependenciesReady,
         Event::DependentsDown,
         Event::Spawned { attempt: 3, pid: 8 },
-        Event::SpawnFailed { attempt: 3 },
+        Event::SpawnFailed {
+            attempt: 3,
+            start_pre: false,
+        },
         Event::Exited {
             attempt: 3,
             pid: 7,
@@ -132,12 +163,17 @@ fn sample_events() -> Vec<Event> {
         Event::Timer,
         Event::RequirementFailed { unit: "db".into() },
         Event::KillNow,
+        Event::Ready,
+        Event::WatchdogPing,
+        Event::ExtendStart(Duration::from_secs(60)),
+        Event::Unhealthy(OnUnhealthy::Restart),
+        Event::StopPostDone { attempt: 3 },
     ]
 }
 
 #[test]
 fn every_phase_and_event_follows_the_table() {
-    let svc = test_service();
+    let svc = service();
     let base = Now::read();
     // Late enough for every deadline of the sample phases.
     let late = base.plus(Duration::from_secs(3600));
@@ -182,16 +218,14 @@ fn signals_go_to_the_right_group() {
         Phase::Running {
             pid: 7,
             started: base.mono,
+            watchdog: None,
         },
         base,
     );
     // A stale spawn's process is killed by its own pid, never the running one's.
     assert_eq!(
         m.handle(Event::Spawned { attempt: 2, pid: 8 }, base, &svc),
-        vec![Action::Signal {
-            pgid: 8,
-            signal: Signal::SIGKILL
-        }]
+        vec![Action::KillStray { pgid: 8 }]
     );
     assert_eq!(m.pid(), Some(7));
     // Another pid's exit (a spawn helper) changes nothing.

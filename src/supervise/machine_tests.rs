@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::supervise::test_service;
+use crate::unit::RestartPolicy;
 
 fn t0() -> Now {
     Now::read()
@@ -110,8 +111,14 @@ fn crash_restarts_with_growing_delay_then_hits_start_limit() {
     ev(&mut m, Event::Timer, t, &svc);
     assert_eq!(
         ev(&mut m, Event::DependenciesReady, t, &svc),
-        vec![Action::ReleaseCgroup],
-        "refused: the unit settles as failed and gives up its cgroup"
+        vec![
+            Action::Failed {
+                for_good: true,
+                exit_code: 1
+            },
+            Action::ReleaseCgroup
+        ],
+        "refused: the unit settles as failed (for on_failure) and gives up its cgroup"
     );
     assert_eq!(m.state(), State::Failed);
     assert_eq!(m.sub_state(&svc), "start-limit");
@@ -240,7 +247,7 @@ fn stop_signals_then_kills_after_timeout() {
     let acts = ev(&mut m, Event::DependentsDown, now, &svc);
     assert_eq!(
         acts[0],
-        Action::Signal {
+        Action::StopSignal {
             pgid: 7,
             signal: Signal::SIGTERM
         }
@@ -253,13 +260,7 @@ fn stop_signals_then_kills_after_timeout() {
     let due = now.plus(svc.stop_timeout);
     assert_eq!(
         ev(&mut m, Event::Timer, due, &svc),
-        vec![
-            Action::Signal {
-                pgid: 7,
-                signal: Signal::SIGKILL
-            },
-            Action::KillCgroup
-        ]
+        vec![Action::Kill { pgid: Some(7) }]
     );
     assert_eq!(m.deadline(), None);
     assert!(m.killed_at_stop_timeout(), "the escalation is remembered");
@@ -305,7 +306,15 @@ fn spawn_error_follows_policy() {
     ev(&mut m, Event::Start, now, &svc);
     ev(&mut m, Event::DependenciesReady, now, &svc);
     let attempt = m.attempt();
-    ev(&mut m, Event::SpawnFailed { attempt }, now, &svc);
+    ev(
+        &mut m,
+        Event::SpawnFailed {
+            attempt,
+            start_pre: false,
+        },
+        now,
+        &svc,
+    );
     assert_eq!(m.state(), State::Failed);
     assert_eq!(m.sub_state(&svc), "spawn-error");
 }
@@ -328,13 +337,21 @@ fn stale_spawn_outcomes_are_not_taken_for_the_current_attempt() {
             now,
             &svc
         ),
-        vec![Action::Signal {
-            pgid: 44,
-            signal: Signal::SIGKILL
-        }],
+        vec![Action::KillStray { pgid: 44 }],
         "an unwanted process is killed, never adopted"
     );
-    assert!(ev(&mut m, Event::SpawnFailed { attempt: stale }, now, &svc).is_empty());
+    assert!(
+        ev(
+            &mut m,
+            Event::SpawnFailed {
+                attempt: stale,
+                start_pre: false
+            },
+            now,
+            &svc
+        )
+        .is_empty()
+    );
     assert_eq!(m.state(), State::Starting);
 }
 
@@ -350,7 +367,7 @@ fn stop_while_spawning_stops_once_spawned() {
     let acts = ev(&mut m, e, now, &svc);
     assert_eq!(
         acts[0],
-        Action::Signal {
+        Action::StopSignal {
             pgid: 4,
             signal: Signal::SIGTERM
         }

@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::unit::OnUnhealthy;
+
 use nix::sys::signal::Signal;
 
 /// How a process ended, as `waitpid` reported it.
@@ -47,9 +49,41 @@ pub enum Failure {
     RequirementFailed {
         unit: String,
     },
+    /// Not ready within `start_timeout`.
+    StartTimeout,
+    /// A `notify` service missed its `WATCHDOG=1`.
+    Watchdog,
+    /// Its health check failed `retries` times in a row.
+    Unhealthy,
+    /// An `exec_start_pre` command failed.
+    StartPre,
 }
 
 impl Failure {
+    /// Whether `on-abnormal` restarts after this failure (as systemd's: signals,
+    /// timeouts, the watchdog; not exit codes).
+    pub fn is_abnormal(&self) -> bool {
+        matches!(
+            self,
+            Failure::Exit(ExitStatus::Signal(_))
+                | Failure::OomKilled
+                | Failure::StartTimeout
+                | Failure::Watchdog
+                | Failure::Unhealthy
+        )
+    }
+
+    /// The exit code this failure stands for (`on_failure = "exit"`): the process's
+    /// own, 128+N for a signal, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Failure::Exit(ExitStatus::Code(c)) => *c,
+            Failure::Exit(ExitStatus::Signal(s)) => 128 + s,
+            Failure::OomKilled => 128 + libc::SIGKILL,
+            _ => 1,
+        }
+    }
+
     pub fn sub_state(&self) -> &'static str {
         match self {
             Failure::Exit(ExitStatus::Code(_)) => "exit-code",
@@ -58,6 +92,10 @@ impl Failure {
             Failure::StartLimit { .. } => "start-limit",
             Failure::Spawn => "spawn-error",
             Failure::RequirementFailed { .. } => "dependency",
+            Failure::StartTimeout => "start-timeout",
+            Failure::Watchdog => "watchdog",
+            Failure::Unhealthy => "unhealthy",
+            Failure::StartPre => "start-pre",
         }
     }
 }
@@ -74,16 +112,32 @@ impl std::fmt::Display for Failure {
             ),
             Failure::Spawn => write!(f, "could not start"),
             Failure::RequirementFailed { unit } => write!(f, "required unit {unit} failed"),
+            Failure::StartTimeout => write!(f, "not ready within start_timeout; killed"),
+            Failure::Watchdog => write!(f, "no WATCHDOG=1 within watchdog; killed"),
+            Failure::Unhealthy => write!(f, "health check failed; stopped"),
+            Failure::StartPre => write!(f, "an exec_start_pre command failed"),
         }
     }
 }
 
-/// What happens once a stopping unit's process is gone.
+/// What happens once the unit's process is gone (after its `exec_stop_post`
+/// commands, if any).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AfterStop {
+    /// Inactive.
     Rest,
+    /// Waiting to start again at once (an operator restart).
     Start,
+    /// Failed, not restarted (a requirement failed, an unhealthy unit stopped).
     Fail(Failure),
+    /// The process failed: restarted with backoff if the restart policy says so,
+    /// else failed.
+    Retry(Failure),
+    /// The process failed and must come back (`on_unhealthy = "restart"`):
+    /// restarted with backoff whatever the policy.
+    Restart(Failure),
+    /// The process ended successfully: exited (or restarted, with `always`).
+    Done,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,14 +151,29 @@ pub enum Phase {
     Spawning {
         early_exits: Vec<(i32, ExitStatus)>,
     },
+    /// The service runs but is not ready yet (`notify`, `ready_fd`, a health check
+    /// or a `oneshot` job); at `deadline` (`start_timeout`) it has failed.
+    Starting {
+        pid: i32,
+        started: Instant,
+        deadline: Option<Instant>,
+    },
+    /// Ready. A `notify` service with a `watchdog` must ping before `watchdog`.
     Running {
         pid: i32,
         started: Instant,
+        watchdog: Option<Instant>,
     },
     /// The stop signal was sent; at `deadline` SIGKILL follows (None once it was sent).
     Stopping {
         pid: i32,
         deadline: Option<Instant>,
+        then: AfterStop,
+    },
+    /// The process is gone; its `exec_stop_post` commands run (until `deadline`),
+    /// then `then`.
+    Cleaning {
+        deadline: Instant,
         then: AfterStop,
     },
     /// Backing off before the next automatic start.
@@ -146,8 +215,20 @@ pub enum Event {
     DependentsDown,
     /// The spawner confirmed attempt `attempt` runs the service as `pid`.
     Spawned { attempt: u64, pid: i32 },
-    /// Attempt `attempt` failed before the service program ran.
-    SpawnFailed { attempt: u64 },
+    /// Attempt `attempt` failed before the service program ran (`start_pre`: in one of
+    /// its `exec_start_pre` commands).
+    SpawnFailed { attempt: u64, start_pre: bool },
+    /// The service said it is ready (READY=1, a newline on `ready_fd`, a healthy
+    /// probe).
+    Ready,
+    /// A `notify` service pinged its watchdog.
+    WatchdogPing,
+    /// EXTEND_TIMEOUT_USEC: the start may take this much longer from now.
+    ExtendStart(Duration),
+    /// The health check failed `retries` times in a row.
+    Unhealthy(OnUnhealthy),
+    /// The `exec_stop_post` commands of attempt `attempt` are done.
+    StopPostDone { attempt: u64 },
     /// The reaper saw `pid` of start attempt `attempt` end; `oom_killed` if its
     /// cgroup counted an OOM kill.
     Exited {
@@ -169,10 +250,23 @@ pub enum Event {
 pub enum Action {
     /// Start attempt number `attempt`; its outcome comes back as `Spawned`/`SpawnFailed`.
     Spawn { attempt: u64 },
-    /// Send a signal to the process group led by `pgid` (ESRCH is fine: nothing left).
-    Signal { pgid: i32, signal: Signal },
-    /// SIGKILL every process in the unit's cgroup (leftovers, or a stop timeout).
-    KillCgroup,
+    /// Ask the service to stop: `signal`, then SIGCONT (a stopped process only sees
+    /// it once continued), to every process of the unit: those in its cgroup
+    /// (processes that left the main process group with `setsid`, like postgres'
+    /// backends, too) or, without cgroups, the process group `pgid`.
+    StopSignal { pgid: i32, signal: Signal },
+    /// SIGKILL every process of the unit: its cgroup, and the process group `pgid`
+    /// (none when only hooks are left).
+    Kill { pgid: Option<i32> },
+    /// SIGKILL the process group of a spawn nobody waits for any more (not the cgroup,
+    /// which may already be the next attempt's).
+    KillStray { pgid: i32 },
     /// The unit has no process any more: empty and remove its cgroup.
     ReleaseCgroup,
+    /// Run the `exec_stop_post` commands of attempt `attempt` (reported back with
+    /// `StopPostDone`).
+    RunStopPost { attempt: u64 },
+    /// The unit's process failed (`for_good`: and will not be restarted); the fleet
+    /// and the daemon apply `on_failure`.
+    Failed { for_good: bool, exit_code: i32 },
 }

@@ -96,6 +96,9 @@ pub struct Lifecycle {
     /// Commands run in order after the service ended (also after a failed start).
     pub exec_stop_post: Vec<Vec<String>>,
     pub on_failure: OnFailure,
+    /// Derived from `[health]`: a `simple` service becomes ready on its first
+    /// healthy probe.
+    pub ready_on_health: bool,
 }
 
 impl Lifecycle {
@@ -107,10 +110,10 @@ impl Lifecycle {
     }
 
     /// Whether the service must signal readiness (rather than being ready on exec).
-    pub fn waits_for_ready(&self, health_ready: bool) -> bool {
+    pub fn waits_for_ready(&self) -> bool {
         match self.kind {
             ServiceType::Notify | ServiceType::Oneshot => true,
-            ServiceType::Simple => self.ready_fd.is_some() || health_ready,
+            ServiceType::Simple => self.ready_fd.is_some() || self.ready_on_health,
         }
     }
 }
@@ -126,6 +129,7 @@ impl Default for Lifecycle {
             exec_start_pre: Vec::new(),
             exec_stop_post: Vec::new(),
             on_failure: OnFailure::None,
+            ready_on_health: false,
         }
     }
 }

@@ -29,10 +29,10 @@ pub use isolation::{
     Capability, ContainerSpec, IdMapRange, MountKind, MountSpec, MountType, Namespace, Propagation,
     Rlimit, RlimitResource,
 };
+pub use lifecycle::{HealthSpec, Lifecycle, OnFailure, OnUnhealthy, Probe, ServiceType};
 pub use model::{
     IdSpec, LogLimits, RestartPolicy, Service, StartLimit, Unit, same_except_resources,
 };
-pub use lifecycle::{HealthSpec, Lifecycle, OnFailure, OnUnhealthy, Probe, ServiceType};
 pub use protection::{DeviceSpec, ProtectSystem, Protection};
 pub use resources::{CpuMax, ResourceSpec};
 

@@ -11,8 +11,8 @@ use nix::sys::signal::Signal;
 use serde::{Serialize, Serializer};
 
 use super::isolation::ContainerSpec;
-use super::names::Named;
 use super::lifecycle::{HealthSpec, Lifecycle};
+use super::names::Named;
 use super::resources::ResourceSpec;
 
 /// One service definition, loaded from `<dir>/<name>.toml`.

@@ -10,9 +10,7 @@ use super::container::expected_name;
 use super::limits;
 use super::reader::{Reader, Span, Table, Value};
 use super::service::{check_exec, duration};
-use crate::unit::lifecycle::{
-    HealthSpec, Lifecycle, OnFailure, OnUnhealthy, Probe, ServiceType,
-};
+use crate::unit::lifecycle::{HealthSpec, Lifecycle, OnFailure, OnUnhealthy, Probe, ServiceType};
 use crate::unit::values;
 
 const HEALTH_KEYS: &[&str] = &[
@@ -31,7 +29,11 @@ const HEALTH_KEYS: &[&str] = &[
 pub(super) fn read_lifecycle(t: &mut Table, r: &mut Reader) -> Lifecycle {
     let defaults = Lifecycle::default();
     let kind = r
-        .scalar(t.take("type"), &expected_name::<ServiceType>(), values::named)
+        .scalar(
+            t.take("type"),
+            &expected_name::<ServiceType>(),
+            values::named,
+        )
         .map_or(defaults.kind, Spanned::into_inner);
     let ready_fd = r.int_in(t.take("ready_fd"), 3, 1023, "ready_fd");
     if let Some(fd) = &ready_fd
@@ -70,7 +72,11 @@ pub(super) fn read_lifecycle(t: &mut Table, r: &mut Reader) -> Lifecycle {
     let exec_start_pre = read_commands(t.take("exec_start_pre"), "exec_start_pre", r);
     let exec_stop_post = read_commands(t.take("exec_stop_post"), "exec_stop_post", r);
     let on_failure = r
-        .scalar(t.take("on_failure"), &expected_name::<OnFailure>(), values::named)
+        .scalar(
+            t.take("on_failure"),
+            &expected_name::<OnFailure>(),
+            values::named,
+        )
         .map_or(defaults.on_failure, Spanned::into_inner);
     Lifecycle {
         kind,
@@ -81,6 +87,8 @@ pub(super) fn read_lifecycle(t: &mut Table, r: &mut Reader) -> Lifecycle {
         exec_start_pre,
         exec_stop_post,
         on_failure,
+        // Set once `[health]` is read.
+        ready_on_health: false,
     }
 }
 
@@ -91,7 +99,9 @@ fn read_commands(v: Option<Value>, what: &str, r: &mut Reader) -> Vec<Vec<String
         return Vec::new();
     };
     let span = list.span();
-    r.each(list.into_inner(), |r, cmd| check_exec(Some(cmd), span.clone(), r))
+    r.each(list.into_inner(), |r, cmd| {
+        check_exec(Some(cmd), span.clone(), r)
+    })
 }
 
 /// `[health]`, if written. `kind` decides the default of `ready_on_healthy`.
@@ -163,7 +173,10 @@ fn read_probe(t: &mut Table, header: Span, r: &mut Reader) -> Option<Probe> {
             .flatten()
             .next()
             .map_or(header, |(at, _)| at.clone());
-        r.report(extra, "[health] takes one probe: exec, tcp or http, not several");
+        r.report(
+            extra,
+            "[health] takes one probe: exec, tcp or http, not several",
+        );
         return None;
     }
     if let Some((at, v)) = exec {
@@ -198,9 +211,13 @@ fn read_probe(t: &mut Table, header: Span, r: &mut Reader) -> Option<Probe> {
 /// unit's network namespace, where no name service is assumed).
 fn parse_http(text: &str) -> Result<Probe, String> {
     let bad = |why: &str| {
-        format!("invalid http probe {text:?}: {why}; expected a URL like \"http://127.0.0.1:8080/healthz\"")
+        format!(
+            "invalid http probe {text:?}: {why}; expected a URL like \"http://127.0.0.1:8080/healthz\""
+        )
     };
-    let uri: http::Uri = text.parse().map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
     if uri.scheme_str() != Some("http") {
         return Err(bad("only http:// is supported (no TLS inside the probe)"));
     }

@@ -156,9 +156,12 @@ fn build_unit(
     let mut service = service?;
     // Something to wait for, and no limit written: systemd's default (not for a
     // oneshot job, which may take as long as it takes).
-    let health_ready = health.as_ref().is_some_and(|h| h.ready_on_healthy);
     let lc = &mut service.lifecycle;
-    if lc.start_timeout.is_none() && lc.kind != crate::unit::ServiceType::Oneshot && lc.waits_for_ready(health_ready) {
+    lc.ready_on_health = health.as_ref().is_some_and(|h| h.ready_on_healthy);
+    if lc.start_timeout.is_none()
+        && lc.kind != crate::unit::ServiceType::Oneshot
+        && lc.waits_for_ready()
+    {
         lc.start_timeout = Some(crate::unit::Lifecycle::DEFAULT_START_TIMEOUT);
     }
     let mut unit = Unit {

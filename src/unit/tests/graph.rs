@@ -158,7 +158,8 @@ fn large_graphs_are_checked_in_linear_time() {
     let started = std::time::Instant::now();
     let l = graph(&units, &[]);
     let took = started.elapsed();
-    assert!(took < std::time::Duration::from_secs(5), "took {took:?}");
+    // Generous: a loaded CI machine is slow, a quadratic check takes minutes.
+    assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
     assert!(l.units.is_empty());
     assert_eq!(l.errors.len(), 2000);
     assert!(

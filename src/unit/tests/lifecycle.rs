@@ -19,7 +19,10 @@ fn defaults_are_a_simple_service_without_health() {
     let u = service("");
     assert_eq!(u.service.lifecycle, Lifecycle::default());
     assert_eq!(u.health, None);
-    assert_eq!(u.service.lifecycle.start_timeout, None, "nothing to wait for");
+    assert_eq!(
+        u.service.lifecycle.start_timeout, None,
+        "nothing to wait for"
+    );
 }
 
 #[test]
@@ -35,11 +38,17 @@ fn every_lifecycle_key() {
     assert_eq!(lc.watchdog, Some(Duration::from_secs(5)));
     assert_eq!(lc.exec_start_pre.len(), 2);
     assert_eq!(lc.exec_start_pre[0], vec!["/bin/mkdir", "-p", "/run/app"]);
-    assert_eq!(lc.exec_stop_post, vec![vec!["/usr/bin/cleanup".to_string()]]);
+    assert_eq!(
+        lc.exec_stop_post,
+        vec![vec!["/usr/bin/cleanup".to_string()]]
+    );
     assert_eq!(lc.on_failure, OnFailure::RestartDependents);
     let oneshot = service("type = \"oneshot\"\nremain_after_exit = true\n");
     assert!(oneshot.service.lifecycle.remain_after_exit);
-    assert_eq!(oneshot.service.lifecycle.start_timeout, None, "a job may take its time");
+    assert_eq!(
+        oneshot.service.lifecycle.start_timeout, None,
+        "a job may take its time"
+    );
     let fd = service("ready_fd = 3\n");
     assert_eq!(fd.service.lifecycle.ready_fd, Some(3));
 }
@@ -52,7 +61,10 @@ fn waiting_for_readiness_has_a_default_start_timeout() {
         Some(Lifecycle::DEFAULT_START_TIMEOUT)
     );
     let fd = service("ready_fd = 4\n");
-    assert_eq!(fd.service.lifecycle.start_timeout, Some(Lifecycle::DEFAULT_START_TIMEOUT));
+    assert_eq!(
+        fd.service.lifecycle.start_timeout,
+        Some(Lifecycle::DEFAULT_START_TIMEOUT)
+    );
     let healthy = service("[health]\ntcp = \"127.0.0.1:5432\"\n");
     assert_eq!(
         healthy.service.lifecycle.start_timeout,
@@ -82,7 +94,10 @@ fn health_probes_and_defaults() {
     )
     .health
     .expect("health");
-    assert_eq!(tcp.probe, Probe::Tcp("[::1]:6379".parse::<SocketAddr>().unwrap()));
+    assert_eq!(
+        tcp.probe,
+        Probe::Tcp("[::1]:6379".parse::<SocketAddr>().unwrap())
+    );
     assert_eq!((tcp.retries, tcp.on_unhealthy), (5, OnUnhealthy::Stop));
     assert_eq!(tcp.start_period, Duration::from_secs(30));
     assert!(!tcp.ready_on_healthy);
@@ -107,25 +122,75 @@ fn lifecycle_mistakes_are_located() {
     let err = |rest: &str, line, column, needle: &str| {
         assert_err(&format!("{base}{rest}"), line, column, needle)
     };
-    err("type = \"forking\"\n", 3, 8, "\"simple\", \"notify\", \"oneshot\"");
-    err("watchdog = \"5s\"\n", 3, 12, "watchdog needs type = \"notify\"");
-    err("type = \"notify\"\nready_fd = 3\n", 4, 12, "ready_fd is for type = \"simple\"");
+    err(
+        "type = \"forking\"\n",
+        3,
+        8,
+        "\"simple\", \"notify\", \"oneshot\"",
+    );
+    err(
+        "watchdog = \"5s\"\n",
+        3,
+        12,
+        "watchdog needs type = \"notify\"",
+    );
+    err(
+        "type = \"notify\"\nready_fd = 3\n",
+        4,
+        12,
+        "ready_fd is for type = \"simple\"",
+    );
     err("ready_fd = 1\n", 3, 12, "ready_fd 1 is out of range");
-    err("remain_after_exit = true\n", 3, 21, "remain_after_exit is for type = \"oneshot\"");
+    err(
+        "remain_after_exit = true\n",
+        3,
+        21,
+        "remain_after_exit is for type = \"oneshot\"",
+    );
     err("exec_start_pre = [[]]\n", 3, 19, "exec must not be empty");
     err("on_failure = \"panic\"\n", 3, 14, "\"stop-dependents\"");
-    err("[health]\ninterval = \"1s\"\n", 3, 1, "missing probe in [health]");
+    err(
+        "[health]\ninterval = \"1s\"\n",
+        3,
+        1,
+        "missing probe in [health]",
+    );
     err(
         "[health]\nexec = [\"x\"]\ntcp = \"127.0.0.1:1\"\n",
         5,
         1,
         "takes one probe",
     );
-    err("[health]\ntcp = \"localhost:5432\"\n", 4, 7, "invalid tcp probe");
-    err("[health]\nhttp = \"https://127.0.0.1/\"\n", 4, 8, "only http://");
-    err("[health]\nhttp = \"http://db.internal/\"\n", 4, 8, "an IP address or localhost");
-    err("[health]\ntcp = \"127.0.0.1:1\"\ninterval = \"0s\"\n", 5, 12, "longer than 0s");
-    err("[health]\ntcp = \"127.0.0.1:1\"\nretries = 0\n", 5, 11, "out of range");
+    err(
+        "[health]\ntcp = \"localhost:5432\"\n",
+        4,
+        7,
+        "invalid tcp probe",
+    );
+    err(
+        "[health]\nhttp = \"https://127.0.0.1/\"\n",
+        4,
+        8,
+        "only http://",
+    );
+    err(
+        "[health]\nhttp = \"http://db.internal/\"\n",
+        4,
+        8,
+        "an IP address or localhost",
+    );
+    err(
+        "[health]\ntcp = \"127.0.0.1:1\"\ninterval = \"0s\"\n",
+        5,
+        12,
+        "longer than 0s",
+    );
+    err(
+        "[health]\ntcp = \"127.0.0.1:1\"\nretries = 0\n",
+        5,
+        11,
+        "out of range",
+    );
     err(
         "type = \"oneshot\"\n[health]\ntcp = \"127.0.0.1:1\"\nready_on_healthy = true\n",
         6,

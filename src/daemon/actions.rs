@@ -1,0 +1,113 @@
+//! Carrying out what the fleet decided: spawns, signals, kills, cgroups, hooks, and
+//! the `on_failure` actions that concern supd itself.
+
+use nix::errno::Errno;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use super::event_loop::Daemon;
+use crate::pid1::Halt;
+use crate::supervise::{Action, Now, UnitAction, runs_under_init};
+use crate::unit::OnFailure;
+
+impl Daemon {
+    /// Carry out what the fleet decided.
+    pub(super) fn execute(&mut self, actions: Vec<UnitAction>) {
+        for UnitAction { unit, action } in actions {
+            match action {
+                Action::Spawn { attempt } => self.start(unit, attempt),
+                Action::StopSignal { pgid, signal } => self.stop_signal(&unit, pgid, signal),
+                Action::Kill { pgid } => {
+                    if let Some(pgid) = pgid {
+                        signal_group(&unit, pgid, Signal::SIGKILL);
+                    }
+                    self.cgroups.kill(&unit);
+                }
+                Action::KillStray { pgid } => {
+                    tracing::warn!(
+                        unit,
+                        pid = pgid,
+                        "spawned process no longer wanted; killing it"
+                    );
+                    signal_group(&unit, pgid, Signal::SIGKILL);
+                }
+                Action::ReleaseCgroup => self.cgroups.release(&unit),
+                Action::RunStopPost { attempt } => self.run_stop_post(unit, attempt),
+                Action::Failed {
+                    for_good,
+                    exit_code,
+                } => self.on_unit_failed(&unit, for_good, exit_code),
+            }
+        }
+    }
+
+    /// The stop signal reaches every process of the unit: with a cgroup, each
+    /// process in it (so processes that left the main process group with `setsid`,
+    /// like postgres' backends, see it too: systemd's `KillMode=control-group`), but
+    /// not a container's init, which passes it to the service itself; without one,
+    /// the main process group.
+    fn stop_signal(&mut self, unit: &str, pgid: i32, signal: Signal) {
+        let under_init = self
+            .fleet
+            .get(unit)
+            .is_some_and(|s| runs_under_init(&s.spec.container));
+        let skip = under_init.then_some(pgid);
+        // A stopped (SIGSTOP) process only sees the stop signal once continued.
+        let signals = [signal, Signal::SIGCONT];
+        if !self.cgroups.signal(unit, &signals, skip) {
+            for s in signals {
+                signal_group(unit, pgid, s);
+            }
+        }
+    }
+
+    /// `on_failure` actions that end supd's run: the fleet has done the dependents.
+    fn on_unit_failed(&mut self, unit: &str, for_good: bool, exit_code: i32) {
+        let Some(action) = self
+            .fleet
+            .get(unit)
+            .map(|s| s.spec.service.lifecycle.on_failure)
+        else {
+            return;
+        };
+        if !for_good {
+            return;
+        }
+        let halt = match action {
+            OnFailure::Poweroff => Halt::Poweroff,
+            OnFailure::Reboot => Halt::Reboot,
+            OnFailure::Exit => {
+                self.exit_code = Some((unit.to_string(), exit_code));
+                Halt::Poweroff
+            }
+            OnFailure::None | OnFailure::StopDependents | OnFailure::RestartDependents => return,
+        };
+        tracing::warn!(
+            unit,
+            exit_code,
+            action = crate::unit::names::Named::name(action),
+            "unit failed; on_failure ends supd's run"
+        );
+        self.on_shutdown_request(unit, halt);
+    }
+
+    /// The `exec_stop_post` commands.
+    fn run_stop_post(&mut self, unit: String, attempt: u64) {
+        // Not run yet: carried on at once.
+        tracing::warn!(unit, "exec_stop_post is not run yet");
+        let actions = self.fleet.on_stop_post_done(&unit, attempt, Now::read());
+        self.execute(actions);
+    }
+}
+
+/// Signal a unit's process group. Never pid 0 or 1: `kill(-1)` would hit every process.
+pub(super) fn signal_group(unit: &str, pgid: i32, signal: Signal) {
+    if pgid <= 1 {
+        tracing::error!(unit, pgid, "refusing to signal a process group <= 1");
+        return;
+    }
+    match killpg(Pid::from_raw(pgid), signal) {
+        Ok(()) | Err(Errno::ESRCH) => {}
+        Err(e) => tracing::warn!(unit, pgid, signal = signal.as_str(), errno = %e, "killpg failed"),
+    }
+}
