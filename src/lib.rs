@@ -6,7 +6,8 @@
 //! - `supervise`: the pure per-unit state machine and the fleet's dependency rules;
 //!   `audit`: how exposed a unit's definition leaves the host (pure);
 //! - `cgroup`: the cgroup driver; `spawn`: starting containers through a helper;
-//!   `reaper`: the one `waitpid` loop; `logs`: unit output; `procfs`, `pid1`;
+//!   `reaper`: the one `waitpid` loop; `logs`: unit output; `notify`: sd_notify
+//!   messages; `procfs`, `pid1`;
 //! - `control`: the control protocol (wire types), server and client;
 //! - `daemon`: supd's event loop, wiring all of them together.
 
@@ -15,6 +16,7 @@ pub mod cgroup;
 pub mod control;
 pub mod daemon;
 pub mod logs;
+pub mod notify;
 pub mod pid1;
 pub mod procfs;
 pub mod reaper;

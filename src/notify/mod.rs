@@ -1,0 +1,93 @@
+//! sd_notify messages: a service tells supd it is ready, how it is doing, that its
+//! watchdog should not fire. One datagram per message, newline-separated
+//! `KEY=VALUE` lines (systemd's protocol, `sd_notify(3)`), received on a socket of
+//! the unit's own: the socket a message arrives on names the unit, never the
+//! sender's pid, which means nothing across pid and user namespaces.
+//!
+//! `parse` is the whole input surface and is pure; `socket` receives.
+
+pub mod socket;
+
+use std::time::Duration;
+
+/// Largest datagram read; a longer one is truncated and dropped.
+pub const MAX_MESSAGE: usize = 4096;
+/// `STATUS=` text kept for `supctl status`.
+pub const MAX_STATUS: usize = 256;
+
+/// One field of a notify message that supd acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// `READY=1`.
+    Ready,
+    /// `STATUS=...`: free text shown in status.
+    Status(String),
+    /// `WATCHDOG=1`.
+    Watchdog,
+    /// `WATCHDOG=trigger`: fire the watchdog now.
+    WatchdogTrigger,
+    /// `STOPPING=1`: the service is shutting down by itself.
+    Stopping,
+    /// `MAINPID=N`: the service's main pid, as the service sees it.
+    MainPid(i32),
+    /// `EXTEND_TIMEOUT_USEC=N`: the start may take this much longer.
+    ExtendTimeout(Duration),
+}
+
+/// The fields of one message; unknown keys and malformed values are ignored, as
+/// systemd does.
+pub fn parse(message: &[u8]) -> Vec<Notice> {
+    let text = String::from_utf8_lossy(message);
+    text.lines()
+        .filter_map(|line| {
+            let (key, value) = line.split_once('=')?;
+            Some(match (key, value) {
+                ("READY", "1") => Notice::Ready,
+                ("STATUS", text) => Notice::Status(text.chars().take(MAX_STATUS).collect()),
+                ("WATCHDOG", "1") => Notice::Watchdog,
+                ("WATCHDOG", "trigger") => Notice::WatchdogTrigger,
+                ("STOPPING", "1") => Notice::Stopping,
+                ("MAINPID", pid) => Notice::MainPid(pid.parse().ok().filter(|p: &i32| *p > 0)?),
+                ("EXTEND_TIMEOUT_USEC", us) => {
+                    Notice::ExtendTimeout(Duration::from_micros(us.parse().ok()?))
+                }
+                _ => return None,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_fields_are_read_and_the_rest_ignored() {
+        let msg = b"READY=1\nSTATUS=accepting connections\nWATCHDOG=1\nFDSTORE=1\nMAINPID=42\n\
+                    EXTEND_TIMEOUT_USEC=5000000\nSTOPPING=1\nWATCHDOG=trigger\nREADY=0\nbogus\n";
+        assert_eq!(
+            parse(msg),
+            vec![
+                Notice::Ready,
+                Notice::Status("accepting connections".into()),
+                Notice::Watchdog,
+                Notice::MainPid(42),
+                Notice::ExtendTimeout(Duration::from_secs(5)),
+                Notice::Stopping,
+                Notice::WatchdogTrigger,
+            ]
+        );
+    }
+
+    #[test]
+    fn malformed_values_are_ignored_and_status_is_bounded() {
+        assert!(parse(b"MAINPID=-1\nMAINPID=x\nEXTEND_TIMEOUT_USEC=soon").is_empty());
+        let long = format!("STATUS={}", "x".repeat(10_000));
+        let [Notice::Status(s)] = &parse(long.as_bytes())[..] else {
+            panic!("one status")
+        };
+        assert_eq!(s.len(), MAX_STATUS);
+        assert_eq!(parse(b"\xff\xfeREADY=1"), vec![], "garbage before the key");
+        assert_eq!(parse(b"READY=1"), vec![Notice::Ready], "no final newline");
+    }
+}

@@ -1,0 +1,233 @@
+//! A unit's health check over time, as a pure tracker: when the next probe is due,
+//! when a running probe times out, and what a result means (Docker's states:
+//! starting, healthy, unhealthy; failures during `start_period` do not count).
+//! Probes never overlap: the next is scheduled `interval` after one ends.
+
+use std::time::{Duration, Instant};
+
+use super::time::Now;
+use crate::unit::HealthSpec;
+
+/// Output kept of the last probe (Docker keeps 4096 bytes too).
+pub const OUTPUT_KEPT: usize = 4096;
+
+/// The health a unit shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    /// No healthy probe yet.
+    Starting,
+    Healthy,
+    Unhealthy,
+}
+
+/// What a probe result changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Unchanged,
+    /// The first healthy probe of this run (a `ready_on_healthy` unit is ready).
+    FirstHealthy,
+    /// Healthy again after being unhealthy.
+    Recovered,
+    /// `retries` failures in a row.
+    BecameUnhealthy,
+}
+
+#[derive(Debug, Clone)]
+pub struct HealthTracker {
+    interval: Duration,
+    timeout: Duration,
+    retries: u32,
+    /// Failures before this instant do not count.
+    grace_until: Instant,
+    next_probe: Instant,
+    /// A probe runs and must end by then.
+    running_until: Option<Instant>,
+    health: Health,
+    failures: u32,
+    ever_healthy: bool,
+    last_output: String,
+}
+
+impl HealthTracker {
+    /// A tracker for a process that started at `now`: the first probe is due at
+    /// once (a `ready_on_healthy` unit should not wait a whole interval).
+    pub fn new(spec: &HealthSpec, now: Now) -> Self {
+        HealthTracker {
+            interval: spec.interval,
+            timeout: spec.timeout,
+            retries: spec.retries,
+            grace_until: now.mono_after(spec.start_period),
+            next_probe: now.mono,
+            running_until: None,
+            health: Health::Starting,
+            failures: 0,
+            ever_healthy: false,
+            last_output: String::new(),
+        }
+    }
+
+    pub fn health(&self) -> Health {
+        self.health
+    }
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+    pub fn last_output(&self) -> &str {
+        &self.last_output
+    }
+
+    /// When something is due: the next probe, or the running probe's timeout.
+    pub fn deadline(&self) -> Instant {
+        self.running_until.unwrap_or(self.next_probe)
+    }
+
+    /// Whether a probe should start now.
+    pub fn probe_due(&self, now: Now) -> bool {
+        self.running_until.is_none() && self.next_probe <= now.mono
+    }
+
+    /// Whether the running probe has overrun its timeout (it is to be killed and
+    /// counted as failed).
+    pub fn probe_overdue(&self, now: Now) -> bool {
+        self.running_until.is_some_and(|t| t <= now.mono)
+    }
+
+    /// A probe started at `now`.
+    pub fn started(&mut self, now: Now) {
+        self.running_until = Some(now.mono_after(self.timeout));
+    }
+
+    /// The running probe ended (`healthy` or not) at `now`, with its output.
+    pub fn finished(&mut self, healthy: bool, output: &str, now: Now) -> Verdict {
+        self.running_until = None;
+        self.next_probe = now.mono_after(self.interval);
+        self.last_output = keep_tail(output);
+        if healthy {
+            self.failures = 0;
+            let before = self.health;
+            self.health = Health::Healthy;
+            let first = !std::mem::replace(&mut self.ever_healthy, true);
+            return match before {
+                _ if first => Verdict::FirstHealthy,
+                Health::Unhealthy => Verdict::Recovered,
+                Health::Starting | Health::Healthy => Verdict::Unchanged,
+            };
+        }
+        // Docker: while still starting, failures in the start period do not count.
+        if self.health == Health::Starting && now.mono < self.grace_until {
+            return Verdict::Unchanged;
+        }
+        self.failures = self.failures.saturating_add(1);
+        if self.failures >= self.retries && self.health != Health::Unhealthy {
+            self.health = Health::Unhealthy;
+            return Verdict::BecameUnhealthy;
+        }
+        Verdict::Unchanged
+    }
+}
+
+/// The last `OUTPUT_KEPT` bytes of a probe's output, cut at a character boundary.
+fn keep_tail(output: &str) -> String {
+    let mut start = output.len().saturating_sub(OUTPUT_KEPT);
+    while !output.is_char_boundary(start) {
+        start += 1;
+    }
+    output[start..].trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::unit::{OnUnhealthy, Probe};
+
+    fn spec(retries: u32, start_period: u64) -> HealthSpec {
+        HealthSpec {
+            probe: Probe::Exec(vec!["true".into()]),
+            interval: Duration::from_secs(10),
+            timeout: Duration::from_secs(2),
+            retries,
+            start_period: Duration::from_secs(start_period),
+            on_unhealthy: OnUnhealthy::Restart,
+            ready_on_healthy: true,
+        }
+    }
+
+    #[test]
+    fn first_probe_at_once_then_one_at_a_time() {
+        let t0 = Now::read();
+        let mut h = HealthTracker::new(&spec(3, 0), t0);
+        assert!(h.probe_due(t0), "first probe at once");
+        h.started(t0);
+        assert!(
+            !h.probe_due(t0.plus(Duration::from_secs(60))),
+            "never two at once"
+        );
+        assert_eq!(h.deadline(), t0.mono + Duration::from_secs(2));
+        assert!(h.probe_overdue(t0.plus(Duration::from_secs(2))));
+        let t1 = t0.plus(Duration::from_secs(1));
+        assert_eq!(h.finished(true, "ok\n", t1), Verdict::FirstHealthy);
+        assert_eq!(h.health(), Health::Healthy);
+        assert_eq!(h.last_output(), "ok");
+        assert_eq!(
+            h.deadline(),
+            t1.mono + Duration::from_secs(10),
+            "interval after the end"
+        );
+        assert!(!h.probe_due(t1.plus(Duration::from_secs(9))));
+        assert!(h.probe_due(t1.plus(Duration::from_secs(10))));
+    }
+
+    #[test]
+    fn retries_failures_in_a_row_make_it_unhealthy_and_a_success_recovers() {
+        let t0 = Now::read();
+        let mut h = HealthTracker::new(&spec(3, 0), t0);
+        let mut t = t0;
+        let mut verdicts = Vec::new();
+        for healthy in [true, false, false, true, false, false, false, false, true] {
+            h.started(t);
+            t = t.plus(Duration::from_secs(1));
+            verdicts.push(h.finished(healthy, "", t));
+        }
+        use Verdict::*;
+        assert_eq!(
+            verdicts,
+            vec![
+                FirstHealthy,
+                Unchanged,
+                Unchanged,
+                Unchanged,
+                Unchanged,
+                Unchanged,
+                BecameUnhealthy,
+                Unchanged,
+                Recovered
+            ]
+        );
+    }
+
+    #[test]
+    fn failures_in_the_start_period_do_not_count_while_starting() {
+        let t0 = Now::read();
+        let mut h = HealthTracker::new(&spec(1, 30), t0);
+        h.started(t0);
+        assert_eq!(
+            h.finished(false, "", t0.plus(Duration::from_secs(5))),
+            Verdict::Unchanged
+        );
+        assert_eq!((h.health(), h.failures()), (Health::Starting, 0));
+        h.started(t0.plus(Duration::from_secs(31)));
+        let late = t0.plus(Duration::from_secs(32));
+        assert_eq!(h.finished(false, "refused", late), Verdict::BecameUnhealthy);
+        assert_eq!(h.last_output(), "refused");
+    }
+
+    #[test]
+    fn output_is_bounded() {
+        let t0 = Now::read();
+        let mut h = HealthTracker::new(&spec(3, 0), t0);
+        h.started(t0);
+        let big = "é".repeat(OUTPUT_KEPT);
+        h.finished(true, &big, t0);
+        assert!(h.last_output().len() <= OUTPUT_KEPT);
+    }
+}
