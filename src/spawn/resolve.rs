@@ -2,13 +2,15 @@
 //! lookups), environment, the mounts to make (defaults added, overlay directories
 //! created) and the seccomp program. Everything the helper must not look up itself.
 
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use super::error::io_error;
 use super::mounts::PlannedMount;
 use super::seccomp::SeccompProgram;
 use super::{LaunchPlan, SpawnError, Step, identity};
-use crate::unit::{ContainerSpec, MountKind, MountSpec, Namespace, Unit};
+use crate::unit::{Capability, ContainerSpec, MountKind, MountSpec, Namespace, Unit};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -41,7 +43,7 @@ pub fn plan(unit: &Unit, state_dir: &Path) -> Result<LaunchPlan, SpawnError> {
         umask: svc.umask,
         mounts: plan_mounts(unit, state_dir)?,
         seccomp: if unit.container.seccomp {
-            Some(default_seccomp()?)
+            Some(default_seccomp(&unit.container.capabilities)?)
         } else {
             None
         },
@@ -49,12 +51,19 @@ pub fn plan(unit: &Unit, state_dir: &Path) -> Result<LaunchPlan, SpawnError> {
     })
 }
 
-/// The default filter is the same for every unit: compiled once per supd process.
-fn default_seccomp() -> Result<SeccompProgram, SpawnError> {
-    static PROGRAM: std::sync::OnceLock<Result<SeccompProgram, String>> =
-        std::sync::OnceLock::new();
-    PROGRAM
-        .get_or_init(SeccompProgram::default_filter)
+/// The default filter depends on the capabilities a unit keeps (its bounding set):
+/// compiled once per distinct set in a supd process, not per start.
+fn default_seccomp(capabilities: &BTreeSet<Capability>) -> Result<SeccompProgram, SpawnError> {
+    type Cache = Mutex<HashMap<BTreeSet<Capability>, Result<SeccompProgram, String>>>;
+    static PROGRAMS: OnceLock<Cache> = OnceLock::new();
+    // A panic while the lock was held cannot leave a half-written entry behind.
+    let mut programs = PROGRAMS
+        .get_or_init(Cache::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    programs
+        .entry(capabilities.clone())
+        .or_insert_with(|| SeccompProgram::for_capabilities(capabilities))
         .clone()
         .map_err(|e| SpawnError::new(Step::CompileSeccomp, None, None, e))
 }

@@ -57,12 +57,15 @@ pub fn security_caps_no_new_privs_seccomp_and_masked_paths() {
             &caps_script,
         ),
     );
-    // With CAP_SYS_ADMIN kept, only the seccomp filter can refuse unshare(2); the same
-    // unit without the filter shows that it would otherwise work.
+    // The filter follows the capabilities like Docker's: with CAP_SYS_ADMIN kept,
+    // unshare(2) is allowed. personality(ADDR_NO_RANDOMIZE) needs no capability, so
+    // only the filter can refuse it; the same unit without the filter shows that it
+    // would otherwise work.
     let probe = |o: &Path| {
         report(
             o,
             "unshare --uts true 2>&1 && echo unshare-allowed || echo unshare-refused; \
+             setarch $(uname -m) -R true 2>&1 && echo persona-allowed || echo persona-refused; \
              echo timer_list=$(cat /proc/timer_list | wc -c); \
              cat /proc/sys/kernel/panic > /proc/sys/kernel/panic 2>/dev/null && echo sys-writable || echo sys-readonly",
         )
@@ -94,7 +97,9 @@ pub fn security_caps_no_new_privs_seccomp_and_masked_paths() {
 
     let filtered = wait_file(&filtered);
     assert!(
-        filtered.contains("Operation not permitted") && filtered.contains("unshare-refused"),
+        filtered.contains("Operation not permitted")
+            && filtered.contains("persona-refused")
+            && filtered.contains("unshare-allowed"),
         "{filtered}"
     );
     assert!(
@@ -104,8 +109,8 @@ pub fn security_caps_no_new_privs_seccomp_and_masked_paths() {
     assert!(filtered.contains("sys-readonly"), "{filtered}");
     let open = wait_file(&open);
     assert!(
-        open.contains("unshare-allowed"),
-        "without the filter unshare works: {open}"
+        open.contains("persona-allowed") && open.contains("unshare-allowed"),
+        "without the filter the persona can be set: {open}"
     );
     drop(sup);
 }

@@ -1,61 +1,68 @@
-//! The seccomp filter every service runs under.
+//! The seccomp filter every service runs under: an allowlist, Docker's default
+//! profile for the unit's capabilities with a few changes of sup's.
 //!
-//! supd compiles the filter once per supd process ([`SeccompProgram::default_filter`]) and
-//! ships the instructions to the spawn helper inside the launch plan; the helper installs it
+//! supd compiles the filter once per distinct capability set
+//! ([`SeccompProgram::for_capabilities`], cached by its caller) and ships the
+//! instructions to the spawn helper inside the launch plan; the helper installs it
 //! ([`SeccompProgram::install`]) as its very last step before `execve`.
 //!
-//! The filter allows everything except a deny list modelled on docker's default profile:
-//! syscalls that reach kernel-global state (modules, clocks, keyrings, mounts, swap, reboot,
-//! raw I/O ports, ...) or that create namespaces. Denied syscalls fail with `EPERM` rather
-//! than killing the process, so a script sees an ordinary error it can report.
+//! # What it decides
+//!
+//! * Docker's default profile, kept verbatim as data (`docker-default.json`, source in
+//!   `profile`): the syscalls it allows outright are allowed; those it ties to a
+//!   capability are allowed only when the unit's bounding set holds it (`sys_admin`:
+//!   mount, umount2, unshare, setns, the new mount API, unrestricted clone and
+//!   clone3, ...; `sys_ptrace`: kcmp, pidfd_getfd, process_madvise; ...); its
+//!   argument rules hold: `clone` without namespace flags, `personality` with five
+//!   personas, `socket` without AF_ALG and AF_VSOCK; `clone3` fails with `ENOSYS`
+//!   without `sys_admin`, so glibc falls back to `clone`, whose flags the filter can
+//!   see.
+//! * Everything else that sup knows by name fails with `EPERM` (io_uring, keyrings,
+//!   kexec, swap, userfaultfd, ...). A syscall number above every one sup knows is
+//!   newer than the lists and fails with `ENOSYS`, as under runc, so that libc
+//!   falls back to an older call instead of reporting a permission error.
+//! * sup's changes (`policy`): `mount_setattr` and `open_tree_attr` are denied even
+//!   with `sys_admin`, and the arguments of `socket`, `personality` and `clone` are
+//!   compared on the 32 bits the kernel reads.
+//! * A syscall through a foreign ABI (i386 `int 0x80`, x32 numbers on x86_64)
+//!   kills the process.
 //!
 //! # How the program is built
 //!
-//! seccompiler (pure Rust, no libseccomp) compiles the deny list, including the argument
-//! conditions on `clone` and `personality`, and adds the architecture check (a syscall made
-//! through a foreign ABI, e.g. i386 `int 0x80` on x86_64, kills the process). Two things are
-//! beyond what one seccompiler filter expresses, so a short fixed preamble written here is
-//! placed in front of its program:
+//! `profile` reads Docker's file and decides per syscall name for this host;
+//! `policy` applies sup's changes and resolves names to numbers (`numbers`, data
+//! per architecture; unknown names are skipped) into a `Policy`; `compile` turns
+//! that into BPF. seccompiler (pure Rust, no libseccomp) compiles the allowlist with
+//! its argument conditions and the architecture check. Three things are beyond one
+//! seccompiler filter, so a short preamble written here goes in front of it:
+//! the `ENOSYS` ceiling, a second errno (`clone3`), and x32: on x86_64 the x32 ABI
+//! shares the native audit arch but numbers its syscalls with bit 30 set; the
+//! preamble kills the process on any such number. Classic BPF jumps only go
+//! forward, so a preamble that returns or falls through to its end composes with
+//! the program behind it unchanged.
 //!
-//! * `clone3` must fail with `ENOSYS` (so glibc falls back to `clone`, whose flags the filter
-//!   can inspect; `clone3` passes them in memory), while a seccompiler filter has a single
-//!   on-match action (`EPERM` here).
-//! * On x86_64 the x32 ABI shares the native audit arch but numbers its syscalls with bit 30
-//!   set, so `keyctl | 0x4000_0000` would slip past a deny list that compares exact numbers.
-//!   seccompiler only ever needs exact numbers because it is built for allow lists, where an
-//!   unknown number is denied anyway. The preamble kills the process on any x32 number.
-//!
-//! Classic BPF jumps are relative and only go forward, so a preamble that either returns or
-//! falls through to its end composes with the seccompiler program behind it unchanged.
-//!
-//! `deny` holds the list and the argument rules, `preamble` the fixed instructions in
-//! front; `tests` checks the program's decisions with a small BPF interpreter and
+//! `tests` checks the program's decisions with a small BPF interpreter and
 //! `child_tests` the installed filter in a forked child.
-//!
-//! # What is deliberately allowed
-//!
-//! * `ptrace`: docker allows it on kernels >= 4.8, where seccomp can no longer be bypassed
-//!   through it; debuggers and `strace` inside a service keep working.
-//! * `personality` with the values docker allows (0, `PER_LINUX32`, `UNAME26`, both, and the
-//!   0xffffffff query); any other persona (e.g. `ADDR_NO_RANDOMIZE`) fails with `EPERM`.
-//! * `clone` without `CLONE_NEW*` flags: `fork`, `vfork` and `pthread_create` are untouched.
-//!
-//! Syscalls in docker's list that the kernel no longer implements on x86_64 or aarch64
-//! (`create_module`, `get_kernel_syms`, `query_module`) or that exist only on i386 (`vm86`,
-//! `vm86old`, which the architecture check already covers) are left out: they fail with
-//! `ENOSYS` anyway.
 
-#[cfg(test)]
+#[cfg(all(test, any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod child_tests;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-mod deny;
+mod compile;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-mod preamble;
-#[cfg(test)]
+mod numbers;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod policy;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod profile;
+#[cfg(all(test, any(target_arch = "x86_64", target_arch = "aarch64")))]
 mod tests;
+
+use std::collections::BTreeSet;
 
 use nix::errno::Errno;
 use serde::{Deserialize, Serialize};
+
+use crate::unit::Capability;
 
 /// One classic BPF instruction, laid out exactly like the kernel's `struct sock_filter` so
 /// that [`SeccompProgram::install`] can hand the vector to the kernel without copying.
@@ -95,15 +102,22 @@ pub struct SeccompProgram {
 }
 
 impl SeccompProgram {
-    /// The default filter: allow everything except a docker-like deny list, which fails
-    /// with `EPERM` (`clone3` fails with `ENOSYS`; see the module docs).
-    pub fn default_filter() -> Result<SeccompProgram, String> {
+    /// The filter for a unit whose bounding set is `capabilities` (see the module
+    /// docs). Compiling takes a few milliseconds: callers cache the result per
+    /// capability set.
+    pub fn for_capabilities(capabilities: &BTreeSet<Capability>) -> Result<SeccompProgram, String> {
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         {
-            build_default().map_err(|e| format!("compiling the seccomp filter: {e}"))
+            static KERNEL: std::sync::OnceLock<Option<(u32, u32)>> = std::sync::OnceLock::new();
+            let kernel = *KERNEL.get_or_init(policy::running_kernel);
+            let policy = policy_for(capabilities, kernel)?;
+            let instructions = compile::program(&policy)
+                .map_err(|e| format!("compiling the seccomp filter: {e}"))?;
+            Ok(SeccompProgram { instructions })
         }
         #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
         {
+            let _ = capabilities;
             Err(format!(
                 "seccomp filter: unsupported architecture {}",
                 std::env::consts::ARCH
@@ -154,58 +168,45 @@ impl SeccompProgram {
     }
 }
 
+/// sup's policy on this architecture for a bounding set and kernel (major, minor).
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+fn policy_for(
+    capabilities: &BTreeSet<Capability>,
+    kernel: Option<(u32, u32)>,
+) -> Result<policy::Policy, String> {
+    static DOCKER: std::sync::OnceLock<Result<profile::Profile, String>> =
+        std::sync::OnceLock::new();
+    let docker = DOCKER
+        .get_or_init(profile::Profile::docker)
+        .as_ref()
+        .map_err(Clone::clone)?;
+    let caps: BTreeSet<String> = capabilities.iter().map(|c| c.name()).collect();
+    let host = profile::Host {
+        arch: arch::DOCKER,
+        caps: &caps,
+        kernel,
+    };
+    policy::build(docker, &host, numbers::number)
+}
+
 #[cfg(target_arch = "x86_64")]
 mod arch {
     pub const TARGET: seccompiler::TargetArch = seccompiler::TargetArch::x86_64;
+    /// Docker's (Go's) name of the architecture, as profiles spell it.
+    pub const DOCKER: &str = "amd64";
     /// `AUDIT_ARCH_X86_64`: `EM_X86_64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`.
     pub const AUDIT: u32 = 62 | 0x8000_0000 | 0x4000_0000;
     /// `__X32_SYSCALL_BIT`: x32 syscalls arrive with the native audit arch and this bit set.
     pub const X32_SYSCALL_BIT: Option<u32> = Some(0x4000_0000);
-    /// Denied syscalls that exist only on this architecture.
-    pub const EXTRA_DENY: &[libc::c_long] = &[
-        // Raw access to I/O ports.
-        libc::SYS_iopl,
-        libc::SYS_ioperm,
-        // Obsolete a.out loader.
-        libc::SYS_uselib,
-    ];
 }
 
 #[cfg(target_arch = "aarch64")]
 mod arch {
     pub const TARGET: seccompiler::TargetArch = seccompiler::TargetArch::aarch64;
+    /// Docker's (Go's) name of the architecture, as profiles spell it.
+    pub const DOCKER: &str = "arm64";
     /// `AUDIT_ARCH_AARCH64`: `EM_AARCH64 | __AUDIT_ARCH_64BIT | __AUDIT_ARCH_LE`.
     pub const AUDIT: u32 = 183 | 0x8000_0000 | 0x4000_0000;
     /// aarch64 has no second ABI under its own audit arch (AArch32 reports `AUDIT_ARCH_ARM`).
     pub const X32_SYSCALL_BIT: Option<u32> = None;
-    pub const EXTRA_DENY: &[libc::c_long] = &[];
-}
-
-/// The preamble, then the deny list as seccompiler compiles it.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-fn build_default() -> Result<SeccompProgram, seccompiler::BackendError> {
-    use seccompiler::{BpfProgram, SeccompAction, SeccompFilter};
-
-    let rules = deny::rules()?;
-    let filter = SeccompFilter::new(
-        rules,
-        SeccompAction::Allow,
-        SeccompAction::Errno(libc::EPERM as u32),
-        arch::TARGET,
-    )?;
-    let body: BpfProgram = filter.try_into()?;
-
-    let mut instructions = preamble::preamble()?;
-    instructions.extend(body.into_iter().map(|i| BpfInsn {
-        code: i.code,
-        jt: i.jt,
-        jf: i.jf,
-        k: i.k,
-    }));
-    if instructions.len() > libc::BPF_MAXINSNS as usize {
-        return Err(seccompiler::BackendError::FilterTooLarge(
-            instructions.len(),
-        ));
-    }
-    Ok(SeccompProgram { instructions })
 }
