@@ -11,7 +11,13 @@
 //! value (both pure, table-tested); `CgroupTree` creates, fills, kills and removes
 //! the directories through `fs`, which is the kernel's cgroupfs or, in the unit
 //! tests, a model of it on a temporary directory.
+//!
+//! A unit with `private_devices` also gets a device allowlist (`devices`): the
+//! v1 `devices` controller's files, or on v2 a BPF device program (`bpf`)
+//! attached to its cgroup.
 
+pub mod bpf;
+pub mod devices;
 pub mod fs;
 pub mod layout;
 mod settings;
