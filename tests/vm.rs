@@ -69,6 +69,8 @@ fn supd_boots_a_vm_as_pid1_runs_containers_and_powers_off() {
     // A container image inside the initramfs: busybox and a marker.
     let image = common::busybox_rootfs(&dir.path().join("extra/images/box"));
     std::fs::write(image.join("etc/box-marker"), "busybox-image\n").expect("marker");
+    // The mount point of the device units' tmpfs.
+    std::fs::create_dir_all(dir.path().join("extra/devtest")).expect("devtest");
     let initrd = dir.path().join("initrd.cpio.gz");
     let built = Command::new("bash")
         .arg(concat!(
@@ -159,6 +161,16 @@ fn supd_boots_a_vm_as_pid1_runs_containers_and_powers_off() {
         "and restarted: {console}"
     );
     assert!(console.contains("zombies=0"), "orphans reaped: {console}");
+    assert!(
+        console.contains(
+            "devices default null=ok mknull=ok opennull=ok mkloop=refused mkkmsg=refused"
+        ),
+        "the device allowlist as a BPF program on cgroup v2: {console}"
+    );
+    assert!(
+        console.contains("devices relaxed mkloop=ok mkkmsg=ok openkmsg=ok"),
+        "private_devices = false lifts it: {console}"
+    );
     let table_end = position(&lines, "status-done").expect("status printed");
     for unit in ["base", "web", "boxed", "limits", "orphans", "final"] {
         assert!(

@@ -11,12 +11,21 @@
 //! - `cgroup.procs` migrates a pid (it leaves every other cgroup of the mount);
 //!   `cgroup.subtree_control` takes `+c`/`-c` of available controllers only, and
 //!   both follow the no-internal-processes rule of v2 below the root;
-//! - `cgroup.kill` and `kill` take processes out of `cgroup.procs`.
+//! - `cgroup.kill` and `kill` take processes out of `cgroup.procs`;
+//! - v1 `devices.list` starts as the parent's (`a *:* rwm` at the root), is
+//!   emptied by `a` to `devices.deny` and grows by each `devices.allow` line;
+//! - v2 device programs are kept per cgroup by id (ids never reused) and go with
+//!   an rmdir; `device_allows` runs them through the test interpreter, as the
+//!   kernel would at an open.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use super::bpf::sys::BpfError;
+use super::bpf::{Insn, interp};
+use super::devices::{Access, DeviceKind};
 use super::fs::CgroupFs;
 
 /// Interface files per controller; "" is the core files of every cgroup.
@@ -41,6 +50,10 @@ const V1_FILES: &[(&str, &[&str])] = &[
     ("pids", &["pids.max", "pids.current"]),
     ("cpuset", &["cpuset.cpus", "cpuset.mems"]),
     ("blkio", &["blkio.weight"]),
+    (
+        "devices",
+        &["devices.allow", "devices.deny", "devices.list"],
+    ),
 ];
 
 const V2_FILES: &[(&str, &[&str])] = &[
@@ -80,7 +93,11 @@ const READ_ONLY: &[&str] = &[
     "memory.usage_in_bytes",
     "cpu.stat",
     "pids.current",
+    "devices.list",
 ];
+
+/// Device programs attached, per cgroup directory: (id, instructions).
+type Programs = BTreeMap<PathBuf, Vec<(u32, Vec<Insn>)>>;
 
 #[derive(Debug, Clone)]
 pub struct Mount {
@@ -97,6 +114,11 @@ pub struct FakeFs {
     missing: Vec<&'static str>,
     /// Pids given to `kill`, shared by clones so a test can look.
     killed: Arc<Mutex<Vec<i32>>>,
+    /// v2 device programs, and the last id handed out.
+    programs: Arc<Mutex<(Programs, u32)>>,
+    /// Make bpf calls fail with this errno (a kernel without cgroup BPF, no
+    /// CAP_BPF), per step name.
+    bpf_fails: Vec<(&'static str, i32)>,
 }
 
 fn errno(n: i32) -> io::Error {
@@ -119,6 +141,55 @@ impl FakeFs {
     pub fn without(mut self, files: &[&'static str]) -> FakeFs {
         self.missing.extend_from_slice(files);
         self
+    }
+
+    /// bpf calls of `step` ("load", "attach", "query", "detach") fail with `errno`.
+    pub fn failing_bpf(mut self, step: &'static str, errno: i32) -> FakeFs {
+        self.bpf_fails.push((step, errno));
+        self
+    }
+
+    /// The ids of the device programs attached to `dir`.
+    pub fn program_ids(&self, dir: &Path) -> Vec<u32> {
+        self.with_programs(|p, _| p.get(dir).map(|l| l.iter().map(|(id, _)| *id).collect()))
+            .unwrap_or_default()
+    }
+
+    /// Whether the programs attached to `dir` let `access` happen to the device
+    /// (all must allow; none attached allows everything). A program the
+    /// interpreter rejects panics the test.
+    pub fn device_allows(
+        &self,
+        dir: &Path,
+        kind: DeviceKind,
+        major: u32,
+        minor: u32,
+        access: Access,
+    ) -> bool {
+        let ctx = [kind.bpf_type() | (access.bits() << 16), major, minor];
+        let progs = self
+            .with_programs(|p, _| p.get(dir).cloned())
+            .unwrap_or_default();
+        progs.iter().all(|(id, prog)| match interp::run(prog, ctx) {
+            Ok(verdict) => verdict == 1,
+            Err(e) => panic!("device program {id} on {}: {e}", dir.display()),
+        })
+    }
+
+    fn with_programs<T>(&self, f: impl FnOnce(&mut Programs, &mut u32) -> T) -> T {
+        let mut guard = self.programs.lock().unwrap_or_else(|p| p.into_inner());
+        let (programs, last) = &mut *guard;
+        f(programs, last)
+    }
+
+    fn bpf_step(&self, step: &'static str, dir: &Path) -> Result<(), BpfError> {
+        if let Some((_, n)) = self.bpf_fails.iter().find(|(s, _)| *s == step) {
+            return Err(BpfError::new(step, errno(*n)));
+        }
+        match self.mount_of(dir) {
+            Some(m) if m.v2 && dir.is_dir() => Ok(()),
+            _ => Err(BpfError::new(step, errno(libc::EBADF))),
+        }
     }
 
     pub fn killed(&self) -> Vec<i32> {
@@ -229,6 +300,14 @@ impl CgroupFs for FakeFs {
         if m.v2 {
             std::fs::write(dir.join("cgroup.controllers"), controllers.join(" "))?;
         }
+        let list = dir.join("devices.list");
+        if list.exists() {
+            let inherited = dir
+                .parent()
+                .and_then(|p| std::fs::read_to_string(p.join("devices.list")).ok())
+                .unwrap_or_else(|| "a *:* rwm".into());
+            std::fs::write(list, inherited)?;
+        }
         Ok(())
     }
 
@@ -247,7 +326,9 @@ impl CgroupFs for FakeFs {
         for f in files {
             std::fs::remove_file(f)?;
         }
-        std::fs::remove_dir(dir)
+        std::fs::remove_dir(dir)?;
+        self.with_programs(|p, _| p.remove(dir));
+        Ok(())
     }
 
     fn read(&self, file: &Path) -> io::Result<String> {
@@ -275,6 +356,16 @@ impl CgroupFs for FakeFs {
                 Ok(())
             }
             "cgroup.kill" => Err(errno(libc::EINVAL)),
+            "devices.deny" if value == "a" => std::fs::write(dir.join("devices.list"), ""),
+            "devices.deny" => Err(errno(libc::EINVAL)),
+            "devices.allow" => {
+                let mut list = std::fs::read_to_string(dir.join("devices.list"))?;
+                if !list.is_empty() {
+                    list.push('\n');
+                }
+                list.push_str(value);
+                std::fs::write(dir.join("devices.list"), list)
+            }
             _ => std::fs::write(file, value),
         }
     }
@@ -298,5 +389,34 @@ impl CgroupFs for FakeFs {
         for m in &self.mounts {
             let _ = FakeFs::drop_pid(&m.path, &pid.to_string());
         }
+    }
+
+    fn device_programs(&self, dir: &Path) -> Result<Vec<u32>, BpfError> {
+        self.bpf_step("query", dir)?;
+        Ok(self.program_ids(dir))
+    }
+
+    fn attach_device_program(&self, dir: &Path, program: &[Insn]) -> Result<(), BpfError> {
+        self.bpf_step("load", dir)?;
+        self.bpf_step("attach", dir)?;
+        self.with_programs(|p, last| {
+            *last += 1;
+            p.entry(dir.to_path_buf())
+                .or_default()
+                .push((*last, program.to_vec()));
+        });
+        Ok(())
+    }
+
+    fn detach_device_program(&self, dir: &Path, id: u32) -> Result<(), BpfError> {
+        self.bpf_step("detach", dir)?;
+        self.with_programs(|p, _| {
+            let list = p.get_mut(dir).ok_or_else(|| errno(libc::ENOENT))?;
+            let at = list.iter().position(|(i, _)| *i == id);
+            let at = at.ok_or_else(|| errno(libc::ENOENT))?;
+            list.remove(at);
+            Ok(())
+        })
+        .map_err(|e| BpfError::new("detach", e))
     }
 }

@@ -4,10 +4,13 @@
 //! (a directory that already exists, or is already gone, is fine).
 
 use std::io::{self, ErrorKind, Write};
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::CgroupError;
+use super::bpf::Insn;
+use super::bpf::sys::{self, BpfError};
 
 /// The kernel operations the driver uses.
 pub trait CgroupFs: std::fmt::Debug + Send + Sync {
@@ -25,6 +28,15 @@ pub trait CgroupFs: std::fmt::Debug + Send + Sync {
     /// SIGKILL a member of a cgroup. Not a file operation, but it changes what
     /// `cgroup.procs` lists, so a model of cgroupfs has to see it.
     fn kill(&self, pid: i32);
+    /// cgroup v2: the ids of the device programs attached to the cgroup `dir`
+    /// itself.
+    fn device_programs(&self, dir: &Path) -> Result<Vec<u32>, BpfError>;
+    /// cgroup v2: load `program` and attach it to `dir` as a device program, next
+    /// to those already there (`BPF_F_ALLOW_MULTI`: all must allow). The cgroup
+    /// holds it until it is detached or the cgroup removed.
+    fn attach_device_program(&self, dir: &Path, program: &[Insn]) -> Result<(), BpfError>;
+    /// cgroup v2: detach the device program `id` from `dir`.
+    fn detach_device_program(&self, dir: &Path, id: u32) -> Result<(), BpfError>;
 }
 
 /// The real cgroupfs.
@@ -73,6 +85,22 @@ impl CgroupFs for Kernel {
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGKILL,
         );
+    }
+
+    fn device_programs(&self, dir: &Path) -> Result<Vec<u32>, BpfError> {
+        let cgroup = sys::open_cgroup(dir)?;
+        sys::query_device_programs(cgroup.as_fd())
+    }
+
+    fn attach_device_program(&self, dir: &Path, program: &[Insn]) -> Result<(), BpfError> {
+        let cgroup = sys::open_cgroup(dir)?;
+        let prog = sys::load_device_program(program)?;
+        sys::attach_device_program(cgroup.as_fd(), prog.as_fd())
+    }
+
+    fn detach_device_program(&self, dir: &Path, id: u32) -> Result<(), BpfError> {
+        let cgroup = sys::open_cgroup(dir)?;
+        sys::detach_device_program(cgroup.as_fd(), id)
     }
 }
 
@@ -174,5 +202,35 @@ impl Files {
 
     pub fn kill(&self, pid: i32) {
         self.0.kill(pid)
+    }
+
+    pub fn device_programs(&self, dir: &Path) -> Result<Vec<u32>, CgroupError> {
+        self.0
+            .device_programs(dir)
+            .map_err(|source| CgroupError::DeviceProgram {
+                path: dir.to_path_buf(),
+                source,
+            })
+    }
+
+    pub fn attach_device_program(&self, dir: &Path, program: &[Insn]) -> Result<(), CgroupError> {
+        self.0
+            .attach_device_program(dir, program)
+            .map_err(|source| CgroupError::DeviceProgram {
+                path: dir.to_path_buf(),
+                source,
+            })
+    }
+
+    /// Detach a device program; one already gone (detached or freed meanwhile) is
+    /// fine.
+    pub fn detach_device_program(&self, dir: &Path, id: u32) -> Result<(), CgroupError> {
+        match self.0.detach_device_program(dir, id) {
+            Err(e) if e.source.kind() == ErrorKind::NotFound => Ok(()),
+            r => r.map_err(|source| CgroupError::DeviceProgram {
+                path: dir.to_path_buf(),
+                source,
+            }),
+        }
     }
 }

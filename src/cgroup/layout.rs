@@ -4,8 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-/// v1 controllers supd uses (others, like devices or name=systemd, are left alone).
-const V1_CONTROLLERS: &[&str] = &["cpu", "cpuacct", "memory", "pids", "cpuset", "blkio"];
+/// v1 controllers supd uses (others, like freezer or name=systemd, are left
+/// alone). `devices` holds the device allowlists of units with `private_devices`.
+const V1_CONTROLLERS: &[&str] = &[
+    "cpu", "cpuacct", "memory", "pids", "cpuset", "blkio", "devices",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hierarchy {
@@ -184,9 +187,11 @@ mod tests {
         };
         assert_eq!(
             hs.len(),
-            3,
-            "memory, cpu+cpuacct, pids; not devices or name=systemd"
+            4,
+            "memory, cpu+cpuacct, pids, devices; not name=systemd"
         );
+        let dev = hs.iter().find(|h| h.has("devices")).expect("devices");
+        assert_eq!(dev.own_dir(), PathBuf::from("/sys/fs/cgroup/devices"));
         let mem = hs.iter().find(|h| h.has("memory")).expect("memory");
         assert_eq!(mem.own_dir(), PathBuf::from("/sys/fs/cgroup/memory/c/d"));
         let cpu = hs.iter().find(|h| h.has("cpu")).expect("cpu");

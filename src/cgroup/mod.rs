@@ -11,7 +11,13 @@
 //! value (both pure, table-tested); `CgroupTree` creates, fills, kills and removes
 //! the directories through `fs`, which is the kernel's cgroupfs or, in the unit
 //! tests, a model of it on a temporary directory.
+//!
+//! A unit with `private_devices` also gets a device allowlist (`devices`): the
+//! v1 `devices` controller's files, or on v2 a BPF device program (`bpf`)
+//! attached to its cgroup.
 
+pub mod bpf;
+pub mod devices;
 pub mod fs;
 pub mod layout;
 mod settings;
@@ -24,6 +30,9 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use bpf::device_program;
+use bpf::sys::BpfError;
+use devices::DeviceAllowlist;
 use fs::{CgroupFs, Files, Kernel};
 use layout::{Hierarchy, Layout};
 use settings::{joined, settings, v2_enable_line};
@@ -64,6 +73,16 @@ pub enum CgroupError {
     },
     #[error("cgroup {path} did not empty within {secs}s")]
     NotEmpty { path: PathBuf, secs: u64 },
+    #[error("{} on {path}: {}{}", source.step, source.source, source.log)]
+    DeviceProgram { path: PathBuf, source: BpfError },
+    #[error(
+        "this host offers supd no device control (cgroup v1 without a devices hierarchy); \
+         private_devices = false runs the unit without a device allowlist"
+    )]
+    NoDeviceControl,
+    /// A failed step of the device allowlist.
+    #[error("device allowlist: {0}")]
+    Devices(Box<CgroupError>),
 }
 
 impl CgroupError {
@@ -75,9 +94,12 @@ impl CgroupError {
             | CgroupError::Read { source, .. }
             | CgroupError::Write { source, .. }
             | CgroupError::Rmdir { source, .. } => source.raw_os_error(),
+            CgroupError::DeviceProgram { source, .. } => source.source.raw_os_error(),
+            CgroupError::Devices(inner) => inner.errno(),
             CgroupError::NoHierarchy
             | CgroupError::MissingController { .. }
-            | CgroupError::NotEmpty { .. } => None,
+            | CgroupError::NotEmpty { .. }
+            | CgroupError::NoDeviceControl => None,
         }
     }
 }
@@ -157,15 +179,82 @@ impl CgroupTree {
         self.bases.iter().map(move |(h, base)| (h, base.join(unit)))
     }
 
-    /// Create (or reuse) the unit's cgroup and apply its limits. A limit whose
-    /// controller is missing is an error, never silently skipped.
+    /// Create (or reuse) the unit's cgroup and apply its limits, without a device
+    /// allowlist: [`CgroupTree::create_with`] with `None`.
     pub fn create(&self, unit: &str, res: &ResourceSpec) -> Result<(), CgroupError> {
+        self.create_with(unit, res, None)
+    }
+
+    /// Create (or reuse) the unit's cgroup, apply its limits and, with `devices`,
+    /// deny the unit every device but those listed. A limit whose controller is
+    /// missing is an error, never silently skipped; so is a device allowlist on a
+    /// host without device control. Call with the cgroup empty (a start): what an
+    /// earlier run left that this one does not use (a v1 hierarchy of a removed
+    /// limit, a device program) is removed.
+    pub fn create_with(
+        &self,
+        unit: &str,
+        res: &ResourceSpec,
+        devices: Option<&DeviceAllowlist>,
+    ) -> Result<(), CgroupError> {
+        let restricted = devices.is_some();
+        if restricted && !self.has_device_control() {
+            return Err(CgroupError::Devices(Box::new(CgroupError::NoDeviceControl)));
+        }
         for (h, dir) in self.dirs(unit) {
-            if joined(h, res) {
+            if joined(h, res, restricted) {
                 self.make_dir(h, &dir)?;
+            } else if self.files.exists(&dir) {
+                self.files.rmdir(&dir)?;
             }
         }
-        self.apply(unit, res)
+        self.apply(unit, res)?;
+        self.set_devices(unit, devices)
+            .map_err(|e| CgroupError::Devices(Box::new(e)))
+    }
+
+    /// The unit's device allowlist. v1: `a` to `devices.deny` (nothing allowed,
+    /// the exceptions inherited from the parent cleared), then one `devices.allow`
+    /// line per rule. v2: the allowlist's program attached first, then every
+    /// device program attached before (an earlier run's) detached, so restarts
+    /// never stack programs and no moment is unfiltered; without `devices`, only
+    /// the detaching.
+    fn set_devices(
+        &self,
+        unit: &str,
+        devices: Option<&DeviceAllowlist>,
+    ) -> Result<(), CgroupError> {
+        for (h, dir) in self.dirs(unit) {
+            if h.is_v2() {
+                let before = match devices {
+                    Some(_) => self.files.device_programs(&dir)?,
+                    // A kernel without cgroup BPF has nothing attached to undo.
+                    None => self.files.device_programs(&dir).unwrap_or_default(),
+                };
+                if let Some(list) = devices {
+                    self.files
+                        .attach_device_program(&dir, &device_program(list))?;
+                }
+                for id in before {
+                    self.files.detach_device_program(&dir, id)?;
+                }
+            } else if h.has("devices")
+                && let Some(list) = devices
+            {
+                self.files.write(&dir.join("devices.deny"), "a")?;
+                for line in list.v1_lines() {
+                    self.files.write(&dir.join("devices.allow"), &line)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A v2 hierarchy (BPF device programs) or a v1 devices hierarchy.
+    fn has_device_control(&self) -> bool {
+        self.bases
+            .iter()
+            .any(|(h, _)| h.is_v2() || h.has("devices"))
     }
 
     /// Write the limits (also used to change them on a running unit). A v1

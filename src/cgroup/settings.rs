@@ -158,9 +158,11 @@ pub fn settings(res: &ResourceSpec) -> Vec<Setting> {
 /// Whether a unit joins this hierarchy. Every v1 migration costs (the kernel
 /// synchronises RCU for it), so a unit joins only what it uses: pids (membership,
 /// kill, tasks), memory (usage, OOM kills) and cpuacct (CPU time) always, cpu,
-/// cpuset and blkio only for their limits. v2 is one hierarchy: always.
-pub fn joined(h: &Hierarchy, res: &ResourceSpec) -> bool {
+/// cpuset and blkio only for their limits, devices only for a device allowlist
+/// (`restricted`). v2 is one hierarchy: always.
+pub fn joined(h: &Hierarchy, res: &ResourceSpec, restricted: bool) -> bool {
     h.is_v2()
+        || (h.has("devices") && restricted)
         || h.has("pids")
         || h.has("memory")
         || h.has("cpuacct")
@@ -314,13 +316,14 @@ mod tests {
 34 30 0:30 / /cg/pids rw - cgroup cgroup rw,pids
 35 30 0:31 / /cg/cpuset rw - cgroup cgroup rw,cpuset
 36 30 0:32 / /cg/blkio rw - cgroup cgroup rw,blkio
-37 30 0:33 / /cg/cpu rw - cgroup cgroup rw,cpu";
-        let own = "7:cpu:/\n6:blkio:/\n5:cpuset:/\n4:pids:/\n3:cpuacct:/\n2:memory:/";
+37 30 0:33 / /cg/cpu rw - cgroup cgroup rw,cpu
+38 30 0:34 / /cg/devices rw - cgroup cgroup rw,devices";
+        let own = "8:devices:/\n7:cpu:/\n6:blkio:/\n5:cpuset:/\n4:pids:/\n3:cpuacct:/\n2:memory:/";
         let layout = Layout::detect(mounts, own, |_| String::new()).expect("layout");
         let hs = layout.hierarchies();
-        let joined_mounts = |res: &ResourceSpec| -> Vec<String> {
+        let joined_mounts = |res: &ResourceSpec, restricted: bool| -> Vec<String> {
             hs.iter()
-                .filter(|h| joined(h, res))
+                .filter(|h| joined(h, res, restricted))
                 .map(|h| h.mount().display().to_string())
                 .collect()
         };
@@ -358,7 +361,10 @@ mod tests {
             ),
         ];
         for (res, want) in cases {
-            assert_eq!(joined_mounts(&res), want, "{res:?}");
+            assert_eq!(joined_mounts(&res, false), want, "{res:?}");
+            // A device allowlist adds the devices hierarchy, and only it.
+            let with_devices = [&want[..], &["/cg/devices"]].concat();
+            assert_eq!(joined_mounts(&res, true), with_devices, "{res:?}");
         }
     }
 

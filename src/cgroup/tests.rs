@@ -1,6 +1,8 @@
 //! The driver on v1, hybrid and v2 hosts laid out in a temporary directory, over
 //! the cgroupfs model of `fake.rs`: no root needed, no real cgroup touched.
 
+mod devices;
+
 use std::path::{Path, PathBuf};
 
 use super::fake::{FakeFs, Mount};

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use crate::cgroup::devices::{DeviceAllowlist, DeviceError};
 use crate::cgroup::{CgroupError, CgroupTree, Leftover, RawUsage};
-use crate::unit::ResourceSpec;
+use crate::unit::{Protection, ResourceSpec};
 
 #[derive(Debug, Default)]
 struct Gate {
@@ -38,6 +39,31 @@ pub enum CgroupSetupError {
     Driver { unit: String, source: CgroupError },
     #[error("[resources] needs cgroups, which supd could not set up: {0}")]
     Unavailable(String),
+    /// A `[[device]]` is missing or not a device node.
+    #[error("device allowlist: {0}")]
+    DeviceNode(#[from] DeviceError),
+    /// The driver's step of the device allowlist failed (a v1 file, a bpf call,
+    /// no device control on this host).
+    #[error("device allowlist: {0}")]
+    DeviceControl(CgroupError),
+    #[error(
+        "device allowlist: private_devices needs cgroups, which supd could not set up ({0}); \
+         private_devices = false runs the unit without a device allowlist"
+    )]
+    NoCgroupsForDevices(String),
+}
+
+impl CgroupSetupError {
+    /// A driver error; one of the device allowlist says so first.
+    fn driver(unit: &str, e: CgroupError) -> CgroupSetupError {
+        match e {
+            CgroupError::Devices(inner) => CgroupSetupError::DeviceControl(*inner),
+            source => CgroupSetupError::Driver {
+                unit: unit.to_string(),
+                source,
+            },
+        }
+    }
 }
 
 /// Every unit's cgroup, as the event loop sees them.
@@ -315,17 +341,27 @@ impl StartCgroup {
     }
 
     /// Empty the unit's cgroup of leftovers of an earlier run, then create it with
-    /// the limits. Call with the gate held.
-    pub fn prepare(&self) -> Result<(), CgroupSetupError> {
-        let driver_error = |source| CgroupSetupError::Driver {
-            unit: self.unit.clone(),
-            source,
+    /// the limits and, with `private_devices`, the device allowlist (the
+    /// `[[device]]` nodes are stat'ed now). Call with the gate held.
+    ///
+    /// Without cgroups a unit with `private_devices` does not start: nothing
+    /// would stop it from opening a block device it creates, and the relaxation
+    /// is the unit's to state (`private_devices = false`), not supd's to assume.
+    pub fn prepare(&self, protection: &Protection) -> Result<(), CgroupSetupError> {
+        let devices = match protection.private_devices {
+            true => Some(DeviceAllowlist::for_unit(&protection.devices)?),
+            false => None,
         };
+        let driver_error = |source| CgroupSetupError::driver(&self.unit, source);
         match &self.driver {
             Some(c) => {
                 c.kill_all(&self.unit).map_err(driver_error)?;
-                c.create(&self.unit, &self.resources).map_err(driver_error)
+                c.create_with(&self.unit, &self.resources, devices.as_ref())
+                    .map_err(driver_error)
             }
+            None if devices.is_some() => Err(CgroupSetupError::NoCgroupsForDevices(
+                self.unavailable.clone(),
+            )),
             None if self.resources.is_empty() => Ok(()),
             None => Err(CgroupSetupError::Unavailable(self.unavailable.clone())),
         }
@@ -343,6 +379,42 @@ impl StartCgroup {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::unit::DeviceSpec;
+
+    #[test]
+    fn without_cgroups_private_devices_fails_naming_the_relaxation() {
+        let start = StartCgroup {
+            driver: None,
+            unavailable: "no cgroup hierarchy found".into(),
+            gate: Arc::default(),
+            unit: "web".into(),
+            resources: ResourceSpec::default(),
+        };
+        let mut protection = Protection::default();
+        assert!(protection.private_devices, "the default");
+        let err = start.prepare(&protection).expect_err("unprotectable");
+        let text = err.to_string();
+        assert!(text.starts_with("device allowlist: "), "{text}");
+        assert!(text.contains("no cgroup hierarchy found"), "{text}");
+        assert!(text.contains("private_devices = false"), "{text}");
+
+        protection.devices = vec![DeviceSpec {
+            path: "/dev/sup-no-such-device".into(),
+            access: "rw".into(),
+        }];
+        let err = start.prepare(&protection).expect_err("missing node");
+        assert!(
+            matches!(&err, CgroupSetupError::DeviceNode(e) if e.errno() == Some(libc::ENOENT)),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("/dev/sup-no-such-device"), "{err}");
+
+        protection.private_devices = false;
+        protection.devices.clear();
+        start
+            .prepare(&protection)
+            .expect("relaxed: runs without cgroups");
+    }
 
     #[test]
     fn cpu_percent_is_a_rate_over_a_window_whoever_asks() {

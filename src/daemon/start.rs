@@ -64,7 +64,7 @@ impl StartJob {
 
     fn start(&self) -> Result<Spawned, StartError> {
         let _held = self.cgroup.hold();
-        self.cgroup.prepare()?;
+        self.cgroup.prepare(&self.spec.container.protection)?;
         let plan = spawn::plan(&self.spec, &self.state_dir)?;
         let mut place = |pid| {
             self.cgroup

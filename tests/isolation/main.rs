@@ -4,11 +4,13 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod devices;
 mod mounts;
 mod namespaces;
 mod process;
 
 use common::harness::{self, root, trials};
+use devices::*;
 use mounts::*;
 use namespaces::*;
 use process::*;
@@ -31,5 +33,8 @@ fn main() -> std::process::ExitCode {
         security_caps_no_new_privs_seccomp_and_masked_paths,
         process_settings_rlimits_umask_oom_groups_and_loopback,
         init_forwards_any_signal_and_reports_signal_deaths_as_signals,
+        // devices.rs
+        device_allowlist_refuses_block_devices_and_unlisted_ones_and_relaxes_on_request,
+        bpf_device_program_is_accepted_replaced_and_enforced_by_this_kernel,
     ]])
 }
