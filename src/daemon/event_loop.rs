@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, watch};
 use super::cgroups::CgroupJobs;
 use super::exits::UnitExit;
 use super::log_registry::LogRegistry;
+use super::notify::NotifySockets;
 use super::peers::PeerPolicy;
 use super::reload::{LoadResult, Trigger};
 use super::start::{StartError, StartJob, StartOutcome};
@@ -22,6 +23,7 @@ use super::watch::{Debounce, DirWatch};
 use super::{Config, Ending};
 use crate::control::server::Query;
 use crate::logs::{self, Stream};
+use crate::notify::socket::UnitNotice;
 use crate::pid1::Halt;
 use crate::reaper::Registry;
 use crate::supervise::{Action, Fleet, Now, UnitAction};
@@ -33,6 +35,7 @@ pub struct Inputs {
     pub outcomes: mpsc::UnboundedReceiver<StartOutcome>,
     pub queries: mpsc::UnboundedReceiver<Query>,
     pub loaded: mpsc::UnboundedReceiver<LoadResult>,
+    pub notices: mpsc::UnboundedReceiver<UnitNotice>,
     pub sigterm: SignalStream,
     pub sigint: SignalStream,
     pub sighup: SignalStream,
@@ -71,6 +74,8 @@ pub struct Daemon {
     pub(super) peers: PeerPolicy,
     /// A unit with `on_failure = "exit"` failed: its name and exit code.
     pub(super) exit_code: Option<(String, i32)>,
+    /// Every notifying unit's socket, and what they said.
+    pub(super) notify: NotifySockets,
 }
 
 impl Daemon {
@@ -81,6 +86,7 @@ impl Daemon {
         logs: LogRegistry,
         links: Links,
         peers: PeerPolicy,
+        notify: NotifySockets,
     ) -> Self {
         let Links {
             outcomes,
@@ -108,6 +114,7 @@ impl Daemon {
             },
             peers,
             exit_code: None,
+            notify,
         }
     }
 
@@ -140,6 +147,7 @@ impl Daemon {
                 Some(outcome) = inputs.outcomes.recv() => self.on_start_outcome(outcome),
                 Some(query) = inputs.queries.recv() => self.on_query(query),
                 Some(load) = inputs.loaded.recv() => self.on_loaded(load),
+                Some(notice) = inputs.notices.recv() => self.on_notice(notice),
                 _ = inputs.sigterm.recv() => self.on_shutdown_request("SIGTERM", Halt::Poweroff),
                 // Ctrl-Alt-Del arrives as SIGINT at PID 1: reboot, as other inits do.
                 _ = inputs.sigint.recv() => self.on_shutdown_request("SIGINT", Halt::Reboot),
@@ -270,6 +278,7 @@ impl Daemon {
         };
         let spec = slot.spec.clone();
         self.logs.open(&unit, Some(spec.logs));
+        self.notify.ensure(&spec);
         let job = StartJob {
             cgroup: self.cgroups.for_start(&unit, attempt, &spec.resources),
             unit,

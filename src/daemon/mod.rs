@@ -19,6 +19,7 @@ mod dispatch;
 mod event_loop;
 mod exits;
 mod log_registry;
+mod notify;
 mod peers;
 mod reload;
 mod start;
@@ -107,6 +108,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     let (outcome_tx, outcomes) = mpsc::unbounded_channel();
     let (query_tx, queries) = mpsc::unbounded_channel();
     let (loaded_tx, loaded_rx) = mpsc::unbounded_channel();
+    let (notice_tx, notices) = mpsc::unbounded_channel();
     let (changes, changes_rx) = tokio_watch::channel(0u64);
     let listen = |kind, name| {
         signal(kind).map_err(|source| DaemonError::Signal {
@@ -119,6 +121,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         outcomes,
         queries,
         loaded: loaded_rx,
+        notices,
         sigterm: listen(SignalKind::terminate(), "SIGTERM")?,
         sigint: listen(SignalKind::interrupt(), "SIGINT")?,
         sighup: listen(SignalKind::hangup(), "SIGHUP")?,
@@ -149,7 +152,8 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         changes,
         reloads,
     };
-    let mut daemon = Daemon::new(config, registry, cgroups, logs, links, peers);
+    let notify = notify::NotifySockets::new(config.state_dir.join("notify"), notice_tx);
+    let mut daemon = Daemon::new(config, registry, cgroups, logs, links, peers, notify);
     daemon.apply_loaded(loaded, None);
     tracing::info!(units = daemon.unit_count(), socket = %socket_path.display(), "supd started");
     let (ending, cgroups) = daemon.run(inputs).await;

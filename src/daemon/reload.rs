@@ -138,6 +138,8 @@ impl Daemon {
             .map(|(name, _)| name.clone())
             .collect();
         self.peers.set_allowed(may_control);
+        let fleet = &self.fleet;
+        self.notify.retain(|unit| fleet.get(unit).is_some());
         tracing::info!(
             added = plan.added.len(),
             removed = plan.removed.len(),

@@ -1,0 +1,120 @@
+//! sd_notify on the daemon's side: each unit that may notify (`type = "notify"`)
+//! gets its socket before its first start, kept across restarts; what arrives on it
+//! becomes fleet events (ready, watchdog, start extension) or status (STATUS=,
+//! MAINPID=).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::event_loop::Daemon;
+use crate::notify::Notice;
+use crate::notify::socket::{self, UnitNotice};
+use crate::supervise::{Event, Now};
+use crate::unit::{ServiceType, Unit};
+
+/// The notify sockets, and what units said last.
+#[derive(Debug)]
+pub struct NotifySockets {
+    root: PathBuf,
+    tx: mpsc::UnboundedSender<UnitNotice>,
+    receivers: HashMap<String, (PathBuf, JoinHandle<()>)>,
+    /// `STATUS=` text per unit.
+    pub status: HashMap<String, String>,
+    /// `MAINPID=` per unit, as the service sees it.
+    pub main_pid: HashMap<String, i32>,
+}
+
+impl NotifySockets {
+    pub fn new(root: PathBuf, tx: mpsc::UnboundedSender<UnitNotice>) -> Self {
+        NotifySockets {
+            root,
+            tx,
+            receivers: HashMap::new(),
+            status: HashMap::new(),
+            main_pid: HashMap::new(),
+        }
+    }
+
+    /// The unit's socket directory (created on first use), if it may notify.
+    pub fn ensure(&mut self, unit: &Unit) -> Option<PathBuf> {
+        if unit.service.lifecycle.kind != ServiceType::Notify {
+            self.forget(&unit.name);
+            return None;
+        }
+        if let Some((dir, _)) = self.receivers.get(&unit.name) {
+            return Some(dir.clone());
+        }
+        match socket::create(&self.root, &unit.name) {
+            Ok((dir, sock)) => {
+                let task = tokio::spawn(socket::receive(sock, unit.name.clone(), self.tx.clone()));
+                self.receivers
+                    .insert(unit.name.clone(), (dir.clone(), task));
+                Some(dir)
+            }
+            Err(e) => {
+                tracing::error!(unit = %unit.name, error = %e, "cannot create the notify socket; READY=1 cannot arrive");
+                None
+            }
+        }
+    }
+
+    /// Units whose name `keep` rejects lose their socket.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        let gone: Vec<String> = self
+            .receivers
+            .keys()
+            .filter(|u| !keep(u))
+            .cloned()
+            .collect();
+        for unit in gone {
+            self.forget(&unit);
+        }
+    }
+
+    /// The unit is gone (or no longer notifies): its socket goes.
+    pub fn forget(&mut self, unit: &str) {
+        if let Some((dir, task)) = self.receivers.remove(unit) {
+            task.abort();
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        self.status.remove(unit);
+        self.main_pid.remove(unit);
+    }
+}
+
+impl Daemon {
+    /// A message from a unit's service.
+    pub(super) fn on_notice(&mut self, n: UnitNotice) {
+        let now = Now::read();
+        let unit = n.unit;
+        let actions = match n.notice {
+            Notice::Ready => {
+                tracing::info!(unit, "ready (READY=1)");
+                self.fleet.on_ready(&unit, now)
+            }
+            Notice::Watchdog => self.fleet.on_notify(&unit, Event::WatchdogPing, now),
+            Notice::ExtendTimeout(by) => self.fleet.on_notify(&unit, Event::ExtendStart(by), now),
+            Notice::Status(text) => {
+                self.notify.status.insert(unit, text);
+                return;
+            }
+            Notice::MainPid(pid) => {
+                self.notify.main_pid.insert(unit, pid);
+                return;
+            }
+            Notice::Stopping => {
+                tracing::info!(unit, "the service is stopping by itself (STOPPING=1)");
+                return;
+            }
+            Notice::WatchdogTrigger => {
+                // Not acted on: sup has no watchdog action to run on demand.
+                tracing::warn!(unit, "WATCHDOG=trigger from the service (ignored)");
+                return;
+            }
+        };
+        self.execute(actions);
+    }
+}
