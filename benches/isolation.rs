@@ -124,10 +124,7 @@ fn runner_for(text: &str, state: &Path) -> impl FnMut() + use<> {
     move || {
         let cg = &cgroups.0;
         attempt += 1;
-        let owner = sup::reaper::ChildOf {
-            unit: "bench".into(),
-            attempt,
-        };
+        let owner = sup::reaper::ChildOf::main("bench", attempt);
         let spawned = spawn::spawn_with_helper(&helper, &plan, &registry, &owner, &mut |pid| {
             cg.place("bench", pid)
                 .map_err(|e| spawn::SpawnError::new(spawn::Step::Cgroup, None, None, e.to_string()))

@@ -33,11 +33,34 @@ use crate::supervise::ExitStatus;
 /// Unclaimed exits kept for a registration that comes after the reap.
 const UNCLAIMED_KEPT: usize = 1024;
 
-/// Which start a child belongs to.
+/// What a child of a unit is there for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A start: the spawn helper and the service (its main process).
+    Main,
+    /// A health probe run in the unit's container (numbered per unit).
+    Probe(u64),
+    /// The `exec_stop_post` commands.
+    Hook,
+}
+
+/// Which start of which unit a child belongs to, and as what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChildOf {
     pub unit: String,
     pub attempt: u64,
+    pub role: Role,
+}
+
+impl ChildOf {
+    /// The processes of start attempt `attempt`.
+    pub fn main(unit: &str, attempt: u64) -> ChildOf {
+        ChildOf {
+            unit: unit.to_string(),
+            attempt,
+            role: Role::Main,
+        }
+    }
 }
 
 /// An exit of a registered child.
@@ -45,6 +68,7 @@ pub struct ChildOf {
 pub struct Exit {
     pub owner: String,
     pub attempt: u64,
+    pub role: Role,
     pub pid: i32,
     pub status: ExitStatus,
 }
@@ -160,10 +184,16 @@ impl Table {
 
     /// Route one reaped exit: to its owner, or into the unclaimed list.
     fn route(&mut self, pid: i32, status: ExitStatus) -> Option<Exit> {
-        if let Some(ChildOf { unit, attempt }) = self.owners.remove(&pid) {
+        if let Some(ChildOf {
+            unit,
+            attempt,
+            role,
+        }) = self.owners.remove(&pid)
+        {
             return Some(Exit {
                 owner: unit,
                 attempt,
+                role,
                 pid,
                 status,
             });
@@ -208,10 +238,7 @@ mod tests {
     use super::*;
 
     fn child(unit: &str, attempt: u64) -> ChildOf {
-        ChildOf {
-            unit: unit.into(),
-            attempt,
-        }
+        ChildOf::main(unit, attempt)
     }
 
     #[test]
@@ -224,6 +251,7 @@ mod tests {
             Some(Exit {
                 owner: "db".into(),
                 attempt: 3,
+                role: Role::Main,
                 pid: 7,
                 status: ExitStatus::Signal(9)
             })

@@ -51,11 +51,10 @@ enum LogFormat {
 fn main() -> ExitCode {
     // Helper mode must be decided before anything else runs, in particular before
     // any thread exists: the helper is the single-threaded half of spawning.
-    if std::env::args_os()
-        .nth(1)
-        .is_some_and(|a| a == spawn::HELPER_ARG)
-    {
-        spawn::helper::main();
+    match std::env::args_os().nth(1) {
+        Some(a) if a == spawn::HELPER_ARG => spawn::helper::main(),
+        Some(a) if a == spawn::join::JOIN_ARG => spawn::join::main(),
+        _ => {}
     }
     let pid1 = sup::pid1::is_pid1();
     let cli = match Cli::try_parse() {

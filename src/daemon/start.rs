@@ -71,10 +71,7 @@ impl StartJob {
                 .place(pid)
                 .map_err(|e| cgroup_spawn_error(&self.unit, e))
         };
-        let owner = ChildOf {
-            unit: self.unit.clone(),
-            attempt: self.attempt,
-        };
+        let owner = ChildOf::main(&self.unit, self.attempt);
         Ok(spawn::spawn(&plan, &self.registry, &owner, &mut place)?)
     }
 }

@@ -16,8 +16,8 @@ use nix::sys::stat::Mode;
 use nix::unistd::pipe2;
 
 use super::error::io_error;
-use super::sys::{Pidfd, avoid_fd, posix_spawn};
-use super::{HELPER_ARG, HELPER_FD, LaunchPlan, Report, SpawnError, Spawned, Step};
+use super::sys::{Pidfd, dup_above, posix_spawn};
+use super::{HELPER_ARG, LaunchPlan, Report, SpawnError, Spawned, Step};
 use crate::reaper::{ChildOf, Registration, Registry};
 
 /// A helper that neither execs nor reports within this time is killed.
@@ -57,14 +57,14 @@ pub fn spawn_with_helper(
         pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::new(Step::Pipe, None, Some(e), ""))?;
     let devnull = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| SpawnError::new(Step::Open, Some("/dev/null"), Some(e), ""))?;
-    let theirs = avoid_fd(OwnedFd::from(theirs), HELPER_FD)
-        .map_err(|e| SpawnError::new(Step::Fcntl, None, Some(e), ""))?;
+    let theirs = OwnedFd::from(theirs);
 
     // Registered (and a pidfd taken) before the reaper may see it exit.
     let mut helper_fd = None;
     let helper_pid = registry
         .spawn_registered(owner.clone(), || {
-            let pid = posix_spawn_helper(helper, &plan.unit, [&devnull, &out_w, &err_w, &theirs])?;
+            let fds = [&devnull, &out_w, &err_w, &theirs];
+            let pid = posix_spawn_helper(helper, HELPER_ARG, &plan.unit, &fds)?;
             helper_fd = Pidfd::open(pid);
             Ok(pid)
         })
@@ -101,11 +101,13 @@ pub fn spawn_with_helper(
         Ok(())
     });
     match (outcome, main) {
-        (Ok(()), Some((pid, _))) => Ok(Spawned {
+        (Ok(()), Some((pid, child_fd))) => Ok(Spawned {
             pid,
             stdout: out_r,
             stderr: err_r,
             early_exit,
+            // The container's first process, or the helper that exec'd the service.
+            pidfd: child_fd.or(helper_fd).map(Pidfd::into_owned),
         }),
         (result, main) => {
             // Whatever was started is killed, so nothing runs unsupervised; pidfds
@@ -205,14 +207,30 @@ impl ReportReader {
     }
 }
 
-/// posix_spawn `/proc/self/exe __spawn UNIT` with `fds` as its fds 0..=3.
-fn posix_spawn_helper(path: &CStr, unit: &str, fds: [&OwnedFd; 4]) -> Result<i32, Errno> {
-    let arg1 = CString::new(HELPER_ARG).map_err(|_| Errno::EINVAL)?;
+/// posix_spawn `/proc/self/exe MODE UNIT` with `fds` as its fds 0, 1, 2, ...
+pub(super) fn posix_spawn_helper(
+    path: &CStr,
+    mode: &str,
+    unit: &str,
+    fds: &[&OwnedFd],
+) -> Result<i32, Errno> {
+    let arg1 = CString::new(mode).map_err(|_| Errno::EINVAL)?;
     let arg2 = CString::new(unit).map_err(|_| Errno::EINVAL)?;
-    let dup2: Vec<(RawFd, RawFd)> = fds
-        .iter()
-        .enumerate()
-        .map(|(target, fd)| (fd.as_raw_fd(), target as RawFd))
-        .collect();
+    // A source numbered below the last target could be overwritten by an earlier
+    // dup2 of the sequence: such sources are first copied above the targets.
+    let lowest_safe = fds.len() as RawFd;
+    let mut copies = Vec::new();
+    let mut dup2 = Vec::with_capacity(fds.len());
+    for (target, fd) in fds.iter().enumerate() {
+        let source = if fd.as_raw_fd() < lowest_safe {
+            let copy = dup_above(fd, lowest_safe)?;
+            let raw = copy.as_raw_fd();
+            copies.push(copy);
+            raw
+        } else {
+            fd.as_raw_fd()
+        };
+        dup2.push((source, target as RawFd));
+    }
     posix_spawn(path, &[c"supd", &arg1, &arg2], &[], &dup2)
 }

@@ -195,7 +195,7 @@ struct Program {
 }
 
 /// Exec the service in this process.
-fn exec_service(plan: &LaunchPlan) -> Result<Infallible, SpawnError> {
+pub(super) fn exec_service(plan: &LaunchPlan) -> Result<Infallible, SpawnError> {
     close_stray_fds()?;
     init::unblock_all_signals()?;
     let p = restrict(plan, false)?;
@@ -205,9 +205,46 @@ fn exec_service(plan: &LaunchPlan) -> Result<Infallible, SpawnError> {
     Err(SpawnError::new(Step::Exec, Some(&p.shown), Some(e), ""))
 }
 
+/// The service's restrictions for code of supd's own that runs in its place (a
+/// health probe): everything `restrict` does, seccomp last, but no program.
+pub(super) fn restrict_only(plan: &LaunchPlan) -> Result<(), SpawnError> {
+    let early_seccomp = restrict_process(plan, false)?;
+    if !early_seccomp {
+        install_seccomp(plan)?;
+    }
+    Ok(())
+}
+
 /// Resource limits, identity, capabilities, umask, no_new_privs, working directory,
 /// then seccomp as the very last step before the exec.
 fn restrict(plan: &LaunchPlan, for_init: bool) -> Result<Program, SpawnError> {
+    let early_seccomp = restrict_process(plan, for_init)?;
+    let program = resolve_program(plan)?;
+    let shown = program.to_string_lossy().into_owned();
+    let path = cstring(program.as_os_str(), &shown)?;
+    let argv = plan
+        .argv
+        .iter()
+        .map(|a| cstring(OsStr::new(a), &shown))
+        .collect::<Result<Vec<_>, _>>()?;
+    let env = plan
+        .env
+        .iter()
+        .map(|a| cstring(OsStr::new(a), &shown))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !early_seccomp {
+        install_seccomp(plan)?;
+    }
+    Ok(Program {
+        path,
+        shown,
+        argv,
+        env,
+    })
+}
+
+/// `restrict` up to the program: returns whether seccomp is already installed.
+fn restrict_process(plan: &LaunchPlan, for_init: bool) -> Result<bool, SpawnError> {
     let c = &plan.container;
     // First the default, so that a unit's own `nofile` overrides it.
     set_default_nofile()?;
@@ -241,28 +278,7 @@ fn restrict(plan: &LaunchPlan, for_init: bool) -> Result<Program, SpawnError> {
     // SAFETY: restoring the default disposition installs no Rust handler.
     unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }
         .map_err(|e| SpawnError::new(Step::Signal, None, Some(e), "SIGPIPE"))?;
-    let program = resolve_program(plan)?;
-    let shown = program.to_string_lossy().into_owned();
-    let path = cstring(program.as_os_str(), &shown)?;
-    let argv = plan
-        .argv
-        .iter()
-        .map(|a| cstring(OsStr::new(a), &shown))
-        .collect::<Result<Vec<_>, _>>()?;
-    let env = plan
-        .env
-        .iter()
-        .map(|a| cstring(OsStr::new(a), &shown))
-        .collect::<Result<Vec<_>, _>>()?;
-    if !early_seccomp {
-        install_seccomp(plan)?;
-    }
-    Ok(Program {
-        path,
-        shown,
-        argv,
-        env,
-    })
+    Ok(early_seccomp)
 }
 
 /// The soft RLIMIT_NOFILE a service starts with. supd raises its own soft limit

@@ -24,6 +24,7 @@ mod handover;
 pub mod helper;
 mod identity;
 mod init;
+pub mod join;
 pub mod mounts;
 mod namespaces;
 mod resolve;

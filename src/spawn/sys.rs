@@ -11,6 +11,7 @@ use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
 use nix::sys::signal::SigSet;
 
 /// A process handle that cannot be confused with a later process of the same pid.
+#[derive(Debug)]
 pub(crate) struct Pidfd(OwnedFd);
 
 impl Pidfd {
@@ -24,6 +25,10 @@ impl Pidfd {
     /// Take ownership of a pidfd received from elsewhere (the helper's CLONE_PIDFD).
     pub(crate) fn from_owned(fd: OwnedFd) -> Pidfd {
         Pidfd(fd)
+    }
+
+    pub(crate) fn into_owned(self) -> OwnedFd {
+        self.0
     }
 
     pub(crate) fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
@@ -49,12 +54,10 @@ pub(crate) fn pidfd_kill(fd: &OwnedFd) {
     }
 }
 
-/// Make sure `fd` is not `target`: `dup2(fd, fd)` would keep close-on-exec set.
-pub(crate) fn avoid_fd(fd: OwnedFd, target: RawFd) -> Result<OwnedFd, Errno> {
-    if fd.as_raw_fd() != target {
-        return Ok(fd);
-    }
-    let new = fcntl(&fd, FcntlArg::F_DUPFD_CLOEXEC(target + 1))?;
+/// A close-on-exec copy of `fd` numbered `lowest` or above. (Also what keeps a
+/// source from being its own target: `dup2(fd, fd)` would leave close-on-exec set.)
+pub(crate) fn dup_above(fd: &OwnedFd, lowest: RawFd) -> Result<OwnedFd, Errno> {
+    let new = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(lowest))?;
     // SAFETY: F_DUPFD_CLOEXEC returned a fresh descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
 }

@@ -53,4 +53,7 @@ pub struct Spawned {
     pub stderr: OwnedFd,
     /// The pid already ended before supd registered it (a very short-lived service).
     pub early_exit: Option<ExitStatus>,
+    /// A pidfd of the main process: what a join into the container (a health probe)
+    /// enters by.
+    pub pidfd: Option<OwnedFd>,
 }

@@ -1,0 +1,348 @@
+//! Running something inside a unit's running container: a health probe now (and an
+//! operator's command later). `supd __join UNIT` is the same single-threaded helper
+//! as a start, started the same way (registered, placed into the unit's cgroup
+//! before it gets its plan), with the pidfd of the container's main process on fd 4.
+//! It joins every namespace the unit created at once (`setns` on that pidfd, so a
+//! recycled pid can never redirect it), forks so the child is inside the pid
+//! namespace too, and the child takes the service's identity, capabilities,
+//! no_new_privs and seccomp before it runs the command or the probe. The helper
+//! waits and exits with the child's status: that exit is what supd reads.
+
+use std::convert::Infallible;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use nix::fcntl::{OFlag, open};
+use nix::sched::CloneFlags;
+use nix::sys::stat::Mode;
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, fork, pipe2};
+use serde::{Deserialize, Serialize};
+
+use super::namespaces::{become_userns_root, clone_flag};
+use super::sys::Pidfd;
+use super::{HELPER_FD, LaunchPlan, Report, SpawnError, Step};
+use crate::reaper::{ChildOf, Registry};
+use crate::unit::Namespace;
+
+/// The argv[1] that selects join mode in the supd binary.
+pub const JOIN_ARG: &str = "__join";
+/// Where the join helper finds the pidfd of the container's main process.
+pub const TARGET_FD: RawFd = 4;
+/// Response bytes an HTTP probe reads (the status line is in the first few).
+const HTTP_READ: usize = 4096;
+
+/// What to run inside the container.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum JoinAction {
+    /// `launch.argv`, exec'd.
+    Exec,
+    /// Connect from the container's network namespace.
+    Tcp { addr: SocketAddr, timeout_ms: u64 },
+    /// GET `path` from the container's network namespace; 2xx and 3xx are healthy.
+    Http {
+        addr: SocketAddr,
+        host: String,
+        path: String,
+        timeout_ms: u64,
+    },
+}
+
+/// The join helper's plan: the service's launch plan (identity, restrictions,
+/// environment; its mounts are not used: the container has them) and the action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JoinPlan {
+    pub launch: LaunchPlan,
+    pub action: JoinAction,
+}
+
+/// A join helper started by supd.
+#[derive(Debug)]
+pub struct Joined {
+    pub pid: i32,
+    /// Its stdout and stderr, together.
+    pub output: OwnedFd,
+    pidfd: Option<Pidfd>,
+}
+
+impl Joined {
+    /// Kill it (a probe that overran its timeout); the pidfd makes sure a recycled
+    /// pid is never hit.
+    pub fn kill(&self) {
+        if let Some(fd) = &self.pidfd {
+            fd.kill();
+        }
+    }
+}
+
+/// Start the join helper for `plan` inside the container whose main process
+/// `target` names, registered for `owner`, placed into the unit's cgroup by `place`
+/// before it gets its plan. Blocking; the caller waits for its exit (the reaper
+/// reports it) and reads its output.
+pub fn start(
+    plan: &JoinPlan,
+    target: BorrowedFd<'_>,
+    registry: &Registry,
+    owner: &ChildOf,
+    place: &mut dyn FnMut(i32) -> Result<(), SpawnError>,
+) -> Result<Joined, SpawnError> {
+    let payload = serde_json::to_vec(plan)
+        .map_err(|e| SpawnError::new(Step::EncodePlan, None, None, e.to_string()))?;
+    let (mut ours, theirs) =
+        UnixStream::pair().map_err(|e| SpawnError::io(Step::Socketpair, None, &e, ""))?;
+    let (out_r, out_w) =
+        pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::new(Step::Pipe, None, Some(e), ""))?;
+    let devnull = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| SpawnError::new(Step::Open, Some("/dev/null"), Some(e), ""))?;
+    let target = target
+        .try_clone_to_owned()
+        .map_err(|e| SpawnError::io(Step::Fcntl, None, &e, "pidfd"))?;
+    let theirs = OwnedFd::from(theirs);
+    let mut pidfd = None;
+    let pid = registry
+        .spawn_registered(owner.clone(), || {
+            let fds = [&devnull, &out_w, &out_w, &theirs, &target];
+            let exe = c"/proc/self/exe";
+            let pid = super::handover::posix_spawn_helper(exe, JOIN_ARG, &plan.launch.unit, &fds)?;
+            pidfd = Pidfd::open(pid);
+            Ok(pid)
+        })
+        .map_err(|e| SpawnError::new(Step::PosixSpawn, Some("/proc/self/exe"), Some(e), "join"))?;
+    drop((devnull, out_w, theirs, target));
+    let joined = Joined {
+        pid,
+        output: out_r,
+        pidfd,
+    };
+    if let Err(e) = place(pid) {
+        joined.kill();
+        return Err(e);
+    }
+    // The plan, then EOF: the helper reads it all before it acts.
+    if let Err(e) = ours
+        .write_all(&payload)
+        .and_then(|()| ours.shutdown(std::net::Shutdown::Write))
+    {
+        joined.kill();
+        return Err(SpawnError::io(Step::SendPlan, None, &e, ""));
+    }
+    Ok(joined)
+}
+
+/// The namespaces a join enters: those the unit created.
+pub fn join_flags(created: &std::collections::BTreeSet<Namespace>) -> CloneFlags {
+    created
+        .iter()
+        .fold(CloneFlags::empty(), |flags, ns| flags | clone_flag(*ns))
+}
+
+/// Entry point of join mode. Never returns.
+pub fn main() -> ! {
+    // SAFETY: supd passes the socket as fd 3 and nothing else in this fresh process
+    // owns it.
+    let sock = UnixStream::from(unsafe { OwnedFd::from_raw_fd(HELPER_FD) });
+    // SAFETY: supd passes the target's pidfd as fd 4; nothing else owns it.
+    let target = unsafe { OwnedFd::from_raw_fd(TARGET_FD) };
+    let error = match read_plan(&sock) {
+        Ok(plan) => match run(&plan, target, sock.try_clone()) {
+            Ok(never) => match never {},
+            Err(e) => e,
+        },
+        Err(e) => e,
+    };
+    report(&sock, &error);
+    std::process::exit(127);
+}
+
+fn report(mut sock: &UnixStream, error: &SpawnError) {
+    // Also on the output, which is what a probe's result shows.
+    eprintln!("supd: {error}");
+    if let Ok(mut line) = serde_json::to_vec(&Report::Error(error.clone())) {
+        line.push(b'\n');
+        // If supd is gone there is nobody to tell.
+        let _ = sock.write_all(&line);
+    }
+}
+
+fn read_plan(mut sock: &UnixStream) -> Result<JoinPlan, SpawnError> {
+    super::sys::set_cloexec(sock)
+        .map_err(|e| SpawnError::new(Step::Fcntl, None, Some(e), "control socket"))?;
+    let mut buf = Vec::with_capacity(64 * 1024);
+    sock.read_to_end(&mut buf)
+        .map_err(|e| SpawnError::io(Step::ReadPlan, None, &e, ""))?;
+    serde_json::from_slice(&buf)
+        .map_err(|e| SpawnError::new(Step::DecodePlan, None, None, e.to_string()))
+}
+
+/// Join, fork, and wait; the child runs the action. Returns only on failure.
+fn run(
+    plan: &JoinPlan,
+    target: OwnedFd,
+    sock: std::io::Result<UnixStream>,
+) -> Result<Infallible, SpawnError> {
+    let sock = sock.map_err(|e| SpawnError::io(Step::Dup, None, &e, "control socket"))?;
+    let c = &plan.launch.container;
+    let flags = join_flags(&c.namespaces);
+    if !flags.is_empty() {
+        nix::sched::setns(&target, flags)
+            .map_err(|e| SpawnError::new(Step::Setns, None, Some(e), "the unit's namespaces"))?;
+    }
+    drop(target);
+    if c.namespaces.contains(&Namespace::User) {
+        become_userns_root(&c.uid_map, &c.gid_map)?;
+    }
+    // SAFETY: the helper is single-threaded; the child only runs the plan's action
+    // (restrictions, then exec or a probe) and exits.
+    match unsafe { fork() }.map_err(|e| SpawnError::new(Step::Clone, None, Some(e), "join"))? {
+        ForkResult::Child => {
+            let error = match act(plan) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            report(&sock, &error);
+            std::process::exit(127);
+        }
+        ForkResult::Parent { child } => {
+            // supd sees EOF once the child exec'd or ended.
+            drop(sock);
+            let code = match waitpid(child, None) {
+                Ok(WaitStatus::Exited(_, code)) => code,
+                Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
+                _ => 127,
+            };
+            std::process::exit(code);
+        }
+    }
+}
+
+/// Inside the namespaces: the action, under the service's restrictions.
+fn act(plan: &JoinPlan) -> Result<Infallible, SpawnError> {
+    let (addr, timeout_ms, http) = match &plan.action {
+        JoinAction::Exec => return super::helper::exec_service(&plan.launch),
+        JoinAction::Tcp { addr, timeout_ms } => (*addr, *timeout_ms, None),
+        JoinAction::Http {
+            addr,
+            host,
+            path,
+            timeout_ms,
+        } => (*addr, *timeout_ms, Some((host, path))),
+    };
+    super::helper::restrict_only(&plan.launch)?;
+    let timeout = Duration::from_millis(timeout_ms.max(1));
+    let verdict = match http {
+        None => tcp_probe(addr, timeout),
+        Some((host, path)) => http_probe(addr, host, path, timeout),
+    };
+    let code = match verdict {
+        Ok(line) => {
+            println!("{line}");
+            0
+        }
+        Err(line) => {
+            println!("{line}");
+            1
+        }
+    };
+    std::process::exit(code)
+}
+
+fn tcp_probe(addr: SocketAddr, timeout: Duration) -> Result<String, String> {
+    TcpStream::connect_timeout(&addr, timeout)
+        .map(|_| format!("connected to {addr}"))
+        .map_err(|e| format!("connect {addr}: {e}"))
+}
+
+fn http_probe(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    timeout: Duration,
+) -> Result<String, String> {
+    let mut stream =
+        TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("connect {addr}: {e}"))?;
+    let _ = stream.set_read_timeout(Some(timeout));
+    let _ = stream.set_write_timeout(Some(timeout));
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nUser-Agent: sup-health\r\n\r\n"
+    );
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("send to {addr}: {e}"))?;
+    let mut buf = Vec::new();
+    (&mut stream)
+        .take(HTTP_READ as u64)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("read from {addr}: {e}"))?;
+    let code = http_status(&buf).ok_or_else(|| format!("no HTTP status line from {addr}"))?;
+    if (200..400).contains(&code) {
+        Ok(format!("HTTP {code} from {path}"))
+    } else {
+        Err(format!("HTTP {code} from {path}"))
+    }
+}
+
+/// The status code of an HTTP response's head (httparse reads it).
+fn http_status(response: &[u8]) -> Option<u16> {
+    let mut headers = [httparse::EMPTY_HEADER; 32];
+    let mut r = httparse::Response::new(&mut headers);
+    match r.parse(response) {
+        Ok(_) => r.code,
+        // Headers beyond what was read or kept: the status line came first anyway.
+        Err(httparse::Error::TooManyHeaders) => r.code,
+        Err(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn http_status_lines() {
+        assert_eq!(http_status(b"HTTP/1.1 204 No Content\r\n\r\n"), Some(204));
+        assert_eq!(
+            http_status(b"HTTP/1.0 503 Service Unavailable\r\nX: y\r\n"),
+            Some(503)
+        );
+        assert_eq!(http_status(b"garbage"), None);
+        assert_eq!(http_status(b""), None);
+    }
+
+    #[test]
+    fn a_tcp_probe_connects_or_says_why_not() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let addr = listener.local_addr().expect("addr");
+        assert!(tcp_probe(addr, Duration::from_secs(2)).is_ok());
+        drop(listener);
+        let err = tcp_probe(addr, Duration::from_secs(2)).expect_err("closed");
+        assert!(err.contains("connect 127.0.0.1"), "{err}");
+    }
+
+    #[test]
+    fn an_http_probe_reads_the_status() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+        let addr = listener.local_addr().expect("addr");
+        let server = std::thread::spawn(move || {
+            for reply in ["HTTP/1.1 200 OK\r\n\r\nfine", "HTTP/1.1 500 Oops\r\n\r\n"] {
+                let (mut s, _) = listener.accept().expect("accept");
+                let mut buf = [0u8; 512];
+                let n = s.read(&mut buf).expect("read");
+                assert!(String::from_utf8_lossy(&buf[..n]).starts_with("GET /healthz HTTP/1.1"));
+                s.write_all(reply.as_bytes()).expect("write");
+            }
+        });
+        let t = Duration::from_secs(2);
+        assert_eq!(
+            http_probe(addr, "localhost", "/healthz", t),
+            Ok("HTTP 200 from /healthz".into())
+        );
+        assert_eq!(
+            http_probe(addr, "localhost", "/healthz", t),
+            Err("HTTP 500 from /healthz".into())
+        );
+        server.join().expect("server");
+    }
+}
