@@ -1,4 +1,4 @@
-//! Isolation (issue 3): every check is made from inside the container, by the
+//! Isolation (issue 3) and the default protections (issue 11): every check is made from inside the container, by the
 //! service itself, and compared with the host. These tests need root; without it
 //! they are reported as ignored.
 
@@ -7,11 +7,13 @@ mod common;
 mod mounts;
 mod namespaces;
 mod process;
+mod protections;
 
 use common::harness::{self, root, trials};
 use mounts::*;
 use namespaces::*;
 use process::*;
+use protections::*;
 
 fn main() -> std::process::ExitCode {
     harness::main(trials![root => [
@@ -31,5 +33,10 @@ fn main() -> std::process::ExitCode {
         security_caps_no_new_privs_seccomp_and_masked_paths,
         process_settings_rlimits_umask_oom_groups_and_loopback,
         init_forwards_any_signal_and_reports_signal_deaths_as_signals,
+        // protections.rs
+        default_protections_hold_and_each_key_relaxes_its_own,
+        strict_leaves_only_writable_paths_and_declared_mounts_writable,
+        declared_devices_are_the_hosts_nodes_in_a_private_dev,
+        every_container_shape_is_protected_rootfs_userns_without_net_included,
     ]])
 }
