@@ -129,32 +129,26 @@ fn bind_device(base: &Path, host_dir: &Path, rel: &Path) -> Result<(), SpawnErro
 }
 
 /// The unit's own view of the cgroup hierarchies at `at`, mounted fresh inside
-/// its cgroup namespace (so each is rooted at the unit's cgroup): one cgroup2
-/// mount on pure v2, else a tmpfs with each hierarchy in its directory and the
-/// links of joined controllers, the tmpfs then read-only too. Where the kernel
-/// refuses to mount a hierarchy (EPERM or EACCES: an older kernel in a user
-/// namespace), the view is taken down again and what is below stays: the host's
-/// hierarchies, made read-only before by the plan. `reopen` opens `at` again,
-/// to reach the new tmpfs.
+/// its cgroup namespace (so each is rooted at the unit's cgroup), then made
+/// read-only with one recursive `mount_setattr` (a flag of these mounts only, not
+/// of the hierarchies' superblocks, which the host shares). On v1 and hybrid
+/// hosts: a tmpfs with each hierarchy in its directory and the links of joined
+/// controllers. On pure v2: one cgroup2 mount, made on a scratch tmpfs and then
+/// moved onto `at`, because mount(2) refuses a second mount of a file system on
+/// the root of a mount of the same one (EBUSY), and with the host's tree `at` is
+/// the host's cgroup2 mount; a move has no such rule. Where the kernel refuses
+/// a hierarchy (EPERM or EACCES: an older kernel in a user namespace), the view
+/// is taken down again and what is below stays: the host's hierarchies, made
+/// read-only before by the plan. `reopen` opens `at` again, to reach what was
+/// just mounted on it.
 pub fn cgroup_view(
     at: &Path,
     mounts: &[CgroupMount],
     readonly: bool,
     reopen: impl Fn() -> Result<OwnedFd, SpawnError>,
 ) -> Result<(), SpawnError> {
-    let mut flags = LOCKED_DOWN;
-    flags.set(MsFlags::MS_RDONLY, readonly);
     let refused = |e: Errno| matches!(e, Errno::EPERM | Errno::EACCES);
     let shown = |dir: &str| Path::new(CGROUP_ROOT).join(dir);
-    if let [only] = mounts
-        && only.dir.is_empty()
-    {
-        let fstype = only.fs.as_str();
-        return match mount(Some(fstype), at, Some(fstype), flags, None::<&str>) {
-            Err(e) if refused(e) => Ok(()),
-            r => r.map_err(|e| err(Step::Mount(only.fs), &shown(""), e)),
-        };
-    }
     let tmpfs = Fs::Tmpfs.as_str();
     mount(
         Some(tmpfs),
@@ -164,14 +158,17 @@ pub fn cgroup_view(
         Some("mode=755,size=64k"),
     )
     .map_err(|e| err(Step::Mount(Fs::Tmpfs), &shown(""), e))?;
-    let view = reopen()?;
-    let base = fd_path(&view);
-    for m in mounts.iter().filter(|m| !m.dir.is_empty()) {
-        let dir = base.join(&m.dir);
-        made(Step::Mkdir, &shown(&m.dir), std::fs::create_dir(&dir))?;
+    let scratch = reopen()?;
+    let base = fd_path(&scratch);
+    // Pure v2: the one hierarchy goes to a scratch directory first.
+    let top_only = matches!(mounts, [only] if only.dir.is_empty());
+    for m in mounts {
+        let dir = if m.dir.is_empty() { V2_SCRATCH } else { &m.dir };
+        let path = base.join(dir);
+        made(Step::Mkdir, &shown(dir), std::fs::create_dir(&path))?;
         let fstype = m.fs.as_str();
         let data = (!m.options.is_empty()).then_some(m.options.as_str());
-        match mount(Some(fstype), &dir, Some(fstype), flags, data) {
+        match mount(Some(fstype), &path, Some(fstype), LOCKED_DOWN, data) {
             Err(e) if refused(e) => {
                 return umount2(&base, MntFlags::MNT_DETACH)
                     .map_err(|e| err(Step::ProtectCgroups, &shown(""), e));
@@ -183,5 +180,22 @@ pub fn cgroup_view(
             made(Step::Symlink, &shown(link), linked)?;
         }
     }
-    restrict(&base, true, LOCKED_DOWN, false).map_err(|e| err(Step::ProtectCgroups, &shown(""), e))
+    if top_only {
+        // Onto the scratch tmpfs's root, which stays below it, empty and unseen.
+        let moved = MsFlags::MS_MOVE;
+        mount(
+            Some(&base.join(V2_SCRATCH)),
+            &base,
+            None::<&str>,
+            moved,
+            None::<&str>,
+        )
+        .map_err(|e| err(Step::ProtectCgroups, &shown(""), e))?;
+    }
+    let view = if top_only { reopen()? } else { scratch };
+    restrict(&fd_path(&view), readonly, LOCKED_DOWN, true)
+        .map_err(|e| err(Step::ProtectCgroups, &shown(""), e))
 }
+
+/// Where a pure v2 view is mounted before it is moved onto /sys/fs/cgroup.
+const V2_SCRATCH: &str = "cgroup2";
