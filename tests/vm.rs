@@ -171,6 +171,12 @@ fn supd_boots_a_vm_as_pid1_runs_containers_and_powers_off() {
         console.contains("devices relaxed mkloop=ok mkkmsg=ok openkmsg=ok"),
         "private_devices = false lifts it: {console}"
     );
+    assert!(
+        console.contains(
+            "web protections cgroup=readonly view=own sys=readonly etc=readonly state=hidden dev=private"
+        ),
+        "a default unit is protected with the initramfs as root: {console}"
+    );
     let table_end = position(&lines, "status-done").expect("status printed");
     for unit in ["base", "web", "boxed", "limits", "orphans", "final"] {
         assert!(

@@ -147,12 +147,7 @@ fn run_container(plan: &LaunchPlan, sock: UnixStream) -> Result<Infallible, Spaw
         namespaces::become_userns_root(&c.uid_map, &c.gid_map)?;
     }
     if created.contains(&Namespace::Mnt) {
-        mounts::setup(
-            c.rootfs.as_deref(),
-            c.root_propagation,
-            c.readonly_root,
-            &plan.mounts,
-        )?;
+        mounts::setup(c, &plan.mounts, &plan.host)?;
     }
     if created.contains(&Namespace::Uts) {
         namespaces::set_names(c.hostname.as_deref(), c.domainname.as_deref())?;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use super::error::io_error;
-use super::mounts::PlannedMount;
+use super::mounts::{HostFacts, PlannedMount, cgroupfs};
 use super::seccomp::SeccompProgram;
 use super::{LaunchPlan, SpawnError, Step, identity};
 use crate::unit::{Capability, ContainerSpec, MountKind, MountSpec, Namespace, Unit};
@@ -42,6 +42,7 @@ pub fn plan(unit: &Unit, state_dir: &Path) -> Result<LaunchPlan, SpawnError> {
         credentials,
         umask: svc.umask,
         mounts: plan_mounts(unit, state_dir)?,
+        host: host_facts(state_dir),
         seccomp: if unit.container.seccomp {
             Some(default_seccomp(&unit.container.capabilities)?)
         } else {
@@ -68,29 +69,72 @@ fn default_seccomp(capabilities: &BTreeSet<Capability>) -> Result<SeccompProgram
         .map_err(|e| SpawnError::new(Step::CompileSeccomp, None, None, e))
 }
 
-/// The unit's mounts plus the defaults a container needs to see itself consistently:
-/// with its own PID and mount namespaces a fresh `/proc` (so host processes are not
-/// visible), and with a `rootfs` also a minimal `/dev` and a read-only `/sys`. A
-/// mount the unit declares on the same target replaces the default.
-pub fn effective_mounts(c: &ContainerSpec) -> Vec<MountSpec> {
+/// What the mount plan needs to know about the host: supd's state directory
+/// (canonical, as the container resolves paths) and the cgroup hierarchies supd
+/// sees, read now (a PID 1 supd mounts them after it starts).
+fn host_facts(state_dir: &Path) -> HostFacts {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    HostFacts {
+        state_dir: std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf()),
+        cgroups: cgroupfs::from_mountinfo(&mountinfo),
+    }
+}
+
+/// The unit's mounts plus the defaults a container needs to see itself
+/// consistently and to protect the host (see docs/isolation.md): with its own PID
+/// and mount namespaces a fresh `/proc` (so host processes are not visible); with
+/// a `rootfs` or `private_devices` a minimal `/dev`; with a `rootfs` a read-only
+/// `/sys`; with `private_tmp` an empty tmpfs on `/tmp` and `/var/tmp` (left out
+/// where the directory is missing). A mount the unit declares on the same target
+/// replaces the default. The protections that act on what is already there
+/// (read-only directories, masks) are planned in `mounts`.
+pub fn effective_mounts(c: &ContainerSpec) -> Vec<PlannedMount> {
     let has = |ns| c.namespaces.contains(&ns);
+    if !has(Namespace::Mnt) {
+        return c.mounts.iter().cloned().map(PlannedMount::new).collect();
+    }
     let declared = |t: &str| c.mounts.iter().any(|m| m.target == Path::new(t));
-    let default = |kind, target: &str| MountSpec::plain(kind, target);
     let mut out = Vec::new();
-    if has(Namespace::Mnt) && has(Namespace::Pid) && !declared("/proc") {
-        out.push(default(MountKind::Proc, "/proc"));
-    }
-    if has(Namespace::Mnt) && c.rootfs.is_some() {
-        if !declared("/dev") {
-            out.push(default(MountKind::Dev, "/dev"));
+    let mut default = |kind, target: &str| {
+        if !declared(target) {
+            out.push(PlannedMount::new(MountSpec::plain(kind, target)));
         }
-        if !declared("/sys") {
-            out.push(default(MountKind::Sysfs, "/sys"));
+    };
+    let p = &c.protection;
+    if has(Namespace::Pid) {
+        default(MountKind::Proc, "/proc");
+    }
+    if c.rootfs.is_some() || p.private_devices {
+        default(MountKind::Dev, "/dev");
+    }
+    if c.rootfs.is_some() {
+        default(MountKind::Sysfs, "/sys");
+    }
+    if p.private_tmp {
+        for target in PRIVATE_TMP {
+            if !declared(target) {
+                let kind = MountKind::Tmpfs {
+                    size: None,
+                    mode: Some(0o1777),
+                };
+                let spec = MountSpec {
+                    nosuid: true,
+                    nodev: true,
+                    ..MountSpec::plain(kind, target)
+                };
+                out.push(PlannedMount {
+                    optional: true,
+                    ..PlannedMount::new(spec)
+                });
+            }
         }
     }
-    out.extend(c.mounts.iter().cloned());
+    out.extend(c.mounts.iter().cloned().map(PlannedMount::new));
     out
 }
+
+/// The directories `private_tmp` replaces (systemd's `PrivateTmp=`).
+const PRIVATE_TMP: [&str; 2] = ["/tmp", "/var/tmp"];
 
 /// Overlay mounts get an upper and a work directory kept by supd, per unit and
 /// mount target (`STATE/overlay/UNIT/<target, escaped>/{upper,work}`), so changes
@@ -98,23 +142,19 @@ pub fn effective_mounts(c: &ContainerSpec) -> Vec<MountSpec> {
 fn plan_mounts(unit: &Unit, state_dir: &Path) -> Result<Vec<PlannedMount>, SpawnError> {
     effective_mounts(&unit.container)
         .into_iter()
-        .map(|spec| {
-            let overlay_dirs = match spec.kind {
-                MountKind::Overlay { .. } => {
-                    let base = state_dir
-                        .join("overlay")
-                        .join(&unit.name)
-                        .join(escape_target(&spec.target));
-                    let (upper, work) = (base.join("upper"), base.join("work"));
-                    for d in [&upper, &work] {
-                        std::fs::create_dir_all(d)
-                            .map_err(|e| io_error(Step::CreateOverlayDir, e))?;
-                    }
-                    Some((upper, work))
+        .map(|mut m| {
+            if let MountKind::Overlay { .. } = m.spec.kind {
+                let base = state_dir
+                    .join("overlay")
+                    .join(&unit.name)
+                    .join(escape_target(&m.spec.target));
+                let (upper, work) = (base.join("upper"), base.join("work"));
+                for d in [&upper, &work] {
+                    std::fs::create_dir_all(d).map_err(|e| io_error(Step::CreateOverlayDir, e))?;
                 }
-                _ => None,
-            };
-            Ok(PlannedMount { spec, overlay_dirs })
+                m.overlay_dirs = Some((upper, work));
+            }
+            Ok(m)
         })
         .collect()
 }
@@ -146,29 +186,71 @@ mod tests {
     fn targets(c: &ContainerSpec) -> Vec<String> {
         effective_mounts(c)
             .iter()
-            .map(|m| m.target.display().to_string())
+            .map(|m| m.spec.target.display().to_string())
             .collect()
     }
 
     #[test]
-    fn default_mounts_follow_namespaces_and_rootfs() {
-        assert_eq!(
-            targets(&container("")),
-            vec!["/proc"],
-            "pid+mnt get a fresh /proc"
-        );
-        assert!(targets(&container("[container]\nnamespaces = [\"mnt\"]")).is_empty());
-        assert_eq!(
-            targets(&container("[container]\nrootfs = \"/srv/root\"")),
-            vec!["/proc", "/dev", "/sys"]
-        );
-        let declared = container(
-            "[container]\nrootfs = \"/r\"\n[[mount]]\ntype = \"tmpfs\"\ntarget = \"/dev\"",
-        );
-        assert_eq!(
-            targets(&declared),
-            vec!["/proc", "/sys", "/dev"],
-            "a declared /dev replaces the default"
+    fn default_mounts_follow_namespaces_rootfs_and_protections() {
+        let cases = [
+            ("", vec!["/proc", "/dev", "/tmp", "/var/tmp"]),
+            (
+                "[container]\nnamespaces = [\"mnt\"]",
+                vec!["/dev", "/tmp", "/var/tmp"],
+            ),
+            (
+                "[container]\nprivate_tmp = false\nprivate_devices = false",
+                vec!["/proc"],
+            ),
+            ("[container]\nnamespaces = [\"pid\"]", vec![]),
+            (
+                "[container]\nrootfs = \"/srv/root\"",
+                vec!["/proc", "/dev", "/sys"],
+            ),
+            (
+                "[container]\nrootfs = \"/srv/root\"\nprivate_devices = false",
+                vec!["/proc", "/dev", "/sys"],
+            ),
+            (
+                "[container]\nrootfs = \"/srv/root\"\nprivate_tmp = true",
+                vec!["/proc", "/dev", "/sys", "/tmp", "/var/tmp"],
+            ),
+            (
+                "[container]\nrootfs = \"/r\"\n[[mount]]\ntype = \"tmpfs\"\ntarget = \"/dev\"",
+                vec!["/proc", "/sys", "/dev"],
+            ),
+            (
+                "[[mount]]\ntype = \"tmpfs\"\ntarget = \"/tmp\"",
+                vec!["/proc", "/dev", "/var/tmp", "/tmp"],
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(targets(&container(text)), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn private_tmp_is_sticky_nosuid_nodev_and_optional() {
+        let mounts = effective_mounts(&container(""));
+        let tmp: Vec<&PlannedMount> = mounts
+            .iter()
+            .filter(|m| m.spec.target.starts_with("/tmp") || m.spec.target.starts_with("/var/tmp"))
+            .collect();
+        assert_eq!(tmp.len(), 2);
+        for m in tmp {
+            assert_eq!(
+                m.spec.kind,
+                MountKind::Tmpfs {
+                    size: None,
+                    mode: Some(0o1777)
+                }
+            );
+            assert!(m.spec.nosuid && m.spec.nodev && !m.spec.noexec && !m.spec.readonly);
+            assert!(m.optional, "left out where the host lacks the directory");
+        }
+        assert!(
+            mounts.iter().filter(|m| m.optional).count() == 2,
+            "nothing else is optional"
         );
     }
 

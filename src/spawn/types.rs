@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::SpawnError;
-use super::mounts::PlannedMount;
+use super::mounts::{HostFacts, PlannedMount};
 use super::seccomp::SeccompProgram;
 use crate::supervise::ExitStatus;
 use crate::unit::ContainerSpec;
@@ -26,6 +26,10 @@ pub struct LaunchPlan {
     /// The mounts to make, in order: the unit's own plus the defaults (see
     /// `effective_mounts`), with overlay directories resolved.
     pub mounts: Vec<PlannedMount>,
+    /// What supd found on the host for the mounts: its state directory (hidden
+    /// from units that see the host's files) and the cgroup hierarchies (for a
+    /// unit's own read-only view).
+    pub host: HostFacts,
     pub seccomp: Option<SeccompProgram>,
 }
 

@@ -144,9 +144,11 @@ impl Sup {
 
     /// Only write the unit files (for tests that inspect them first).
     pub fn prepare(units: &[(&str, &str)]) -> Sup {
+        // Not in /tmp: a default unit has a private /tmp, and the test and its
+        // units share these files (target/tmp, which cargo provides for tests).
         let dir = tempfile::Builder::new()
             .prefix("sup-test-")
-            .tempdir()
+            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
             .expect("tempdir");
         std::fs::create_dir(dir.path().join("units")).expect("units dir");
         let sup = Sup {

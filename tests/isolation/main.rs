@@ -1,4 +1,4 @@
-//! Isolation (issue 3): every check is made from inside the container, by the
+//! Isolation (issue 3) and the default protections (issue 11): every check is made from inside the container, by the
 //! service itself, and compared with the host. These tests need root; without it
 //! they are reported as ignored.
 
@@ -8,12 +8,14 @@ mod devices;
 mod mounts;
 mod namespaces;
 mod process;
+mod protections;
 
 use common::harness::{self, root, trials};
 use devices::*;
 use mounts::*;
 use namespaces::*;
 use process::*;
+use protections::*;
 
 fn main() -> std::process::ExitCode {
     harness::main(trials![root => [
@@ -36,5 +38,10 @@ fn main() -> std::process::ExitCode {
         // devices.rs
         device_allowlist_refuses_block_devices_and_unlisted_ones_and_relaxes_on_request,
         bpf_device_program_is_accepted_replaced_and_enforced_by_this_kernel,
+        // protections.rs
+        default_protections_hold_and_each_key_relaxes_its_own,
+        strict_leaves_only_writable_paths_and_declared_mounts_writable,
+        declared_devices_are_the_hosts_nodes_in_a_private_dev,
+        every_container_shape_is_protected_rootfs_userns_without_net_included,
     ]])
 }

@@ -1,66 +1,60 @@
 //! Performing a mount plan, in the container's first process inside its new mount
 //! namespace. Each `Op` is one syscall on one target, except the few whose next
 //! step depends on what the kernel says (sysfs refused, mount_setattr missing, a
-//! masked path that is a file or absent) and the population of /dev.
+//! masked path that is a file or absent) and the fills of a fresh tmpfs (`fill`).
 
+use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sys::stat::Mode;
 use nix::unistd::{chdir, pivot_root};
 
 use super::plan::{Action, Missing, Op, Source, Target, shown_in_root};
 use super::root::{Create, Root, fd_path};
-use super::{Fs, LOCKED_DOWN};
+use super::{Fs, LOCKED_DOWN, fill};
 use crate::spawn::{SpawnError, Step};
-
-/// Devices bound from the host into a minimal /dev.
-const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
-/// Filesystems inside /dev: directory, type, data.
-const DEV_MOUNTS: &[(&str, Fs, Option<&str>)] = &[
-    (
-        "pts",
-        Fs::Devpts,
-        Some("newinstance,ptmxmode=0666,mode=0620"),
-    ),
-    ("shm", Fs::Tmpfs, Some("mode=1777,size=65536k")),
-    ("mqueue", Fs::Mqueue, None),
-];
-/// The usual links in /dev.
-const DEV_LINKS: &[(&str, &str)] = &[
-    ("ptmx", "pts/ptmx"),
-    ("fd", "/proc/self/fd"),
-    ("stdin", "/proc/self/fd/0"),
-    ("stdout", "/proc/self/fd/1"),
-    ("stderr", "/proc/self/fd/2"),
-];
-
-fn err(step: Step, path: &Path, e: Errno) -> SpawnError {
-    SpawnError::new(step, Some(&path.to_string_lossy()), Some(e), "")
-}
 
 /// A target, open: the path to hand to syscalls, and the descriptor that path
 /// goes through (kept open while the path is used).
 struct Opened {
     path: PathBuf,
-    _fd: Option<OwnedFd>,
+    fd: Option<OwnedFd>,
+}
+
+/// What earlier operations left for later ones.
+#[derive(Default)]
+struct Kept {
+    root: Option<Root>,
+    /// `Hold`: open directories, by path (the host's /dev).
+    held: BTreeMap<PathBuf, OwnedFd>,
+    /// `Copy`: detached copies of mount trees, by path, until `Attach`.
+    copies: BTreeMap<PathBuf, OwnedFd>,
 }
 
 /// Perform the operations in order; stop at the first failure.
 pub fn run(ops: &[Op]) -> Result<(), SpawnError> {
-    let mut root = None;
+    let mut kept = Kept::default();
     for op in ops {
         let fail = |e: Errno| SpawnError::new(op.step, Some(&op.shown), Some(e), "");
-        let Some(target) = open_target(root.as_ref(), op)? else {
+        let key = target_path(op).to_path_buf();
+        // No copy: its path was missing, so there is nothing to put back.
+        if op.action == Action::Attach && !kept.copies.contains_key(&key) {
+            continue;
+        }
+        let Some(target) = open_target(kept.root.as_ref(), op)? else {
             continue;
         };
         let at = target.path.as_path();
+        let root = kept.root.as_ref();
         match &op.action {
             Action::OpenRoot { may_create } => {
-                root = Some(Root::open(at, *may_create).map_err(fail)?);
+                kept.root = Some(Root::open(at, *may_create).map_err(fail)?);
             }
             Action::Mount {
                 source,
@@ -81,10 +75,30 @@ pub fn run(ops: &[Op]) -> Result<(), SpawnError> {
                 flags,
                 recursive,
             } => restrict(at, *readonly, *flags, *recursive).map_err(fail)?,
-            Action::Sysfs(flags) => mount_sysfs(at, *flags).map_err(fail)?,
-            Action::PopulateDev => populate_dev(at)?,
+            Action::Sysfs(flags) => mount_sysfs(root, op, at, *flags)?,
+            Action::Hold => {
+                let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+                let fd = nix::fcntl::open(at, flags, Mode::empty()).map_err(fail)?;
+                kept.held.insert(key, fd);
+            }
+            Action::PopulateDev { devices, mqueue } => {
+                let host = kept.held.get(Path::new(super::plan::HOST_DEV));
+                fill::populate_dev(at, host, devices, *mqueue)?;
+            }
+            Action::CgroupView { mounts, readonly } => {
+                fill::cgroup_view(at, mounts, *readonly, || reopen(root, op))?;
+            }
+            Action::Copy => {
+                let fd = target.fd.as_ref().ok_or(Errno::EBADF).map_err(fail)?;
+                kept.copies.insert(key, copy_tree(fd).map_err(fail)?);
+            }
+            Action::Attach => {
+                let copy = kept.copies.remove(&key).ok_or(Errno::EBADF).map_err(fail)?;
+                let fd = target.fd.as_ref().ok_or(Errno::EBADF).map_err(fail)?;
+                attach(&copy, fd).map_err(fail)?;
+            }
             Action::MaskPath => mask(at).map_err(fail)?,
-            Action::ReadOnlyPath => read_only(root.as_ref(), op, at)?,
+            Action::ReadOnly(flags) => read_only(root, op, at, *flags)?,
             Action::Chdir => chdir(at).map_err(fail)?,
             Action::PivotRoot => pivot_root(at, at).map_err(fail)?,
             Action::Detach => umount2(at, MntFlags::MNT_DETACH).map_err(fail)?,
@@ -93,19 +107,25 @@ pub fn run(ops: &[Op]) -> Result<(), SpawnError> {
     Ok(())
 }
 
+fn target_path(op: &Op) -> &Path {
+    match &op.target {
+        Target::Path(p) | Target::InRoot(p, _) => p,
+    }
+}
+
 /// Open an operation's target; None when it is missing and may be skipped.
 fn open_target(root: Option<&Root>, op: &Op) -> Result<Option<Opened>, SpawnError> {
     let (path, missing) = match &op.target {
         Target::Path(path) => {
             return Ok(Some(Opened {
                 path: path.clone(),
-                _fd: None,
+                fd: None,
             }));
         }
         Target::InRoot(path, missing) => (path, *missing),
     };
     let create = match (missing, &op.action) {
-        (Missing::Fail | Missing::Skip, _) => Create::No,
+        (Missing::Fail | Missing::Skip | Missing::SkipLink, _) => Create::No,
         (Missing::Create(c), _) => c,
         (Missing::LikeSource, Action::Mount { source, .. }) => match source {
             Source::Bind(s) if !s.is_dir() => Create::File,
@@ -122,12 +142,15 @@ fn open_target(root: Option<&Root>, op: &Op) -> Result<Option<Opened>, SpawnErro
             detail,
         ));
     };
+    if missing == Missing::SkipLink && root.is_symlink(path) {
+        return Ok(None);
+    }
     match root.resolve(path, create) {
         Ok(fd) => Ok(Some(Opened {
             path: fd_path(&fd),
-            _fd: Some(fd),
+            fd: Some(fd),
         })),
-        Err(_) if missing == Missing::Skip => Ok(None),
+        Err(_) if matches!(missing, Missing::Skip | Missing::SkipLink) => Ok(None),
         Err(e) => {
             let detail = if e == Errno::ENOENT && !root.may_create() {
                 "target missing (only created inside a rootfs)"
@@ -145,61 +168,79 @@ fn open_target(root: Option<&Root>, op: &Op) -> Result<Option<Opened>, SpawnErro
     }
 }
 
-/// sysfs; where the kernel refuses a new one, bind the host's /sys read-only.
-fn mount_sysfs(target: &Path, flags: MsFlags) -> Result<(), Errno> {
-    let sysfs = Fs::Sysfs.as_str();
-    match mount(Some(sysfs), target, Some(sysfs), flags, None::<&str>) {
-        Err(Errno::EPERM) => {
-            let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
-            mount(Some("/sys"), target, None::<&str>, bind, None::<&str>)?;
-            restrict(target, true, LOCKED_DOWN, true)
-        }
-        other => other,
-    }
+/// An `InRoot` target opened again: after a mount on it, the descriptor opened
+/// before names the directory below, not the new mount.
+fn reopen(root: Option<&Root>, op: &Op) -> Result<OwnedFd, SpawnError> {
+    let shown = Path::new(&op.shown);
+    let Target::InRoot(target, _) = &op.target else {
+        return Err(err(Step::Reopen, shown, Errno::EINVAL));
+    };
+    root.ok_or(Errno::EBADF)
+        .and_then(|r| r.resolve(target, Create::No))
+        .map_err(|e| err(Step::Reopen, shown, e))
 }
 
-/// Fill a fresh /dev tmpfs (reached through its descriptor, so nothing but names
-/// inside it is looked up): the harmless devices bound from the host (a user
-/// namespace may not mknod), a private devpts instance, shm and mqueue, and the
-/// usual links.
-fn populate_dev(base: &Path) -> Result<(), SpawnError> {
-    let at = |name: &str| base.join(name);
-    let made = |step: Step, p: &Path, r: std::io::Result<()>| {
-        r.map_err(|e| SpawnError::io(step, Some(&p.to_string_lossy()), &e, ""))
-    };
-    for name in DEVICES {
-        let host = Path::new("/dev").join(name);
-        if !host.exists() {
-            continue;
-        }
-        let created = std::fs::File::create(at(name)).map(drop);
-        made(Step::CreateDeviceNode, &host, created)?;
-        mount(
-            Some(&host),
-            &at(name),
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
+pub(super) fn err(step: Step, path: &Path, e: Errno) -> SpawnError {
+    SpawnError::new(step, Some(&path.to_string_lossy()), Some(e), "")
+}
+
+/// sysfs; where the kernel refuses a new one (a user namespace that does not own
+/// the network namespace), the host's /sys bound read-only with its submounts.
+fn mount_sysfs(
+    root: Option<&Root>,
+    op: &Op,
+    target: &Path,
+    flags: MsFlags,
+) -> Result<(), SpawnError> {
+    let sysfs = Fs::Sysfs.as_str();
+    let fail = |e, detail| SpawnError::new(op.step, Some(&op.shown), Some(e), detail);
+    match mount(Some(sysfs), target, Some(sysfs), flags, None::<&str>) {
+        Err(Errno::EPERM) => {}
+        other => return other.map_err(|e| fail(e, "")),
+    }
+    let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
+    mount(Some("/sys"), target, None::<&str>, bind, None::<&str>)
+        .map_err(|e| fail(e, "bind the host's /sys (a new sysfs was refused)"))?;
+    let mounted = reopen(root, op)?;
+    restrict(&fd_path(&mounted), true, LOCKED_DOWN, true)
+        .map_err(|e| fail(e, "make the host's /sys read-only"))
+}
+
+/// A copy of the mount tree at `fd` (`open_tree(OPEN_TREE_CLONE | AT_RECURSIVE)`),
+/// detached, with each mount's flags as they are now (Linux 5.2+).
+fn copy_tree(fd: &OwnedFd) -> Result<OwnedFd, Errno> {
+    let flags = libc::OPEN_TREE_CLONE
+        | libc::OPEN_TREE_CLOEXEC
+        | libc::AT_RECURSIVE as libc::c_uint
+        | libc::AT_EMPTY_PATH as libc::c_uint;
+    // SAFETY: an open descriptor, an empty NUL-terminated path (AT_EMPTY_PATH:
+    // the descriptor itself) and flags; the call returns a new descriptor or -1.
+    let rc = unsafe { libc::syscall(libc::SYS_open_tree, fd.as_raw_fd(), c"".as_ptr(), flags) };
+    if rc < 0 {
+        return Err(Errno::last());
+    }
+    let raw = RawFd::try_from(rc).map_err(|_| Errno::EBADF)?;
+    // SAFETY: the kernel just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// Mount the detached tree `copy` on the directory open as `target`.
+fn attach(copy: &OwnedFd, target: &OwnedFd) -> Result<(), Errno> {
+    let flags = libc::MOVE_MOUNT_F_EMPTY_PATH | libc::MOVE_MOUNT_T_EMPTY_PATH;
+    // SAFETY: two open descriptors with empty NUL-terminated paths (the
+    // descriptors themselves) and flags; nothing is written to our memory.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            copy.as_raw_fd(),
+            c"".as_ptr(),
+            target.as_raw_fd(),
+            c"".as_ptr(),
+            flags,
         )
-        .map_err(|e| err(Step::BindDevice, &host, e))?;
-    }
-    for &(dir, fs, data) in DEV_MOUNTS {
-        made(Step::Mkdir, &at(dir), std::fs::create_dir(at(dir)))?;
-        // A pty is a device: devpts keeps dev.
-        let flags = match fs {
-            Fs::Devpts => MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-            _ => LOCKED_DOWN,
-        };
-        let fstype = fs.as_str();
-        match mount(Some(fstype), &at(dir), Some(fstype), flags, data) {
-            // mqueue needs an IPC namespace of our own; without one, skip it.
-            Err(Errno::EPERM) if fs == Fs::Mqueue => {}
-            r => r.map_err(|e| err(Step::Mount(fs), Path::new(&format!("/dev/{dir}")), e))?,
-        }
-    }
-    for &(link, to) in DEV_LINKS {
-        let linked = std::os::unix::fs::symlink(to, at(link));
-        made(Step::Symlink, &at(link), linked)?;
+    };
+    if rc < 0 {
+        return Err(Errno::last());
     }
     Ok(())
 }
@@ -226,28 +267,26 @@ fn mask(path: &Path) -> Result<(), Errno> {
     }
 }
 
-/// Bind a path onto itself, then make the new mount (reopened: the descriptor
-/// still names the one below) read-only with all its submounts.
-fn read_only(root: Option<&Root>, op: &Op, path: &Path) -> Result<(), SpawnError> {
-    let shown = Path::new(&op.shown);
+/// Bind a path onto itself with its submounts, then make the new mounts
+/// (reopened: the descriptor still names the one below) read-only plus `flags`.
+fn read_only(root: Option<&Root>, op: &Op, path: &Path, flags: MsFlags) -> Result<(), SpawnError> {
+    let fail = |e, detail| SpawnError::new(op.step, Some(&op.shown), Some(e), detail);
     let bind = MsFlags::MS_BIND | MsFlags::MS_REC;
     mount(Some(path), path, None::<&str>, bind, None::<&str>)
-        .map_err(|e| err(Step::BindReadOnlyPath, shown, e))?;
-    let Target::InRoot(target, _) = &op.target else {
-        return Err(err(Step::Reopen, shown, Errno::EINVAL));
-    };
-    let mounted = root
-        .ok_or(Errno::EBADF)
-        .and_then(|r| r.resolve(target, Create::No))
-        .map_err(|e| err(Step::Reopen, shown, e))?;
-    restrict(&fd_path(&mounted), true, LOCKED_DOWN, true)
-        .map_err(|e| err(Step::RemountReadOnly, shown, e))
+        .map_err(|e| fail(e, "bind onto itself"))?;
+    let mounted = reopen(root, op)?;
+    restrict(&fd_path(&mounted), true, flags, true).map_err(|e| fail(e, "make read-only"))
 }
 
 /// Apply read-only and nosuid/nodev/noexec to a mount, and with `recursive` to
 /// every mount below it too (mount_setattr, Linux 5.12+), so a submount of a
 /// read-only bind is read-only as well.
-fn restrict(target: &Path, readonly: bool, flags: MsFlags, recursive: bool) -> Result<(), Errno> {
+pub(super) fn restrict(
+    target: &Path,
+    readonly: bool,
+    flags: MsFlags,
+    recursive: bool,
+) -> Result<(), Errno> {
     let path = CString::new(target.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
     let mount_attr = libc::mount_attr {
         attr_set: attr_bits(readonly, flags),

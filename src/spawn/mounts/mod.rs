@@ -2,21 +2,32 @@
 //! container's first process before anything of the service runs.
 //!
 //! - `plan`: which operations, in which order, with which flags, as pure data;
+//! - `protect`: the part of the plan that protects the host (read-only system
+//!   directories, kernel and cgroup state, supd's state directory);
+//! - `cgroupfs`: the host's cgroup hierarchies, found by supd, that a container
+//!   with a cgroup namespace gets a fresh read-only view of;
 //! - `root`: opening targets inside the root only (`openat2(RESOLVE_IN_ROOT)`);
-//! - `apply`: performing the plan, one syscall per operation.
+//! - `apply`: performing the plan, one syscall per operation (`fill`: the
+//!   operations that fill a fresh tmpfs: /dev and the cgroup view).
 
 mod apply;
+pub mod cgroupfs;
+mod fill;
 mod plan;
 #[cfg(test)]
 mod plan_tests;
+mod protect;
+#[cfg(test)]
+mod protect_tests;
 mod root;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use nix::mount::MsFlags;
 
 use super::SpawnError;
-use crate::unit::{MountSpec, Propagation};
+use crate::unit::{ContainerSpec, MountSpec};
+pub use cgroupfs::CgroupMount;
 
 /// A filesystem type supd mounts (binds aside).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -28,6 +39,8 @@ pub enum Fs {
     Overlay,
     Devpts,
     Mqueue,
+    Cgroup,
+    Cgroup2,
 }
 
 impl Fs {
@@ -40,6 +53,8 @@ impl Fs {
             Fs::Overlay => "overlay",
             Fs::Devpts => "devpts",
             Fs::Mqueue => "mqueue",
+            Fs::Cgroup => "cgroup",
+            Fs::Cgroup2 => "cgroup2",
         }
     }
 }
@@ -50,6 +65,30 @@ pub struct PlannedMount {
     pub spec: MountSpec,
     /// For overlay: `(upperdir, workdir)` kept by supd under its state directory.
     pub overlay_dirs: Option<(PathBuf, PathBuf)>,
+    /// A default on a directory the host may lack (`/var/tmp`): left out where
+    /// the target is missing instead of failing the start.
+    pub optional: bool,
+}
+
+impl PlannedMount {
+    /// A mount as declared (or a default that must be made).
+    pub fn new(spec: MountSpec) -> PlannedMount {
+        PlannedMount {
+            spec,
+            overlay_dirs: None,
+            optional: false,
+        }
+    }
+}
+
+/// What supd found on the host for the mount plan, so the helper looks nothing up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HostFacts {
+    /// supd's state directory (control socket, logs, overlay layers), canonical:
+    /// hidden from units that see the host's files unless `control_socket`.
+    pub state_dir: PathBuf,
+    /// The cgroup hierarchies at `/sys/fs/cgroup` (see `cgroupfs`).
+    pub cgroups: Vec<CgroupMount>,
 }
 
 /// nosuid, nodev and noexec: what kernel API filesystems always get.
@@ -57,13 +96,13 @@ const LOCKED_DOWN: MsFlags = MsFlags::MS_NOSUID
     .union(MsFlags::MS_NODEV)
     .union(MsFlags::MS_NOEXEC);
 
-/// Build the filesystem view. `rootfs` None keeps the host tree (privately).
+/// Build the filesystem view of a container `c` (its own root or the host's
+/// tree, privately) with `mounts` and the protections of `c.protection`.
 pub fn setup(
-    rootfs: Option<&Path>,
-    root_propagation: Propagation,
-    readonly_root: bool,
+    c: &ContainerSpec,
     mounts: &[PlannedMount],
+    host: &HostFacts,
 ) -> Result<(), SpawnError> {
-    let ops = plan::plan(rootfs, root_propagation, readonly_root, mounts)?;
+    let ops = plan::plan(c, mounts, host)?;
     apply::run(&ops)
 }

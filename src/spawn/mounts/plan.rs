@@ -1,38 +1,17 @@
 //! Which mount operations, in which order, with which flags: pure data, decided
 //! from the unit before the first syscall and tested without root. `apply` then
-//! performs each `Op` with (nearly always) one syscall.
+//! performs each `Op` with (nearly always) one syscall. The protections of the
+//! host are planned in `protect`.
 
 use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
 
+use super::cgroupfs::CgroupMount;
 use super::root::{Create, relative};
-use super::{Fs, LOCKED_DOWN, PlannedMount};
+use super::{Fs, HostFacts, LOCKED_DOWN, PlannedMount, protect};
 use crate::spawn::{SpawnError, Step};
-use crate::unit::{MountKind, Propagation};
-
-/// Paths a container must not read (kernel memory, keys, hardware details).
-pub const MASKED_PATHS: &[&str] = &[
-    "/proc/acpi",
-    "/proc/asound",
-    "/proc/kcore",
-    "/proc/keys",
-    "/proc/latency_stats",
-    "/proc/timer_list",
-    "/proc/timer_stats",
-    "/proc/sched_debug",
-    "/proc/scsi",
-    "/sys/firmware",
-    "/sys/devices/virtual/powercap",
-];
-/// Paths a container may read but never write (kernel tunables, sysrq).
-pub const READONLY_PATHS: &[&str] = &[
-    "/proc/bus",
-    "/proc/fs",
-    "/proc/irq",
-    "/proc/sys",
-    "/proc/sysrq-trigger",
-];
+use crate::unit::{ContainerSpec, MountKind, Namespace, Propagation};
 
 /// One operation on one target, with the step to report if it fails.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +38,9 @@ pub enum Missing {
     Fail,
     /// Leave the operation out (masked paths the kernel does not have).
     Skip,
+    /// Leave it out also when the path is a symlink: its target is protected on
+    /// its own (`/bin` -> `usr/bin` on a merged-usr system).
+    SkipLink,
     /// Create it (inside a rootfs only; on the host it is an error).
     Create(Create),
     /// Create a directory or an empty file, whichever the bind source is.
@@ -89,12 +71,32 @@ pub enum Action {
     /// A new sysfs with `flags`; where the kernel refuses one (a user namespace
     /// that does not own the network namespace), the host's /sys read-only.
     Sysfs(MsFlags),
-    /// Fill a fresh /dev tmpfs with devices, devpts, shm, mqueue and links.
-    PopulateDev,
+    /// Keep the target open, to bind from after a mount covers it (the host's
+    /// /dev, whose devices are bound into a private /dev).
+    Hold,
+    /// Fill a fresh /dev tmpfs: the harmless devices and `devices` bound from the
+    /// held host /dev, devpts, shm, mqueue (with an IPC namespace), the links.
+    PopulateDev {
+        devices: Vec<PathBuf>,
+        mqueue: bool,
+    },
+    /// A view of the cgroup hierarchies (see `cgroupfs`), freshly mounted;
+    /// where the kernel refuses that, what is below stays (the host's, made
+    /// read-only before).
+    CgroupView {
+        mounts: Vec<CgroupMount>,
+        readonly: bool,
+    },
+    /// Copy the mounts at the target as they are (`open_tree` clone, with
+    /// submounts), to put back with `Attach` once read-only binds covered them.
+    Copy,
+    /// Mount the copy taken of the same path on top of the target.
+    Attach,
     /// Cover a path: an empty read-only tmpfs on a directory, /dev/null on a file.
     MaskPath,
-    /// Bind a path onto itself and make it read-only.
-    ReadOnlyPath,
+    /// Bind a path onto itself with its submounts and make the new mounts
+    /// read-only plus `flags` (recursively).
+    ReadOnly(MsFlags),
     Chdir,
     /// `pivot_root(".", ".")`: the old root ends up stacked on the new one.
     PivotRoot,
@@ -109,7 +111,7 @@ pub enum Source {
 }
 
 impl Op {
-    fn at(step: Step, path: &Path, action: Action) -> Op {
+    pub(super) fn at(step: Step, path: &Path, action: Action) -> Op {
         Op {
             step,
             shown: path.to_string_lossy().into_owned(),
@@ -118,7 +120,7 @@ impl Op {
         }
     }
 
-    fn in_root(step: Step, path: &Path, missing: Missing, action: Action) -> Op {
+    pub(super) fn in_root(step: Step, path: &Path, missing: Missing, action: Action) -> Op {
         Op {
             step,
             shown: path.to_string_lossy().into_owned(),
@@ -129,20 +131,23 @@ impl Op {
 }
 
 /// The whole filesystem view of a container, in order: `/` made private (or
-/// slave) before any mount so nothing reaches the host, the rootfs bound onto
-/// itself, the unit's mounts, the masked and read-only paths (with a fresh /proc),
-/// `pivot_root` into the rootfs, the read-only root, then a shared or unbindable
+/// slave) before any mount so nothing reaches the host; the rootfs bound onto
+/// itself; the default and declared mounts; the protections (read-only system
+/// directories, then kernel and cgroup state and the masked paths, then supd's
+/// state directory hidden: see `protect`), so they also cover what was mounted;
+/// `pivot_root` into the rootfs; the read-only root; then a shared or unbindable
 /// root propagation (pivot_root refuses a shared root, and an unbindable one
-/// cannot be bound, so those come last). `rootfs` None keeps the host tree.
+/// cannot be bound, so those come last). Without a rootfs the host's tree is
+/// the root.
 pub fn plan(
-    rootfs: Option<&Path>,
-    root_propagation: Propagation,
-    readonly_root: bool,
+    c: &ContainerSpec,
     mounts: &[PlannedMount],
+    host: &HostFacts,
 ) -> Result<Vec<Op>, SpawnError> {
+    let rootfs = c.rootfs.as_deref();
     let slash = Path::new("/");
     let mut ops = Vec::new();
-    let first = if root_propagation == Propagation::Slave {
+    let first = if c.root_propagation == Propagation::Slave {
         MsFlags::MS_SLAVE
     } else {
         MsFlags::MS_PRIVATE
@@ -160,23 +165,22 @@ pub fn plan(
     let may_create = rootfs.is_some();
     let open_root = Action::OpenRoot { may_create };
     ops.push(Op::at(Step::OpenRoot, rootfs.unwrap_or(slash), open_root));
+    let dev = PopulateDev {
+        devices: c
+            .protection
+            .devices
+            .iter()
+            .map(|d| d.path.clone())
+            .collect(),
+        // mqueue shows the IPC namespace's queues: only a namespace not the host's.
+        mqueue: c.namespaces.contains(&Namespace::Ipc) || c.join.contains_key(&Namespace::Ipc),
+    };
     for m in mounts {
-        plan_mount(&mut ops, m)?;
+        plan_mount(&mut ops, m, &dev)?;
     }
-    let fresh_proc = mounts
-        .iter()
-        .any(|m| matches!(m.spec.kind, MountKind::Proc) && m.spec.target == Path::new("/proc"));
-    if fresh_proc {
-        for (paths, step, action) in [
-            (MASKED_PATHS, Step::Mask, Action::MaskPath),
-            (READONLY_PATHS, Step::BindReadOnlyPath, Action::ReadOnlyPath),
-        ] {
-            for p in paths {
-                let op = Op::in_root(step, Path::new(p), Missing::Skip, action.clone());
-                ops.push(op);
-            }
-        }
-    }
+    protect::system(&mut ops, c, mounts);
+    protect::kernel(&mut ops, c, host);
+    protect::supd(&mut ops, c, host);
     if let Some(r) = rootfs {
         let dot = Path::new(".");
         let shown = r.to_string_lossy().into_owned();
@@ -198,7 +202,7 @@ pub fn plan(
         }
         ops.push(Op::at(Step::Chdir, slash, Action::Chdir));
     }
-    if readonly_root {
+    if c.readonly_root {
         let ro = Action::Restrict {
             readonly: true,
             flags: MsFlags::empty(),
@@ -207,17 +211,23 @@ pub fn plan(
         ops.push(Op::at(Step::RemountRootReadOnly, slash, ro));
     }
     if matches!(
-        root_propagation,
+        c.root_propagation,
         Propagation::Shared | Propagation::Unbindable
     ) {
-        let last = Action::Propagate(MsFlags::MS_REC | propagation_flag(root_propagation));
+        let last = Action::Propagate(MsFlags::MS_REC | propagation_flag(c.root_propagation));
         ops.push(Op::at(Step::SetRootPropagation, slash, last));
     }
     Ok(ops)
 }
 
+/// What goes into a private /dev besides the fixed devices.
+struct PopulateDev {
+    devices: Vec<PathBuf>,
+    mqueue: bool,
+}
+
 /// The operations of one `[[mount]]` (or default mount).
-fn plan_mount(ops: &mut Vec<Op>, m: &PlannedMount) -> Result<(), SpawnError> {
+fn plan_mount(ops: &mut Vec<Op>, m: &PlannedMount, dev: &PopulateDev) -> Result<(), SpawnError> {
     let spec = &m.spec;
     let target = spec.target.as_path();
     let mut flags = MsFlags::empty();
@@ -226,7 +236,13 @@ fn plan_mount(ops: &mut Vec<Op>, m: &PlannedMount) -> Result<(), SpawnError> {
     flags.set(MsFlags::MS_NOEXEC, spec.noexec);
     let mut readonly = flags;
     readonly.set(MsFlags::MS_RDONLY, spec.readonly);
-    let dir = Missing::Create(Create::Dir);
+    // A default the host may lack is left out there (inside a rootfs too: the
+    // image decides which directories it has).
+    let dir = if m.optional {
+        Missing::Skip
+    } else {
+        Missing::Create(Create::Dir)
+    };
     let new_fs = |fs: Fs, flags: MsFlags, data: Option<String>| Action::Mount {
         source: Source::Fs(fs),
         flags,
@@ -284,13 +300,20 @@ fn plan_mount(ops: &mut Vec<Op>, m: &PlannedMount) -> Result<(), SpawnError> {
             ops.push(Op::in_root(Step::Mount(Fs::Sysfs), target, dir, action));
         }
         MountKind::Dev => {
+            // The host's /dev (a path of supd's namespace, before anything covers
+            // it), whose devices are bound into the new one.
+            let host_dev = Path::new(HOST_DEV);
+            ops.push(Op::at(Step::HoldHostDev, host_dev, Action::Hold));
             // Device nodes must work on it, so no nodev.
             let tmpfs_flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
             let data = Some("mode=755,size=65536k".to_string());
             let action = new_fs(Fs::Tmpfs, tmpfs_flags, data);
             ops.push(Op::in_root(Step::MountDev, target, dir, action));
             // Opened again: before the mount the target was the directory below.
-            let fill = Action::PopulateDev;
+            let fill = Action::PopulateDev {
+                devices: dev.devices.clone(),
+                mqueue: dev.mqueue,
+            };
             ops.push(Op::in_root(Step::MountDev, target, Missing::Fail, fill));
         }
         MountKind::Overlay { lower } => {
@@ -329,6 +352,9 @@ fn plan_mount(ops: &mut Vec<Op>, m: &PlannedMount) -> Result<(), SpawnError> {
     }
     Ok(())
 }
+
+/// Where the devices of a private /dev come from.
+pub const HOST_DEV: &str = "/dev";
 
 fn propagation_flag(p: Propagation) -> MsFlags {
     match p {

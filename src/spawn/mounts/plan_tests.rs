@@ -1,50 +1,61 @@
-//! The mount sequence, checked as data: no root, no namespaces.
+//! The mount sequence, checked as data: no root, no namespaces. The protections
+//! have their own tables in `protect_tests`.
 
 use std::path::{Path, PathBuf};
 
 use nix::mount::MsFlags;
 
-use super::plan::{Action, MASKED_PATHS, Missing, Op, READONLY_PATHS, Source, Target, plan};
+use super::plan::{Action, HOST_DEV, Missing, Op, Source, Target, plan};
+use super::protect::{MASKED_PATHS, READONLY_PATHS};
 use super::root::Create;
-use super::{Fs, LOCKED_DOWN, PlannedMount};
+use super::{Fs, HostFacts, LOCKED_DOWN, PlannedMount};
 use crate::spawn::Step;
-use crate::unit::{MountKind, MountSpec, Propagation};
+use crate::unit::{ContainerSpec, MountKind, MountSpec, Propagation, Protection};
 
-fn planned(kind: MountKind, target: &str) -> PlannedMount {
-    PlannedMount {
-        spec: MountSpec::plain(kind, target),
-        overlay_dirs: None,
-    }
+pub(super) fn planned(kind: MountKind, target: &str) -> PlannedMount {
+    PlannedMount::new(MountSpec::plain(kind, target))
 }
 
-fn steps(ops: &[Op]) -> Vec<Step> {
+pub(super) fn steps(ops: &[Op]) -> Vec<Step> {
     ops.iter().map(|o| o.step).collect()
 }
 
-/// The steps of masking, in order, as they follow a fresh /proc.
-fn masking() -> Vec<Step> {
+/// A container with the default namespaces and every protection off, so a
+/// test sees only the part of the plan it is about.
+pub(super) fn bare() -> ContainerSpec {
+    ContainerSpec {
+        protection: Protection {
+            control_socket: true,
+            ..Protection::defaults(false, false)
+        },
+        ..ContainerSpec::default()
+    }
+}
+
+pub(super) fn host() -> HostFacts {
+    HostFacts {
+        state_dir: "/run/sup".into(),
+        cgroups: Vec::new(),
+    }
+}
+
+/// The steps of masking, in order.
+pub(super) fn masking() -> Vec<Step> {
     let mut s = vec![Step::Mask; MASKED_PATHS.len()];
     s.extend(vec![Step::BindReadOnlyPath; READONLY_PATHS.len()]);
     s
 }
 
 fn one_mount(m: PlannedMount) -> Vec<Op> {
-    let ops = plan(None, Propagation::Private, false, &[m]).expect("plan");
+    let ops = plan(&bare(), &[m], &host()).expect("plan");
     // Skip making / private and opening the root.
     ops.into_iter().skip(2).collect()
 }
 
 #[test]
-fn host_tree_private_first_then_proc_then_masking() {
-    let ops = plan(
-        None,
-        Propagation::Private,
-        false,
-        &[planned(MountKind::Proc, "/proc")],
-    )
-    .expect("plan");
-    let mut want = vec![Step::MakeRootPrivate, Step::OpenRoot, Step::Mount(Fs::Proc)];
-    want.extend(masking());
+fn host_tree_private_first_then_proc() {
+    let ops = plan(&bare(), &[planned(MountKind::Proc, "/proc")], &host()).expect("plan");
+    let want = vec![Step::MakeRootPrivate, Step::OpenRoot, Step::Mount(Fs::Proc)];
     assert_eq!(steps(&ops), want);
     assert_eq!(
         ops[0].action,
@@ -60,11 +71,6 @@ fn host_tree_private_first_then_proc_then_masking() {
             data: None
         }
     );
-    assert_eq!(
-        ops[3].target,
-        Target::InRoot(PathBuf::from("/proc/acpi"), Missing::Skip),
-        "masked paths the kernel lacks are skipped"
-    );
 }
 
 #[test]
@@ -75,12 +81,20 @@ fn rootfs_is_bound_masked_pivoted_then_read_only_and_shared() {
         planned(MountKind::Dev, "/dev"),
         planned(MountKind::Sysfs, "/sys"),
     ];
-    let ops = plan(Some(rootfs), Propagation::Shared, true, &mounts).expect("plan");
+    let c = ContainerSpec {
+        rootfs: Some(rootfs.into()),
+        root_propagation: Propagation::Shared,
+        readonly_root: true,
+        protection: Protection::defaults(true, true),
+        ..ContainerSpec::default()
+    };
+    let ops = plan(&c, &mounts, &host()).expect("plan");
     let mut want = vec![
         Step::MakeRootPrivate,
         Step::BindRootfs,
         Step::OpenRoot,
         Step::Mount(Fs::Proc),
+        Step::HoldHostDev,
         Step::MountDev,
         Step::MountDev,
         Step::Mount(Fs::Sysfs),
@@ -138,6 +152,11 @@ fn rootfs_is_bound_masked_pivoted_then_read_only_and_shared() {
     let pivot: Vec<&Op> = ops.iter().filter(|o| o.step == Step::PivotRoot).collect();
     assert_eq!(pivot[0].target, Target::Path(".".into()));
     assert_eq!(pivot[0].shown, "/srv/root", "errors name the rootfs");
+    assert_eq!(
+        ops[4].target,
+        Target::Path(HOST_DEV.into()),
+        "the host's /dev is held before the rootfs's /dev is covered"
+    );
     let dev: Vec<&Op> = ops.iter().filter(|o| o.step == Step::MountDev).collect();
     assert_eq!(
         dev[0].action,
@@ -150,10 +169,17 @@ fn rootfs_is_bound_masked_pivoted_then_read_only_and_shared() {
     assert_eq!(
         (&dev[1].action, &dev[1].target),
         (
-            &Action::PopulateDev,
+            &Action::PopulateDev {
+                devices: Vec::new(),
+                mqueue: true
+            },
             &Target::InRoot("/dev".into(), Missing::Fail)
         ),
-        "populated through the new tmpfs, opened again"
+        "populated through the new tmpfs, opened again; mqueue with the default ipc namespace"
+    );
+    assert!(
+        !steps(&ops).contains(&Step::HideStateDir),
+        "supd's state is not in a rootfs"
     );
 }
 
@@ -173,7 +199,11 @@ fn root_propagation_decides_the_first_and_last_steps() {
             Some(MsFlags::MS_UNBINDABLE),
         ),
     ] {
-        let ops = plan(None, propagation, false, &[]).expect("plan");
+        let c = ContainerSpec {
+            root_propagation: propagation,
+            ..bare()
+        };
+        let ops = plan(&c, &[], &host()).expect("plan");
         assert_eq!(
             ops[0].action,
             Action::Propagate(MsFlags::MS_REC | first),
@@ -323,7 +353,7 @@ fn filesystems_get_their_data_and_flags() {
         }
     );
     overlay.overlay_dirs = None;
-    let e = plan(None, Propagation::Private, false, &[overlay]).expect_err("no dirs");
+    let e = plan(&bare(), &[overlay], &host()).expect_err("no dirs");
     assert_eq!(
         e.to_string(),
         "mount overlay /app: no upper/work directory planned"
@@ -331,27 +361,49 @@ fn filesystems_get_their_data_and_flags() {
 }
 
 #[test]
-fn paths_are_masked_only_under_a_fresh_proc_at_proc() {
-    for (mounts, masked) in [
-        (vec![], false),
-        (vec![planned(MountKind::Proc, "/other")], false),
-        (
-            vec![planned(
-                MountKind::Tmpfs {
-                    size: None,
-                    mode: None,
-                },
-                "/proc",
-            )],
-            false,
-        ),
-        (vec![planned(MountKind::Proc, "/proc")], true),
+fn optional_defaults_are_skipped_where_missing() {
+    let tmpfs = MountKind::Tmpfs {
+        size: None,
+        mode: Some(0o1777),
+    };
+    let mut m = planned(tmpfs, "/var/tmp");
+    m.optional = true;
+    assert_eq!(
+        one_mount(m)[0].target,
+        Target::InRoot("/var/tmp".into(), Missing::Skip)
+    );
+}
+
+#[test]
+fn private_dev_gets_the_declared_devices_and_mqueue_only_with_an_ipc_namespace() {
+    use crate::unit::{DeviceSpec, Namespace};
+    let fuse = DeviceSpec {
+        path: "/dev/fuse".into(),
+        access: "rw".into(),
+    };
+    for (namespaces, joined, mqueue) in [
+        (vec![Namespace::Mnt, Namespace::Ipc], false, true),
+        (vec![Namespace::Mnt], true, true),
+        (vec![Namespace::Mnt, Namespace::Pid], false, false),
     ] {
-        let ops = plan(None, Propagation::Private, false, &mounts).expect("plan");
+        let mut c = bare();
+        c.namespaces = namespaces.iter().copied().collect();
+        if joined {
+            c.join.insert(Namespace::Ipc, "/proc/1/ns/ipc".into());
+        }
+        c.protection.devices = vec![fuse.clone()];
+        let ops = plan(&c, &[planned(MountKind::Dev, "/dev")], &host()).expect("plan");
+        let fill = ops
+            .iter()
+            .find(|o| matches!(o.action, Action::PopulateDev { .. }))
+            .expect("populated");
         assert_eq!(
-            ops.iter().any(|o| o.step == Step::Mask),
-            masked,
-            "{mounts:?}"
+            fill.action,
+            Action::PopulateDev {
+                devices: vec![PathBuf::from("/dev/fuse")],
+                mqueue
+            },
+            "{namespaces:?} joined={joined}"
         );
     }
 }

@@ -57,6 +57,14 @@ impl Root {
         openat2(&self.fd, path, how)
     }
 
+    /// Whether `path` (inside the root, its last component not followed) is a
+    /// symlink.
+    pub fn is_symlink(&self, path: &Path) -> bool {
+        self.open_in(&relative(path), OFlag::O_PATH | OFlag::O_NOFOLLOW)
+            .and_then(|fd| nix::sys::stat::fstat(&fd))
+            .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFLNK)
+    }
+
     /// Open `path` (as the container sees it) inside the root, creating what is
     /// missing when allowed.
     pub fn resolve(&self, path: &Path, create: Create) -> Result<OwnedFd, Errno> {
