@@ -8,82 +8,21 @@
 //!
 //! Run as root: `cargo bench --bench reload` (SUP_BENCH_RUNS=10 by default).
 
-use std::io::{BufRead, BufReader, Lines};
 use std::path::Path;
-use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SUPD: &str = env!("CARGO_BIN_EXE_supd");
+#[path = "common/mod.rs"]
+mod common;
 
-struct Supd {
-    child: Child,
-    lines: Lines<BufReader<ChildStderr>>,
-}
-
-impl Supd {
-    /// Read supd's log until a line contains `needle`.
-    fn wait_for(&mut self, needle: &str) {
-        for line in self.lines.by_ref() {
-            if line.expect("log").contains(needle) {
-                return;
-            }
-        }
-        panic!("supd exited before logging {needle:?}");
-    }
-
-    fn cpu_ns(&self) -> u64 {
-        let mut total = 0;
-        for task in std::fs::read_dir(format!("/proc/{}/task", self.child.id()))
-            .expect("tasks")
-            .flatten()
-        {
-            if let Ok(s) = std::fs::read_to_string(task.path().join("schedstat")) {
-                total += s
-                    .split_whitespace()
-                    .next()
-                    .and_then(|n| n.parse::<u64>().ok())
-                    .unwrap_or(0);
-            }
-        }
-        total
-    }
-}
-
-impl Drop for Supd {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        for _ in self.lines.by_ref() {}
-        let _ = self.child.wait();
-    }
-}
+use common::Supd;
 
 fn unit(arg: u64) -> String {
     format!("[service]\nexec = [\"/bin/sleep\", \"{arg}\"]\n")
 }
 
 fn start(dir: &Path, n: usize) -> Supd {
-    let units = dir.join("units");
-    std::fs::create_dir_all(&units).expect("mkdir");
-    for i in 0..n {
-        std::fs::write(units.join(format!("u{i:04}.toml")), unit(100000)).expect("write");
-    }
-    let mut child = Command::new(SUPD)
-        .arg("--units")
-        .arg(&units)
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--cgroup-root")
-        .arg(format!("sup-bench-{}", std::process::id()))
-        .env("NO_COLOR", "1")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("supd");
-    let lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-    let mut supd = Supd { child, lines };
+    let units: Vec<(String, String)> = (0..n).map(|i| (format!("u{i:04}"), unit(100000))).collect();
+    let mut supd = Supd::launch(dir, &units);
     for _ in 0..n {
         supd.wait_for(" started unit=");
     }

@@ -189,5 +189,9 @@ fn supd_boots_a_vm_as_pid1_runs_containers_and_powers_off() {
     let web = position(&lines, "process exited unit=web").expect("web stopped");
     let base = position(&lines, "process exited unit=base").expect("base stopped");
     assert!(web < base, "reverse dependency order: web before base");
+    assert!(
+        console.contains("supd: exit code 42 (on_failure = \"exit\")"),
+        "the failed unit's code on the console: {console}"
+    );
     assert!(console.contains("powering off"), "{console}");
 }

@@ -16,7 +16,7 @@
 //! | 2    | usage error (bad arguments)                                                  |
 //! | 3    | `status`: a named unit is not running                                        |
 //! | 4    | a named unit is not loaded (error `not-found`)                               |
-//! | 5    | cannot reach supd (no socket, stale socket, EOF before a reply, protocol or version error, supd shutting down) |
+//! | 5    | cannot reach supd (or, for `notify`, the notify socket) (no socket, stale socket, EOF before a reply, protocol or version error, supd shutting down) |
 //! | 6    | permission denied (socket EACCES or error `permission-denied`)               |
 //! | 7    | timeout (no reply within 30 s, or error `timeout`)                           |
 
@@ -59,7 +59,7 @@ enum Cmd {
     Start {
         #[arg(value_name = "UNIT", required = true)]
         units: Vec<String>,
-        /// Wait until the units are running (or failed)
+        /// Wait until the units are ready (or failed)
         #[arg(long)]
         wait: bool,
     },
@@ -75,7 +75,7 @@ enum Cmd {
     Restart {
         #[arg(value_name = "UNIT", required = true)]
         units: Vec<String>,
-        /// Wait until the units are running again (or failed)
+        /// Wait until the units are ready again (or failed)
         #[arg(long)]
         wait: bool,
     },
@@ -107,6 +107,19 @@ enum Cmd {
         /// Print the reports as JSON
         #[arg(long)]
         json: bool,
+    },
+    /// From inside a service: tell supd it is ready, how it is doing, or that it is
+    /// alive (sd_notify over $NOTIFY_SOCKET, like systemd-notify)
+    Notify {
+        /// READY=1: the service is ready
+        #[arg(long)]
+        ready: bool,
+        /// STATUS=TEXT: shown by `supctl status`
+        #[arg(long, value_name = "TEXT")]
+        status: Option<String>,
+        /// More fields, e.g. WATCHDOG=1, STOPPING=1, EXTEND_TIMEOUT_USEC=5000000
+        #[arg(value_name = "KEY=VALUE")]
+        fields: Vec<String>,
     },
     /// Show a unit's output
     Logs {
@@ -345,7 +358,32 @@ fn cmd_reload(path: &std::path::Path, dry_run: bool) -> Result<i32, Failure> {
     }
 }
 
+/// `notify`: one datagram to $NOTIFY_SOCKET; supd is never asked.
+fn cmd_notify(ready: bool, status: Option<String>, fields: Vec<String>) -> Result<i32, Failure> {
+    let usage = |message| Failure {
+        code: exit::USAGE,
+        message,
+    };
+    let message = sup::notify::compose(ready, status.as_deref(), &fields).map_err(usage)?;
+    let socket = std::env::var("NOTIFY_SOCKET").map_err(|_| {
+        usage("NOTIFY_SOCKET is not set: run this from a unit with type = \"notify\"".into())
+    })?;
+    sup::notify::send(&socket, &message).map_err(|e| Failure {
+        code: exit::UNREACHABLE,
+        message: format!("cannot send to NOTIFY_SOCKET={socket}: {e}"),
+    })?;
+    Ok(exit::OK)
+}
+
 fn run(cli: Cli) -> Result<i32, Failure> {
+    if let Cmd::Notify {
+        ready,
+        status,
+        fields,
+    } = cli.command
+    {
+        return cmd_notify(ready, status, fields);
+    }
     let path = socket_path(cli.socket.as_deref(), cli.state_dir.as_deref());
     match cli.command {
         Cmd::Status { units, json } => cmd_status(&path, units, json),
@@ -358,6 +396,7 @@ fn run(cli: Cli) -> Result<i32, Failure> {
         Cmd::Audit { units, json } => cmd_audit(&path, units, json),
         Cmd::Poweroff => exchange(&path, Command::Poweroff).map(|_| exit::OK),
         Cmd::Reboot => exchange(&path, Command::Reboot).map(|_| exit::OK),
+        Cmd::Notify { .. } => Ok(exit::OK),
         Cmd::Logs {
             unit,
             lines,

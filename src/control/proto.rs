@@ -219,6 +219,22 @@ pub struct UnitStatus {
     /// that did not exit in order (it was killed, and everything found killed).
     #[serde(default)]
     pub leftover: Option<String>,
+    /// The unit is ready: dependents may start (running and ready, or a finished job).
+    #[serde(default)]
+    pub ready: bool,
+    /// `starting`, `healthy` or `unhealthy` for a unit with a `[health]` check whose
+    /// process runs; null otherwise.
+    #[serde(default)]
+    pub health: Option<String>,
+    /// Failed probes in a row.
+    #[serde(default)]
+    pub health_failures: u32,
+    /// The last probe's output (at most 4096 bytes).
+    #[serde(default)]
+    pub health_output: Option<String>,
+    /// The service's last `STATUS=` (sd_notify).
+    #[serde(default)]
+    pub status_text: Option<String>,
 }
 
 impl UnitStatus {
@@ -245,6 +261,11 @@ impl UnitStatus {
             usage: None,
             stop_timed_out: false,
             leftover: None,
+            ready: false,
+            health: None,
+            health_failures: 0,
+            health_output: None,
+            status_text: None,
         }
     }
 }

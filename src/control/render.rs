@@ -52,8 +52,18 @@ fn absolute_and_relative(ts: &str, now: SystemTime) -> String {
     }
 }
 
-/// `running` when the sub-state adds nothing, else `state/sub_state`.
+/// `running` when the sub-state adds nothing, else `state/sub_state`; what a
+/// starting unit waits for in words.
 pub fn state_label(u: &UnitStatus) -> String {
+    let waiting_for = match u.sub_state.as_str() {
+        "waiting-for-ready" => Some("READY"),
+        "waiting-for-ready-fd" => Some("ready_fd"),
+        "waiting-for-healthy" => Some("healthy"),
+        _ => None,
+    };
+    if let Some(what) = waiting_for {
+        return format!("{} (waiting for {what})", u.state);
+    }
     if u.sub_state.is_empty() || u.sub_state == u.state.as_str() {
         u.state.to_string()
     } else {
@@ -198,6 +208,19 @@ pub fn render_detail(u: &UnitStatus, now: SystemTime) -> String {
         field("CPU", format_cpu(usage));
         field("Tasks", format_tasks(usage));
     }
+    if let Some(health) = &u.health {
+        let mut text = health.clone();
+        if u.health_failures > 0 {
+            text.push_str(&format!(" ({} failed in a row)", u.health_failures));
+        }
+        if let Some(out) = &u.health_output {
+            text.push_str(&format!(": {}", out.lines().last().unwrap_or_default()));
+        }
+        field("Health", text);
+    }
+    if let Some(text) = &u.status_text {
+        field("Status", text.clone());
+    }
     if u.oom_kills > 0 {
         field("OOM kills", u.oom_kills.to_string());
     }
@@ -271,13 +294,14 @@ pub fn format_bytes(n: u64) -> String {
 
 /// `supctl top`: one line per unit with its usage.
 pub fn render_top(units: &[UnitStatus]) -> String {
-    let rows: Vec<[String; 7]> = units
+    let rows: Vec<[String; 8]> = units
         .iter()
         .map(|u| {
             let usage = u.usage.clone().unwrap_or_default();
             [
                 u.name.clone(),
                 state_label(u),
+                u.health.clone().unwrap_or_else(|| "-".into()),
                 format_pid(u.pid),
                 u.usage
                     .as_ref()
@@ -288,7 +312,9 @@ pub fn render_top(units: &[UnitStatus]) -> String {
             ]
         })
         .collect();
-    let header = ["UNIT", "STATE", "PID", "MEMORY", "CPU", "TASKS", "OOM"];
+    let header = [
+        "UNIT", "STATE", "HEALTH", "PID", "MEMORY", "CPU", "TASKS", "OOM",
+    ];
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -426,6 +452,14 @@ mod tests {
         assert_eq!(
             state_label(&unit("a", UnitState::Failed, "start-limit")),
             "failed/start-limit"
+        );
+        assert_eq!(
+            state_label(&unit("a", UnitState::Starting, "waiting-for-ready")),
+            "starting (waiting for READY)"
+        );
+        assert_eq!(
+            state_label(&unit("a", UnitState::Starting, "waiting-for-healthy")),
+            "starting (waiting for healthy)"
         );
         assert_eq!(format_exit(None), "-");
         let code = ExitInfo {

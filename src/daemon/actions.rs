@@ -7,7 +7,7 @@ use nix::unistd::Pid;
 
 use super::event_loop::Daemon;
 use crate::pid1::Halt;
-use crate::supervise::{Action, Now, UnitAction, runs_under_init};
+use crate::supervise::{Action, UnitAction, runs_under_init};
 use crate::unit::OnFailure;
 
 impl Daemon {
@@ -89,14 +89,6 @@ impl Daemon {
             "unit failed; on_failure ends supd's run"
         );
         self.on_shutdown_request(unit, halt);
-    }
-
-    /// The `exec_stop_post` commands.
-    fn run_stop_post(&mut self, unit: String, attempt: u64) {
-        // Not run yet: carried on at once.
-        tracing::warn!(unit, "exec_stop_post is not run yet");
-        let actions = self.fleet.on_stop_post_done(&unit, attempt, Now::read());
-        self.execute(actions);
     }
 }
 

@@ -91,6 +91,30 @@ pub struct StartCgroup {
     resources: ResourceSpec,
 }
 
+/// What a probe's start needs to put the probe into the unit's cgroup.
+#[derive(Debug)]
+pub struct ProbeCgroup {
+    driver: Option<Arc<CgroupTree>>,
+    unit: String,
+}
+
+impl ProbeCgroup {
+    /// Into the unit's cgroup, where it is accounted and killed with the unit.
+    pub fn place(&self, pid: i32) -> Result<(), crate::spawn::SpawnError> {
+        match &self.driver {
+            Some(c) => c.place(&self.unit, pid).map_err(|e| {
+                crate::spawn::SpawnError::new(
+                    crate::spawn::Step::Cgroup,
+                    Some(&self.unit),
+                    e.errno().map(nix::errno::Errno::from_raw),
+                    e.to_string(),
+                )
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Reads usage of a set of units in a blocking thread (never on the event loop).
 #[derive(Debug)]
 pub struct UsageReader {
@@ -148,6 +172,14 @@ impl CgroupJobs {
             live: HashSet::new(),
             cpu_seen: Arc::default(),
             leftovers: leftovers.into_iter().map(|l| (l.unit.clone(), l)).collect(),
+        }
+    }
+
+    /// For a health probe of `unit` (no change to the unit's cgroup bookkeeping).
+    pub fn for_probe(&self, unit: &str) -> ProbeCgroup {
+        ProbeCgroup {
+            driver: self.driver.clone().filter(|_| self.live.contains(unit)),
+            unit: unit.to_string(),
         }
     }
 

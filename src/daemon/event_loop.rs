@@ -7,25 +7,30 @@
 //! unit's timer and the directory watcher's debounce.
 
 use std::collections::{BTreeMap, HashMap};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tokio::signal::unix::Signal as SignalStream;
 use tokio::sync::{mpsc, watch};
 
 use super::cgroups::CgroupJobs;
 use super::exits::UnitExit;
+use super::health::{ProbeReport, Probes};
 use super::log_registry::LogRegistry;
 use super::notify::NotifySockets;
 use super::peers::PeerPolicy;
 use super::reload::{LoadResult, Trigger};
 use super::start::{StartError, StartJob, StartOutcome};
+use super::stop_post::StopPostRuns;
 use super::watch::{Debounce, DirWatch};
 use super::{Config, Ending};
 use crate::control::server::Query;
-use crate::logs::{self, Stream};
+use crate::logs;
 use crate::notify::socket::UnitNotice;
 use crate::pid1::Halt;
 use crate::reaper::Registry;
+use crate::reaper::Role;
 use crate::supervise::{Action, Fleet, Now, UnitAction};
 use crate::unit::UnitError;
 
@@ -36,6 +41,7 @@ pub struct Inputs {
     pub queries: mpsc::UnboundedReceiver<Query>,
     pub loaded: mpsc::UnboundedReceiver<LoadResult>,
     pub notices: mpsc::UnboundedReceiver<UnitNotice>,
+    pub probe_reports: mpsc::UnboundedReceiver<ProbeReport>,
     pub sigterm: SignalStream,
     pub sigint: SignalStream,
     pub sighup: SignalStream,
@@ -62,7 +68,7 @@ pub struct Daemon {
     /// Why the latest start of a unit failed (shown with its `spawn-error` state).
     pub(super) start_errors: HashMap<String, StartError>,
     pub(super) logs: LogRegistry,
-    registry: Registry,
+    pub(super) registry: Registry,
     pub(super) cgroups: CgroupJobs,
     outcomes: mpsc::UnboundedSender<StartOutcome>,
     /// Bumped after every event, so `--wait` requests look again.
@@ -76,6 +82,20 @@ pub struct Daemon {
     pub(super) exit_code: Option<(String, i32)>,
     /// Every notifying unit's socket, and what they said.
     pub(super) notify: NotifySockets,
+    /// Health probes of the units that have a check.
+    pub(super) probes: Probes,
+    /// A pidfd of each unit's main process (by start attempt): what probes join.
+    pub(super) main_pidfds: HashMap<String, (u64, Arc<OwnedFd>)>,
+    /// The `exec_stop_post` runs in progress.
+    pub(super) stop_post: StopPostRuns,
+}
+
+/// The parts of the daemon beyond its core: the socket's peer policy, notify
+/// sockets, health probes.
+pub struct Extras {
+    pub peers: PeerPolicy,
+    pub notify: NotifySockets,
+    pub probes: Probes,
 }
 
 impl Daemon {
@@ -85,9 +105,13 @@ impl Daemon {
         cgroups: CgroupJobs,
         logs: LogRegistry,
         links: Links,
-        peers: PeerPolicy,
-        notify: NotifySockets,
+        extras: Extras,
     ) -> Self {
+        let Extras {
+            peers,
+            notify,
+            probes,
+        } = extras;
         let Links {
             outcomes,
             changes,
@@ -115,6 +139,9 @@ impl Daemon {
             peers,
             exit_code: None,
             notify,
+            probes,
+            main_pidfds: HashMap::new(),
+            stop_post: StopPostRuns::default(),
         }
     }
 
@@ -126,11 +153,16 @@ impl Daemon {
         &self.config.units_dir
     }
 
+    pub(super) fn state_dir(&self) -> &Path {
+        &self.config.state_dir
+    }
+
     /// Handle events until a shutdown has stopped every unit. Hands back the cgroups
     /// for the final teardown.
     pub async fn run(mut self, mut inputs: Inputs) -> (Ending, CgroupJobs) {
         let mut debounce = Debounce::default();
         loop {
+            self.tend_probes();
             self.changes.send_modify(|v| *v = v.wrapping_add(1));
             if self.shutting_down && self.fleet.all_settled_down() {
                 break;
@@ -141,6 +173,7 @@ impl Daemon {
                 .map(tokio::time::Instant::from_std)
                 .into_iter()
                 .chain(debounce.deadline())
+                .chain(self.probes.deadline().map(tokio::time::Instant::from_std))
                 .min();
             tokio::select! {
                 Some(exit) = inputs.exits.recv() => self.on_exit(exit),
@@ -148,6 +181,7 @@ impl Daemon {
                 Some(query) = inputs.queries.recv() => self.on_query(query),
                 Some(load) = inputs.loaded.recv() => self.on_loaded(load),
                 Some(notice) = inputs.notices.recv() => self.on_notice(notice),
+                Some(report) = inputs.probe_reports.recv() => self.on_probe_report(report),
                 _ = inputs.sigterm.recv() => self.on_shutdown_request("SIGTERM", Halt::Poweroff),
                 // Ctrl-Alt-Del arrives as SIGINT at PID 1: reboot, as other inits do.
                 _ = inputs.sigint.recv() => self.on_shutdown_request("SIGINT", Halt::Reboot),
@@ -190,6 +224,13 @@ impl Daemon {
 
     fn on_exit(&mut self, unit_exit: UnitExit) {
         let UnitExit { exit, oom_killed } = unit_exit;
+        match exit.role {
+            Role::Main => {}
+            Role::Probe(seq) => return self.on_probe_exit(&exit.owner, seq, exit.status),
+            Role::Hook => {
+                return self.on_hook_exit(&exit.owner, exit.attempt, exit.pid, exit.status);
+            }
+        }
         let main = self
             .fleet
             .get(&exit.owner)
@@ -216,14 +257,24 @@ impl Daemon {
     }
 
     fn on_start_outcome(&mut self, outcome: StartOutcome) {
+        if outcome.role != Role::Main {
+            return self.on_stop_post_started(&outcome.unit, outcome.attempt, outcome.result);
+        }
         let now = Now::read();
         let limits = self.fleet.get(&outcome.unit).map(|s| s.spec.logs);
         let log = self.logs.open(&outcome.unit, limits);
         let actions = match outcome.result {
             Ok(spawned) => {
                 let pid = spawned.pid;
-                tokio::spawn(logs::pump(spawned.stdout, Stream::Stdout, log.clone()));
-                tokio::spawn(logs::pump(spawned.stderr, Stream::Stderr, log));
+                if let Some(fd) = spawned.pidfd {
+                    self.main_pidfds
+                        .insert(outcome.unit.clone(), (outcome.attempt, Arc::new(fd)));
+                }
+                logs::pump_both(spawned.stdout, spawned.stderr, log);
+                if let Some(fd) = spawned.ready {
+                    self.notify
+                        .watch_ready_pipe(&outcome.unit, outcome.attempt, fd);
+                }
                 tracing::info!(unit = %outcome.unit, pid, "started");
                 self.start_errors.remove(&outcome.unit);
                 let mut actions = self
@@ -253,9 +304,17 @@ impl Daemon {
         self.execute(actions);
     }
 
-    /// A stop that needed SIGKILL may have lost data (a database's last writes): say so.
+    /// Say why a timer stops a unit (start timeout, watchdog), and that a stop
+    /// needed SIGKILL: that may have lost data (a database's last writes).
     fn warn_escalations(&self, actions: &[UnitAction]) {
         for a in actions {
+            if matches!(a.action, Action::StopSignal { .. } | Action::Kill { .. })
+                && let Some(slot) = self.fleet.get(&a.unit)
+                && !slot.machine.killed_at_stop_timeout()
+                && let Some(cause) = slot.machine.stop_cause()
+            {
+                tracing::warn!(unit = %a.unit, "{cause}");
+            }
             if matches!(a.action, Action::Kill { .. })
                 && let Some(slot) = self.fleet.get(&a.unit)
                 && slot.machine.killed_at_stop_timeout()
@@ -273,6 +332,11 @@ impl Daemon {
 
     /// Start attempt `attempt` of `unit` in a blocking thread.
     pub(super) fn start(&mut self, unit: String, attempt: u64) {
+        self.start_job(unit, attempt, Role::Main);
+    }
+
+    /// Start the service (`Main`) or its `exec_stop_post` commands (`Hook`).
+    pub(super) fn start_job(&mut self, unit: String, attempt: u64, role: Role) {
         let Some(slot) = self.fleet.get(&unit) else {
             return;
         };
@@ -280,6 +344,7 @@ impl Daemon {
         self.logs.open(&unit, Some(spec.logs));
         self.notify.ensure(&spec);
         let job = StartJob {
+            role,
             cgroup: self.cgroups.for_start(&unit, attempt, &spec.resources),
             unit,
             attempt,

@@ -27,6 +27,19 @@ pub async fn annotate(
     // OOM kills already accounted per unit.
     let mut seen: HashMap<String, u64> = HashMap::new();
     while let Some(exit) = exits.recv().await {
+        // Only a main process's exit is explained by an OOM kill.
+        if exit.role != crate::reaper::Role::Main {
+            if out
+                .send(UnitExit {
+                    exit,
+                    oom_killed: false,
+                })
+                .is_err()
+            {
+                return;
+            }
+            continue;
+        }
         let count = match &driver {
             Some(driver) => {
                 let (driver, unit) = (driver.clone(), exit.owner.clone());

@@ -18,6 +18,7 @@ mod cgroups;
 mod dispatch;
 mod event_loop;
 mod exits;
+mod health;
 mod log_registry;
 mod notify;
 mod peers;
@@ -25,7 +26,9 @@ mod reload;
 mod start;
 mod state_dir;
 mod status;
+mod stop_post;
 mod watch;
+mod worker;
 
 use std::path::PathBuf;
 
@@ -109,6 +112,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     let (query_tx, queries) = mpsc::unbounded_channel();
     let (loaded_tx, loaded_rx) = mpsc::unbounded_channel();
     let (notice_tx, notices) = mpsc::unbounded_channel();
+    let (probe_tx, probe_reports) = mpsc::unbounded_channel();
     let (changes, changes_rx) = tokio_watch::channel(0u64);
     let listen = |kind, name| {
         signal(kind).map_err(|source| DaemonError::Signal {
@@ -122,6 +126,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         queries,
         loaded: loaded_rx,
         notices,
+        probe_reports,
         sigterm: listen(SignalKind::terminate(), "SIGTERM")?,
         sigint: listen(SignalKind::interrupt(), "SIGINT")?,
         sighup: listen(SignalKind::hangup(), "SIGHUP")?,
@@ -152,8 +157,16 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         changes,
         reloads,
     };
-    let notify = notify::NotifySockets::new(config.state_dir.join("notify"), notice_tx);
-    let mut daemon = Daemon::new(config, registry, cgroups, logs, links, peers, notify);
+    let notify = notify::NotifySockets::new(
+        config.state_dir.join(crate::notify::socket::NOTIFY_DIR),
+        notice_tx,
+    );
+    let extras = event_loop::Extras {
+        peers,
+        notify,
+        probes: health::Probes::new(probe_tx),
+    };
+    let mut daemon = Daemon::new(config, registry, cgroups, logs, links, extras);
     daemon.apply_loaded(loaded, None);
     tracing::info!(units = daemon.unit_count(), socket = %socket_path.display(), "supd started");
     let (ending, cgroups) = daemon.run(inputs).await;

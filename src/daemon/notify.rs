@@ -4,7 +4,10 @@
 //! MAINPID=).
 
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+
+use tokio::io::AsyncReadExt;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -85,14 +88,78 @@ impl NotifySockets {
     }
 }
 
+/// Read a service's readiness pipe (`ready_fd`) until its first newline: that is
+/// READY=1 for this attempt (s6's notification-fd). The pipe closing first, or a
+/// kilobyte without a newline, means the service never said it is ready.
+pub async fn read_ready_pipe(
+    fd: OwnedFd,
+    unit: String,
+    attempt: u64,
+    out: mpsc::UnboundedSender<UnitNotice>,
+) {
+    const LIMIT: usize = 1024;
+    let mut rx = match tokio::net::unix::pipe::Receiver::from_owned_fd(fd) {
+        Ok(rx) => rx,
+        Err(e) => {
+            tracing::warn!(unit, error = %e, "cannot read the readiness pipe (ready_fd)");
+            return;
+        }
+    };
+    let mut seen = 0;
+    let mut chunk = [0u8; 256];
+    while seen < LIMIT {
+        let n = match rx.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if chunk[..n].contains(&b'\n') {
+            let notice = UnitNotice {
+                unit,
+                notice: Notice::Ready,
+                attempt: Some(attempt),
+            };
+            let _ = out.send(notice);
+            return;
+        }
+        seen += n;
+    }
+    tracing::warn!(
+        unit,
+        "{LIMIT} bytes on ready_fd without a newline; no longer read"
+    );
+}
+
+impl NotifySockets {
+    /// Wait for the readiness line of attempt `attempt` on `fd`.
+    pub fn watch_ready_pipe(&self, unit: &str, attempt: u64, fd: OwnedFd) {
+        tokio::spawn(read_ready_pipe(
+            fd,
+            unit.to_string(),
+            attempt,
+            self.tx.clone(),
+        ));
+    }
+}
+
 impl Daemon {
     /// A message from a unit's service.
     pub(super) fn on_notice(&mut self, n: UnitNotice) {
         let now = Now::read();
         let unit = n.unit;
+        if let Some(attempt) = n.attempt
+            && self.fleet.get(&unit).map(|s| s.machine.attempt()) != Some(attempt)
+        {
+            // From a service that has since been replaced.
+            return;
+        }
         let actions = match n.notice {
             Notice::Ready => {
-                tracing::info!(unit, "ready (READY=1)");
+                let how = if n.attempt.is_some() {
+                    "ready_fd"
+                } else {
+                    "READY=1"
+                };
+                tracing::info!(unit, "ready ({how})");
                 self.fleet.on_ready(&unit, now)
             }
             Notice::Watchdog => self.fleet.on_notify(&unit, Event::WatchdogPing, now),

@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::cgroups::{CgroupSetupError, StartCgroup};
 use crate::cgroup::CgroupError;
-use crate::reaper::{ChildOf, Registry};
+use crate::reaper::{ChildOf, Registry, Role};
 use crate::spawn::{self, SpawnError, Spawned, Step};
 use crate::unit::Unit;
 
@@ -35,6 +35,8 @@ impl StartError {
 pub struct StartOutcome {
     pub unit: String,
     pub attempt: u64,
+    /// The service itself (`Main`) or its `exec_stop_post` commands (`Hook`).
+    pub role: Role,
     pub result: Result<Spawned, StartError>,
 }
 
@@ -46,6 +48,9 @@ pub struct StartJob {
     pub state_dir: PathBuf,
     pub registry: Registry,
     pub cgroup: StartCgroup,
+    /// `Main` starts the service; `Hook` its `exec_stop_post` commands, in a
+    /// container like its own and in its cgroup.
+    pub role: Role,
 }
 
 impl StartJob {
@@ -57,6 +62,7 @@ impl StartJob {
             let _ = outcomes.send(StartOutcome {
                 unit: self.unit,
                 attempt: self.attempt,
+                role: self.role,
                 result,
             });
         });
@@ -65,13 +71,22 @@ impl StartJob {
     fn start(&self) -> Result<Spawned, StartError> {
         let _held = self.cgroup.hold();
         self.cgroup.prepare(&self.spec.container.protection)?;
-        let plan = spawn::plan(&self.spec, &self.state_dir)?;
+        let mut plan = spawn::plan(&self.spec, &self.state_dir)?;
+        if self.role == Role::Hook {
+            let commands = &self.spec.service.lifecycle.exec_stop_post;
+            plan = spawn::stop_post_plan(&plan, commands)
+                .ok_or_else(|| SpawnError::new(Step::ExecStopPost, None, None, "no commands"))?;
+        }
         let mut place = |pid| {
             self.cgroup
                 .place(pid)
                 .map_err(|e| cgroup_spawn_error(&self.unit, e))
         };
-        let owner = ChildOf::main(&self.unit, self.attempt);
+        let owner = ChildOf {
+            unit: self.unit.clone(),
+            attempt: self.attempt,
+            role: self.role,
+        };
         Ok(spawn::spawn(&plan, &self.registry, &owner, &mut place)?)
     }
 }

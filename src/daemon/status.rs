@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 use super::event_loop::Daemon;
 use crate::control::proto::{ExitInfo, Reply, UnitState, UnitStatus, Usage};
 use crate::control::server::Answer;
+use crate::supervise::health::Health;
 use crate::supervise::{ExitStatus, Failure, Phase, Slot, State};
 use crate::unit::UnitError;
 
@@ -85,11 +86,15 @@ impl Daemon {
     /// Why the unit is failed, in words (None unless failed).
     pub(super) fn failure_reason(&self, name: &str, slot: &Slot) -> Option<String> {
         match slot.machine.phase() {
-            Phase::Failed(Failure::Spawn) => Some(match self.start_errors.get(name) {
-                Some(e) => format!("could not start: {e}"),
-                None => "could not start".into(),
-            }),
+            Phase::Failed(f @ (Failure::Spawn | Failure::StartPre)) => {
+                Some(match self.start_errors.get(name) {
+                    Some(e) => format!("{f}: {e}"),
+                    None => f.to_string(),
+                })
+            }
             Phase::Failed(f) => Some(f.to_string()),
+            // Why it is being restarted.
+            Phase::Restarting { .. } => slot.machine.last_failure().map(|f| f.to_string()),
             _ => None,
         }
     }
@@ -102,6 +107,7 @@ impl Daemon {
         };
         let definition_error = self.rejected.get(name).map(|errors| join_errors(errors));
         let res = &slot.spec.resources;
+        let health = self.probes.shown(name);
         UnitStatus {
             name: name.to_string(),
             description: slot.spec.description.clone(),
@@ -130,6 +136,11 @@ impl Daemon {
             disk_differs: self.disk_fingerprints.get(name) != self.loaded_fingerprints.get(name),
             stop_timed_out: m.killed_at_stop_timeout(),
             leftover: self.cgroups.leftover(name).map(describe_leftover),
+            ready: m.is_up(),
+            health: health.as_ref().map(|(h, _, _)| health_word(*h).to_string()),
+            health_failures: health.as_ref().map_or(0, |(_, f, _)| *f),
+            health_output: health.map(|(_, _, out)| out).filter(|o| !o.is_empty()),
+            status_text: self.notify.status.get(name).cloned(),
         }
     }
 
@@ -151,6 +162,14 @@ impl Daemon {
             leftover: self.cgroups.leftover(name).map(describe_leftover),
             ..UnitStatus::new(name, UnitState::Failed)
         }
+    }
+}
+
+fn health_word(h: Health) -> &'static str {
+    match h {
+        Health::Starting => "starting",
+        Health::Healthy => "healthy",
+        Health::Unhealthy => "unhealthy",
     }
 }
 

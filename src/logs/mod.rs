@@ -17,7 +17,7 @@ use std::time::SystemTime;
 
 use tokio::sync::broadcast;
 
-pub use pump::pump;
+pub use pump::{pump, pump_both};
 pub use writer::{LogWriter, rotate};
 
 use crate::unit::LogLimits;

@@ -7,6 +7,12 @@ use tokio::net::unix::pipe;
 
 use super::{MAX_LINE, SharedLog, Stream};
 
+/// Pump a started process's stdout and stderr into `log`, each in its own task.
+pub fn pump_both(stdout: OwnedFd, stderr: OwnedFd, log: SharedLog) {
+    tokio::spawn(pump(stdout, Stream::Stdout, log.clone()));
+    tokio::spawn(pump(stderr, Stream::Stderr, log));
+}
+
 /// Read a pipe until EOF, appending each line to `log`.
 pub async fn pump(fd: OwnedFd, stream: Stream, log: SharedLog) {
     let mut rx = match pipe::Receiver::from_owned_fd(fd) {

@@ -57,6 +57,51 @@ pub fn parse(message: &[u8]) -> Vec<Notice> {
         .collect()
 }
 
+/// A message from `supctl notify`'s arguments: `--ready`, `--status TEXT` and
+/// any `KEY=VALUE` fields, in that order. An error says what is wrong: nothing to
+/// send, a field that is not `KEY=VALUE` on one line, a message too long.
+pub fn compose(ready: bool, status: Option<&str>, fields: &[String]) -> Result<String, String> {
+    let mut lines = Vec::new();
+    if ready {
+        lines.push("READY=1".to_string());
+    }
+    if let Some(text) = status {
+        lines.push(format!("STATUS={text}"));
+    }
+    for f in fields {
+        if !f.contains('=') || f.starts_with('=') {
+            return Err(format!(
+                "`{f}` is not KEY=VALUE (e.g. READY=1, STATUS=warming up)"
+            ));
+        }
+        lines.push(f.clone());
+    }
+    if lines.is_empty() {
+        return Err("nothing to send: give --ready, --status or KEY=VALUE fields".into());
+    }
+    if lines.iter().any(|l| l.contains('\n')) {
+        return Err("a field contains a newline".into());
+    }
+    let message = lines.join("\n");
+    if message.len() > MAX_MESSAGE {
+        return Err(format!("the message is longer than {MAX_MESSAGE} bytes"));
+    }
+    Ok(message)
+}
+
+/// Send `message` to the socket named by `NOTIFY_SOCKET` (`@name` is an abstract
+/// socket), as `sd_notify(3)` does.
+pub fn send(notify_socket: &str, message: &str) -> std::io::Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let addr = match notify_socket.strip_prefix('@') {
+        Some(name) => SocketAddr::from_abstract_name(name)?,
+        None => SocketAddr::from_pathname(notify_socket)?,
+    };
+    let sock = UnixDatagram::unbound()?;
+    sock.send_to_addr(message.as_bytes(), &addr).map(drop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +122,32 @@ mod tests {
                 Notice::WatchdogTrigger,
             ]
         );
+    }
+
+    #[test]
+    fn supctl_notify_messages_are_what_parse_reads() {
+        let msg = compose(true, Some("warming up"), &["WATCHDOG=1".into()]).expect("valid");
+        assert_eq!(msg, "READY=1\nSTATUS=warming up\nWATCHDOG=1");
+        assert_eq!(
+            parse(msg.as_bytes()),
+            vec![
+                Notice::Ready,
+                Notice::Status("warming up".into()),
+                Notice::Watchdog
+            ]
+        );
+        for (ready, status, fields) in [
+            (false, None, vec![]),
+            (false, None, vec!["READY".to_string()]),
+            (false, None, vec!["=1".to_string()]),
+            (false, Some("a\nREADY=1"), vec![]),
+            (false, Some("x".repeat(MAX_MESSAGE).as_str()), vec![]),
+        ] {
+            assert!(
+                compose(ready, status, &fields).is_err(),
+                "{status:?} {fields:?}"
+            );
+        }
     }
 
     #[test]

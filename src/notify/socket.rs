@@ -20,11 +20,22 @@ pub const MAX_PER_SECOND: u32 = 100;
 /// The socket's file name in the unit's notify directory.
 pub const SOCKET_NAME: &str = "notify.sock";
 
+/// The directory of the notify directories, in supd's state directory.
+pub const NOTIFY_DIR: &str = "notify";
+
+/// `STATE/notify/UNIT`: where the unit's socket lives.
+pub fn unit_dir(state_dir: &Path, unit: &str) -> PathBuf {
+    state_dir.join(NOTIFY_DIR).join(unit)
+}
+
 /// A notice on its way to the event loop, with the unit whose socket it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitNotice {
     pub unit: String,
     pub notice: Notice,
+    /// The start attempt it comes from, where known (the readiness pipe belongs to
+    /// one attempt; the notify socket outlives them).
+    pub attempt: Option<u64>,
 }
 
 /// Create (afresh) the unit's notify directory and socket under `root`. The
@@ -94,6 +105,7 @@ pub async fn receive(
                 continue;
             }
             let notice = UnitNotice {
+                attempt: None,
                 unit: unit.clone(),
                 notice,
             };
@@ -209,6 +221,7 @@ mod tests {
         assert_eq!(
             first,
             UnitNotice {
+                attempt: None,
                 unit: "web".into(),
                 notice: Notice::Status("warming up".into())
             },

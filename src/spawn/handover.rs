@@ -58,18 +58,32 @@ pub fn spawn_with_helper(
     let devnull = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| SpawnError::new(Step::Open, Some("/dev/null"), Some(e), ""))?;
     let theirs = OwnedFd::from(theirs);
+    // The readiness pipe (`ready_fd`): the service gets the write end (the helper's
+    // fd 4, see `hooks`), supd reads a line from the other.
+    let ready = match plan.ready_fd {
+        Some(_) => Some(
+            pipe2(OFlag::O_CLOEXEC)
+                .map_err(|e| SpawnError::new(Step::Pipe, None, Some(e), "ready_fd"))?,
+        ),
+        None => None,
+    };
+    let (ready_r, ready_w) = match ready {
+        Some((r, w)) => (Some(r), Some(w)),
+        None => (None, None),
+    };
 
     // Registered (and a pidfd taken) before the reaper may see it exit.
     let mut helper_fd = None;
     let helper_pid = registry
         .spawn_registered(owner.clone(), || {
-            let fds = [&devnull, &out_w, &err_w, &theirs];
+            let mut fds = vec![&devnull, &out_w, &err_w, &theirs];
+            fds.extend(ready_w.as_ref());
             let pid = posix_spawn_helper(helper, HELPER_ARG, &plan.unit, &fds)?;
             helper_fd = Pidfd::open(pid);
             Ok(pid)
         })
         .map_err(|e| SpawnError::new(Step::PosixSpawn, Some("/proc/self/exe"), Some(e), ""))?;
-    drop((devnull, out_w, err_w, theirs));
+    drop((devnull, out_w, err_w, theirs, ready_w));
     let kill_helper = || {
         if let Some(fd) = &helper_fd {
             fd.kill();
@@ -83,7 +97,12 @@ pub fn spawn_with_helper(
     }
     let mut main: Option<(i32, Option<Pidfd>)> = None;
     let mut early_exit = None;
-    let outcome = hand_over(&mut ours, &payload, |pid, pidfd| {
+    let timeout = if plan.exec_start_pre.is_empty() {
+        HELPER_TIMEOUT
+    } else {
+        HELPER_TIMEOUT.saturating_add(plan.start_pre_timeout)
+    };
+    let outcome = hand_over(&mut ours, &payload, timeout, |pid, pidfd| {
         if pid == helper_pid {
             // No container child: the helper execs the service itself.
             main = Some((pid, None));
@@ -108,6 +127,7 @@ pub fn spawn_with_helper(
             early_exit,
             // The container's first process, or the helper that exec'd the service.
             pidfd: child_fd.or(helper_fd).map(Pidfd::into_owned),
+            ready: ready_r,
         }),
         (result, main) => {
             // Whatever was started is killed, so nothing runs unsupervised; pidfds
@@ -130,9 +150,10 @@ pub fn spawn_with_helper(
 fn hand_over(
     sock: &mut UnixStream,
     payload: &[u8],
+    timeout: Duration,
     mut on_pid: impl FnMut(i32, Option<Pidfd>) -> Result<(), SpawnError>,
 ) -> Result<(), SpawnError> {
-    let deadline = std::time::Instant::now() + HELPER_TIMEOUT;
+    let deadline = std::time::Instant::now() + timeout;
     sock.write_all(payload)
         .map_err(|e| io_error(Step::SendPlan, e))?;
     sock.shutdown(std::net::Shutdown::Write)
@@ -141,7 +162,7 @@ fn hand_over(
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
-            let detail = format!("no exec within {}s; killed", HELPER_TIMEOUT.as_secs());
+            let detail = format!("no exec within {}s; killed", timeout.as_secs());
             return Err(SpawnError::new(Step::Helper, None, None, detail));
         }
         sock.set_read_timeout(Some(left))

@@ -21,10 +21,10 @@ use nix::unistd::{
     AccessFlags, Gid, Uid, access, chdir, execve, setgroups, setresgid, setresuid, setsid,
 };
 
-use super::init;
 use super::namespaces::{self, Side};
 use super::sys::{cloexec_from, close_from, posix_spawn, set_cloexec};
 use super::{HELPER_FD, LaunchPlan, Report, SpawnError, Step, mounts};
+use super::{hooks, init};
 use crate::unit::Namespace;
 
 /// Entry point of helper mode. Never returns.
@@ -34,17 +34,26 @@ pub fn main() -> ! {
     let fd = unsafe { OwnedFd::from_raw_fd(HELPER_FD) };
     let mut sock = UnixStream::from(fd);
     let error = match read_plan(&mut sock) {
-        Ok(plan) => match run(&plan, sock.try_clone()) {
-            Ok(never) => match never {},
-            Err(e) => e,
+        Ok(plan) => match hooks::out_of_the_way(sock, &plan) {
+            Ok(moved) => {
+                sock = moved;
+                match run(&plan, &sock) {
+                    Ok(never) => match never {},
+                    Err(e) => e,
+                }
+            }
+            Err((same, e)) => {
+                sock = same;
+                e
+            }
         },
         Err(e) => e,
     };
-    send(&mut sock, &Report::Error(error));
+    send(&sock, &Report::Error(error));
     std::process::exit(127);
 }
 
-fn send(sock: &mut UnixStream, report: &Report) {
+fn send(mut sock: &UnixStream, report: &Report) {
     if let Ok(mut line) = serde_json::to_vec(report) {
         line.push(b'\n');
         // If supd is gone there is nobody to tell.
@@ -82,8 +91,7 @@ fn read_plan(sock: &mut UnixStream) -> Result<LaunchPlan, SpawnError> {
 }
 
 /// Everything between the plan and the exec. Returns only on failure.
-fn run(plan: &LaunchPlan, sock: std::io::Result<UnixStream>) -> Result<Infallible, SpawnError> {
-    let mut sock = sock.map_err(|e| SpawnError::io(Step::Dup, None, &e, "control socket"))?;
+fn run(plan: &LaunchPlan, sock: &UnixStream) -> Result<Infallible, SpawnError> {
     let c = &plan.container;
     // Before joining anything: the OOM score is written to ourselves (the container
     // inherits it), and /proc is opened while it is still the host's, since joining a
@@ -95,7 +103,8 @@ fn run(plan: &LaunchPlan, sock: std::io::Result<UnixStream>) -> Result<Infallibl
     namespaces::join(c.join.iter())?;
     let needs_child = !c.namespaces.is_empty() || c.join.contains_key(&Namespace::Pid);
     if !needs_child {
-        send(&mut sock, &Report::Pid(std::process::id() as i32));
+        hooks::run_start_pre(plan)?;
+        send(sock, &Report::Pid(std::process::id() as i32));
         return exec_service(plan);
     }
     match namespaces::clone_child(&c.namespaces)? {
@@ -104,7 +113,7 @@ fn run(plan: &LaunchPlan, sock: std::io::Result<UnixStream>) -> Result<Infallibl
             pidfd,
             release,
         } => {
-            let prepared = prepare_child(plan, &host_proc, child, &pidfd, &sock)
+            let prepared = prepare_child(plan, &host_proc, child, &pidfd, sock)
                 .and_then(|()| namespaces::release(release));
             if let Err(e) = prepared {
                 super::sys::pidfd_kill(&pidfd);
@@ -136,9 +145,9 @@ fn prepare_child(
 }
 
 /// Inside the new namespaces, in the order runtimes settled on: identity in the user
-/// namespace, mounts (propagation first, pivot_root), hostname, loopback; then the
-/// service, directly or under an init.
-fn run_container(plan: &LaunchPlan, sock: UnixStream) -> Result<Infallible, SpawnError> {
+/// namespace, mounts (propagation first, pivot_root), hostname, loopback, the
+/// `exec_start_pre` commands; then the service, directly or under an init.
+fn run_container(plan: &LaunchPlan, sock: &UnixStream) -> Result<Infallible, SpawnError> {
     let c = &plan.container;
     let created: &BTreeSet<Namespace> = &c.namespaces;
     // Its own process group, so supd can signal the container as a whole.
@@ -155,6 +164,7 @@ fn run_container(plan: &LaunchPlan, sock: UnixStream) -> Result<Infallible, Spaw
     if created.contains(&Namespace::Net) {
         namespaces::loopback_up()?;
     }
+    hooks::run_start_pre(plan)?;
     // Only a PID namespace of its own gives the init PID 1 (in a joined one it would
     // be an ordinary process whose exit leaves the service's children behind).
     if !(created.contains(&Namespace::Pid) && c.init) {
@@ -168,14 +178,15 @@ fn run_container(plan: &LaunchPlan, sock: UnixStream) -> Result<Infallible, Spaw
     let p = restrict(plan, true)?;
     let argv: Vec<&CStr> = p.argv.iter().map(CString::as_c_str).collect();
     let env: Vec<&CStr> = p.env.iter().map(CString::as_c_str).collect();
-    let service = posix_spawn(&p.path, &argv, &env, &[])
+    let ready: Vec<_> = hooks::ready_dup(plan).into_iter().collect();
+    let service = posix_spawn(&p.path, &argv, &env, &ready)
         .map_err(|e| SpawnError::new(Step::Exec, Some(&p.shown), Some(e), ""))?;
     // The init keeps no descriptor but 0-2: the service's copy of the report socket
-    // closed at its exec, so supd sees EOF now. (The socket objects are never
-    // dropped: run_init does not return.)
-    std::mem::forget(sock);
-    // SAFETY: run_init uses no descriptor above 2, and their owners (the sockets)
-    // are forgotten or live in frames that never return. A failure only leaves a
+    // closed at its exec, so supd sees EOF now; the readiness pipe is the service's
+    // alone.
+    let _ = sock;
+    // SAFETY: run_init uses no descriptor above 2, and their owners (the socket,
+    // the plan's) live in frames that never return. A failure only leaves a
     // descriptor open, and there is nobody left to report it to.
     let _ = unsafe { close_from(3) };
     init::run_init(service)
@@ -194,6 +205,9 @@ pub(super) fn exec_service(plan: &LaunchPlan) -> Result<Infallible, SpawnError> 
     close_stray_fds()?;
     init::unblock_all_signals()?;
     let p = restrict(plan, false)?;
+    // Last, after seccomp: a failed step before leaves the pipe unused (the
+    // helper exits and supd sees it close without a line).
+    hooks::attach_ready_fd(plan)?;
     let e = execve(&p.path, &p.argv, &p.env)
         .err()
         .unwrap_or(Errno::UnknownErrno);

@@ -59,12 +59,29 @@ pub struct JoinPlan {
     pub action: JoinAction,
 }
 
+/// A join plan as the helper reads it, encoded once and reused for every probe of
+/// a start (a unit's plan changes only with a new start).
+#[derive(Debug, Clone)]
+pub struct EncodedJoinPlan {
+    unit: String,
+    bytes: std::sync::Arc<[u8]>,
+}
+
+impl JoinPlan {
+    pub fn encode(&self) -> Result<EncodedJoinPlan, SpawnError> {
+        let bytes = serde_json::to_vec(self)
+            .map_err(|e| SpawnError::new(Step::EncodePlan, None, None, e.to_string()))?;
+        Ok(EncodedJoinPlan {
+            unit: self.launch.unit.clone(),
+            bytes: bytes.into(),
+        })
+    }
+}
+
 /// A join helper started by supd.
 #[derive(Debug)]
 pub struct Joined {
     pub pid: i32,
-    /// Its stdout and stderr, together.
-    pub output: OwnedFd,
     pidfd: Option<Pidfd>,
 }
 
@@ -81,16 +98,15 @@ impl Joined {
 /// Start the join helper for `plan` inside the container whose main process
 /// `target` names, registered for `owner`, placed into the unit's cgroup by `place`
 /// before it gets its plan. Blocking; the caller waits for its exit (the reaper
-/// reports it) and reads its output.
+/// reports it) and reads its output: stdout and stderr together, the second value.
 pub fn start(
-    plan: &JoinPlan,
+    plan: &EncodedJoinPlan,
     target: BorrowedFd<'_>,
     registry: &Registry,
     owner: &ChildOf,
     place: &mut dyn FnMut(i32) -> Result<(), SpawnError>,
-) -> Result<Joined, SpawnError> {
-    let payload = serde_json::to_vec(plan)
-        .map_err(|e| SpawnError::new(Step::EncodePlan, None, None, e.to_string()))?;
+) -> Result<(Joined, OwnedFd), SpawnError> {
+    let payload = &plan.bytes;
     let (mut ours, theirs) =
         UnixStream::pair().map_err(|e| SpawnError::io(Step::Socketpair, None, &e, ""))?;
     let (out_r, out_w) =
@@ -106,30 +122,26 @@ pub fn start(
         .spawn_registered(owner.clone(), || {
             let fds = [&devnull, &out_w, &out_w, &theirs, &target];
             let exe = c"/proc/self/exe";
-            let pid = super::handover::posix_spawn_helper(exe, JOIN_ARG, &plan.launch.unit, &fds)?;
+            let pid = super::handover::posix_spawn_helper(exe, JOIN_ARG, &plan.unit, &fds)?;
             pidfd = Pidfd::open(pid);
             Ok(pid)
         })
         .map_err(|e| SpawnError::new(Step::PosixSpawn, Some("/proc/self/exe"), Some(e), "join"))?;
     drop((devnull, out_w, theirs, target));
-    let joined = Joined {
-        pid,
-        output: out_r,
-        pidfd,
-    };
+    let joined = Joined { pid, pidfd };
     if let Err(e) = place(pid) {
         joined.kill();
         return Err(e);
     }
     // The plan, then EOF: the helper reads it all before it acts.
     if let Err(e) = ours
-        .write_all(&payload)
+        .write_all(payload)
         .and_then(|()| ours.shutdown(std::net::Shutdown::Write))
     {
         joined.kill();
         return Err(SpawnError::io(Step::SendPlan, None, &e, ""));
     }
-    Ok(joined)
+    Ok((joined, out_r))
 }
 
 /// The namespaces a join enters: those the unit created.

@@ -22,6 +22,7 @@ mod accounts;
 mod error;
 mod handover;
 pub mod helper;
+mod hooks;
 mod identity;
 mod init;
 pub mod join;
@@ -37,6 +38,7 @@ use std::os::fd::RawFd;
 
 pub use error::{SpawnError, Step};
 pub use handover::{spawn, spawn_with_helper};
+pub use hooks::stop_post_plan;
 pub use resolve::{effective_mounts, plan};
 pub use types::{Credentials, LaunchPlan, Report, Spawned};
 

@@ -7,12 +7,16 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use super::error::io_error;
-use super::mounts::{HostFacts, PlannedMount, cgroupfs};
+use super::mounts::{HostFacts, PlannedMount, cgroupfs, notify_socket_in_container};
 use super::seccomp::SeccompProgram;
 use super::{LaunchPlan, SpawnError, Step, identity};
-use crate::unit::{Capability, ContainerSpec, MountKind, MountSpec, Namespace, Unit};
+use crate::unit::{Capability, ContainerSpec, MountKind, MountSpec, Namespace, ServiceType, Unit};
 
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// How long `exec_start_pre` may take without a `start_timeout` (systemd's default
+/// start timeout).
+const DEFAULT_START_PRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
 
 /// Resolve a unit into a launch plan. Blocking (user database lookups, creating
 /// overlay directories under `state_dir`).
@@ -33,6 +37,15 @@ pub fn plan(unit: &Unit, state_dir: &Path) -> Result<LaunchPlan, SpawnError> {
         env.insert("LOGNAME".into(), account.name);
     }
     env.insert("SUP_UNIT".into(), unit.name.clone());
+    let host = host_facts(unit, state_dir);
+    let life = &svc.lifecycle;
+    if let Some(dir) = &host.notify_dir {
+        let path = notify_socket_in_container(&unit.container, &host, dir);
+        env.insert("NOTIFY_SOCKET".into(), path.to_string_lossy().into_owned());
+        if let Some(w) = life.watchdog {
+            env.insert("WATCHDOG_USEC".into(), w.as_micros().to_string());
+        }
+    }
     env.extend(svc.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     Ok(LaunchPlan {
         unit: unit.name.clone(),
@@ -42,13 +55,16 @@ pub fn plan(unit: &Unit, state_dir: &Path) -> Result<LaunchPlan, SpawnError> {
         credentials,
         umask: svc.umask,
         mounts: plan_mounts(unit, state_dir)?,
-        host: host_facts(state_dir),
+        host,
         seccomp: if unit.container.seccomp {
             Some(default_seccomp(&unit.container.capabilities)?)
         } else {
             None
         },
         container: unit.container.clone(),
+        exec_start_pre: life.exec_start_pre.clone(),
+        start_pre_timeout: life.start_timeout.unwrap_or(DEFAULT_START_PRE_TIMEOUT),
+        ready_fd: life.ready_fd,
     })
 }
 
@@ -71,11 +87,15 @@ fn default_seccomp(capabilities: &BTreeSet<Capability>) -> Result<SeccompProgram
 
 /// What the mount plan needs to know about the host: supd's state directory
 /// (canonical, as the container resolves paths) and the cgroup hierarchies supd
-/// sees, read now (a PID 1 supd mounts them after it starts).
-fn host_facts(state_dir: &Path) -> HostFacts {
+/// sees, read now (a PID 1 supd mounts them after it starts); and the unit's
+/// notify socket directory, which the daemon created before the start.
+fn host_facts(unit: &Unit, state_dir: &Path) -> HostFacts {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let state_dir = std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    let notifies = unit.service.lifecycle.kind == ServiceType::Notify;
     HostFacts {
-        state_dir: std::fs::canonicalize(state_dir).unwrap_or_else(|_| state_dir.to_path_buf()),
+        notify_dir: notifies.then(|| crate::notify::socket::unit_dir(&state_dir, &unit.name)),
+        state_dir,
         cgroups: cgroupfs::from_mountinfo(&mountinfo),
     }
 }

@@ -56,7 +56,7 @@ pub(crate) fn pidfd_kill(fd: &OwnedFd) {
 
 /// A close-on-exec copy of `fd` numbered `lowest` or above. (Also what keeps a
 /// source from being its own target: `dup2(fd, fd)` would leave close-on-exec set.)
-pub(crate) fn dup_above(fd: &OwnedFd, lowest: RawFd) -> Result<OwnedFd, Errno> {
+pub(crate) fn dup_above(fd: impl std::os::fd::AsFd, lowest: RawFd) -> Result<OwnedFd, Errno> {
     let new = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(lowest))?;
     // SAFETY: F_DUPFD_CLOEXEC returned a fresh descriptor that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(new) })
@@ -85,6 +85,12 @@ pub(crate) fn posix_spawn(
         PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK | setsid,
     )?;
     nix::spawn::posix_spawn(path, &actions, &attr, argv, envp).map(|pid| pid.as_raw())
+}
+
+/// Let `fd` survive exec.
+pub(crate) fn clear_cloexec(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: fcntl(F_SETFD) only changes a flag of a descriptor number.
+    Errno::result(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }).map(drop)
 }
 
 /// Make fd 3 close-on-exec again in the helper (the dup2 of posix_spawn cleared it).

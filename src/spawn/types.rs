@@ -31,6 +31,17 @@ pub struct LaunchPlan {
     /// unit's own read-only view).
     pub host: HostFacts,
     pub seccomp: Option<SeccompProgram>,
+    /// `exec_start_pre`: run one after the other in the container, before the
+    /// service; the first failure fails the start.
+    #[serde(default)]
+    pub exec_start_pre: Vec<Vec<String>>,
+    /// How long the `exec_start_pre` commands may take together (the unit's
+    /// `start_timeout`): supd waits that much longer for the service's exec.
+    #[serde(default)]
+    pub start_pre_timeout: std::time::Duration,
+    /// `ready_fd`: the descriptor the service writes its readiness line to.
+    #[serde(default)]
+    pub ready_fd: Option<i32>,
 }
 
 /// What the helper (or the container's first process) tells supd, one JSON line each.
@@ -60,4 +71,6 @@ pub struct Spawned {
     /// A pidfd of the main process: what a join into the container (a health probe)
     /// enters by.
     pub pidfd: Option<OwnedFd>,
+    /// The read end of the readiness pipe (`ready_fd`): a newline means ready.
+    pub ready: Option<OwnedFd>,
 }

@@ -448,7 +448,11 @@ impl Fleet {
         let spec = slot.spec.clone();
         let want_up = slot.machine.want_up();
         let waiting = matches!(slot.machine.phase(), Phase::Waiting);
-        let running = matches!(slot.machine.phase(), Phase::Running { .. });
+        // A process to stop: running, or still on its way to ready.
+        let running = matches!(
+            slot.machine.phase(),
+            Phase::Running { .. } | Phase::Starting { .. }
+        );
         if want_up {
             if let Some(unit) = self.failed_requirement(&spec) {
                 return self.event(name, Event::RequirementFailed { unit }, now, out);

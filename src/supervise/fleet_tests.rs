@@ -325,3 +325,19 @@ fn a_long_chain_comes_up_in_linear_time() {
         "bringing up a chain of {n} took {took:?}"
     );
 }
+
+#[test]
+fn a_unit_still_waiting_to_be_ready_is_stopped_by_a_shutdown() {
+    let now = Now::read();
+    let mut fleet = Fleet::default();
+    let notify = parse("db", "[service]\nexec = [\"1\"]\ntype = \"notify\"\n");
+    let (_, first) = fleet.apply_reload(&loaded(vec![notify]), now);
+    assert_eq!(spawned_units(&first), vec!["db"]);
+    fleet.on_spawned("db", 1, 1000, now);
+    assert_eq!(state(&fleet, "db"), State::Starting, "no READY=1 yet");
+    let stops = fleet.stop_all(now);
+    assert_eq!(
+        signalled(&stops, nix::sys::signal::Signal::SIGTERM),
+        vec!["db"]
+    );
+}

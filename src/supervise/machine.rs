@@ -89,6 +89,17 @@ impl Machine {
     pub fn killed_at_stop_timeout(&self) -> bool {
         self.killed_at_stop_timeout
     }
+    /// The failure a stop in progress is for (a start timeout, a missed watchdog,
+    /// an unhealthy service), if any.
+    pub fn stop_cause(&self) -> Option<&Failure> {
+        match &self.phase {
+            Phase::Stopping { then, .. } | Phase::Cleaning { then, .. } => match then {
+                AfterStop::Fail(f) | AfterStop::Retry(f) | AfterStop::Restart(f) => Some(f),
+                AfterStop::Rest | AfterStop::Start | AfterStop::Done => None,
+            },
+            _ => None,
+        }
+    }
     /// Why the latest process failed (also while it is restarted after it).
     pub fn last_failure(&self) -> Option<&Failure> {
         self.last_failure.as_ref()
@@ -172,7 +183,12 @@ impl Machine {
             Phase::Starting { .. } if svc.lifecycle.kind == ServiceType::Oneshot => {
                 "running-job".into()
             }
-            Phase::Starting { .. } => "ready-wait".into(),
+            Phase::Starting { .. } => match svc.lifecycle.kind {
+                ServiceType::Simple if svc.lifecycle.ready_fd.is_some() => "waiting-for-ready-fd",
+                ServiceType::Simple => "waiting-for-healthy",
+                ServiceType::Notify | ServiceType::Oneshot => "waiting-for-ready",
+            }
+            .into(),
             Phase::Running { .. } => "running".into(),
             Phase::Stopping {
                 deadline: Some(_), ..

@@ -46,6 +46,9 @@ impl Machine {
                             *then = AfterStop::Rest;
                         }
                     }
+                    // A job that stays active (`remain_after_exit`) is stopped: it
+                    // runs again at the next start.
+                    P::Exited if svc.lifecycle.remain_after_exit => self.enter(P::Inactive, now),
                     // Running: signalled once its dependents are down (`DependentsDown`).
                     // Spawning: stopped as soon as the spawn is confirmed.
                     P::Running { .. } | P::Starting { .. } | P::Spawning { .. } => {}

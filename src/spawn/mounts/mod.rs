@@ -28,6 +28,7 @@ use nix::mount::MsFlags;
 use super::SpawnError;
 use crate::unit::{ContainerSpec, MountSpec};
 pub use cgroupfs::CgroupMount;
+pub use protect::notify_socket_in_container;
 
 /// A filesystem type supd mounts (binds aside).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -89,6 +90,10 @@ pub struct HostFacts {
     pub state_dir: PathBuf,
     /// The cgroup hierarchies at `/sys/fs/cgroup` (see `cgroupfs`).
     pub cgroups: Vec<CgroupMount>,
+    /// The unit's own notify socket directory (`type = "notify"`), shown to it
+    /// in place of the hidden state directory, or at `/run/sup` in a rootfs.
+    #[serde(default)]
+    pub notify_dir: Option<PathBuf>,
 }
 
 /// nosuid, nodev and noexec: what kernel API filesystems always get.

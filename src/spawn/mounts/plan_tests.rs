@@ -36,6 +36,7 @@ pub(super) fn host() -> HostFacts {
     HostFacts {
         state_dir: "/run/sup".into(),
         cgroups: Vec::new(),
+        notify_dir: None,
     }
 }
 

@@ -9,7 +9,8 @@
 //!    keeps the host's own flags) and put back on top afterwards: a hole.
 //! 2. `kernel`: `/sys` read-only, the cgroup file system read-only or replaced
 //!    by the unit's own read-only view, the masked and read-only `/proc` paths.
-//! 3. `supd`: an empty read-only tmpfs over supd's state directory.
+//! 3. `supd`: an empty read-only tmpfs over supd's state directory (or the unit's
+//!    notify socket directory, read-only).
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -216,19 +217,102 @@ pub fn kernel(ops: &mut Vec<Op>, c: &ContainerSpec, host: &HostFacts) {
     }
 }
 
-/// Step 3: supd's state directory (control socket, logs) covered by an empty
-/// read-only tmpfs, for units that see the host's files and may not command supd.
+/// Step 3: supd's state directory (control socket, logs) covered, for units that
+/// see the host's files and may not command supd: by an empty read-only tmpfs, or
+/// for a notifying unit by its own notify directory, read-only (connecting to a
+/// socket needs no write access to its file system). A rootfs gets the notify
+/// directory at `NOTIFY_DIR_IN_ROOTFS`.
 pub fn supd(ops: &mut Vec<Op>, c: &ContainerSpec, host: &HostFacts) {
     let dir = host.state_dir.as_path();
-    if c.rootfs.is_some() || c.protection.control_socket || normalize(dir) == Path::new("/") {
-        return;
-    }
-    let cover = Action::Mount {
-        source: Source::Fs(Fs::Tmpfs),
-        flags: MsFlags::MS_RDONLY | LOCKED_DOWN,
-        data: Some(HIDDEN_DIR_DATA.to_string()),
+    let read_only = || Action::Restrict {
+        readonly: true,
+        flags: LOCKED_DOWN,
+        recursive: false,
     };
-    ops.push(Op::in_root(Step::HideStateDir, dir, Missing::Skip, cover));
+    let bind = |source: &Path| Action::Mount {
+        source: Source::Bind(source.to_path_buf()),
+        flags: MsFlags::MS_BIND,
+        data: None,
+    };
+    match (&host.notify_dir, notify_view(c, host)) {
+        (Some(notify), NotifyView::Rootfs) => {
+            let target = Path::new(NOTIFY_DIR_IN_ROOTFS);
+            let missing = Missing::Create(super::root::Create::Dir);
+            ops.push(Op::in_root(Step::BindNotify, target, missing, bind(notify)));
+            ops.push(Op::in_root(
+                Step::BindNotify,
+                target,
+                Missing::Fail,
+                read_only(),
+            ));
+        }
+        (Some(notify), NotifyView::InsteadOfStateDir) => {
+            // Missing where a mount of the unit's covers it (a state directory in
+            // a private /tmp): then there is nothing to hide, and no socket.
+            ops.push(Op::in_root(
+                Step::HideStateDir,
+                dir,
+                Missing::Skip,
+                bind(notify),
+            ));
+            ops.push(Op::in_root(
+                Step::HideStateDir,
+                dir,
+                Missing::Skip,
+                read_only(),
+            ));
+        }
+        (None, NotifyView::InsteadOfStateDir) => {
+            let cover = Action::Mount {
+                source: Source::Fs(Fs::Tmpfs),
+                flags: MsFlags::MS_RDONLY | LOCKED_DOWN,
+                data: Some(HIDDEN_DIR_DATA.to_string()),
+            };
+            ops.push(Op::in_root(Step::HideStateDir, dir, Missing::Skip, cover));
+        }
+        (_, NotifyView::Rootfs | NotifyView::Host) => {}
+    }
+}
+
+/// Where a notifying unit's socket directory appears in a rootfs.
+pub const NOTIFY_DIR_IN_ROOTFS: &str = "/run/sup";
+
+/// How a unit sees supd's state directory, and with it its notify socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyView {
+    /// As on the host (no mount namespace, `control_socket`, state in `/`).
+    Host,
+    /// Hidden; the notify directory (if any) takes its place.
+    InsteadOfStateDir,
+    /// Not at all (own root); the notify directory is at `NOTIFY_DIR_IN_ROOTFS`.
+    Rootfs,
+}
+
+pub fn notify_view(c: &ContainerSpec, host: &HostFacts) -> NotifyView {
+    if c.rootfs.is_some() {
+        NotifyView::Rootfs
+    } else if !c.namespaces.contains(&Namespace::Mnt)
+        || c.protection.control_socket
+        || normalize(&host.state_dir) == Path::new("/")
+    {
+        NotifyView::Host
+    } else {
+        NotifyView::InsteadOfStateDir
+    }
+}
+
+/// The notify socket's path as the service sees it (its `NOTIFY_SOCKET`).
+pub fn notify_socket_in_container(
+    c: &ContainerSpec,
+    host: &HostFacts,
+    notify_dir: &Path,
+) -> PathBuf {
+    let name = crate::notify::socket::SOCKET_NAME;
+    match notify_view(c, host) {
+        NotifyView::Host => notify_dir.join(name),
+        NotifyView::InsteadOfStateDir => host.state_dir.join(name),
+        NotifyView::Rootfs => Path::new(NOTIFY_DIR_IN_ROOTFS).join(name),
+    }
 }
 
 /// The tmpfs over supd's state directory: empty, nobody may write, the smallest.

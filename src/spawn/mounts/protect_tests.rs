@@ -387,6 +387,59 @@ fn supd_state_is_hidden_unless_allowed_or_out_of_sight() {
 }
 
 #[test]
+fn a_notifying_unit_sees_its_own_socket_and_nothing_else_of_supd() {
+    // (rootfs, control_socket) -> NOTIFY_SOCKET, what covers the state directory,
+    // where else the notify directory is bound.
+    let dir = "/run/sup/notify/web";
+    for (rootfs, control_socket, socket, hide, bound) in [
+        (false, false, "/run/sup/notify.sock", "bind", vec![]),
+        (
+            false,
+            true,
+            "/run/sup/notify/web/notify.sock",
+            "none",
+            vec![],
+        ),
+        (
+            true,
+            false,
+            "/run/sup/notify.sock",
+            "none",
+            vec!["/run/sup"],
+        ),
+    ] {
+        let mut c = bare();
+        c.rootfs = rootfs.then(|| PathBuf::from("/srv/root"));
+        c.protection.control_socket = control_socket;
+        let host = HostFacts {
+            notify_dir: Some(dir.into()),
+            ..host()
+        };
+        let case = format!("rootfs={rootfs} control_socket={control_socket}");
+        let seen = super::notify_socket_in_container(&c, &host, Path::new(dir));
+        assert_eq!(seen, Path::new(socket), "{case}");
+        let ops = plan(&c, &[], &host).expect("plan");
+        let hidden: Vec<&Action> = ops
+            .iter()
+            .filter(|o| o.step == Step::HideStateDir)
+            .map(|o| &o.action)
+            .collect();
+        let source = Source::Bind(dir.into());
+        match hide {
+            "bind" => assert!(
+                matches!(hidden.first(), Some(Action::Mount { source: s, .. }) if *s == source)
+                    && matches!(hidden.get(1), Some(Action::Restrict { readonly: true, .. })),
+                "{case}: {hidden:?}"
+            ),
+            _ => assert!(hidden.is_empty(), "{case}: {hidden:?}"),
+        }
+        let mut notify = paths_of(&ops, Step::BindNotify);
+        notify.dedup();
+        assert_eq!(notify, bound, "{case}");
+    }
+}
+
+#[test]
 fn protections_come_after_every_mount_and_before_pivot_root() {
     let mut c = ContainerSpec {
         rootfs: Some("/srv/root".into()),

@@ -1,0 +1,101 @@
+//! What the benchmarks share: a supd on a directory of units, read through its
+//! own log (so a measurement waits for events, never polls), and its CPU time.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Lines};
+use std::path::Path;
+use std::process::{Child, ChildStderr, Command, Stdio};
+
+pub const SUPD: &str = env!("CARGO_BIN_EXE_supd");
+
+pub struct Supd {
+    pub child: Child,
+    lines: Lines<BufReader<ChildStderr>>,
+}
+
+impl Supd {
+    /// Write `units` (name, text) into `dir/units` and start supd on them, in a
+    /// cgroup subtree of this process's own.
+    pub fn launch(dir: &Path, units: &[(String, String)]) -> Supd {
+        let units_dir = dir.join("units");
+        std::fs::create_dir_all(&units_dir).expect("mkdir");
+        for (name, text) in units {
+            std::fs::write(units_dir.join(format!("{name}.toml")), text).expect("write unit");
+        }
+        let mut child = Command::new(SUPD)
+            .arg("--units")
+            .arg(&units_dir)
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .arg("--cgroup-root")
+            .arg(format!("sup-bench-{}", std::process::id()))
+            .env("NO_COLOR", "1")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("supd");
+        let lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+        Supd { child, lines }
+    }
+
+    /// Read supd's log until a line contains `needle`.
+    pub fn wait_for(&mut self, needle: &str) {
+        for line in self.lines.by_ref() {
+            if line.expect("log").contains(needle) {
+                return;
+            }
+        }
+        panic!("supd exited before logging {needle:?}");
+    }
+
+    /// On-CPU nanoseconds of all of supd's threads (its own work, not its
+    /// children's).
+    pub fn cpu_ns(&self) -> u64 {
+        let mut total = 0;
+        for task in std::fs::read_dir(format!("/proc/{}/task", self.child.id()))
+            .expect("tasks")
+            .flatten()
+        {
+            if let Ok(s) = std::fs::read_to_string(task.path().join("schedstat")) {
+                total += s
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+        total
+    }
+
+    /// supd's CPU time in clock ticks from `/proc/PID/stat`: its own (utime +
+    /// stime, threads that have exited included) and that of the children it has
+    /// reaped (cutime + cstime).
+    pub fn ticks(&self) -> (u64, u64) {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("stat");
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, r)| r.split_whitespace().collect())
+            .unwrap_or_default();
+        // After the command: state(0) ... utime(11) stime(12) cutime(13) cstime(14).
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        (field(11) + field(12), field(13) + field(14))
+    }
+}
+
+impl Drop for Supd {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        // Drain the log so supd never blocks on a full pipe while stopping.
+        for _ in self.lines.by_ref() {}
+        let _ = self.child.wait();
+    }
+}

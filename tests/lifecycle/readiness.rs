@@ -1,0 +1,202 @@
+//! When a unit counts as started: sd_notify, `ready_fd`, `start_timeout`,
+//! `watchdog`, oneshot jobs.
+
+use crate::common::*;
+use crate::{gate, notify, shared, stamp, touch};
+
+const ALL_NAMESPACES: &str = "namespaces = [\"user\", \"mnt\", \"pid\", \"uts\", \"ipc\", \"net\", \"cgroup\"]\nuserns_base = 200000";
+
+/// A notify service in its own pid and user namespaces (its pid and uid mean
+/// nothing on the host) says STATUS=, then READY=1 once the test opens its gate.
+/// Its dependent starts only after that, `status` shows what it waits for, and
+/// `restart --wait` returns only once it is ready again.
+pub fn notify_service_in_pid_and_user_namespaces_gates_its_dependent() {
+    let (sup, out) = shared(&[]);
+    let (go, ready_at, app_at) = (out.join("go"), out.join("ready"), out.join("app"));
+    let script = format!(
+        "echo $NOTIFY_SOCKET > {env}; {status}; {gate}; date +%s%N > {ready}; {ready_now}; exec sleep 1000",
+        env = out.join("env").display(),
+        status = notify("--status 'warming up'"),
+        gate = gate(&go),
+        ready = ready_at.display(),
+        ready_now = notify("--ready"),
+    );
+    sup.write_unit(
+        "db",
+        &(unit(ALL_NAMESPACES, &script) + "type = \"notify\"\n"),
+    );
+    sup.write_unit(
+        "app",
+        &format!(
+            "[unit]\nrequires = [\"db\"]\n{}",
+            unit(
+                "",
+                &format!("date +%s%N > {}; exec sleep 1000", app_at.display())
+            )
+        ),
+    );
+    let sup = sup.launch();
+    let db = sup.wait_status("db to say it is warming up", |s| {
+        s.iter()
+            .any(|u| u["name"] == "db" && u["status_text"] == "warming up")
+    });
+    let db = db.iter().find(|u| u["name"] == "db").expect("db");
+    assert_eq!(db["state"], "starting", "{db}");
+    assert_eq!(db["sub_state"], "waiting-for-ready", "{db}");
+    assert_eq!(db["ready"], false);
+    assert_eq!(sup.unit("app")["sub_state"], "waiting");
+    assert!(!app_at.exists(), "app started before db was ready");
+    let shown = stdout(&sup.supctl(&["status"]));
+    assert!(
+        shown.contains("starting (waiting for READY)"),
+        "status shows what db waits for:\n{shown}"
+    );
+    // The socket is supd's, reached inside the container (not the host's path).
+    let socket = wait_file(&out.join("env"));
+    assert!(socket.trim().ends_with("notify.sock"), "{socket}");
+
+    touch(&go);
+    sup.wait_state("app", "running");
+    assert!(
+        stamp(&app_at) > stamp(&ready_at),
+        "app started only after db said READY=1"
+    );
+    assert_eq!(sup.unit("db")["ready"], true);
+
+    // restart --wait returns once db is ready again, not when it was exec'd.
+    let _ = std::fs::remove_file(&ready_at);
+    let opener = std::thread::spawn({
+        let go = go.clone();
+        let state_dir = sup.state_dir();
+        move || {
+            // Open the gate once db waits again (the old process is gone).
+            wait_until("db to wait for READY again", || {
+                let out = std::process::Command::new(SUPCTL)
+                    .args(["--state-dir"])
+                    .arg(&state_dir)
+                    .args(["status", "--json", "db"])
+                    .output()
+                    .expect("supctl");
+                String::from_utf8_lossy(&out.stdout).contains("waiting-for-ready")
+            });
+            touch(&go);
+        }
+    });
+    let out = sup.supctl_within(&["restart", "--wait", "db"], PATIENCE);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(ready_at.exists(), "restart --wait returned before READY=1");
+    assert_eq!(sup.unit("db")["state"], "running");
+    opener.join().expect("opener");
+}
+
+/// A simple service with `ready_fd` is ready when it writes a newline there.
+pub fn ready_fd_gates_a_dependent() {
+    let (sup, out) = shared(&[]);
+    let (go, ready_at, app_at) = (out.join("go"), out.join("ready"), out.join("app"));
+    let script = format!(
+        "{gate}; date +%s%N > {ready}; echo >&3; exec sleep 1000",
+        gate = gate(&go),
+        ready = ready_at.display()
+    );
+    sup.write_unit("db", &(unit("", &script) + "ready_fd = 3\n"));
+    sup.write_unit(
+        "app",
+        &format!(
+            "[unit]\nrequires = [\"db\"]\n{}",
+            unit(
+                "",
+                &format!("date +%s%N > {}; exec sleep 1000", app_at.display())
+            )
+        ),
+    );
+    let sup = sup.launch();
+    let db = sup.wait_status("db waiting for ready_fd", |s| {
+        s.iter()
+            .any(|u| u["name"] == "db" && u["sub_state"] == "waiting-for-ready-fd")
+    });
+    assert!(
+        db.iter()
+            .any(|u| u["name"] == "app" && u["state"] == "starting")
+    );
+    touch(&go);
+    sup.wait_state("app", "running");
+    assert!(stamp(&app_at) > stamp(&ready_at));
+}
+
+/// Never ready within `start_timeout`: killed and failed, and the reason says so.
+pub fn start_timeout_fails_a_service_that_is_never_ready() {
+    let sup = Sup::start(&[(
+        "slow",
+        &(unit("", "exec sleep 1000")
+            + "type = \"notify\"\nstart_timeout = \"1s\"\nrestart = \"no\"\n"),
+    )]);
+    let unit = sup.wait_state("slow", "failed");
+    assert_eq!(unit["sub_state"], "start-timeout", "{unit}");
+    let reason = unit["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("start_timeout"), "{reason}");
+    assert!(!unit["last_exit"].is_null(), "it was killed: {unit}");
+}
+
+/// A notify service with `watchdog` that stops sending WATCHDOG=1 is killed and
+/// handled as a failure (restarted under `restart = "on-failure"`); it was told
+/// its interval in WATCHDOG_USEC.
+pub fn watchdog_kills_a_service_that_stops_pinging() {
+    let (sup, out) = shared(&[]);
+    let usec = out.join("usec");
+    let script = format!(
+        "echo $WATCHDOG_USEC > {usec}; {ready}; for i in 1 2 3 4 5 6; do {ping}; sleep 0.1; done; exec sleep 1000",
+        usec = usec.display(),
+        ready = notify("--ready"),
+        ping = notify("WATCHDOG=1"),
+    );
+    sup.write_unit(
+        "pinger",
+        &(unit("", &script)
+            + "type = \"notify\"\nwatchdog = \"700ms\"\nrestart = \"on-failure\"\nrestart_delay = \"30s\"\n"),
+    );
+    let sup = sup.launch();
+    assert_eq!(wait_file(&usec).trim(), "700000");
+    let unit = sup.wait_status_within("the watchdog to fire", 2 * PATIENCE, |s| {
+        s.iter()
+            .any(|u| u["name"] == "pinger" && u["state"] == "restarting")
+    });
+    let unit = unit.iter().find(|u| u["name"] == "pinger").expect("pinger");
+    let reason = unit["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("WATCHDOG=1"), "{unit}");
+    assert_eq!(unit["last_exit"]["signal"], "SIGKILL", "{unit}");
+    sup.log.wait_for_all(&["pinger", "killed"]);
+}
+
+/// A oneshot with `remain_after_exit` is ready when it exits 0, and stays
+/// `exited/active`: its dependent starts after it and keeps running.
+pub fn oneshot_with_remain_after_exit_satisfies_a_dependent() {
+    let (sup, out) = shared(&[]);
+    let (done_at, app_at) = (out.join("done"), out.join("app"));
+    sup.write_unit(
+        "setup",
+        &(unit(
+            "",
+            &format!("sleep 0.3; date +%s%N > {}", done_at.display()),
+        ) + "type = \"oneshot\"\nremain_after_exit = true\n"),
+    );
+    sup.write_unit(
+        "app",
+        &format!(
+            "[unit]\nrequires = [\"setup\"]\n{}",
+            unit(
+                "",
+                &format!("date +%s%N > {}; exec sleep 1000", app_at.display())
+            )
+        ),
+    );
+    let sup = sup.launch();
+    sup.wait_state("app", "running");
+    assert!(
+        stamp(&app_at) > stamp(&done_at),
+        "app started after setup ended"
+    );
+    let setup = sup.unit("setup");
+    assert_eq!(setup["state"], "exited", "{setup}");
+    assert_eq!(setup["sub_state"], "active", "{setup}");
+    assert_eq!(setup["ready"], true, "{setup}");
+}
