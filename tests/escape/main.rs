@@ -3,19 +3,22 @@
 //! block device, sniff the host's network, use root's powers as `nobody`, call
 //! syscalls the filter denies, write the host's system files — and each attempt
 //! must fail, and succeed where the unit relaxes the protection on purpose. Also:
-//! `supctl audit` rating protected units above relaxed ones. These tests need
-//! root; without it they are reported as ignored.
+//! a real Debian daemon serving under the default protections, and `supctl audit`
+//! rating protected units above relaxed ones. These tests need root (the daemon's
+//! also redis); without it they are reported as ignored.
 
 mod audit;
 #[path = "../common/mod.rs"]
 mod common;
 mod control;
+mod daemon;
 mod kit;
 mod shapes;
 
 use audit::*;
 use common::harness::{self, root, trials};
 use control::*;
+use daemon::*;
 use shapes::*;
 
 fn main() -> std::process::ExitCode {
@@ -28,6 +31,9 @@ fn main() -> std::process::ExitCode {
         control_socket_is_hidden_peer_checked_and_opened_only_on_request,
         // audit.rs
         audit_json_scores_the_default_unit_better_than_any_relaxed_one,
+    ], root_and_redis => [
+        // daemon.rs
+        redis_serves_stores_and_saves_as_a_default_unit,
     ]]);
     kit::remove_probe();
     code
