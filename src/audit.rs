@@ -59,7 +59,13 @@ pub fn assess(unit: &Unit, host: HostFacts) -> Report {
     let c = &unit.container;
     let p = &c.protection;
     let has = |ns: Namespace| c.namespaces.contains(&ns);
-    let root = runs_as_root(unit);
+    // A user who may setuid(0) is root whenever it likes.
+    let may_setuid = p
+        .ambient_capabilities
+        .iter()
+        .any(|x| x.0 == caps::Capability::CAP_SETUID);
+    let declared_root = runs_as_root(unit);
+    let root = declared_root || may_setuid;
     let own_files = has(Namespace::Mnt) && c.rootfs.is_none();
     let mut checks = Vec::new();
     let mut check = |id, description, ok: bool, weight: f64, hint: String| {
@@ -91,9 +97,13 @@ pub fn assess(unit: &Unit, host: HostFacts) -> Report {
         "runs as a non-root user",
         !root,
         0.6,
-        "set user = \"...\" in [service]".into(),
+        if !declared_root {
+            "remove setuid from ambient_capabilities (it can setuid(0))".into()
+        } else {
+            "set user = \"...\" in [service]".into()
+        },
     );
-    let (cap_exposure, cap_names) = dangerous_capabilities(unit, root);
+    let (cap_exposure, cap_names) = dangerous_capabilities(unit, declared_root);
     check(
         "capabilities",
         "holds no capability close to root (sys_admin, sys_module, ...)",
@@ -389,6 +399,23 @@ mod tests {
             let r = assess(&unit(&format!("[container]\n{relax}\n")), HOST);
             assert!(r.score > base, "{relax}: {} <= {base}", r.score);
         }
+    }
+
+    #[test]
+    fn a_user_with_ambient_setuid_counts_as_root() {
+        let nobody = assess(&with_service("", "user = \"nobody\""), HOST);
+        assert!(!failed(&nobody).contains(&"non-root"));
+        let may_setuid = with_service(
+            "[container]\nambient_capabilities = [\"setuid\"]",
+            "user = \"nobody\"",
+        );
+        let r = assess(&may_setuid, HOST);
+        let missing = failed(&r);
+        assert!(
+            missing.contains(&"non-root") && missing.contains(&"user-namespace"),
+            "{missing:?}"
+        );
+        assert!(r.score > nobody.score, "{} <= {}", r.score, nobody.score);
     }
 
     #[test]

@@ -10,6 +10,8 @@ need=()
 command -v cargo >/dev/null || { echo "tests/run.sh: cargo (rustup) is required" >&2; exit 1; }
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v busybox >/dev/null || need+=(busybox-static)
+# The escape suite's real daemon, run as a default unit (tests/escape/daemon.rs).
+command -v redis-server >/dev/null || need+=(redis-server)
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 ls /boot/vmlinuz-* >/dev/null 2>&1 || need+=(linux-image-amd64)
 command -v cpio >/dev/null || need+=(cpio)

@@ -99,6 +99,8 @@ fn rootfs_is_bound_masked_pivoted_then_read_only_and_shared() {
         Step::MountDev,
         Step::MountDev,
         Step::Mount(Fs::Sysfs),
+        // Read-only already, and rebound read-only with whatever is mounted in it.
+        Step::ProtectKernel,
     ];
     want.extend(masking());
     want.extend([

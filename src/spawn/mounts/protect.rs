@@ -152,40 +152,39 @@ pub(super) fn normalize(path: &Path) -> PathBuf {
     out
 }
 
-/// Step 2: kernel and cgroup state. With the host's tree, its `/sys` (and the
-/// cgroup hierarchies in it) rebound read-only; a rootfs has a fresh read-only
-/// sysfs already. With a cgroup namespace, the unit's own view of the cgroup
-/// hierarchies on top, read-only. Then the masked and read-only `/proc` paths,
-/// whichever `/proc` the container has (fresh or the host's).
+/// Step 2: kernel and cgroup state. Whatever is at `/sys` (the host's tree, or in
+/// a rootfs the fresh read-only sysfs or a unit's own bind of the host's `/sys` or
+/// cgroup hierarchies) rebound read-only with its submounts. With a cgroup
+/// namespace, the unit's own view of the cgroup hierarchies on top, read-only.
+/// Then the masked and read-only `/proc` paths, whichever `/proc` the container
+/// has (fresh or the host's).
 pub fn kernel(ops: &mut Vec<Op>, c: &ContainerSpec, host: &HostFacts) {
     let p = &c.protection;
     let (sys, cgroup) = (Path::new("/sys"), Path::new(CGROUP_ROOT));
-    if c.rootfs.is_none() {
-        let ro = Action::ReadOnly(LOCKED_DOWN);
-        if p.protect_kernel {
-            // Only the kernel protected: the cgroup fs stays as it was.
-            let keep = !p.protect_cgroups;
-            if keep {
-                ops.push(Op::in_root(
-                    Step::KeepWritable,
-                    cgroup,
-                    Missing::Skip,
-                    Action::Copy,
-                ));
-            }
-            ops.push(Op::in_root(Step::ProtectKernel, sys, Missing::Skip, ro));
-            if keep {
-                let attach = Action::Attach;
-                ops.push(Op::in_root(
-                    Step::RestoreWritable,
-                    cgroup,
-                    Missing::Skip,
-                    attach,
-                ));
-            }
-        } else if p.protect_cgroups {
-            ops.push(Op::in_root(Step::ProtectCgroups, cgroup, Missing::Skip, ro));
+    let ro = Action::ReadOnly(LOCKED_DOWN);
+    if p.protect_kernel {
+        // Only the kernel protected: the cgroup fs stays as it was.
+        let keep = !p.protect_cgroups;
+        if keep {
+            ops.push(Op::in_root(
+                Step::KeepWritable,
+                cgroup,
+                Missing::Skip,
+                Action::Copy,
+            ));
         }
+        ops.push(Op::in_root(Step::ProtectKernel, sys, Missing::Skip, ro));
+        if keep {
+            let attach = Action::Attach;
+            ops.push(Op::in_root(
+                Step::RestoreWritable,
+                cgroup,
+                Missing::Skip,
+                attach,
+            ));
+        }
+    } else if p.protect_cgroups {
+        ops.push(Op::in_root(Step::ProtectCgroups, cgroup, Missing::Skip, ro));
     }
     let own_cgroup_ns = c.namespaces.contains(&Namespace::Cgroup);
     if p.protect_cgroups && own_cgroup_ns && !host.cgroups.is_empty() {

@@ -289,10 +289,26 @@ fn kernel_and_cgroup_state_is_read_only_in_every_shape() {
         // Only the kernel relaxed: the cgroup fs alone read-only, then the view.
         (false, false, true, true, hybrid(), vec![Cg, Cg]),
         (false, false, false, true, hybrid(), vec![]),
-        // A rootfs has a fresh read-only sysfs: only the view on top.
-        (true, true, true, true, hybrid(), vec![M(Fs::Sysfs), Cg]),
-        (true, true, true, false, hybrid(), vec![M(Fs::Sysfs)]),
-        (true, true, false, true, hybrid(), vec![M(Fs::Sysfs)]),
+        // A rootfs has a fresh read-only sysfs, rebound read-only all the same: a
+        // unit's own bind of the host's /sys or cgroup fs there is covered too.
+        (
+            true,
+            true,
+            true,
+            true,
+            hybrid(),
+            vec![M(Fs::Sysfs), Kern, Cg],
+        ),
+        (true, true, true, false, hybrid(), vec![M(Fs::Sysfs), Kern]),
+        (
+            true,
+            true,
+            false,
+            true,
+            hybrid(),
+            vec![M(Fs::Sysfs), Keep, Kern, Restore],
+        ),
+        (true, false, true, false, hybrid(), vec![M(Fs::Sysfs), Cg]),
     ];
     for (rootfs, kernel, cgroups, cgroup_ns, host, want) in cases {
         let mut c = bare();
