@@ -121,6 +121,19 @@ impl Registry {
         }
     }
 
+    /// Run `act` only while `pid` is a registered child of `unit` that has not been
+    /// reaped yet: reaping waits for this lock, so meanwhile the pid (and the process
+    /// group it leads) cannot be another process's. False, and `act` not run,
+    /// otherwise.
+    pub fn while_unreaped(&self, pid: i32, unit: &str, act: impl FnOnce()) -> bool {
+        let t = self.lock();
+        let owned = t.owners.get(&pid).is_some_and(|o| o.unit == unit);
+        if owned {
+            act();
+        }
+        owned
+    }
+
     /// Reap every child that has exited, without blocking, and route the exits.
     pub fn reap_all(&self) -> Vec<Exit> {
         self.reap_with(|| waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)))
@@ -248,6 +261,21 @@ mod tests {
         // its exit is the newest of that pid, whatever came before.
         t.route(42, ExitStatus::Signal(9));
         assert_eq!(t.take_unclaimed(42), Some(ExitStatus::Signal(9)));
+    }
+
+    #[test]
+    fn only_a_registered_unreaped_child_of_the_unit_is_acted_on() {
+        let registry = Registry::default();
+        registry.lock().claim(77, child("db", 1));
+        let mut hits = 0;
+        assert!(registry.while_unreaped(77, "db", || hits += 1));
+        assert!(
+            !registry.while_unreaped(77, "web", || hits += 1),
+            "another unit's"
+        );
+        registry.lock().route(77, ExitStatus::Code(0));
+        assert!(!registry.while_unreaped(77, "db", || hits += 1), "reaped");
+        assert_eq!(hits, 1);
     }
 
     /// The storm that showed it: a first process reaped before its registration, its

@@ -27,7 +27,7 @@ use crate::logs::{self, Stream};
 use crate::pid1::Halt;
 use crate::reaper::Registry;
 use crate::supervise::{Action, Fleet, Now, UnitAction};
-use crate::unit::UnitError;
+use crate::unit::{Namespace, UnitError};
 
 /// Where the loop's events come from.
 pub struct Inputs {
@@ -246,7 +246,7 @@ impl Daemon {
         for UnitAction { unit, action } in actions {
             match action {
                 Action::Spawn { attempt } => self.start(unit, attempt),
-                Action::Signal { pgid, signal } => signal_group(&unit, pgid, signal),
+                Action::Signal { pgid, signal } => self.signal_group(&unit, pgid, signal),
                 Action::KillCgroup => self.cgroups.kill(&unit),
                 Action::ReleaseCgroup => self.cgroups.release(&unit),
             }
@@ -269,6 +269,37 @@ impl Daemon {
             registry: self.registry.clone(),
         };
         job.run_in_background(self.outcomes.clone());
+    }
+
+    /// Signal a unit's process group. A group is named by its leader's pid, which is
+    /// only safe to use while the leader has not been reaped: afterwards the number
+    /// may be another process's, leading a group of its own (every container's first
+    /// process calls setsid). So the signal is sent under the reaper's lock while the
+    /// leader is a registered, unreaped child of the unit. Once the leader is gone,
+    /// what is left of its group is killed through the unit's cgroup (pidfd-checked),
+    /// or died with its PID namespace; only a unit with neither is signalled by
+    /// number still.
+    fn signal_group(&self, unit: &str, pgid: i32, signal: Signal) {
+        if self
+            .registry
+            .while_unreaped(pgid, unit, || signal_group(unit, pgid, signal))
+        {
+            return;
+        }
+        let own_pid_ns = self
+            .fleet
+            .get(unit)
+            .is_some_and(|s| s.spec.container.namespaces.contains(&Namespace::Pid));
+        if self.cgroups.is_live(unit) || own_pid_ns {
+            tracing::debug!(
+                unit,
+                pgid,
+                signal = signal.as_str(),
+                "group leader already reaped; not signalling its number"
+            );
+            return;
+        }
+        signal_group(unit, pgid, signal);
     }
 
     pub(super) fn log_path(&self, unit: &str) -> PathBuf {
