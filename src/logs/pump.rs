@@ -9,6 +9,12 @@ use super::{MAX_LINE, SharedLog, Stream};
 
 /// Read a pipe until EOF, appending each line to `log`.
 pub async fn pump(fd: OwnedFd, stream: Stream, log: SharedLog) {
+    log.pipe_opened();
+    read_lines(fd, stream, &log).await;
+    log.pipe_closed().await;
+}
+
+async fn read_lines(fd: OwnedFd, stream: Stream, log: &SharedLog) {
     let mut rx = match pipe::Receiver::from_owned_fd(fd) {
         Ok(rx) => rx,
         Err(e) => {
