@@ -1,0 +1,64 @@
+//! What the fault tests measure of a running supd from outside: its descriptors,
+//! memory and processes, read from /proc of the host.
+
+use std::time::Duration;
+
+/// `name` from the environment as a number, or `default`.
+pub fn env_or(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v:?} is not a whole number")),
+        Err(_) => default,
+    }
+}
+
+/// Open descriptors of `pid`.
+pub fn fd_count(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/fd: {e}"))
+        .count()
+}
+
+/// Resident memory of `pid` in KiB (`VmRSS`).
+pub fn rss_kib(pid: i32) -> u64 {
+    status_field(pid, "VmRSS:")
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS for {pid}"))
+}
+
+/// A field of `/proc/PID/status`, without its name.
+pub fn status_field(pid: i32, name: &str) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name))
+        .map(|v| v.trim().to_string())
+}
+
+/// Live (not zombie) children of `pid`.
+pub fn children_of(pid: i32) -> Vec<i32> {
+    sup::procfs::processes()
+        .into_iter()
+        .filter(|p| p.ppid == pid && !p.is_zombie())
+        .map(|p| p.pid)
+        .collect()
+}
+
+pub fn comm(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Poll `value` until `ok` holds for it, at most `timeout`; the last value either way.
+pub fn settle<T>(timeout: Duration, mut value: impl FnMut() -> T, ok: impl Fn(&T) -> bool) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let v = value();
+        if ok(&v) || std::time::Instant::now() >= deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
