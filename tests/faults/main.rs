@@ -4,14 +4,20 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod input;
 mod probe;
 mod storm;
 
 use common::harness::{self, root, trials};
+use input::*;
 use storm::*;
 
 fn main() -> std::process::ExitCode {
     harness::main(trials![root => [
+        // input.rs
+        durations_and_sizes_beyond_their_caps_are_located_errors_and_at_the_caps_units_run,
+        special_files_named_like_units_are_located_errors_and_never_block,
+        dependency_lists_are_capped_and_2000_units_reload_while_status_answers,
         // storm.rs
         crash_storm_with_pid_wrap_never_touches_healthy_units,
     ]])
