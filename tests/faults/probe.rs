@@ -35,6 +35,20 @@ pub fn status_field(pid: i32, name: &str) -> Option<String> {
         .map(|v| v.trim().to_string())
 }
 
+/// The soft and hard limit of `what` (e.g. "Max open files") in `/proc/PID/limits`.
+pub fn limits_of(pid: i32, what: &str) -> (String, String) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/limits"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/limits: {e}"));
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(what))
+        .unwrap_or_else(|| panic!("no {what:?} in /proc/{pid}/limits:\n{text}"));
+    let mut fields = line[what.len()..].split_whitespace();
+    let soft = fields.next().unwrap_or_default().to_string();
+    let hard = fields.next().unwrap_or_default().to_string();
+    (soft, hard)
+}
+
 /// Live (not zombie) children of `pid`.
 pub fn children_of(pid: i32) -> Vec<i32> {
     sup::procfs::processes()

@@ -11,7 +11,9 @@
 //! state, and no crash-looper may show any exit but its own (`exit 3`).
 //!
 //! Size: `SUP_STORM_UNITS` crash-loopers (default 150) for `SUP_STORM_SECS` seconds
-//! (default 15); `SUP_STORM_REWIND_MS` between rewinds (default 500). To look into a
+//! (default 15), `SUP_STORM_ROUNDS` storms one after the other (default 1: memory
+//! that grows round after round is a leak); `SUP_STORM_REWIND_MS` between rewinds
+//! (default 500). To look into a
 //! failure: `SUP_STORM_LOG=debug` sets supd's log level, `SUP_STORM_DUMP=FILE` writes
 //! its whole log there when the test fails.
 
@@ -240,12 +242,12 @@ fn healthy_pids(status: &[Value]) -> HashMap<String, Value> {
 }
 
 pub fn crash_storm_with_pid_wrap_never_touches_healthy_units() {
-    let units = env_or("SUP_STORM_UNITS", 150) as usize;
-    let secs = env_or("SUP_STORM_SECS", 15);
+    let size = Storm {
+        units: env_or("SUP_STORM_UNITS", 150) as usize,
+        secs: env_or("SUP_STORM_SECS", 15),
+    };
+    let rounds = env_or("SUP_STORM_ROUNDS", 1);
     let rewind = Duration::from_millis(env_or("SUP_STORM_REWIND_MS", 500));
-    // Starting and stopping the crash-loopers scales with their number.
-    let bulk = PATIENCE + Duration::from_millis(100 * units as u64);
-
     let sup = Sup::prepare(&[]);
     for i in 0..HEALTHY {
         sup.write_unit(
@@ -254,95 +256,128 @@ pub fn crash_storm_with_pid_wrap_never_touches_healthy_units() {
         );
     }
     let ns = NsSupd::launch(sup, rewind);
-    let sup = &ns.sup;
-    let first = sup.wait_status("the healthy units to run", |s| {
+    let first = ns.sup.wait_status("the healthy units to run", |s| {
         s.len() == HEALTHY && s.iter().all(|u| u["state"] == "running")
     });
     let mut healthy = healthy_pids(&first);
     let (fds_before, rss_before) = (fd_count(ns.pid), rss_kib(ns.pid));
-
-    std::fs::write(sup.path().join("wrap"), "").expect("start rewinding");
-    for i in 0..units {
-        sup.write_unit(&format!("crash{i:04}"), &crasher());
-    }
-    sup.wait_status_within("the crash-loopers to be loaded", bulk, |s| {
-        s.len() == HEALTHY + units
-    });
-
-    let t0 = Instant::now();
-    let storm = Duration::from_secs(secs);
-    let mut restarted = Vec::new();
-    let mut next_restart = storm / 4;
-    let mut checks = 0;
-    while t0.elapsed() < storm {
-        let status = sup.status();
-        assert_none("during the storm", violations(&status, &healthy), &sup.log);
-        checks += 1;
-        if t0.elapsed() >= next_restart && restarted.len() < 6 {
-            // Two healthy units restarted mid-storm: new containers under recycled pids.
-            for _ in 0..2 {
-                let name = format!("ok{:02}", restarted.len() * 5);
-                let out = sup.supctl_within(&["restart", "--wait", &name], bulk);
-                assert!(out.status.success(), "restart {name}: {}", stderr(&out));
-                let now = sup.unit(&name);
-                assert_ne!(now["pid"], healthy[&name], "{name} has a new process");
-                healthy.insert(name.clone(), now["pid"].clone());
-                restarted.push(name);
-            }
-            next_restart += storm / 4;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let status = sup.status();
-    assert_none("after the storm", violations(&status, &healthy), &sup.log);
-    let starts: u64 = status
-        .iter()
-        .filter_map(|u| u["restarts"].as_u64())
-        .sum::<u64>();
-    let exits = status
-        .iter()
-        .filter(|u| u["last_exit"]["code"] == 3)
-        .count();
-    assert_eq!(exits, units, "every crash-looper crashed, and said so");
-
-    std::fs::remove_file(sup.path().join("wrap")).expect("stop rewinding");
-    let (rounds, wraps, pids) = ns.wraps();
-    for i in 0..units {
-        std::fs::remove_file(sup.units_dir().join(format!("crash{i:04}.toml"))).expect("rm");
-    }
-    let after = sup.wait_status_within("the crash-loopers to be removed", bulk, |s| {
-        s.len() == HEALTHY
-    });
-    assert_none("after removal", violations(&after, &healthy), &sup.log);
-    assert!(
-        after.iter().all(|u| u["state"] == "running"),
-        "all {HEALTHY} healthy units still run"
-    );
-
-    // What the storm held is let go: descriptors at once, memory within a margin
-    // (the allocator keeps some freed memory for reuse).
-    let fds_after = settle(PATIENCE, || fd_count(ns.pid), |n| *n <= fds_before);
+    // The allocator keeps some freed memory for reuse; a leak would grow with
+    // every round.
     let rss_limit = rss_before + (rss_before / 2).max(16 * 1024);
-    let rss_after = settle(PATIENCE, || rss_kib(ns.pid), |r| *r <= rss_limit);
-    eprintln!(
-        "storm: {units} crash-loopers for {secs} s next to {HEALTHY} healthy units \
-         ({} restarted): {starts} automatic restarts, {checks} status checks; \
-         pid counter rewound {rounds} times, {wraps} of them past pid_max, \
-         {pids} pids handed out; supd fds {fds_before} -> {fds_after}, \
-         RSS {rss_before} KiB -> {rss_after} KiB",
-        restarted.len()
-    );
-    let expected = (storm.as_millis() / rewind.as_millis().max(1) / 2) as u64;
-    assert!(
-        wraps >= expected.max(1),
-        "the pids wrapped only {wraps} times ({rounds} rewinds)"
-    );
-    assert!(
-        fds_after <= fds_before,
-        "supd holds {fds_after} descriptors after the storm, {fds_before} before"
-    );
-    assert!(
-        rss_after <= rss_limit,
-        "supd's RSS is {rss_after} KiB after the storm, {rss_before} KiB before"
-    );
+    let mut wrapped = (0, 0, 0);
+    for round in 0..rounds {
+        let done = size.blow(&ns, &mut healthy, round as usize);
+        let (rewinds, wraps, pids) = ns.wraps();
+        let (rewinds, wraps, pids) = (rewinds - wrapped.0, wraps - wrapped.1, pids - wrapped.2);
+        wrapped = ns.wraps();
+        // What the storm held is let go: descriptors at once, memory within a margin.
+        let fds_after = settle(PATIENCE, || fd_count(ns.pid), |n| *n <= fds_before);
+        let rss_after = settle(PATIENCE, || rss_kib(ns.pid), |r| *r <= rss_limit);
+        eprintln!(
+            "storm {}/{rounds}: {} crash-loopers for {} s next to {HEALTHY} healthy units \
+             ({} restarted): {} automatic restarts, {} status checks; pid counter \
+             rewound {rewinds} times, {wraps} of them past pid_max, {pids} pids handed \
+             out; supd fds {fds_before} -> {fds_after}, RSS {rss_before} KiB -> \
+             {rss_after} KiB",
+            round + 1,
+            size.units,
+            size.secs,
+            done.restarted,
+            done.restarts,
+            done.checks
+        );
+        let expected = (size.secs * 1000 / rewind.as_millis().max(1) as u64 / 2).max(1);
+        assert!(
+            wraps >= expected,
+            "the pids wrapped only {wraps} times ({rewinds} rewinds)"
+        );
+        assert!(
+            fds_after <= fds_before,
+            "supd holds {fds_after} descriptors after the storm, {fds_before} before"
+        );
+        assert!(
+            rss_after <= rss_limit,
+            "supd's RSS is {rss_after} KiB after the storm, {rss_before} KiB before"
+        );
+    }
+}
+
+/// One storm's size.
+struct Storm {
+    units: usize,
+    secs: u64,
+}
+
+/// What one storm did.
+struct Done {
+    restarts: u64,
+    checks: usize,
+    restarted: usize,
+}
+
+impl Storm {
+    /// Add the crash-loopers, let them churn while checking every unit, restart a
+    /// few healthy units meanwhile, then delete the crash-loopers again.
+    fn blow(&self, ns: &NsSupd, healthy: &mut HashMap<String, Value>, round: usize) -> Done {
+        let (sup, units) = (&ns.sup, self.units);
+        // Starting and stopping the crash-loopers scales with their number.
+        let bulk = PATIENCE + Duration::from_millis(100 * units as u64);
+        std::fs::write(sup.path().join("wrap"), "").expect("start rewinding");
+        for i in 0..units {
+            sup.write_unit(&format!("crash{i:04}"), &crasher());
+        }
+        sup.wait_status_within("the crash-loopers to be loaded", bulk, |s| {
+            s.len() == HEALTHY + units
+        });
+        let t0 = Instant::now();
+        let storm = Duration::from_secs(self.secs);
+        let (mut restarted, mut checks) = (0, 0);
+        let mut next_restart = storm / 4;
+        while t0.elapsed() < storm {
+            let status = sup.status();
+            assert_none("during the storm", violations(&status, healthy), &sup.log);
+            checks += 1;
+            if t0.elapsed() >= next_restart && restarted < 6 {
+                // Two healthy units restarted mid-storm: new containers under
+                // recycled pids.
+                for _ in 0..2 {
+                    let name = format!("ok{:02}", (restarted * 5 + round) % HEALTHY);
+                    let out = sup.supctl_within(&["restart", "--wait", &name], bulk);
+                    assert!(out.status.success(), "restart {name}: {}", stderr(&out));
+                    let now = sup.unit(&name);
+                    assert_ne!(now["pid"], healthy[&name], "{name} has a new process");
+                    healthy.insert(name.clone(), now["pid"].clone());
+                    restarted += 1;
+                }
+                next_restart += storm / 4;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let status = sup.status();
+        assert_none("after the storm", violations(&status, healthy), &sup.log);
+        let restarts = status.iter().filter_map(|u| u["restarts"].as_u64()).sum();
+        let crashed = status
+            .iter()
+            .filter(|u| u["last_exit"]["code"] == 3)
+            .count();
+        assert_eq!(crashed, units, "every crash-looper crashed, and said so");
+
+        std::fs::remove_file(sup.path().join("wrap")).expect("stop rewinding");
+        for i in 0..units {
+            std::fs::remove_file(sup.units_dir().join(format!("crash{i:04}.toml"))).expect("rm");
+        }
+        let after = sup.wait_status_within("the crash-loopers to be removed", bulk, |s| {
+            s.len() == HEALTHY
+        });
+        assert_none("after removal", violations(&after, healthy), &sup.log);
+        assert!(
+            after.iter().all(|u| u["state"] == "running"),
+            "all {HEALTHY} healthy units still run"
+        );
+        Done {
+            restarts,
+            checks,
+            restarted,
+        }
+    }
 }
