@@ -7,11 +7,13 @@ mod common;
 mod input;
 mod probe;
 mod socket;
+mod state;
 mod storm;
 
 use common::harness::{self, root, trials};
 use input::*;
 use socket::*;
+use state::*;
 use storm::*;
 
 fn main() -> std::process::ExitCode {
@@ -27,6 +29,12 @@ fn main() -> std::process::ExitCode {
         connections_beyond_512_are_told_busy_and_short_requests_recover,
         a_connection_flood_at_a_low_fd_limit_leaves_status_and_starts_working,
         supd_raises_its_soft_fd_limit_and_services_get_1024_unless_set,
+        // state.rs
+        a_state_dir_another_user_owns_or_can_write_is_refused,
+        log_files_are_private_and_a_planted_link_is_not_followed,
+        supctl_refuses_a_socket_another_user_could_have_planted,
+        supctl_refuses_a_supd_of_another_user,
+        a_dangling_link_or_a_stale_socket_at_the_socket_path_does_not_block_startup,
         // storm.rs
         crash_storm_with_pid_wrap_never_touches_healthy_units,
     ]])
