@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod crash;
 mod input;
 mod probe;
 mod socket;
@@ -11,6 +12,7 @@ mod state;
 mod storm;
 
 use common::harness::{self, root, trials};
+use crash::*;
 use input::*;
 use socket::*;
 use state::*;
@@ -18,6 +20,9 @@ use storm::*;
 
 fn main() -> std::process::ExitCode {
     harness::main(trials![root => [
+        // crash.rs
+        after_kill_9_a_new_supd_kills_every_leftover_and_restarts_what_remains,
+        a_units_directory_deleted_and_created_again_is_watched_again,
         // input.rs
         durations_and_sizes_beyond_their_caps_are_located_errors_and_at_the_caps_units_run,
         special_files_named_like_units_are_located_errors_and_never_block,

@@ -1,6 +1,7 @@
 //! What the fault tests measure of a running supd from outside: its descriptors,
 //! memory and processes, read from /proc of the host.
 
+use std::path::Path;
 use std::time::Duration;
 
 /// `name` from the environment as a number, or `default`.
@@ -63,6 +64,21 @@ pub fn comm(pid: i32) -> String {
         .unwrap_or_default()
         .trim()
         .to_string()
+}
+
+/// Every pid in the cgroup directory `dir` and the directories below it.
+pub fn pids_below(dir: &Path) -> Vec<i32> {
+    let mut pids: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            pids.extend(pids_below(&entry.path()));
+        }
+    }
+    pids
 }
 
 /// Poll `value` until `ok` holds for it, at most `timeout`; the last value either way.
