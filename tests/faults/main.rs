@@ -6,6 +6,7 @@
 mod common;
 mod crash;
 mod input;
+mod misc;
 mod probe;
 mod socket;
 mod state;
@@ -14,6 +15,7 @@ mod storm;
 use common::harness::{self, root, trials};
 use crash::*;
 use input::*;
+use misc::*;
 use socket::*;
 use state::*;
 use storm::*;
@@ -27,6 +29,11 @@ fn main() -> std::process::ExitCode {
         durations_and_sizes_beyond_their_caps_are_located_errors_and_at_the_caps_units_run,
         special_files_named_like_units_are_located_errors_and_never_block,
         dependency_lists_are_capped_and_2000_units_reload_while_status_answers,
+        // misc.rs
+        a_numeric_user_without_passwd_entry_runs_with_its_own_gid_and_no_groups,
+        a_deleted_log_file_is_created_again_by_the_next_line,
+        a_stop_forced_at_stop_timeout_says_so_in_reply_status_and_log,
+        quick_successive_queries_see_the_same_cpu_percentage,
         // socket.rs
         silent_clients_are_dropped_after_the_request_timeout,
         followers_that_never_read_neither_block_status_nor_stay,
