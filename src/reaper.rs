@@ -10,11 +10,15 @@
 //! - the spawn helper is registered while the lock is held across its `posix_spawn`
 //!   (`spawn_registered`): its pid cannot be reaped, let alone reused, unregistered;
 //! - the container's first process is created by the helper with `CLONE_PIDFD` (as
-//!   supd's child) and registered through that pidfd (`register_pidfd`), which tells
-//!   under the lock whether the process still runs, is a zombie waiting here, or was
-//!   already reaped; only in the last case is an unclaimed exit of that pid taken,
-//!   and it is then necessarily this process's (an older process with the same pid
-//!   was reaped before this one existed, and its entry is dropped at registration).
+//!   supd's child) and registered through that pidfd (`register_pidfd`) before the
+//!   helper releases it: until then it waits on a pipe and cannot exit by itself, so
+//!   its pid cannot be reused and the registration finds it running. Only a process
+//!   killed before its release (a signal from outside, or its helper died) can have
+//!   been reaped already; then the newest unclaimed exit of that pid is taken, which
+//!   is its own: any older process with that pid was reaped before it existed, and a
+//!   later one could only be born once it was reaped, in the moment before the
+//!   registration, and would be registered (routed to its owner, never unclaimed)
+//!   unless it is an orphan that also exited within that moment.
 //!
 //! Orphans re-parented to supd (it is a subreaper, or PID 1) are reaped the same way;
 //! their exits are kept, bounded, as unclaimed.
@@ -141,6 +145,19 @@ impl Registry {
         }
     }
 
+    /// Run `act` only while `pid` is a registered child of `unit` that has not been
+    /// reaped yet: reaping waits for this lock, so meanwhile the pid (and the process
+    /// group it leads) cannot be another process's. False, and `act` not run,
+    /// otherwise.
+    pub fn while_unreaped(&self, pid: i32, unit: &str, act: impl FnOnce()) -> bool {
+        let t = self.lock();
+        let owned = t.owners.get(&pid).is_some_and(|o| o.unit == unit);
+        if owned {
+            act();
+        }
+        owned
+    }
+
     /// Reap every child that has exited, without blocking, and route the exits.
     pub fn reap_all(&self) -> Vec<Exit> {
         self.reap_with(|| waitpid(None, Some(WaitPidFlag::WNOHANG | WaitPidFlag::__WALL)))
@@ -175,10 +192,11 @@ impl Registry {
 }
 
 impl Table {
-    /// `pid` now belongs to `owner`; an unclaimed exit of that pid is an older
-    /// process's.
+    /// `pid` now belongs to `owner`. Unclaimed exits of that pid stay: one may be
+    /// that of a first process killed before its registration, whose pid was reused
+    /// (and registered) meanwhile; the newest-first lookup never gives an older one to
+    /// a later process.
     fn claim(&mut self, pid: i32, owner: ChildOf) {
-        self.unclaimed.retain(|(p, _)| *p != pid);
         self.owners.insert(pid, owner);
     }
 
@@ -265,9 +283,41 @@ mod tests {
         // An orphan with pid 42 was reaped; later a new child gets pid 42.
         assert_eq!(t.route(42, ExitStatus::Code(0)), None);
         t.claim(42, child("web", 1));
-        assert_eq!(t.take_unclaimed(42), None, "dropped at registration");
         let exit = t.route(42, ExitStatus::Code(1)).expect("routed");
         assert_eq!(exit.status, ExitStatus::Code(1));
+        // Killed before its registration, a first process with pid 42 is reaped;
+        // its exit is the newest of that pid, whatever came before.
+        t.route(42, ExitStatus::Signal(9));
+        assert_eq!(t.take_unclaimed(42), Some(ExitStatus::Signal(9)));
+    }
+
+    #[test]
+    fn only_a_registered_unreaped_child_of_the_unit_is_acted_on() {
+        let registry = Registry::default();
+        registry.lock().claim(77, child("db", 1));
+        let mut hits = 0;
+        assert!(registry.while_unreaped(77, "db", || hits += 1));
+        assert!(
+            !registry.while_unreaped(77, "web", || hits += 1),
+            "another unit's"
+        );
+        registry.lock().route(77, ExitStatus::Code(0));
+        assert!(!registry.while_unreaped(77, "db", || hits += 1), "reaped");
+        assert_eq!(hits, 1);
+    }
+
+    /// The storm that showed it: a first process reaped before its registration, its
+    /// pid reused and registered by another start before that registration ran.
+    #[test]
+    fn an_exit_reaped_before_registration_survives_the_reuse_of_its_pid() {
+        let mut t = Table::default();
+        assert_eq!(
+            t.route(428, ExitStatus::Signal(9)),
+            None,
+            "not registered yet"
+        );
+        t.claim(428, child("other", 7));
+        assert_eq!(t.take_unclaimed(428), Some(ExitStatus::Signal(9)));
     }
 
     #[test]

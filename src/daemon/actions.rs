@@ -8,7 +8,7 @@ use nix::unistd::Pid;
 use super::event_loop::Daemon;
 use crate::pid1::Halt;
 use crate::supervise::{Action, UnitAction, runs_under_init};
-use crate::unit::OnFailure;
+use crate::unit::{Namespace, OnFailure};
 
 impl Daemon {
     /// Carry out what the fleet decided.
@@ -19,7 +19,7 @@ impl Daemon {
                 Action::StopSignal { pgid, signal } => self.stop_signal(&unit, pgid, signal),
                 Action::Kill { pgid } => {
                     if let Some(pgid) = pgid {
-                        signal_group(&unit, pgid, Signal::SIGKILL);
+                        self.signal_group(&unit, pgid, Signal::SIGKILL);
                     }
                     self.cgroups.kill(&unit);
                 }
@@ -29,7 +29,7 @@ impl Daemon {
                         pid = pgid,
                         "spawned process no longer wanted; killing it"
                     );
-                    signal_group(&unit, pgid, Signal::SIGKILL);
+                    self.signal_group(&unit, pgid, Signal::SIGKILL);
                 }
                 Action::ReleaseCgroup => self.cgroups.release(&unit),
                 Action::RunStopPost { attempt } => self.run_stop_post(unit, attempt),
@@ -56,9 +56,40 @@ impl Daemon {
         let signals = [signal, Signal::SIGCONT];
         if !self.cgroups.signal(unit, &signals, skip) {
             for s in signals {
-                signal_group(unit, pgid, s);
+                self.signal_group(unit, pgid, s);
             }
         }
+    }
+
+    /// Signal a unit's process group. A group is named by its leader's pid, which is
+    /// only safe to use while the leader has not been reaped: afterwards the number
+    /// may be another process's, leading a group of its own (every container's first
+    /// process calls setsid). So the signal is sent under the reaper's lock while the
+    /// leader is a registered, unreaped child of the unit. Once the leader is gone,
+    /// what is left of its group is killed through the unit's cgroup (pidfd-checked),
+    /// or died with its PID namespace; only a unit with neither is signalled by
+    /// number still.
+    fn signal_group(&self, unit: &str, pgid: i32, signal: Signal) {
+        if self
+            .registry
+            .while_unreaped(pgid, unit, || signal_group(unit, pgid, signal))
+        {
+            return;
+        }
+        let own_pid_ns = self
+            .fleet
+            .get(unit)
+            .is_some_and(|s| s.spec.container.namespaces.contains(&Namespace::Pid));
+        if self.cgroups.is_live(unit) || own_pid_ns {
+            tracing::debug!(
+                unit,
+                pgid,
+                signal = signal.as_str(),
+                "group leader already reaped; not signalling its number"
+            );
+            return;
+        }
+        signal_group(unit, pgid, signal);
     }
 
     /// `on_failure` actions that end supd's run: the fleet has done the dependents.
@@ -93,7 +124,7 @@ impl Daemon {
 }
 
 /// Signal a unit's process group. Never pid 0 or 1: `kill(-1)` would hit every process.
-pub(super) fn signal_group(unit: &str, pgid: i32, signal: Signal) {
+fn signal_group(unit: &str, pgid: i32, signal: Signal) {
     if pgid <= 1 {
         tracing::error!(unit, pgid, "refusing to signal a process group <= 1");
         return;

@@ -344,6 +344,9 @@ impl UsageReader {
 const CPU_WINDOW: Duration = Duration::from_millis(500);
 /// Samples kept per unit (queries of several clients interleave).
 const CPU_SAMPLES: usize = 16;
+/// Readings closer than this to the newest kept sample are not kept: however often
+/// clients ask, the kept samples reach back further than `CPU_WINDOW`.
+const CPU_SAMPLE_SPACING: Duration = Duration::from_millis(62);
 
 /// Record the reading `cpu` (µs used so far) at `now`; the CPU percentage over the
 /// newest window of at least `CPU_WINDOW`, if there is one.
@@ -357,9 +360,14 @@ fn cpu_percent(samples: &mut VecDeque<(u64, Instant)>, cpu: u64, now: Instant) -
         .rev()
         .find(|(_, at)| now.saturating_duration_since(*at) >= CPU_WINDOW)
         .copied();
-    samples.push_back((cpu, now));
-    if samples.len() > CPU_SAMPLES {
-        samples.pop_front();
+    let spaced = samples
+        .back()
+        .is_none_or(|(_, at)| now.saturating_duration_since(*at) >= CPU_SAMPLE_SPACING);
+    if spaced {
+        samples.push_back((cpu, now));
+        if samples.len() > CPU_SAMPLES {
+            samples.pop_front();
+        }
     }
     let (then_cpu, then) = base?;
     let elapsed = now.saturating_duration_since(then).as_micros() as f64;
@@ -462,8 +470,13 @@ mod tests {
         // A second client asking right after sees the same rate, not 0% or 100%.
         let q = cpu_percent(&mut s, at(1010).0, at(1010).1).expect("window");
         assert!((q - 50.0).abs() < 0.01, "{q}");
+        // Asked every 10 ms for two seconds (many clients): a window all along.
+        for t in (1010..3010).step_by(10) {
+            let p = cpu_percent(&mut s, at(t).0, at(t).1).expect("a window");
+            assert!((p - 50.0).abs() < 0.01, "{t}: {p}");
+        }
         // A restart resets the counter: no negative or huge rate.
-        assert_eq!(cpu_percent(&mut s, 10, t0 + ms(2000)), None);
+        assert_eq!(cpu_percent(&mut s, 10, t0 + ms(4000)), None);
         assert!(s.len() <= CPU_SAMPLES);
     }
 }

@@ -254,6 +254,23 @@ impl Daemon {
             Now::read(),
         );
         self.execute(actions);
+        self.prune_main_pidfd(&exit.owner);
+    }
+
+    /// A main process's pidfd is kept while that process runs (probes join it):
+    /// given back once the unit has no process of that start any more (it ended,
+    /// even before its start was confirmed; the unit is gone; a newer start).
+    fn prune_main_pidfd(&mut self, unit: &str) {
+        let running = self
+            .fleet
+            .get(unit)
+            .filter(|s| s.machine.pid().is_some())
+            .map(|s| s.machine.attempt());
+        if let Some((attempt, _)) = self.main_pidfds.get(unit)
+            && running != Some(*attempt)
+        {
+            self.main_pidfds.remove(unit);
+        }
     }
 
     fn on_start_outcome(&mut self, outcome: StartOutcome) {
@@ -302,6 +319,7 @@ impl Daemon {
             }
         };
         self.execute(actions);
+        self.prune_main_pidfd(&outcome.unit);
     }
 
     /// Say why a timer stops a unit (start timeout, watchdog), and that a stop

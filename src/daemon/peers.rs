@@ -3,7 +3,11 @@
 //! uid alone would let any default unit stop others or power the machine off. A
 //! peer inside a unit's cgroup is refused unless that unit says `control_socket =
 //! true`; a peer in another pid namespace than supd's is refused too (it is some
-//! container, supd's or not).
+//! container, supd's or not). A peer supd cannot see at all (its pid reads 0) is in
+//! an ancestor or unrelated pid namespace: never one of supd's units, whose
+//! namespaces are below supd's. When supd runs in a container of its own that is
+//! the host's administrator; otherwise a process that was handed the socket on
+//! purpose. Only the uid check and the socket's permissions decide for it.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -40,7 +44,8 @@ impl PeerPolicy {
     /// Ok, or why the peer process `pid` may not command supd.
     pub fn check(&self, pid: Option<i32>) -> Result<(), String> {
         let Some(pid) = pid.filter(|p| *p > 0) else {
-            return Err("the connecting process cannot be identified".into());
+            // Not in supd's pid namespace or below it: not a unit.
+            return Ok(());
         };
         let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
         let allowed = match self.allowed.read() {

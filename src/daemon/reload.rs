@@ -140,6 +140,7 @@ impl Daemon {
         self.peers.set_allowed(may_control);
         let fleet = &self.fleet;
         self.notify.retain(|unit| fleet.get(unit).is_some());
+        self.main_pidfds.retain(|unit, _| fleet.get(unit).is_some());
         tracing::info!(
             added = plan.added.len(),
             removed = plan.removed.len(),

@@ -71,6 +71,8 @@ struct Memory {
     /// Created for the first follower and dropped when the last one is gone: a
     /// broadcast channel preallocates its whole buffer, which most units never need.
     followers: Option<broadcast::Sender<Entry>>,
+    /// Output pipes of the unit still open; the log file is closed when none are.
+    pipes: usize,
 }
 
 /// One unit's log: shared between the pipe pumps, the daemon and the control server.
@@ -91,6 +93,7 @@ impl SharedLog {
                 limits,
                 recent: VecDeque::new(),
                 followers: None,
+                pipes: 0,
             })),
             writer,
         }
@@ -147,6 +150,26 @@ impl SharedLog {
         let (entry, limits) = self.remember(Stream::Stderr, line);
         let job = self.writer.job(&self.unit, &self.path, limits, entry);
         self.writer.send_now(job);
+        if self.lock().pipes == 0 {
+            self.writer.close_now(&self.path);
+        }
+    }
+
+    /// An output pipe of the unit starts to be read.
+    pub fn pipe_opened(&self) {
+        self.lock().pipes += 1;
+    }
+
+    /// An output pipe reached its end; with the last one, the file is closed.
+    pub async fn pipe_closed(&self) {
+        let last = {
+            let mut memory = self.lock();
+            memory.pipes = memory.pipes.saturating_sub(1);
+            memory.pipes == 0
+        };
+        if last {
+            self.writer.close(&self.path).await;
+        }
     }
 
     /// The last `n` lines, oldest first.

@@ -15,6 +15,12 @@ pub fn pump_both(stdout: OwnedFd, stderr: OwnedFd, log: SharedLog) {
 
 /// Read a pipe until EOF, appending each line to `log`.
 pub async fn pump(fd: OwnedFd, stream: Stream, log: SharedLog) {
+    log.pipe_opened();
+    read_lines(fd, stream, &log).await;
+    log.pipe_closed().await;
+}
+
+async fn read_lines(fd: OwnedFd, stream: Stream, log: &SharedLog) {
     let mut rx = match pipe::Receiver::from_owned_fd(fd) {
         Ok(rx) => rx,
         Err(e) => {

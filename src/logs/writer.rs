@@ -35,6 +35,8 @@ pub(super) enum Job {
     },
     /// Answered once every job queued before it is done.
     Flush(oneshot::Sender<()>),
+    /// Nothing writes to this file for now: close it (a later line opens it again).
+    Close(Arc<PathBuf>),
 }
 
 struct Console {
@@ -75,6 +77,9 @@ impl LogWriter {
                         Job::Write { path, limits, text } => open.write(&path, limits, &text),
                         Job::Flush(done) => {
                             let _ = done.send(());
+                        }
+                        Job::Close(path) => {
+                            open.open.remove(path.as_path());
                         }
                     }
                 }
@@ -134,6 +139,17 @@ impl LogWriter {
             limits,
             text: entry.file_text(),
         }
+    }
+
+    /// Close the file once every line queued before is written: descriptors are
+    /// held only while a unit has output pipes open, not for every unit ever seen.
+    pub(super) async fn close(&self, path: &Arc<PathBuf>) {
+        self.send(Job::Close(path.clone())).await;
+    }
+
+    /// `close` without waiting.
+    pub(super) fn close_now(&self, path: &Arc<PathBuf>) {
+        self.send_now(Job::Close(path.clone()));
     }
 
     fn to_console(&self, unit: &str, entry: &Entry) {
@@ -264,6 +280,45 @@ mod tests {
         assert!(live.contains("line number 39"));
         let tail: Vec<String> = log.tail(2).into_iter().map(|e| e.line).collect();
         assert_eq!(tail, vec!["line number 38", "line number 39"]);
+    }
+
+    /// An open file is a descriptor of supd's: held while output pipes are open,
+    /// given back when the last one closes (a unit removed keeps none).
+    #[tokio::test]
+    async fn the_file_is_closed_when_the_last_pipe_closes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("u.log");
+        let writer = LogWriter::start(false).expect("writer");
+        let limits = LogLimits {
+            max_size: 1 << 20,
+            max_files: 1,
+        };
+        let log = SharedLog::new("u", path.clone(), limits, writer.clone());
+        let open = || {
+            std::fs::read_dir("/proc/self/fd")
+                .expect("fds")
+                .flatten()
+                .any(|e| std::fs::read_link(e.path()).is_ok_and(|t| t == path))
+        };
+        log.pipe_opened();
+        log.pipe_opened();
+        log.append(super::super::Stream::Stdout, "out".into()).await;
+        writer.flush().await;
+        assert!(open(), "open while output comes");
+        log.pipe_closed().await;
+        writer.flush().await;
+        assert!(open(), "stderr is still open");
+        log.pipe_closed().await;
+        writer.flush().await;
+        assert!(!open(), "closed with the last pipe");
+        log.note("a note of supd's".into());
+        writer.flush().await;
+        assert!(!open(), "a note without pipes does not keep it open");
+        let text = std::fs::read_to_string(&path).expect("log");
+        assert!(
+            text.contains("out") && text.contains("a note of supd's"),
+            "{text}"
+        );
     }
 
     #[tokio::test]

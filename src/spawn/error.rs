@@ -44,6 +44,8 @@ pub enum Step {
     SendPlan,
     Setsockopt,
     ReadReport,
+    /// Telling the helper its child is registered and may be released.
+    SendRegistered,
     Helper,
     // In the helper, up to the clone.
     SendReport,
@@ -54,6 +56,8 @@ pub enum Step {
     OpenNamespace,
     Setns,
     Clone,
+    /// Waiting for supd to register the child before releasing it.
+    AwaitRegistration,
     ReleaseChild,
     // In the container's first process, before any mount.
     Setsid,
@@ -133,6 +137,7 @@ impl fmt::Display for Step {
             Step::SendPlan => "send plan",
             Step::Setsockopt => "setsockopt",
             Step::ReadReport => "read helper report",
+            Step::SendRegistered => "send registration",
             Step::Helper => "helper",
             Step::SendReport => "send report",
             Step::ReadPlan => "read plan",
@@ -142,6 +147,7 @@ impl fmt::Display for Step {
             Step::OpenNamespace => "open namespace",
             Step::Setns => "setns",
             Step::Clone => "clone",
+            Step::AwaitRegistration => "await registration",
             Step::ReleaseChild => "release child",
             Step::Setsid => "setsid",
             Step::Setresgid => "setresgid",

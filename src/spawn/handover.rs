@@ -146,7 +146,8 @@ pub fn spawn_with_helper(
 /// Send the plan, then read the reports until EOF, which comes once every copy of
 /// the close-on-exec socket is gone: the service exec'd. `on_pid` is called as soon
 /// as the service's pid is known, with the pidfd the helper attached to it (none when
-/// the helper itself is the service). The whole exchange has one deadline.
+/// the helper itself is the service); a child reported with a pidfd waits for the
+/// byte sent once `on_pid` has registered it. The whole exchange has one deadline.
 fn hand_over(
     sock: &mut UnixStream,
     payload: &[u8],
@@ -154,9 +155,10 @@ fn hand_over(
     mut on_pid: impl FnMut(i32, Option<Pidfd>) -> Result<(), SpawnError>,
 ) -> Result<(), SpawnError> {
     let deadline = std::time::Instant::now() + timeout;
+    // One line (JSON has no raw newlines); the socket stays open for the byte that
+    // releases the container's first process once it is registered.
     sock.write_all(payload)
-        .map_err(|e| io_error(Step::SendPlan, e))?;
-    sock.shutdown(std::net::Shutdown::Write)
+        .and_then(|()| sock.write_all(b"\n"))
         .map_err(|e| io_error(Step::SendPlan, e))?;
     let mut reports = ReportReader::default();
     loop {
@@ -175,7 +177,16 @@ fn hand_over(
         }
         while let Some(line) = reports.next_line() {
             match serde_json::from_slice::<Report>(&line) {
-                Ok(Report::Pid(p)) => on_pid(p, reports.fds.pop_front())?,
+                Ok(Report::Pid(p)) => {
+                    let pidfd = reports.fds.pop_front();
+                    let child = pidfd.is_some();
+                    on_pid(p, pidfd)?;
+                    if child {
+                        // Registered: the helper may now release it.
+                        sock.write_all(b"1")
+                            .map_err(|e| io_error(Step::SendRegistered, e))?;
+                    }
+                }
                 Ok(Report::Error(e)) => return Err(e),
                 Err(_) => {
                     let text = String::from_utf8_lossy(&line).into_owned();

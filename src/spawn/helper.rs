@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::ffi::{CStr, CString, OsStr};
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
@@ -79,12 +79,16 @@ fn send_pid_with_fd(sock: &UnixStream, child: i32, pidfd: &OwnedFd) -> Result<()
     Ok(())
 }
 
+/// The plan is one line of JSON; supd keeps the socket open after it, to say when the
+/// container's first process is registered (`await_registration`).
 fn read_plan(sock: &mut UnixStream) -> Result<LaunchPlan, SpawnError> {
     set_cloexec(&*sock)
         .map_err(|e| SpawnError::new(Step::Fcntl, None, Some(e), "control socket"))?;
-    // Plans are a few KiB: one or two reads instead of a doubling series.
+    // Plans are a few KiB: one or two reads instead of a doubling series. Nothing
+    // follows the line until the helper has reported, so none is read past it.
     let mut buf = Vec::with_capacity(64 * 1024);
-    sock.read_to_end(&mut buf)
+    std::io::BufReader::new(&*sock)
+        .read_until(b'\n', &mut buf)
         .map_err(|e| SpawnError::io(Step::ReadPlan, None, &e, ""))?;
     serde_json::from_slice(&buf)
         .map_err(|e| SpawnError::new(Step::DecodePlan, None, None, e.to_string()))
@@ -141,7 +145,25 @@ fn prepare_child(
     if c.namespaces.contains(&Namespace::User) {
         namespaces::write_id_maps(host_proc, child, &c.uid_map, &c.gid_map)?;
     }
-    send_pid_with_fd(sock, child, pidfd)
+    send_pid_with_fd(sock, child, pidfd)?;
+    await_registration(sock)
+}
+
+/// Wait until supd has registered the child (one byte). Until it is released, the
+/// child cannot exit by itself, so it is never reaped before supd knows whose it is:
+/// its pid cannot be reused, and its exit cannot be taken for another's.
+fn await_registration(mut sock: &UnixStream) -> Result<(), SpawnError> {
+    let mut byte = [0u8; 1];
+    match sock.read(&mut byte) {
+        Ok(1) => Ok(()),
+        Ok(_) => Err(SpawnError::new(
+            Step::AwaitRegistration,
+            None,
+            None,
+            "supd closed the socket",
+        )),
+        Err(e) => Err(SpawnError::io(Step::AwaitRegistration, None, &e, "")),
+    }
 }
 
 /// Inside the new namespaces, in the order runtimes settled on: identity in the user

@@ -6,6 +6,7 @@ pub mod cgroup;
 pub mod container;
 pub mod harness;
 
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -113,6 +114,17 @@ impl LogBook {
         }
     }
 
+    /// Collect the lines of `stream` (supd's stderr) on a thread of its own.
+    pub fn collect(self: &Arc<Self>, stream: impl std::io::Read + Send + 'static) {
+        let book = self.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                book.push(line);
+            }
+        });
+    }
+
     pub fn text(&self) -> String {
         self.lines().join("\n")
     }
@@ -162,14 +174,24 @@ impl Sup {
         sup
     }
 
-    pub fn launch(mut self) -> Sup {
-        let mut child = Command::new(SUPD)
-            .arg("--units")
-            .arg(self.units_dir())
-            .arg("--state-dir")
-            .arg(self.state_dir())
-            .arg("--cgroup-root")
-            .arg(self.cgroup_root())
+    pub fn launch(self) -> Sup {
+        self.launch_via(&[])
+    }
+
+    /// Start supd through `wrapper`, a command that runs the command line it is given
+    /// by exec'ing it (e.g. `prlimit --nofile=256:256`), so the child is supd itself.
+    pub fn launch_via(mut self, wrapper: &[&str]) -> Sup {
+        let (program, args) = match wrapper.split_first() {
+            Some((program, args)) => (OsString::from(program), args),
+            None => (OsString::from(SUPD), &[][..]),
+        };
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        if !wrapper.is_empty() {
+            cmd.arg(SUPD);
+        }
+        let mut child = cmd
+            .args(self.supd_args())
             .env("SUPD_LOG", "debug")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -177,17 +199,22 @@ impl Sup {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn supd");
-        let stderr = child.stderr.take().expect("stderr");
-        let book = self.log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                book.push(line);
-            }
-        });
+        self.log.collect(child.stderr.take().expect("stderr"));
         self.child = Some(child);
         self.log.wait_for("supd started");
         self
+    }
+
+    /// supd's arguments for this test's directories and cgroup subtree.
+    pub fn supd_args(&self) -> Vec<OsString> {
+        vec![
+            "--units".into(),
+            self.units_dir().into(),
+            "--state-dir".into(),
+            self.state_dir().into(),
+            "--cgroup-root".into(),
+            self.cgroup_root().into(),
+        ]
     }
 
     pub fn path(&self) -> &Path {

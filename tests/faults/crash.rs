@@ -1,0 +1,175 @@
+//! Issue 10, points 7 and 8: supd is killed with SIGKILL and started again on the
+//! same state directory and cgroup subtree; the units directory is deleted and
+//! created again under a running supd.
+
+use std::sync::Arc;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use crate::common::*;
+use crate::probe::*;
+
+/// A service of two processes, so a leftover is more than the main process.
+fn forking(container: &str) -> String {
+    format!(
+        "[container]\n{container}\n[service]\nexec = [\"/bin/sh\", \"-c\", \
+         \"sleep 100000 & exec sleep 100000\"]\nstop_timeout = \"2s\"\n"
+    )
+}
+
+/// Every pid in supd's cgroup subtree, in every hierarchy, but supd's own leaf.
+fn pids_in_subtree(sup: &Sup) -> Vec<i32> {
+    let mut pids: Vec<i32> = Vec::new();
+    for root in cgroup_dirs_named(&sup.cgroup_root()) {
+        for unit in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            let name = unit.file_name().to_string_lossy().into_owned();
+            if unit.path().is_dir() && !name.starts_with('.') {
+                pids.extend(pids_below(&unit.path()));
+            }
+        }
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// The unit's cgroup directories in every hierarchy.
+fn unit_cgroups(sup: &Sup, unit: &str) -> Vec<std::path::PathBuf> {
+    cgroup_dirs_named(&sup.cgroup_root())
+        .into_iter()
+        .map(|d| d.join(unit))
+        .filter(|d| d.exists())
+        .collect()
+}
+
+pub fn after_kill_9_a_new_supd_kills_every_leftover_and_restarts_what_remains() {
+    let units = [
+        ("keep_ns", forking("")),
+        ("keep_host", forking("namespaces = []")),
+        ("gone_ns", forking("")),
+        ("gone_host", forking("namespaces = []")),
+    ];
+    let refs: Vec<(&str, &str)> = units.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    let mut sup = Sup::start(&refs);
+    let before = sup.wait_status("every unit running", |s| {
+        s.len() == 4 && s.iter().all(|u| u["state"] == "running")
+    });
+    let mut old = Vec::new();
+    wait_until("two processes per unit in the cgroups", || {
+        old = pids_in_subtree(&sup);
+        old.len() >= 8
+    });
+    let count = |sup: &Sup, unit: &str| {
+        let mut pids: Vec<i32> = unit_cgroups(sup, unit)
+            .iter()
+            .flat_map(|d| pids_below(d))
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids.len()
+    };
+    // In status order (by name).
+    let held: Vec<usize> = ["keep_host", "keep_ns"]
+        .iter()
+        .map(|u| count(&sup, u))
+        .collect();
+
+    let mut supd = sup.child.take().expect("supd");
+    supd.kill().expect("kill -9 supd");
+    supd.wait().expect("reap supd");
+    assert!(
+        old.iter().all(|p| pid_alive(*p)),
+        "the units outlive a killed supd"
+    );
+    for name in ["gone_ns", "gone_host"] {
+        std::fs::remove_file(sup.units_dir().join(format!("{name}.toml"))).expect("rm");
+    }
+
+    // The same state directory and cgroup subtree, a fresh log.
+    sup.log = Arc::default();
+    let sup = sup.launch();
+    for (name, _) in &units {
+        sup.log.wait_for_all(&[
+            "WARN",
+            "found the cgroup of an earlier supd's unit; killed what was left in it",
+            &format!("unit={name}"),
+        ]);
+    }
+    wait_until("every process of the old units to be gone", || {
+        old.iter().all(|p| !pid_alive(*p))
+    });
+    let after = sup.wait_status("the remaining units to run again", |s| {
+        s.len() == 2 && s.iter().all(|u| u["state"] == "running")
+    });
+    for (u, held) in after.iter().zip(held) {
+        let name = u["name"].as_str().expect("name");
+        let was = before
+            .iter()
+            .find(|b| b["name"] == name)
+            .expect("was there");
+        assert_ne!(u["pid"], was["pid"], "{name} was started afresh");
+        let leftover = u["leftover"].as_str().unwrap_or_default();
+        assert!(
+            leftover.contains(&format!("found {held} process(es)"))
+                && leftover.contains("killed them"),
+            "{u}"
+        );
+        let shown = stdout(&sup.supctl(&["status", name]));
+        assert!(shown.contains("Found at start"), "{shown}");
+    }
+    for name in ["gone_ns", "gone_host"] {
+        assert!(
+            unit_cgroups(&sup, name).is_empty(),
+            "{name}'s cgroups are removed"
+        );
+    }
+    let now = pids_in_subtree(&sup);
+    assert!(
+        now.iter().all(|p| !old.contains(p)),
+        "nothing of the old run is left in the subtree: {now:?} (old {old:?})"
+    );
+}
+
+pub fn a_units_directory_deleted_and_created_again_is_watched_again() {
+    let sleeper = "[service]\nexec = [\"/bin/sleep\", \"100000\"]\nstop_timeout = \"2s\"\n";
+    let sup = Sup::start(&[("first", sleeper)]);
+    let first = sup.wait_state("first", "running");
+    let dir = sup.units_dir();
+    std::fs::remove_dir_all(&dir).expect("rm -r units");
+    sup.log.wait_for("units directory is gone");
+    // Without a directory a reload changes nothing: the units keep running.
+    let hup = |sup: &Sup| {
+        let pid = Pid::from_raw(sup.child.as_ref().expect("supd").id() as i32);
+        kill(pid, Signal::SIGHUP).expect("SIGHUP");
+    };
+    hup(&sup);
+    sup.log.wait_for_all(&[
+        "reload failed, nothing changed",
+        "cannot read units directory",
+    ]);
+    assert_eq!(sup.unit("first")["pid"], first["pid"]);
+
+    std::fs::create_dir(&dir).expect("mkdir units");
+    sup.write_unit("second", sleeper);
+    sup.log
+        .wait_for("units directory is back; watching it again");
+    sup.wait_state("second", "running");
+    sup.wait_status("first, no longer in the directory, to be removed", |s| {
+        s.iter().all(|u| u["name"] != "first")
+    });
+    // The new directory itself is watched: a later file is seen without help.
+    sup.write_unit("third", sleeper);
+    sup.wait_state("third", "running");
+
+    // Once more, quickly, and reloaded by SIGHUP as well.
+    std::fs::remove_dir_all(&dir).expect("rm -r units");
+    std::fs::create_dir(&dir).expect("mkdir units");
+    for name in ["second", "third", "fourth"] {
+        sup.write_unit(name, sleeper);
+    }
+    hup(&sup);
+    sup.wait_state("fourth", "running");
+    sup.write_unit("fifth", sleeper);
+    sup.wait_state("fifth", "running");
+}
