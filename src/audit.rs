@@ -285,6 +285,12 @@ fn runs_as_root(unit: &Unit) -> bool {
     }
 }
 
+/// What a non-root user gains most from an ambient capability: reading and
+/// writing files by any owner (`/etc/shadow`). Root holds these by default and is
+/// judged by the `non-root` and `user-namespace` checks instead.
+const DANGEROUS_FOR_A_USER: &[(caps::Capability, f64)] =
+    &[(caps::Capability::CAP_DAC_OVERRIDE, 0.5)];
+
 /// The dangerous capabilities the service holds, and their summed weight.
 fn dangerous_capabilities(unit: &Unit, root: bool) -> (f64, Vec<String>) {
     let held = if root {
@@ -292,9 +298,10 @@ fn dangerous_capabilities(unit: &Unit, root: bool) -> (f64, Vec<String>) {
     } else {
         &unit.container.protection.ambient_capabilities
     };
+    let extra: &[(caps::Capability, f64)] = if root { &[] } else { DANGEROUS_FOR_A_USER };
     let mut total = 0.0;
     let mut names = Vec::new();
-    for (cap, weight) in DANGEROUS_CAPABILITIES {
+    for (cap, weight) in DANGEROUS_CAPABILITIES.iter().chain(extra) {
         if held.contains(&Capability(*cap)) {
             total += weight;
             names.push(
@@ -416,6 +423,29 @@ mod tests {
             "{missing:?}"
         );
         assert!(r.score > nobody.score, "{} <= {}", r.score, nobody.score);
+    }
+
+    #[test]
+    fn a_user_with_ambient_dac_override_holds_a_dangerous_capability() {
+        let nobody = assess(&with_service("", "user = \"nobody\""), HOST);
+        let reader = assess(
+            &with_service(
+                "[container]\nambient_capabilities = [\"dac_override\"]",
+                "user = \"nobody\"",
+            ),
+            HOST,
+        );
+        assert!(
+            failed(&reader).contains(&"capabilities"),
+            "{:?}",
+            failed(&reader)
+        );
+        assert!(reader.score > nobody.score);
+        let root = assess(&unit(""), HOST);
+        assert!(
+            !failed(&root).contains(&"capabilities"),
+            "root's default set is judged by non-root, not here"
+        );
     }
 
     #[test]
