@@ -1,0 +1,225 @@
+//! Tests of the human renderings: labels, tables, details, the top view.
+use super::*;
+use crate::control::proto::UnitState;
+
+fn t(s: &str) -> SystemTime {
+    humantime::parse_rfc3339(s).unwrap()
+}
+
+fn unit(name: &str, state: UnitState, sub: &str) -> UnitStatus {
+    UnitStatus {
+        sub_state: sub.into(),
+        since: "2026-05-01T10:00:00Z".into(),
+        want: "up".into(),
+        hash: "3f2a9c1e8b04".into(),
+        path: format!("/etc/sup/units/{name}.toml"),
+        log_file: format!("/var/log/sup/{name}.log"),
+        ..UnitStatus::new(name, state)
+    }
+}
+
+#[test]
+fn compact_durations() {
+    assert_eq!(format_compact(Duration::from_secs(0)), "0s");
+    assert_eq!(format_compact(Duration::from_secs(3)), "3s");
+    assert_eq!(format_compact(Duration::from_secs(60)), "1m");
+    assert_eq!(format_compact(Duration::from_secs(303)), "5m3s");
+    assert_eq!(
+        format_compact(Duration::from_secs(2 * 3600 + 13 * 60 + 9)),
+        "2h13m"
+    );
+    assert_eq!(format_compact(Duration::from_secs(7200)), "2h");
+    assert_eq!(
+        format_compact(Duration::from_secs(2 * 86_400 + 3600)),
+        "2d1h"
+    );
+}
+
+#[test]
+fn relative_past_and_future() {
+    let now = t("2026-05-01T12:13:03Z");
+    assert_eq!(format_relative(t("2026-05-01T12:13:00Z"), now), "3s ago");
+    assert_eq!(format_relative(t("2026-05-01T10:00:00Z"), now), "2h13m ago");
+    assert_eq!(format_relative(t("2026-05-01T12:13:08Z"), now), "in 5s");
+    assert_eq!(relative_rfc3339("2026-05-01T12:13:00.250Z", now), "2s ago");
+    assert_eq!(relative_rfc3339("garbage", now), "garbage");
+    assert_eq!(relative_rfc3339("", now), "-");
+}
+
+#[test]
+fn labels() {
+    assert_eq!(
+        state_label(&unit("a", UnitState::Running, "running")),
+        "running"
+    );
+    assert_eq!(
+        state_label(&unit("a", UnitState::Restarting, "backoff")),
+        "restarting/backoff"
+    );
+    assert_eq!(
+        state_label(&unit("a", UnitState::Failed, "start-limit")),
+        "failed/start-limit"
+    );
+    assert_eq!(
+        state_label(&unit("a", UnitState::Starting, "waiting-for-ready")),
+        "starting (waiting for READY)"
+    );
+    assert_eq!(
+        state_label(&unit("a", UnitState::Starting, "waiting-for-healthy")),
+        "starting (waiting for healthy)"
+    );
+    assert_eq!(format_exit(None), "-");
+    let code = ExitInfo {
+        oom_killed: false,
+        code: Some(1),
+        signal: None,
+        at: String::new(),
+    };
+    assert_eq!(format_exit(Some(&code)), "code=1");
+    let sig = ExitInfo {
+        oom_killed: false,
+        code: None,
+        signal: Some("SIGKILL".into()),
+        at: String::new(),
+    };
+    assert_eq!(format_exit(Some(&sig)), "signal=SIGKILL");
+}
+
+#[test]
+fn table_is_aligned() {
+    let now = t("2026-05-01T12:13:03Z");
+    let mut web = unit("web", UnitState::Running, "running");
+    web.pid = Some(4242);
+    web.since = "2026-05-01T12:13:00Z".into();
+    let mut worker = unit("worker-long", UnitState::Restarting, "backoff");
+    worker.restarts = 3;
+    worker.last_exit = Some(ExitInfo {
+        oom_killed: false,
+        code: None,
+        signal: Some("SIGKILL".into()),
+        at: "2026-05-01T12:13:01Z".into(),
+    });
+    worker.definition_error = Some("units/worker-long.toml:3:1: unknown key `x`".into());
+    let out = render_table(&[web, worker], now);
+    let expected = "\
+UNIT         STATE               SINCE      PID   RESTARTS  LAST EXIT
+web          running             3s ago     4242  0         -
+worker-long  restarting/backoff  2h13m ago  -     3         signal=SIGKILL
+! worker-long: definition on disk rejected: units/worker-long.toml:3:1: unknown key `x`
+";
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn empty_table() {
+    assert_eq!(
+        render_table(&[], SystemTime::UNIX_EPOCH),
+        "no units loaded\n"
+    );
+}
+
+#[test]
+fn detail_view() {
+    let now = t("2026-05-01T12:13:03Z");
+    let mut u = unit("web", UnitState::Restarting, "backoff");
+    u.description = "Web frontend".into();
+    u.restarts = 2;
+    u.last_exit = Some(ExitInfo {
+        oom_killed: false,
+        code: Some(1),
+        signal: None,
+        at: "2026-05-01T12:13:00Z".into(),
+    });
+    u.reason = Some("exited with code 1".into());
+    u.next_start = Some("2026-05-01T12:13:05Z".into());
+    let out = render_detail(&u, now);
+    let expected = "\
+web \u{2014} Web frontend
+           State: restarting/backoff since 2026-05-01T10:00:00Z (2h13m ago)
+            Want: up
+             PID: -
+        Restarts: 2
+       Last exit: code=1 at 2026-05-01T12:13:00Z (3s ago)
+          Reason: exited with code 1
+      Next start: 2026-05-01T12:13:05Z (in 2s)
+      Definition: 3f2a9c1e8b04 /etc/sup/units/web.toml
+        Log file: /var/log/sup/web.log
+";
+    assert_eq!(out, expected);
+    u.definition_error = Some("bad".into());
+    assert!(render_detail(&u, now).contains("Definition error: on-disk file rejected"));
+}
+
+#[test]
+fn log_lines() {
+    let mut l = LogLine {
+        ts: "2026-05-01T12:13:00.123Z".into(),
+        stream: "stdout".into(),
+        line: "listening".into(),
+    };
+    assert_eq!(render_log_line(&l), "2026-05-01T12:13:00.123Z listening");
+    l.stream = "stderr".into();
+    assert_eq!(
+        render_log_line(&l),
+        "2026-05-01T12:13:00.123Z [stderr] listening"
+    );
+}
+
+#[test]
+fn results() {
+    let ok = UnitResult {
+        name: "web".into(),
+        ok: true,
+        state: UnitState::Running,
+        message: None,
+    };
+    assert_eq!(render_result(&ok), Ok("web: running".into()));
+    let bad = UnitResult {
+        name: "web".into(),
+        ok: false,
+        state: UnitState::Failed,
+        message: Some("exited with code 1".into()),
+    };
+    assert_eq!(
+        render_result(&bad),
+        Err("web: failed: exited with code 1".into())
+    );
+}
+
+#[test]
+fn usage_formatting() {
+    let u = Usage {
+        memory_current: Some(12 << 20),
+        memory_peak: Some(20 << 20),
+        memory_max: Some(32 << 20),
+        cpu_usage_usec: Some(1_500_000),
+        cpu_percent: Some(3.25),
+        tasks: Some(3),
+        pids_max: Some(32),
+    };
+    assert_eq!(format_memory(&u), "12.0M / 32.0M (peak 20.0M)");
+    assert_eq!(format_cpu(&u), "3.2% now, 1.5s total");
+    assert_eq!(format_tasks(&u), "3 / 32");
+    assert_eq!(format_bytes(512), "512B");
+    assert_eq!(format_memory(&Usage::default()), "-");
+}
+
+#[test]
+fn reload_plan() {
+    let plan = ReloadPlan {
+        added: vec!["a".into(), "b".into()],
+        removed: vec![],
+        restarted: vec!["c".into()],
+        updated: vec![],
+        unchanged: vec!["d".into()],
+        rejected: vec!["units/e.toml:1:1: expected `=`".into()],
+    };
+    assert_eq!(
+        render_reload(&plan, false),
+        "added: a, b\nrestarted: c\nunchanged: 1 unit\nrejected: units/e.toml:1:1: expected `=`\n(dry run, nothing applied)\n"
+    );
+    assert_eq!(
+        render_reload(&ReloadPlan::default(), true),
+        "unchanged: 0 units\n"
+    );
+}
