@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::common::*;
-use crate::{gate, shared, stamp, touch};
+use crate::{dependent_on, gate, shared, stamp, touch};
 
 /// The start commands run in order in the service's own container (they share
 /// its private /tmp) before it; the stop command runs after its process is gone,
@@ -121,16 +121,7 @@ pub fn on_failure_restart_dependents_restarts_them_once_ready_again() {
         &(unit("", &script)
             + "ready_fd = 3\nrestart = \"on-failure\"\nrestart_delay = \"100ms\"\non_failure = \"restart-dependents\"\n"),
     );
-    sup.write_unit(
-        "app",
-        &format!(
-            "[unit]\nrequires = [\"db\"]\n{}",
-            unit(
-                "",
-                &format!("date +%s%N >> {}; exec sleep 1000", app.display())
-            )
-        ),
-    );
+    sup.write_unit("app", &dependent_on("db", &app));
     let sup = sup.launch();
     let first = pid_of(&sup.wait_state("app", "running"));
     touch(&crash);

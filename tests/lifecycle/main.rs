@@ -72,3 +72,15 @@ fn touch(file: &Path) {
 fn notify(args: &str) -> String {
     format!("{SUPCTL} notify {args}")
 }
+
+/// A unit that requires `dependency` and appends the time it started (ns) to
+/// `stamps`, then idles.
+fn dependent_on(dependency: &str, stamps: &Path) -> String {
+    format!(
+        "[unit]\nrequires = [{dependency:?}]\n{}",
+        unit(
+            "",
+            &format!("date +%s%N >> {}; exec sleep 1000", stamps.display())
+        )
+    )
+}

@@ -2,7 +2,7 @@
 //! `watchdog`, oneshot jobs.
 
 use crate::common::*;
-use crate::{gate, notify, shared, stamp, touch};
+use crate::{dependent_on, gate, notify, shared, stamp, touch};
 
 const ALL_NAMESPACES: &str = "namespaces = [\"user\", \"mnt\", \"pid\", \"uts\", \"ipc\", \"net\", \"cgroup\"]\nuserns_base = 200000";
 
@@ -25,16 +25,7 @@ pub fn notify_service_in_pid_and_user_namespaces_gates_its_dependent() {
         "db",
         &(unit(ALL_NAMESPACES, &script) + "type = \"notify\"\n"),
     );
-    sup.write_unit(
-        "app",
-        &format!(
-            "[unit]\nrequires = [\"db\"]\n{}",
-            unit(
-                "",
-                &format!("date +%s%N > {}; exec sleep 1000", app_at.display())
-            )
-        ),
-    );
+    sup.write_unit("app", &dependent_on("db", &app_at));
     let sup = sup.launch();
     let db = sup.wait_status("db to say it is warming up", |s| {
         s.iter()
@@ -99,16 +90,7 @@ pub fn ready_fd_gates_a_dependent() {
         ready = ready_at.display()
     );
     sup.write_unit("db", &(unit("", &script) + "ready_fd = 3\n"));
-    sup.write_unit(
-        "app",
-        &format!(
-            "[unit]\nrequires = [\"db\"]\n{}",
-            unit(
-                "",
-                &format!("date +%s%N > {}; exec sleep 1000", app_at.display())
-            )
-        ),
-    );
+    sup.write_unit("app", &dependent_on("db", &app_at));
     let sup = sup.launch();
     let db = sup.wait_status("db waiting for ready_fd", |s| {
         s.iter()
@@ -179,16 +161,7 @@ pub fn oneshot_with_remain_after_exit_satisfies_a_dependent() {
             &format!("sleep 0.3; date +%s%N > {}", done_at.display()),
         ) + "type = \"oneshot\"\nremain_after_exit = true\n"),
     );
-    sup.write_unit(
-        "app",
-        &format!(
-            "[unit]\nrequires = [\"setup\"]\n{}",
-            unit(
-                "",
-                &format!("date +%s%N > {}; exec sleep 1000", app_at.display())
-            )
-        ),
-    );
+    sup.write_unit("app", &dependent_on("setup", &app_at));
     let sup = sup.launch();
     sup.wait_state("app", "running");
     assert!(
