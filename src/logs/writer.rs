@@ -282,18 +282,24 @@ mod tests {
         assert_eq!(tail, vec!["line number 38", "line number 39"]);
     }
 
+    /// A log of one unbounded file at `path` and the writer behind it.
+    fn one_file_log(path: &std::path::Path) -> (LogWriter, SharedLog) {
+        let writer = LogWriter::start(false).expect("writer");
+        let limits = LogLimits {
+            max_size: 1 << 20,
+            max_files: 1,
+        };
+        let log = SharedLog::new("u", path.to_path_buf(), limits, writer.clone());
+        (writer, log)
+    }
+
     /// An open file is a descriptor of supd's: held while output pipes are open,
     /// given back when the last one closes (a unit removed keeps none).
     #[tokio::test]
     async fn the_file_is_closed_when_the_last_pipe_closes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("u.log");
-        let writer = LogWriter::start(false).expect("writer");
-        let limits = LogLimits {
-            max_size: 1 << 20,
-            max_files: 1,
-        };
-        let log = SharedLog::new("u", path.clone(), limits, writer.clone());
+        let (writer, log) = one_file_log(&path);
         let open = || {
             std::fs::read_dir("/proc/self/fd")
                 .expect("fds")
@@ -325,12 +331,7 @@ mod tests {
     async fn a_deleted_log_file_is_recreated_and_links_are_not_followed() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("u.log");
-        let writer = LogWriter::start(false).expect("writer");
-        let limits = LogLimits {
-            max_size: 1 << 20,
-            max_files: 1,
-        };
-        let log = SharedLog::new("u", path.clone(), limits, writer.clone());
+        let (writer, log) = one_file_log(&path);
         log.note("first".into());
         writer.flush().await;
         std::fs::remove_file(&path).expect("rm");
@@ -345,7 +346,7 @@ mod tests {
         std::fs::write(&planted, "").expect("planted");
         let linked = dir.path().join("l.log");
         std::os::unix::fs::symlink(&planted, &linked).expect("symlink");
-        let log = SharedLog::new("l", linked, limits, writer.clone());
+        let (writer, log) = one_file_log(&linked);
         log.note("secret".into());
         writer.flush().await;
         assert_eq!(std::fs::read_to_string(&planted).expect("read"), "");

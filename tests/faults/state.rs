@@ -24,6 +24,19 @@ fn mkdir(path: &Path, mode: u32, owner: u32) {
     chown(path, Some(owner), Some(owner)).expect("chown");
 }
 
+/// Runs a supd on `sup`'s directories that is expected to refuse and exit at
+/// once; its output (stderr captured) is returned.
+fn supd_that_must_exit(sup: &Sup) -> std::process::Output {
+    let child = Command::new(SUPD)
+        .args(sup.supd_args())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("supd");
+    wait_bounded(child, Duration::from_secs(20)).expect("supd exits at once")
+}
+
 pub fn a_state_dir_another_user_owns_or_can_write_is_refused() {
     let cases = [
         (0o755, STRANGER, "is owned by uid 4321, not by supd's uid 0"),
@@ -33,14 +46,7 @@ pub fn a_state_dir_another_user_owns_or_can_write_is_refused() {
     for (mode, owner, problem) in cases {
         let sup = Sup::prepare(&[("svc", SLEEPER)]);
         mkdir(&sup.state_dir(), mode, owner);
-        let child = Command::new(SUPD)
-            .args(sup.supd_args())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("supd");
-        let out = wait_bounded(child, Duration::from_secs(20)).expect("supd exits at once");
+        let out = supd_that_must_exit(&sup);
         let err = stderr(&out);
         assert!(!out.status.success(), "{err}");
         let dir = sup.state_dir().display().to_string();
@@ -167,14 +173,7 @@ pub fn a_dangling_link_or_a_stale_socket_at_the_socket_path_does_not_block_start
         "the link was replaced by the socket"
     );
     // A second supd on the same state directory leaves the running one alone.
-    let child = Command::new(SUPD)
-        .args(sup.supd_args())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("supd");
-    let out = wait_bounded(child, Duration::from_secs(20)).expect("second supd exits");
+    let out = supd_that_must_exit(&sup);
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains("another supd is already listening"),
