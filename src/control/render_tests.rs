@@ -48,26 +48,24 @@ fn relative_past_and_future() {
 
 #[test]
 fn labels() {
-    assert_eq!(
-        state_label(&unit("a", UnitState::Running, "running")),
-        "running"
-    );
-    assert_eq!(
-        state_label(&unit("a", UnitState::Restarting, "backoff")),
-        "restarting/backoff"
-    );
-    assert_eq!(
-        state_label(&unit("a", UnitState::Failed, "start-limit")),
-        "failed/start-limit"
-    );
-    assert_eq!(
-        state_label(&unit("a", UnitState::Starting, "waiting-for-ready")),
-        "starting (waiting for READY)"
-    );
-    assert_eq!(
-        state_label(&unit("a", UnitState::Starting, "waiting-for-healthy")),
-        "starting (waiting for healthy)"
-    );
+    let cases = [
+        (UnitState::Running, "running", "running"),
+        (UnitState::Restarting, "backoff", "restarting/backoff"),
+        (UnitState::Failed, "start-limit", "failed/start-limit"),
+        (
+            UnitState::Starting,
+            "waiting-for-ready",
+            "starting (waiting for READY)",
+        ),
+        (
+            UnitState::Starting,
+            "waiting-for-healthy",
+            "starting (waiting for healthy)",
+        ),
+    ];
+    for (state, sub, label) in cases {
+        assert_eq!(state_label(&unit("a", state, sub)), label, "{sub}");
+    }
     assert_eq!(format_exit(None), "-");
     let code = ExitInfo {
         oom_killed: false,
