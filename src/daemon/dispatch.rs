@@ -56,13 +56,8 @@ impl Daemon {
 
     /// `audit`: each unit's exposure report, from its loaded definition.
     fn audit(&self, units: &[String]) -> Reply {
-        let missing: Vec<String> = units
-            .iter()
-            .filter(|u| self.fleet.get(u).is_none())
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            return self.not_found(&missing);
+        if let Some(refusal) = self.unknown_units(units) {
+            return refusal;
         }
         let host = crate::audit::HostFacts {
             cgroups: self.cgroups.available(),
@@ -91,13 +86,8 @@ impl Daemon {
         units: &[String],
         mut f: impl FnMut(&mut Fleet, &str) -> Vec<UnitAction>,
     ) -> Reply {
-        let missing: Vec<String> = units
-            .iter()
-            .filter(|u| self.fleet.get(u).is_none())
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            return self.not_found(&missing);
+        if let Some(refusal) = self.unknown_units(units) {
+            return refusal;
         }
         for u in units {
             let actions = f(&mut self.fleet, u);
@@ -130,6 +120,16 @@ impl Daemon {
                 None => Err(self.not_found_message(std::slice::from_ref(name))),
             })
             .collect()
+    }
+
+    /// The refusal of a request naming units that are not loaded, if it names any.
+    fn unknown_units(&self, units: &[String]) -> Option<Reply> {
+        let missing: Vec<String> = units
+            .iter()
+            .filter(|u| self.fleet.get(u).is_none())
+            .cloned()
+            .collect();
+        (!missing.is_empty()).then(|| self.not_found(&missing))
     }
 
     pub(super) fn not_found(&self, missing: &[String]) -> Reply {
