@@ -123,15 +123,24 @@ pub fn render_table(units: &[UnitStatus], now: SystemTime) -> String {
         return "no units loaded\n".to_string();
     }
     let mut rows = vec![
-        ["UNIT", "STATE", "SINCE", "PID", "RESTARTS", "LAST EXIT"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>(),
+        [
+            "UNIT",
+            "STATE",
+            "HEALTH",
+            "SINCE",
+            "PID",
+            "RESTARTS",
+            "LAST EXIT",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>(),
     ];
     for u in units {
         rows.push(vec![
             u.name.clone(),
             state_label(u),
+            format_health(u),
             relative_rfc3339(&u.since, now),
             format_pid(u.pid),
             u.restarts.to_string(),
@@ -294,48 +303,31 @@ pub fn format_bytes(n: u64) -> String {
 
 /// `supctl top`: one line per unit with its usage.
 pub fn render_top(units: &[UnitStatus]) -> String {
-    let rows: Vec<[String; 8]> = units
-        .iter()
-        .map(|u| {
-            let usage = u.usage.clone().unwrap_or_default();
-            [
-                u.name.clone(),
-                state_label(u),
-                u.health.clone().unwrap_or_else(|| "-".into()),
-                format_pid(u.pid),
-                u.usage
-                    .as_ref()
-                    .map_or("-".into(), |_| format_memory(&usage)),
-                usage.cpu_percent.map_or("-".into(), |p| format!("{p:.1}%")),
-                format_tasks(&usage),
-                u.oom_kills.to_string(),
-            ]
-        })
-        .collect();
     let header = [
         "UNIT", "STATE", "HEALTH", "PID", "MEMORY", "CPU", "TASKS", "OOM",
     ];
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
+    let mut rows = vec![header.iter().map(|s| s.to_string()).collect::<Vec<_>>()];
+    for u in units {
+        let usage = u.usage.clone().unwrap_or_default();
+        rows.push(vec![
+            u.name.clone(),
+            state_label(u),
+            format_health(u),
+            format_pid(u.pid),
+            u.usage
+                .as_ref()
+                .map_or("-".into(), |_| format_memory(&usage)),
+            usage.cpu_percent.map_or("-".into(), |p| format!("{p:.1}%")),
+            format_tasks(&usage),
+            u.oom_kills.to_string(),
+        ]);
     }
-    let line = |cells: Vec<&str>| -> String {
-        let mut l: String = cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}  "))
-            .collect();
-        l.truncate(l.trim_end().len());
-        l.push('\n');
-        l
-    };
-    let mut out = line(header.to_vec());
-    for row in &rows {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    out
+    align(&rows)
+}
+
+/// A unit's health in one word, `-` for a unit without `[health]`.
+fn format_health(u: &UnitStatus) -> String {
+    u.health.clone().unwrap_or_else(|| "-".into())
 }
 
 /// `<ts> <line>`, or `<ts> [stderr] <line>` for standard error.

@@ -88,6 +88,7 @@ fn table_is_aligned() {
     let now = t("2026-05-01T12:13:03Z");
     let mut web = unit("web", UnitState::Running, "running");
     web.pid = Some(4242);
+    web.health = Some("healthy".into());
     web.since = "2026-05-01T12:13:00Z".into();
     let mut worker = unit("worker-long", UnitState::Restarting, "backoff");
     worker.restarts = 3;
@@ -100,9 +101,9 @@ fn table_is_aligned() {
     worker.definition_error = Some("units/worker-long.toml:3:1: unknown key `x`".into());
     let out = render_table(&[web, worker], now);
     let expected = "\
-UNIT         STATE               SINCE      PID   RESTARTS  LAST EXIT
-web          running             3s ago     4242  0         -
-worker-long  restarting/backoff  2h13m ago  -     3         signal=SIGKILL
+UNIT         STATE               HEALTH   SINCE      PID   RESTARTS  LAST EXIT
+web          running             healthy  3s ago     4242  0         -
+worker-long  restarting/backoff  -        2h13m ago  -     3         signal=SIGKILL
 ! worker-long: definition on disk rejected: units/worker-long.toml:3:1: unknown key `x`
 ";
     assert_eq!(out, expected);
@@ -220,4 +221,25 @@ fn reload_plan() {
         render_reload(&ReloadPlan::default(), true),
         "unchanged: 0 units\n"
     );
+}
+
+#[test]
+fn top_table() {
+    let mut db = unit("db", UnitState::Running, "running");
+    db.pid = Some(77);
+    db.health = Some("unhealthy".into());
+    db.usage = Some(Usage {
+        memory_current: Some(3 << 20),
+        memory_peak: Some(4 << 20),
+        cpu_percent: Some(12.5),
+        tasks: Some(4),
+        ..Usage::default()
+    });
+    let idle = unit("idle", UnitState::Inactive, "inactive");
+    let expected = "\
+UNIT  STATE     HEALTH     PID  MEMORY            CPU    TASKS  OOM
+db    running   unhealthy  77   3.0M (peak 4.0M)  12.5%  4      0
+idle  inactive  -          -    -                 -      -      0
+";
+    assert_eq!(render_top(&[db, idle]), expected);
 }
