@@ -11,7 +11,9 @@
 //! - `cgroup.procs` migrates a pid (it leaves every other cgroup of the mount);
 //!   `cgroup.subtree_control` takes `+c`/`-c` of available controllers only, and
 //!   both follow the no-internal-processes rule of v2 below the root;
-//! - `cgroup.kill` and `kill` take processes out of `cgroup.procs`;
+//! - `cgroup.kill` and a SIGKILL take processes out of `cgroup.procs`; a
+//!   signal reaches only a pid the caller's check finds in the cgroup, judged
+//!   on the `/proc/PID/cgroup` text the model writes;
 //! - v1 `devices.list` starts as the parent's (`a *:* rwm` at the root), is
 //!   emptied by `a` to `devices.deny` and grows by each `devices.allow` line;
 //! - v2 device programs are kept per cgroup by id (ids never reused) and go with
@@ -27,6 +29,7 @@ use super::bpf::sys::BpfError;
 use super::bpf::{Insn, interp};
 use super::devices::{Access, DeviceKind};
 use super::fs::CgroupFs;
+use nix::sys::signal::Signal;
 
 /// Interface files per controller; "" is the core files of every cgroup.
 const V1_FILES: &[(&str, &[&str])] = &[
@@ -112,8 +115,10 @@ pub struct FakeFs {
     mounts: Vec<Mount>,
     /// Interface files this kernel lacks (memsw without swap accounting, ...).
     missing: Vec<&'static str>,
-    /// Pids given to `kill`, shared by clones so a test can look.
-    killed: Arc<Mutex<Vec<i32>>>,
+    /// Signals sent to members, shared by clones so a test can look.
+    signalled: Arc<Mutex<Vec<(i32, Signal)>>>,
+    /// Pids a read of a `cgroup.procs` file lists once more (`list_once`).
+    stale: Arc<Mutex<Vec<(PathBuf, i32)>>>,
     /// v2 device programs, and the last id handed out.
     programs: Arc<Mutex<(Programs, u32)>>,
     /// Make bpf calls fail with this errno (a kernel without cgroup BPF, no
@@ -192,8 +197,48 @@ impl FakeFs {
         }
     }
 
+    /// The pids sent SIGKILL, in order.
     pub fn killed(&self) -> Vec<i32> {
-        self.killed.lock().map(|k| k.clone()).unwrap_or_default()
+        let signalled = self.signalled();
+        let kills = signalled.iter().filter(|(_, s)| *s == Signal::SIGKILL);
+        kills.map(|(pid, _)| *pid).collect()
+    }
+
+    /// Every signal sent, in order.
+    pub fn signalled(&self) -> Vec<(i32, Signal)> {
+        self.signalled.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The next read of `dir/cgroup.procs` lists `pid` too, which is not (or no
+    /// longer) in it: what a read sees when a member exits and its pid is reused
+    /// before the signal.
+    pub fn list_once(&self, dir: &Path, pid: i32) {
+        if let Ok(mut s) = self.stale.lock() {
+            s.push((dir.join("cgroup.procs"), pid));
+        }
+    }
+
+    /// `/proc/PID/cgroup` as the kernel would write it: a line per mount the
+    /// pid is in (v1 lines numbered from 1).
+    fn proc_cgroup(&self, pid: i32) -> String {
+        let pid = pid.to_string();
+        let mut out = String::new();
+        for (i, m) in self.mounts.iter().enumerate() {
+            let Some(dir) = FakeFs::cgroup_dirs(&m.path)
+                .into_iter()
+                .find(|d| lines(&d.join("cgroup.procs")).contains(&pid))
+            else {
+                continue;
+            };
+            let rel = dir.strip_prefix(&m.path).unwrap_or(&dir);
+            let (id, list) = if m.v2 {
+                (0, String::new())
+            } else {
+                (i + 1, m.controllers.join(","))
+            };
+            out += &format!("{id}:{list}:/{}\n", rel.display());
+        }
+        out
     }
 
     fn mount_of(&self, path: &Path) -> Option<&Mount> {
@@ -332,7 +377,14 @@ impl CgroupFs for FakeFs {
     }
 
     fn read(&self, file: &Path) -> io::Result<String> {
-        std::fs::read_to_string(file)
+        let mut text = std::fs::read_to_string(file)?;
+        if let Ok(mut stale) = self.stale.lock() {
+            for (_, pid) in stale.iter().filter(|(f, _)| f == file) {
+                text = format!("{text}\n{pid}");
+            }
+            stale.retain(|(f, _)| f != file);
+        }
+        Ok(text)
     }
 
     fn write(&self, file: &Path, value: &str) -> io::Result<()> {
@@ -382,12 +434,17 @@ impl CgroupFs for FakeFs {
             .collect())
     }
 
-    fn kill(&self, pid: i32) {
-        if let Ok(mut k) = self.killed.lock() {
-            k.push(pid);
+    fn signal(&self, pid: i32, signal: Signal, member: &dyn Fn(&str) -> bool) {
+        if !member(&self.proc_cgroup(pid)) {
+            return;
         }
-        for m in &self.mounts {
-            let _ = FakeFs::drop_pid(&m.path, &pid.to_string());
+        if let Ok(mut s) = self.signalled.lock() {
+            s.push((pid, signal));
+        }
+        if signal == Signal::SIGKILL {
+            for m in &self.mounts {
+                let _ = FakeFs::drop_pid(&m.path, &pid.to_string());
+            }
         }
     }
 

@@ -4,9 +4,12 @@
 //! (a directory that already exists, or is already gone, is fine).
 
 use std::io::{self, ErrorKind, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 
 use super::CgroupError;
 use super::bpf::Insn;
@@ -25,9 +28,11 @@ pub trait CgroupFs: std::fmt::Debug + Send + Sync {
     fn exists(&self, path: &Path) -> bool;
     /// The names of the child cgroups (subdirectories) of `dir`.
     fn children(&self, dir: &Path) -> io::Result<Vec<String>>;
-    /// SIGKILL a member of a cgroup. Not a file operation, but it changes what
-    /// `cgroup.procs` lists, so a model of cgroupfs has to see it.
-    fn kill(&self, pid: i32);
+    /// Send `signal` to `pid` if it is still a member of the cgroup: `member`
+    /// judges the process's `/proc/PID/cgroup` text. Not a file operation, but a
+    /// SIGKILL changes what `cgroup.procs` lists, so a model of cgroupfs has to
+    /// see it.
+    fn signal(&self, pid: i32, signal: Signal, member: &dyn Fn(&str) -> bool);
     /// cgroup v2: the ids of the device programs attached to the cgroup `dir`
     /// itself.
     fn device_programs(&self, dir: &Path) -> Result<Vec<u32>, BpfError>;
@@ -79,12 +84,31 @@ impl CgroupFs for Kernel {
             .collect())
     }
 
-    fn kill(&self, pid: i32) {
-        // ESRCH (it died meanwhile) is what we want anyway.
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        );
+    /// A pid read from `cgroup.procs` may have exited, been reaped and been
+    /// reused by an unrelated process before the signal. So the process is
+    /// pinned first (a pidfd names one process, never its successor), its
+    /// cgroup read after that, and the signal goes through the pidfd: if the
+    /// read named the unit's cgroup, either it was the pinned process, or that
+    /// one is dead by now and the signal reaches nobody.
+    fn signal(&self, pid: i32, signal: Signal, member: &dyn Fn(&str) -> bool) {
+        let cgroup = format!("/proc/{pid}/cgroup");
+        let pidfd = match pidfd_open(pid) {
+            Ok(fd) => fd,
+            // Kernels before 5.3: check, then signal by number (a far narrower
+            // window than none).
+            Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                if std::fs::read_to_string(&cgroup).is_ok_and(|t| member(&t)) {
+                    let _ = nix::sys::signal::kill(Pid::from_raw(pid), signal);
+                }
+                return;
+            }
+            // ESRCH: it ended meanwhile, which is what a stop wants.
+            Err(_) => return,
+        };
+        if std::fs::read_to_string(&cgroup).is_ok_and(|t| member(&t)) {
+            // ESRCH: the pinned process ended meanwhile; nothing to do.
+            let _ = pidfd_send_signal(&pidfd, signal);
+        }
     }
 
     fn device_programs(&self, dir: &Path) -> Result<Vec<u32>, BpfError> {
@@ -102,6 +126,37 @@ impl CgroupFs for Kernel {
         let cgroup = sys::open_cgroup(dir)?;
         sys::detach_device_program(cgroup.as_fd(), id)
     }
+}
+
+/// pidfd_open(2): a descriptor naming the process `pid` is now.
+fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open(2) takes a plain pid and flags; it touches no memory.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    // SAFETY: a fresh descriptor from pidfd_open that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// pidfd_send_signal(2): signal the process `pidfd` names, never another.
+fn pidfd_send_signal(pidfd: &OwnedFd, signal: Signal) -> io::Result<()> {
+    let (fd, sig) = (pidfd.as_raw_fd(), signal as libc::c_int);
+    // SAFETY: a pidfd we own, a valid signal, no siginfo (null) and no flags.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd,
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// How long `rmdir` retries on EBUSY, and how often: a cgroup whose last process
@@ -200,8 +255,9 @@ impl Files {
         self.write(&dir.join("cgroup.procs"), &pid.to_string())
     }
 
-    pub fn kill(&self, pid: i32) {
-        self.0.kill(pid)
+    /// Signal `pid` if it is still a member (see [`CgroupFs::signal`]).
+    pub fn signal(&self, pid: i32, signal: Signal, member: &dyn Fn(&str) -> bool) {
+        self.0.signal(pid, signal, member)
     }
 
     pub fn device_programs(&self, dir: &Path) -> Result<Vec<u32>, CgroupError> {

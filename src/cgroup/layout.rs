@@ -39,6 +39,32 @@ impl Hierarchy {
         };
         self.controllers.iter().any(|c| c == name)
     }
+
+    /// Whether a `/proc/PID/cgroup` text puts the process in the cgroup `dir` of
+    /// this hierarchy, or below it. Which line is this hierarchy's: on v2 the one
+    /// without controllers (`0::`), on v1 one naming a controller of it (each
+    /// controller is bound to one hierarchy). Paths in that file are relative to
+    /// the hierarchy's root, as is `dir` below the mount.
+    pub fn holds(&self, proc_cgroup: &str, dir: &Path) -> bool {
+        let Ok(rel) = dir.strip_prefix(&self.mount) else {
+            return false;
+        };
+        let want = Path::new("/").join(rel);
+        proc_cgroup.lines().any(|line| {
+            let mut parts = line.splitn(3, ':');
+            let (Some(id), Some(list), Some(path)) = (parts.next(), parts.next(), parts.next())
+            else {
+                return false;
+            };
+            let ours = if self.v2 {
+                id == "0" && list.is_empty()
+            } else {
+                list.split(',')
+                    .any(|c| self.controllers.iter().any(|o| o == c))
+            };
+            ours && Path::new(path).starts_with(&want)
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -224,6 +250,49 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn holds_reads_the_line_of_its_own_hierarchy() {
+        let layout = Layout::detect(HYBRID_MOUNTS, HYBRID_CGROUP, |_| String::new());
+        let Some(Layout::Legacy(hs)) = layout else {
+            panic!("expected v1")
+        };
+        let pids = hs.iter().find(|h| h.has("pids")).expect("pids");
+        let cpu = hs.iter().find(|h| h.has("cpu")).expect("cpu");
+        let v2 = Hierarchy {
+            mount: PathBuf::from("/sys/fs/cgroup"),
+            own: PathBuf::from("/"),
+            controllers: Vec::new(),
+            v2: true,
+        };
+        let web = |h: &Hierarchy| h.own_dir().join("sup/web");
+        // hierarchy, dir, /proc/PID/cgroup text, member
+        let cases: [(&Hierarchy, PathBuf, &str, bool); 11] = [
+            (pids, web(pids), "4:pids:/a/sup/web\n0::/", true),
+            (pids, web(pids), "4:pids:/a/sup/web/inner\n", true),
+            // A sibling whose name starts alike, the parent, another unit.
+            (pids, web(pids), "4:pids:/a/sup/web2\n", false),
+            (pids, web(pids), "4:pids:/a/sup\n", false),
+            (pids, web(pids), "4:pids:/a/sup/db\n", false),
+            // The path is right, but on another hierarchy's line.
+            (
+                pids,
+                web(pids),
+                "3:cpu,cpuacct:/a/sup/web\n4:pids:/\n",
+                false,
+            ),
+            (pids, web(pids), "0::/a/sup/web\n", false),
+            (cpu, web(cpu), "3:cpu,cpuacct:/b/sup/web\n", true),
+            (&v2, web(&v2), "0::/sup/web\n", true),
+            (&v2, web(&v2), "4:pids:/sup/web\n0::/user.slice\n", false),
+            // Nothing readable (the process is gone): not a member.
+            (&v2, web(&v2), "", false),
+        ];
+        for (h, dir, text, member) in cases {
+            assert_eq!(h.holds(text, &dir), member, "{} {text:?}", dir.display());
+        }
+        assert!(!pids.holds("4:pids:/x\n", Path::new("/elsewhere/x")));
     }
 
     #[test]

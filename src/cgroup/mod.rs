@@ -35,6 +35,7 @@ use bpf::sys::BpfError;
 use devices::DeviceAllowlist;
 use fs::{CgroupFs, Files, Kernel};
 use layout::{Hierarchy, Layout};
+use nix::sys::signal::Signal;
 use settings::{joined, settings, v2_enable_line};
 
 use crate::unit::ResourceSpec;
@@ -270,7 +271,7 @@ impl CgroupTree {
             };
             if !self.files.exists(&dir) {
                 let members = match self.procs_dir(unit) {
-                    Some(d) => self.files.procs(&d)?,
+                    Some((_, d)) => self.files.procs(&d)?,
                     None => Vec::new(),
                 };
                 self.make_dir(h, &dir)?;
@@ -295,28 +296,49 @@ impl CgroupTree {
         Ok(())
     }
 
-    /// The directory whose `cgroup.procs` lists every process of the unit.
-    fn procs_dir(&self, unit: &str) -> Option<PathBuf> {
+    /// The directory whose `cgroup.procs` lists every process of the unit, and
+    /// its hierarchy.
+    fn procs_dir(&self, unit: &str) -> Option<(&Hierarchy, PathBuf)> {
         let existing = || self.dirs(unit).filter(|(_, d)| self.files.exists(d));
         existing()
             .find(|(h, _)| h.is_v2() || h.has("pids"))
             .or_else(|| existing().next())
-            .map(|(_, d)| d)
     }
 
-    /// The processes in the unit's cgroup now (none when it has none).
-    pub fn members(&self, unit: &str) -> Vec<i32> {
-        self.procs_dir(unit)
-            .and_then(|d| self.files.procs(&d).ok())
-            .unwrap_or_default()
+    /// Send `signal` to every process in the unit's cgroup but `skip`, each only
+    /// if it is still a member when signalled: a pid read from `cgroup.procs` may
+    /// be another process's by then (see [`CgroupFs::signal`]).
+    pub fn signal_members(&self, unit: &str, signal: Signal, skip: Option<i32>) {
+        if let Some((h, dir)) = self.procs_dir(unit) {
+            let pids = self.files.procs(&dir).unwrap_or_default();
+            self.signal_listed(h, &dir, &pids, signal, skip);
+        }
+    }
+
+    /// Signal the `pids` read from `dir`'s `cgroup.procs` that are members still.
+    fn signal_listed(
+        &self,
+        h: &Hierarchy,
+        dir: &Path,
+        pids: &[i32],
+        signal: Signal,
+        skip: Option<i32>,
+    ) {
+        let member = |text: &str| h.holds(text, dir);
+        for &pid in pids {
+            if Some(pid) != skip && pid > 1 {
+                self.files.signal(pid, signal, &member);
+            }
+        }
     }
 
     /// Kill every process of the unit and wait until the cgroup is empty:
-    /// `cgroup.kill` where the kernel has it, else SIGKILL each member, until
-    /// nothing is left or `KILL_DEADLINE` has passed. Blocking.
+    /// `cgroup.kill` where the kernel has it, else SIGKILL each member (checked
+    /// to be one still, see `signal_members`), until nothing is left or
+    /// `KILL_DEADLINE` has passed. Blocking.
     pub fn kill_all(&self, unit: &str) -> Result<(), CgroupError> {
         let deadline = Instant::now() + KILL_DEADLINE;
-        let Some(dir) = self.procs_dir(unit) else {
+        let Some((h, dir)) = self.procs_dir(unit) else {
             return Ok(());
         };
         let kill_file = dir.join("cgroup.kill");
@@ -329,9 +351,7 @@ impl CgroupTree {
                 self.files.write(&kill_file, "1")?;
             } else {
                 // A process forked after the read is caught next round.
-                for pid in pids {
-                    self.files.kill(pid);
-                }
+                self.signal_listed(h, &dir, &pids, Signal::SIGKILL, None);
             }
             if Instant::now() > deadline {
                 return Err(CgroupError::NotEmpty {
@@ -409,7 +429,7 @@ impl CgroupTree {
                 }
                 let processes = self
                     .procs_dir(&unit)
-                    .and_then(|d| self.files.procs(&d).ok())
+                    .and_then(|(_, d)| self.files.procs(&d).ok())
                     .map_or(0, |p| p.len());
                 let error = self
                     .kill_all(&unit)

@@ -2,6 +2,7 @@
 //! the cgroupfs model of `fake.rs`: no root needed, no real cgroup touched.
 
 mod devices;
+mod kill;
 
 use std::path::{Path, PathBuf};
 

@@ -240,12 +240,8 @@ impl CgroupJobs {
         tokio::task::spawn_blocking(move || {
             let _held = gate.enter();
             for signal in signals {
-                for pid in driver.members(&unit) {
-                    if Some(pid) != skip && pid > 1 {
-                        // ESRCH: it ended meanwhile, which is what a stop wants.
-                        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
-                    }
-                }
+                // Each pid is checked to be a member still (pidfd): never a reused one.
+                driver.signal_members(&unit, signal, skip);
             }
         });
         true

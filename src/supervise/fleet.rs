@@ -5,10 +5,11 @@
 //! swaps in changed definitions, drops removed units) and returns every action that
 //! resulted. Nothing is left for a later call to pick up.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::graph::{Class, Graph};
 use super::machine::{Action, Event, ExitStatus, Machine, Phase};
 use super::reload::{ReloadPlan, same_definition};
 use super::time::Now;
@@ -37,11 +38,16 @@ pub struct UnitAction {
 #[derive(Debug, Default)]
 pub struct Fleet {
     slots: BTreeMap<String, Slot>,
-    /// unit -> units that name it in `after` or `requires`.
-    dependents: HashMap<String, BTreeSet<String>>,
-    /// Units whose machine changed since the last settle: they and their neighbours
-    /// are where the next settle starts.
+    /// The edges of every slot's `spec`, and per unit how many still hold it back.
+    graph: Graph,
+    /// Units whose next step may differ since they were last stepped: their machine
+    /// moved, or a dependency check of theirs changed its answer. Where the next
+    /// settle starts.
     dirty: Vec<String>,
+    /// Units marked `removing`: dropped once their process is gone.
+    removing: BTreeSet<String>,
+    /// Units stepped by `settle` since the fleet was made (see `settle_steps`).
+    steps: u64,
 }
 
 impl Fleet {
@@ -56,6 +62,18 @@ impl Fleet {
     /// True when no unit has a process or is about to spawn one.
     pub fn all_settled_down(&self) -> bool {
         self.slots.values().all(|s| s.machine.is_settled_down())
+    }
+
+    /// Edges looked at by dependency handling since the fleet was made: the cost of
+    /// settling, which tests bound by the number of edges.
+    pub fn dependency_visits(&self) -> u64 {
+        self.graph.visits()
+    }
+
+    /// Units stepped while settling since the fleet was made: a few per change of
+    /// a unit, where stepping every neighbour of a changed unit cost its degree.
+    pub fn settle_steps(&self) -> u64 {
+        self.steps
     }
 
     /// The earliest timer any unit needs.
@@ -81,6 +99,7 @@ impl Fleet {
             self.stop_with_dependents(name, now, &mut out);
             if let Some(slot) = self.slots.get_mut(name) {
                 slot.removing = true;
+                self.removing.insert(name.clone());
             }
         }
         for (name, slot) in self.slots.iter_mut() {
@@ -92,11 +111,13 @@ impl Fleet {
             {
                 // Same process: keep it, take the new definition (path, hash, limits).
                 slot.spec = Arc::new(unit.clone());
+                self.graph.replace(name, &slot.spec, &mut self.dirty);
                 slot.next_spec = None;
             } else {
                 slot.next_spec = Some(Arc::new(unit.clone()));
             }
             slot.removing = false;
+            self.removing.remove(name);
         }
         for name in &plan.restarted {
             self.event(name, Event::Restart, now, &mut out);
@@ -109,14 +130,15 @@ impl Fleet {
                     machine: Machine::new(now),
                     removing: false,
                 };
+                let class = Class::of(&slot.machine);
+                self.graph.add(name, &slot.spec, class, &mut self.dirty);
                 self.slots.insert(name.clone(), slot);
             }
         }
-        self.rebuild_dependents();
         for name in &plan.added {
             self.start_with_requirements(name, now, &mut out);
         }
-        // Definitions and edges changed anywhere: every unit may move.
+        // Definitions changed anywhere: every unit may move (each step is O(1)).
         self.dirty.extend(self.slots.keys().cloned());
         self.settle(now, &mut out);
         (plan, out)
@@ -272,12 +294,15 @@ impl Fleet {
         let before = slot.machine.phase().clone();
         let want_before = slot.machine.want_up();
         let actions = slot.machine.handle(event, now, &spec.service);
+        let class = Class::of(&slot.machine);
         let changed = *slot.machine.phase() != before
             || slot.machine.want_up() != want_before
             || !actions.is_empty();
         if changed {
             self.dirty.push(name.to_string());
         }
+        // The neighbours whose dependency checks this changes go on `dirty` too.
+        self.graph.set_class(name, class, &mut self.dirty);
         let failed = actions.iter().any(|a| matches!(a, Action::Failed { .. }));
         out.extend(actions.into_iter().map(|action| UnitAction {
             unit: name.to_string(),
@@ -304,51 +329,12 @@ impl Fleet {
             // The others are the daemon's (poweroff, reboot, exit) or nothing.
             OnFailure::None | OnFailure::Poweroff | OnFailure::Reboot | OnFailure::Exit => return,
         };
-        let requiring: Vec<String> = self
-            .dependents
-            .get(name)
-            .into_iter()
-            .flatten()
-            .filter(|d| {
-                self.slots
-                    .get(*d)
-                    .is_some_and(|s| s.spec.requires.iter().any(|r| r == name))
-            })
-            .cloned()
-            .collect();
-        for dependent in requiring {
+        for dependent in self.graph.requiring(name) {
             if event == Event::Stop {
                 self.stop_with_dependents(&dependent, now, out);
             } else {
                 self.event(&dependent, event.clone(), now, out);
             }
-        }
-    }
-
-    fn rebuild_dependents(&mut self) {
-        self.dependents.clear();
-        for (name, slot) in &self.slots {
-            for dep in dependencies(&slot.spec) {
-                self.dependents
-                    .entry(dep.clone())
-                    .or_default()
-                    .insert(name.clone());
-            }
-        }
-    }
-
-    /// `name`'s definition changes from `old` to `new`: move its edges.
-    fn replace_edges(&mut self, name: &str, old: &Unit, new: &Unit) {
-        for dep in dependencies(old) {
-            if let Some(set) = self.dependents.get_mut(dep) {
-                set.remove(name);
-            }
-        }
-        for dep in dependencies(new) {
-            self.dependents
-                .entry(dep.clone())
-                .or_default()
-                .insert(name.to_string());
         }
     }
 
@@ -378,56 +364,55 @@ impl Fleet {
                 continue;
             }
             self.event(&n, Event::Stop, now, out);
-            for dependent in self.dependents.get(&n).into_iter().flatten() {
-                let requires_it = self
-                    .slots
-                    .get(dependent)
-                    .is_some_and(|s| s.spec.requires.contains(&n));
-                if requires_it {
-                    stack.push(dependent.clone());
-                }
-            }
+            stack.extend(self.graph.requiring(&n));
         }
     }
 
     /// Move every unit as far as dependencies allow, until nothing changes. A work
-    /// list: a unit that moved puts its neighbours (and itself) back on it, so the
-    /// cost follows the changes and the edges they touch, not units × passes.
+    /// list: a unit whose machine moved, or whose dependency checks changed their
+    /// answer (see `graph`), is stepped again; nothing else is. Each step is O(1)
+    /// and a unit's state change costs its degree, so settling costs the changes and
+    /// the edges they touch, not units × passes or edges × list length.
     fn settle(&mut self, now: Now, out: &mut Vec<UnitAction>) {
         let mut queue: VecDeque<String> = VecDeque::new();
         let mut queued: HashSet<String> = HashSet::new();
-        let mut changed = std::mem::take(&mut self.dirty);
         loop {
-            for name in changed.drain(..) {
-                for n in self.neighbourhood(&name) {
-                    if queued.insert(n.clone()) {
-                        queue.push_back(n);
-                    }
+            for name in self.dirty.drain(..) {
+                if queued.insert(name.clone()) {
+                    queue.push_back(name);
                 }
             }
-            let Some(name) = queue.pop_front() else {
+            if let Some(name) = queue.pop_front() {
+                queued.remove(&name);
+                self.steps += 1;
+                self.step(&name, now, out);
+                continue;
+            }
+            self.drop_removed();
+            if self.dirty.is_empty() {
                 break;
-            };
-            queued.remove(&name);
-            self.step(&name, now, out);
-            changed.append(&mut self.dirty);
-        }
-        let before = self.slots.len();
-        self.slots
-            .retain(|_, s| !(s.removing && s.machine.is_settled_down()));
-        if self.slots.len() != before {
-            self.rebuild_dependents();
+            }
         }
     }
 
-    /// A unit and the units whose next step may depend on it.
-    fn neighbourhood(&self, name: &str) -> Vec<String> {
-        let mut out = vec![name.to_string()];
-        if let Some(slot) = self.slots.get(name) {
-            out.extend(dependencies(&slot.spec).cloned());
+    /// Drop the removed units whose process is gone; their neighbours see them go.
+    fn drop_removed(&mut self) {
+        let gone: Vec<String> = self
+            .removing
+            .iter()
+            .filter(|n| {
+                self.slots
+                    .get(*n)
+                    .is_none_or(|s| s.removing && s.machine.is_settled_down())
+            })
+            .cloned()
+            .collect();
+        for name in gone {
+            self.removing.remove(&name);
+            if self.slots.remove(&name).is_some() {
+                self.graph.remove(&name, &mut self.dirty);
+            }
         }
-        out.extend(self.dependents.get(name).into_iter().flatten().cloned());
-        out
     }
 
     /// One unit's share of `settle`; true if it changed anything.
@@ -438,14 +423,12 @@ impl Fleet {
         let between_processes =
             slot.machine.pid().is_none() && !matches!(slot.machine.phase(), Phase::Spawning { .. });
         if between_processes && let Some(next) = slot.next_spec.take() {
-            let old = std::mem::replace(&mut slot.spec, next.clone());
-            self.replace_edges(name, &old, &next);
-            // Old and new neighbours both may move now.
-            self.dirty.extend(dependencies(&old).cloned());
+            slot.spec = next.clone();
+            // Old and new neighbours whose checks this changes go on `dirty`.
+            self.graph.replace(name, &next, &mut self.dirty);
             self.dirty.push(name.to_string());
             return true;
         }
-        let spec = slot.spec.clone();
         let want_up = slot.machine.want_up();
         let waiting = matches!(slot.machine.phase(), Phase::Waiting);
         // A process to stop: running, or still on its way to ready.
@@ -454,52 +437,20 @@ impl Fleet {
             Phase::Running { .. } | Phase::Starting { .. }
         );
         if want_up {
-            if let Some(unit) = self.failed_requirement(&spec) {
+            // A unit this one requires has failed for good.
+            if let Some(unit) = self.graph.failed_requirement(name) {
                 return self.event(name, Event::RequirementFailed { unit }, now, out);
             }
-            if waiting && self.dependencies_ready(&spec) {
+            // Every unit this one is ordered after has settled, and every unit it
+            // requires is up.
+            if waiting && self.graph.dependencies_ready(name) {
                 return self.event(name, Event::DependenciesReady, now, out);
             }
-        } else if running && self.dependents_down(name) {
+        } else if running && self.graph.dependents_down(name) {
+            // Every unit ordered after this one that is also going down has stopped.
             return self.event(name, Event::DependentsDown, now, out);
         }
         false
-    }
-
-    /// A unit this one requires that has failed for good.
-    fn failed_requirement(&self, spec: &Unit) -> Option<String> {
-        spec.requires
-            .iter()
-            .find(|req| {
-                self.slots
-                    .get(*req)
-                    .is_some_and(|dep| matches!(dep.machine.phase(), Phase::Failed(_)))
-            })
-            .cloned()
-    }
-
-    /// Every unit this one is ordered after has settled, and every unit it requires is up.
-    fn dependencies_ready(&self, spec: &Unit) -> bool {
-        let after_ok = spec
-            .after
-            .iter()
-            .all(|d| self.slots.get(d).is_none_or(|s| !s.machine.is_coming_up()));
-        let requires_ok = spec
-            .requires
-            .iter()
-            .all(|d| self.slots.get(d).is_some_and(|s| s.machine.is_up()));
-        after_ok && requires_ok
-    }
-
-    /// Every unit ordered after this one that is also going down has stopped.
-    fn dependents_down(&self, name: &str) -> bool {
-        self.dependents.get(name).into_iter().flatten().all(|d| {
-            self.slots.get(d).is_none_or(|s| {
-                s.machine.want_up()
-                    || s.machine.is_settled_down()
-                    || matches!(s.machine.phase(), Phase::Restarting { .. })
-            })
-        })
     }
 }
 
@@ -518,7 +469,15 @@ pub fn decode_init_status(status: ExitStatus) -> ExitStatus {
     }
 }
 
-/// The units this one must start after: `after` plus `requires`.
-fn dependencies(unit: &Unit) -> impl Iterator<Item = &String> {
-    unit.after.iter().chain(unit.requires.iter())
+#[cfg(test)]
+impl Fleet {
+    /// The graph's counters against a naive recount from every slot.
+    pub(super) fn check_graph(&self) -> Result<(), String> {
+        let units: Vec<(&str, &Unit, Class)> = self
+            .slots
+            .iter()
+            .map(|(n, s)| (n.as_str(), &*s.spec, Class::of(&s.machine)))
+            .collect();
+        self.graph.check(&units)
+    }
 }

@@ -3,6 +3,7 @@
 //! time, and carries out the `Action`s every call returns.
 
 mod fleet;
+mod graph;
 pub mod health;
 pub mod machine;
 mod reload;
