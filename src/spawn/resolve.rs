@@ -154,7 +154,7 @@ pub fn effective_mounts(c: &ContainerSpec) -> Vec<PlannedMount> {
 }
 
 /// The directories `private_tmp` replaces (systemd's `PrivateTmp=`).
-const PRIVATE_TMP: [&str; 2] = ["/tmp", "/var/tmp"];
+pub(crate) const PRIVATE_TMP: [&str; 2] = ["/tmp", "/var/tmp"];
 
 /// Overlay mounts get an upper and a work directory kept by supd, per unit and
 /// mount target (`STATE/overlay/UNIT/<target, escaped>/{upper,work}`), so changes

@@ -158,9 +158,14 @@ impl Sup {
     pub fn prepare(units: &[(&str, &str)]) -> Sup {
         // Not in /tmp: a default unit has a private /tmp, and the test and its
         // units share these files (target/tmp, which cargo provides for tests).
+        Sup::prepare_in(Path::new(env!("CARGO_TARGET_TMPDIR")), units)
+    }
+
+    /// `prepare` with the test's directories (state, units) below `parent`.
+    pub fn prepare_in(parent: &Path, units: &[(&str, &str)]) -> Sup {
         let dir = tempfile::Builder::new()
             .prefix("sup-test-")
-            .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+            .tempdir_in(parent)
             .expect("tempdir");
         std::fs::create_dir(dir.path().join("units")).expect("units dir");
         let sup = Sup {

@@ -1,6 +1,8 @@
 //! When a unit counts as started: sd_notify, `ready_fd`, `start_timeout`,
 //! `watchdog`, oneshot jobs.
 
+use std::path::Path;
+
 use crate::common::*;
 use crate::{dependent_on, gate, notify, shared, stamp, touch};
 
@@ -103,6 +105,23 @@ pub fn ready_fd_gates_a_dependent() {
     touch(&go);
     sup.wait_state("app", "running");
     assert!(stamp(&app_at) > stamp(&ready_at));
+}
+
+/// With supd's state directory in /tmp (the README's demo), a default unit's
+/// private /tmp hides it: the notify socket is bound where NOTIFY_SOCKET says
+/// all the same, in that fresh tmpfs.
+pub fn notify_works_with_the_state_directory_in_a_private_tmp() {
+    let script = format!("sleep 0.2; {}; exec sleep 1000", notify("--ready"));
+    let sup = Sup::prepare_in(
+        Path::new("/tmp"),
+        &[(
+            "svc",
+            &(unit("", &script) + "type = \"notify\"\nstart_timeout = \"20s\"\n"),
+        )],
+    )
+    .launch();
+    let svc = sup.wait_state("svc", "running");
+    assert_eq!(svc["ready"], true, "{svc}");
 }
 
 /// Never ready within `start_timeout`: killed and failed, and the reason says so.

@@ -40,6 +40,7 @@ struct Kept {
 /// Perform the operations in order; stop at the first failure.
 pub fn run(ops: &[Op]) -> Result<(), SpawnError> {
     let mut kept = Kept::default();
+    let sources = open_bind_sources(ops);
     for op in ops {
         let fail = |e: Errno| SpawnError::new(op.step, Some(&op.shown), Some(e), "");
         let key = target_path(op).to_path_buf();
@@ -62,10 +63,13 @@ pub fn run(ops: &[Op]) -> Result<(), SpawnError> {
                 data,
             } => {
                 let (source, fstype) = match source {
-                    Source::Fs(fs) => (Path::new(fs.as_str()), Some(fs.as_str())),
-                    Source::Bind(path) => (path.as_path(), None),
+                    Source::Fs(fs) => (PathBuf::from(fs.as_str()), Some(fs.as_str())),
+                    Source::Bind(path) => match sources.get(path) {
+                        Some(fd) => (fd_path(fd), None),
+                        None => (path.clone(), None),
+                    },
                 };
-                mount(Some(source), at, fstype, *flags, data.as_deref()).map_err(fail)?;
+                mount(Some(&source), at, fstype, *flags, data.as_deref()).map_err(fail)?;
             }
             Action::Propagate(flags) => {
                 mount(None::<&str>, at, None::<&str>, *flags, None::<&str>).map_err(fail)?;
@@ -107,6 +111,32 @@ pub fn run(ops: &[Op]) -> Result<(), SpawnError> {
     Ok(())
 }
 
+/// Every bind source, opened before the first mount: a source is a path as the
+/// host sees it, which a mount of the plan may cover later (the notify socket's
+/// directory, or a unit's bind from /tmp, below the unit's private /tmp).
+/// One that cannot be opened is left to its mount, which fails as it would have
+/// (or is never made, its target being optional and missing).
+fn open_bind_sources(ops: &[Op]) -> BTreeMap<PathBuf, OwnedFd> {
+    let mut sources = BTreeMap::new();
+    for op in ops {
+        let Action::Mount {
+            source: Source::Bind(path),
+            ..
+        } = &op.action
+        else {
+            continue;
+        };
+        if sources.contains_key(path) {
+            continue;
+        }
+        let flags = OFlag::O_PATH | OFlag::O_CLOEXEC;
+        if let Ok(fd) = nix::fcntl::open(path, flags, Mode::empty()) {
+            sources.insert(path.clone(), fd);
+        }
+    }
+    sources
+}
+
 fn target_path(op: &Op) -> &Path {
     match &op.target {
         Target::Path(p) | Target::InRoot(p, _) => p,
@@ -127,6 +157,7 @@ fn open_target(root: Option<&Root>, op: &Op) -> Result<Option<Opened>, SpawnErro
     let create = match (missing, &op.action) {
         (Missing::Fail | Missing::Skip | Missing::SkipLink, _) => Create::No,
         (Missing::Create(c), _) => c,
+        (Missing::CreateInPrivateTmp, _) => Create::Dir,
         (Missing::LikeSource, Action::Mount { source, .. }) => match source {
             Source::Bind(s) if !s.is_dir() => Create::File,
             _ => Create::Dir,
@@ -145,7 +176,8 @@ fn open_target(root: Option<&Root>, op: &Op) -> Result<Option<Opened>, SpawnErro
     if missing == Missing::SkipLink && root.is_symlink(path) {
         return Ok(None);
     }
-    match root.resolve(path, create) {
+    let may_create = root.may_create() || missing == Missing::CreateInPrivateTmp;
+    match root.resolve_creating(path, create, may_create) {
         Ok(fd) => Ok(Some(Opened {
             path: fd_path(&fd),
             fd: Some(fd),

@@ -45,6 +45,10 @@ pub enum Missing {
     Create(Create),
     /// Create a directory or an empty file, whichever the bind source is.
     LikeSource,
+    /// Create the missing directories also outside a rootfs: for a path below
+    /// the unit's private `/tmp` or `/var/tmp`, a fresh tmpfs of supd's, so
+    /// nothing of the host's is written.
+    CreateInPrivateTmp,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -246,18 +246,20 @@ pub fn supd(ops: &mut Vec<Op>, c: &ContainerSpec, host: &HostFacts) {
             ));
         }
         (Some(notify), NotifyView::InsteadOfStateDir) => {
-            // Missing where a mount of the unit's covers it (a state directory in
-            // a private /tmp): then there is nothing to hide, and no socket.
+            // A state directory below the unit's private /tmp is missing there:
+            // it is made in that fresh tmpfs so the socket is where NOTIFY_SOCKET
+            // says. Missing under another mount of the unit's: nothing to hide,
+            // and the start fails at the bind, naming the directory.
+            let missing = if in_private_tmp(c, dir) {
+                Missing::CreateInPrivateTmp
+            } else {
+                Missing::Fail
+            };
+            ops.push(Op::in_root(Step::HideStateDir, dir, missing, bind(notify)));
             ops.push(Op::in_root(
                 Step::HideStateDir,
                 dir,
-                Missing::Skip,
-                bind(notify),
-            ));
-            ops.push(Op::in_root(
-                Step::HideStateDir,
-                dir,
-                Missing::Skip,
+                Missing::Fail,
                 read_only(),
             ));
         }
@@ -271,6 +273,16 @@ pub fn supd(ops: &mut Vec<Op>, c: &ContainerSpec, host: &HostFacts) {
         }
         (_, NotifyView::Rootfs | NotifyView::Host) => {}
     }
+}
+
+/// Whether `dir` lies below a private `/tmp` or `/var/tmp` supd mounts for the
+/// unit (`private_tmp`, not replaced by a mount of the unit's own).
+fn in_private_tmp(c: &ContainerSpec, dir: &Path) -> bool {
+    let dir = normalize(dir);
+    c.protection.private_tmp
+        && crate::spawn::resolve::PRIVATE_TMP
+            .iter()
+            .any(|t| dir.starts_with(t) && !c.mounts.iter().any(|m| dir.starts_with(&m.target)))
 }
 
 /// Where a notifying unit's socket directory appears in a rootfs.

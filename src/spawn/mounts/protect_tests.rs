@@ -456,6 +456,46 @@ fn a_notifying_unit_sees_its_own_socket_and_nothing_else_of_supd() {
 }
 
 #[test]
+fn a_state_directory_in_the_private_tmp_is_made_there_for_the_notify_socket() {
+    // (private_tmp, a mount of the unit's over /tmp/sup) -> how a missing state
+    // directory is handled where the notify directory is bound.
+    let state = "/tmp/sup/state";
+    for (private_tmp, covered, missing) in [
+        (true, false, Missing::CreateInPrivateTmp),
+        (false, false, Missing::Fail),
+        (true, true, Missing::Fail),
+    ] {
+        let mut c = bare();
+        c.protection.control_socket = false;
+        c.protection.private_tmp = private_tmp;
+        if covered {
+            c.mounts.push(crate::unit::MountSpec::plain(
+                MountKind::Tmpfs {
+                    size: None,
+                    mode: None,
+                },
+                "/tmp/sup",
+            ));
+        }
+        let host = HostFacts {
+            state_dir: state.into(),
+            notify_dir: Some("/tmp/sup/state/notify/web".into()),
+            ..host()
+        };
+        let ops = plan_of(&c, &host);
+        let bind = ops
+            .iter()
+            .find(|o| o.step == Step::HideStateDir)
+            .expect("the state directory is covered");
+        assert_eq!(
+            bind.target,
+            Target::InRoot(state.into(), missing),
+            "private_tmp={private_tmp} covered={covered}"
+        );
+    }
+}
+
+#[test]
 fn protections_come_after_every_mount_and_before_pivot_root() {
     let mut c = ContainerSpec {
         rootfs: Some("/srv/root".into()),

@@ -68,9 +68,20 @@ impl Root {
     /// Open `path` (as the container sees it) inside the root, creating what is
     /// missing when allowed.
     pub fn resolve(&self, path: &Path, create: Create) -> Result<OwnedFd, Errno> {
+        self.resolve_creating(path, create, self.may_create)
+    }
+
+    /// `resolve`, creating what is missing when `may_create`: only for a path the
+    /// caller knows lies in a fresh mount of supd's (the unit's private `/tmp`).
+    pub fn resolve_creating(
+        &self,
+        path: &Path,
+        create: Create,
+        may_create: bool,
+    ) -> Result<OwnedFd, Errno> {
         let relative = relative(path);
         match self.open_in(&relative, OFlag::O_PATH) {
-            Err(Errno::ENOENT) if create != Create::No && self.may_create => {}
+            Err(Errno::ENOENT) if create != Create::No && may_create => {}
             other => return other,
         }
         // Walk down, creating each missing component below its resolved parent. A
