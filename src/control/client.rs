@@ -17,6 +17,18 @@ pub const SOCKET_NAME: &str = "control.sock";
 /// How long to wait for a reply line to a non-follow request.
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Whether the reply to `command` comes only when units have settled or never
+/// (`logs -f`): no reply timeout applies to it.
+fn waits_for_units(command: &Command) -> bool {
+    match command {
+        Command::Logs { follow, .. } => *follow,
+        Command::Start { wait, .. }
+        | Command::Stop { wait, .. }
+        | Command::Restart { wait, .. } => *wait,
+        _ => false,
+    }
+}
+
 /// Where the control socket is: `socket` wins, then `state_dir`, then `/run/sup`.
 pub fn socket_path(socket: Option<&Path>, state_dir: Option<&Path>) -> PathBuf {
     match (socket, state_dir) {
@@ -159,11 +171,15 @@ impl Client {
             .map_err(ClientError::Io)
     }
 
-    /// Write `request` as one JSON line. A following `logs` request disables the read
-    /// timeout; every other request keeps the 30 s timeout.
+    /// Write `request` as one JSON line. A following `logs` request and a `--wait`
+    /// (which supd itself bounds by the units' `start_timeout`/`stop_timeout`)
+    /// disable the read timeout; every other request keeps the 30 s timeout.
     pub fn send(&mut self, request: &Request) -> Result<(), ClientError> {
-        let follow = matches!(request.command, Command::Logs { follow: true, .. });
-        self.set_timeout(if follow { None } else { Some(REPLY_TIMEOUT) })?;
+        self.set_timeout(if waits_for_units(&request.command) {
+            None
+        } else {
+            Some(REPLY_TIMEOUT)
+        })?;
         let mut line = serde_json::to_string(request)
             .map_err(|e| ClientError::Protocol(format!("cannot encode request: {e}")))?;
         line.push('\n');
@@ -351,6 +367,56 @@ mod tests {
         let err = client.request(&req).unwrap_err();
         assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
         server.join().unwrap();
+    }
+
+    #[test]
+    fn only_following_and_waiting_requests_wait_without_a_timeout() {
+        let units = vec!["a".to_string()];
+        let logs = |follow| Command::Logs {
+            unit: "a".into(),
+            lines: 10,
+            follow,
+        };
+        for (command, waits) in [
+            (logs(true), true),
+            (logs(false), false),
+            (
+                Command::Start {
+                    units: units.clone(),
+                    wait: true,
+                },
+                true,
+            ),
+            (
+                Command::Stop {
+                    units: units.clone(),
+                    wait: true,
+                },
+                true,
+            ),
+            (
+                Command::Restart {
+                    units: units.clone(),
+                    wait: true,
+                },
+                true,
+            ),
+            (
+                Command::Start {
+                    units: units.clone(),
+                    wait: false,
+                },
+                false,
+            ),
+            (
+                Command::Status {
+                    units: units.clone(),
+                },
+                false,
+            ),
+        ] {
+            assert_eq!(super::waits_for_units(&command), waits, "{command:?}");
+        }
     }
 
     #[test]
