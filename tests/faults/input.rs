@@ -89,7 +89,7 @@ pub fn durations_and_sizes_beyond_their_caps_are_located_errors_and_at_the_caps_
         &[
             (
                 "4:17",
-                "restart_delay \"500000000000y\" is too long: at most 1day",
+                "restart_delay \"500000000000y\" is too long: at most \"1day\"",
             ),
             ("5:21", "restart_max_delay \"500000000000y\" is too long"),
             ("6:23", "restart_reset_after \"500000000000y\" is too long"),

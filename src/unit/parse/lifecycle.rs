@@ -48,6 +48,14 @@ pub(super) fn read_lifecycle(t: &mut Table, r: &mut Reader) -> Lifecycle {
         );
     }
     let start_timeout = duration(r, t.take("start_timeout"), "start_timeout");
+    if let Some(t) = &start_timeout
+        && t.get_ref().is_zero()
+    {
+        r.report(
+            t.span(),
+            "start_timeout must be longer than 0s (it would fail every start); leave it out for the default of 90s",
+        );
+    }
     let watchdog = duration(r, t.take("watchdog"), "watchdog");
     if let Some(w) = &watchdog {
         if kind != ServiceType::Notify {
@@ -185,12 +193,12 @@ fn read_probe(t: &mut Table, header: Span, r: &mut Reader) -> Option<Probe> {
     if let Some((_, v)) = tcp {
         let s = r.string(Some(v))?;
         return match s.get_ref().parse::<SocketAddr>() {
-            Ok(addr) => Some(Probe::Tcp(addr)),
-            Err(_) => {
+            Ok(addr) if addr.port() > 0 => Some(Probe::Tcp(addr)),
+            Ok(_) | Err(_) => {
                 let text = s.get_ref();
                 r.report(
                     s.span(),
-                    format!("invalid tcp probe {text:?}: expected an address and port like \"127.0.0.1:5432\" or \"[::1]:5432\""),
+                    format!("invalid tcp probe {text:?}: expected an address and port (1 to 65535) like \"127.0.0.1:5432\" or \"[::1]:5432\""),
                 );
                 None
             }
@@ -228,11 +236,28 @@ fn parse_http(text: &str) -> Result<Probe, String> {
         Err(_) if host == "localhost" => IpAddr::V4(Ipv4Addr::LOCALHOST),
         Err(_) => return Err(bad("the host must be an IP address or localhost")),
     };
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(bad("user information (`user@`) is not supported"));
+    }
+    // `Uri::port` is None for a port that is not a u16: read the text itself.
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let port = match authority.strip_prefix(host).unwrap_or_default() {
+        "" => 80,
+        rest => match rest.strip_prefix(':').and_then(|p| p.parse::<u16>().ok()) {
+            Some(port) if port > 0 => port,
+            _ => {
+                let text = rest.trim_start_matches(':');
+                return Err(bad(&format!(
+                    "port {text:?} is not a number from 1 to 65535"
+                )));
+            }
+        },
+    };
     let path = uri
         .path_and_query()
         .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
     Ok(Probe::Http {
-        addr: SocketAddr::new(ip, uri.port_u16().unwrap_or(80)),
+        addr: SocketAddr::new(ip, port),
         host: host.to_string(),
         path: if path.is_empty() { "/".into() } else { path },
     })

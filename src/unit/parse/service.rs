@@ -134,6 +134,16 @@ pub(super) fn read_service(v: Value, r: &mut Reader) -> Option<Service> {
         values::octal(v, 0o777, "umask")
     });
     let lifecycle = super::lifecycle::read_lifecycle(&mut t, r);
+    if let Some(policy) = &restart
+        && *policy.get_ref() == RestartPolicy::Always
+        && lifecycle.kind == crate::unit::ServiceType::Oneshot
+    {
+        // As systemd refuses it: a job that succeeded would run again and again.
+        r.report(
+            policy.span(),
+            "restart = \"always\" is not for type = \"oneshot\" (a finished job would run again in a loop); use \"on-failure\" or \"no\"",
+        );
+    }
     Some(Service {
         exec: exec?,
         env,

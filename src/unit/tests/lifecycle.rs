@@ -179,6 +179,29 @@ fn lifecycle_mistakes_are_located() {
         8,
         "an IP address or localhost",
     );
+    for (url, why) in [
+        (
+            "http://127.0.0.1:99999/x",
+            "99999\" is not a number from 1 to 65535",
+        ),
+        ("http://127.0.0.1:0/", "port \"0\""),
+        ("http://u@127.0.0.1:80/", "user information"),
+    ] {
+        err(&format!("[health]\nhttp = {url:?}\n"), 4, 8, why);
+    }
+    err("[health]\ntcp = \"127.0.0.1:0\"\n", 4, 7, "(1 to 65535)");
+    err(
+        "start_timeout = \"0s\"\n",
+        3,
+        17,
+        "start_timeout must be longer than 0s",
+    );
+    err(
+        "type = \"oneshot\"\nrestart = \"always\"\n",
+        4,
+        11,
+        "not for type = \"oneshot\"",
+    );
     err(
         "[health]\ntcp = \"127.0.0.1:1\"\ninterval = \"0s\"\n",
         5,

@@ -27,7 +27,7 @@ fn durations_are_capped_at_one_day() {
         ),
     ];
     for (line, column, key) in cases {
-        let want = format!("{key} \"500000000000y\" is too long: at most 1day is allowed");
+        let want = format!("{key} \"500000000000y\" is too long: at most \"1day\" is allowed");
         assert_err(&with(&line), 3, column, &want);
     }
     let u = parse(&with(

@@ -41,8 +41,8 @@ pub fn duration(v: StrOrInt, what: &str, max: Duration) -> Result<Duration, Stri
     let d = parse_duration(s)?;
     if d > max {
         return Err(format!(
-            "{what} {s:?} is too long: at most {} is allowed",
-            humantime::format_duration(max)
+            "{what} {s:?} is too long: at most {:?} is allowed",
+            humantime::format_duration(max).to_string()
         ));
     }
     Ok(d)
@@ -209,7 +209,10 @@ mod tests {
         assert_eq!(duration(Str("1d"), "x", DAY), Ok(DAY));
         let cases = [
             (Int(10), "invalid type: integer `10`, expected a duration"),
-            (Str("25h"), "x \"25h\" is too long: at most 1day is allowed"),
+            (
+                Str("25h"),
+                "x \"25h\" is too long: at most \"1day\" is allowed",
+            ),
             (Str("500000000000y"), "too long"),
             (Str("600000000000y"), "invalid duration"),
         ];
