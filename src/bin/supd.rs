@@ -114,12 +114,13 @@ fn main() -> ExitCode {
         }
     };
     if let Ok(Ending {
-        exit_code: Some(code),
+        exit_code: Some((code, action)),
         ..
     }) = ending
     {
         // As PID 1 the code cannot be an exit status: the console records it.
-        eprintln!("supd: exit code {code} (on_failure = \"exit\")");
+        let action = sup::unit::names::Named::name(action);
+        eprintln!("supd: exit code {code} (on_failure = \"{action}\")");
     }
     if pid1 {
         let (halt, grace) = match ending {
@@ -132,7 +133,7 @@ fn main() -> ExitCode {
     }
     match ending {
         Ok(Ending {
-            exit_code: Some(code),
+            exit_code: Some((code, _)),
             ..
         }) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Ok(_) => ExitCode::SUCCESS,

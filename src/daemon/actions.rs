@@ -105,14 +105,23 @@ impl Daemon {
             return;
         }
         let halt = match action {
-            OnFailure::Poweroff => Halt::Poweroff,
+            OnFailure::Poweroff | OnFailure::Exit => Halt::Poweroff,
             OnFailure::Reboot => Halt::Reboot,
-            OnFailure::Exit => {
-                self.exit_code = Some((unit.to_string(), exit_code));
-                Halt::Poweroff
+            OnFailure::StopDependents | OnFailure::RestartDependents => {
+                // The fleet has stopped them; the log says why.
+                tracing::warn!(
+                    unit,
+                    exit_code,
+                    action = crate::unit::names::Named::name(action),
+                    "unit failed; on_failure stops the units that require it"
+                );
+                return;
             }
-            OnFailure::None | OnFailure::StopDependents | OnFailure::RestartDependents => return,
+            OnFailure::None => return,
         };
+        // Outside PID 1 supd cannot power the machine off: its exit code tells
+        // whoever runs it which unit's failure ended the run.
+        self.exit_code = Some((unit.to_string(), exit_code, action));
         tracing::warn!(
             unit,
             exit_code,

@@ -79,7 +79,7 @@ pub struct Daemon {
     /// Who may use the control socket (units with `control_socket = true`).
     pub(super) peers: PeerPolicy,
     /// A unit with `on_failure = "exit"` failed: its name and exit code.
-    pub(super) exit_code: Option<(String, i32)>,
+    pub(super) exit_code: Option<(String, i32, crate::unit::OnFailure)>,
     /// Every notifying unit's socket, and what they said.
     pub(super) notify: NotifySockets,
     /// Health probes of the units that have a check.
@@ -197,9 +197,9 @@ impl Daemon {
                 }
             }
         }
-        if let Some((unit, code)) = &self.exit_code {
+        if let Some((unit, code, action)) = &self.exit_code {
             tracing::warn!(unit, code, "exiting with the exit code of the failed unit");
-            self.ending.exit_code = Some(*code);
+            self.ending.exit_code = Some((*code, *action));
         }
         (self.ending, self.cgroups)
     }

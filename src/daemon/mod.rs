@@ -58,8 +58,9 @@ pub struct Config {
 pub struct Ending {
     pub halt: crate::pid1::Halt,
     pub hurried: bool,
-    /// A unit with `on_failure = "exit"` failed: supd exits with its code.
-    pub exit_code: Option<i32>,
+    /// A unit with `on_failure = "exit"` (or `"poweroff"`/`"reboot"`) failed:
+    /// supd exits with its code, and the `on_failure` value that ended the run.
+    pub exit_code: Option<(i32, crate::unit::OnFailure)>,
 }
 
 #[derive(Debug, thiserror::Error)]

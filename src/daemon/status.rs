@@ -95,6 +95,11 @@ impl Daemon {
             Phase::Failed(f) => Some(f.to_string()),
             // Why it is being restarted.
             Phase::Restarting { .. } => slot.machine.last_failure().map(|f| f.to_string()),
+            Phase::Inactive | Phase::Waiting | Phase::Stopping { .. } | Phase::Cleaning { .. } => {
+                slot.stopped_for
+                    .as_ref()
+                    .map(|(unit, action)| stopped_by_on_failure(unit, *action))
+            }
             _ => None,
         }
     }
@@ -207,4 +212,16 @@ fn exit_info(status: ExitStatus, at: SystemTime, oom_killed: bool) -> ExitInfo {
         oom_killed,
         at: rfc3339(at),
     }
+}
+
+/// Why a unit was stopped by the `on_failure` of a unit it requires.
+fn stopped_by_on_failure(unit: &str, action: crate::unit::OnFailure) -> String {
+    let name = crate::unit::names::Named::name(action);
+    let again = match action {
+        crate::unit::OnFailure::RestartDependents => {
+            format!("; it starts again once {unit} is ready")
+        }
+        _ => String::new(),
+    };
+    format!("required unit {unit} failed (its on_failure = \"{name}\"){again}")
 }

@@ -25,6 +25,9 @@ pub struct Slot {
     pub machine: Machine,
     /// Removed from disk: dropped once its process is gone.
     pub removing: bool,
+    /// Stopped (or restarted) by the `on_failure` of a unit it requires: that
+    /// unit and its `on_failure`, shown as the reason until the next start or stop.
+    pub stopped_for: Option<(String, OnFailure)>,
 }
 
 /// An action the daemon must carry out for a unit.
@@ -129,6 +132,7 @@ impl Fleet {
                     next_spec: None,
                     machine: Machine::new(now),
                     removing: false,
+                    stopped_for: None,
                 };
                 let class = Class::of(&slot.machine);
                 self.graph.add(name, &slot.spec, class, &mut self.dirty);
@@ -290,6 +294,9 @@ impl Fleet {
         let Some(slot) = self.slots.get_mut(name) else {
             return false;
         };
+        if matches!(event, Event::Start | Event::Stop) {
+            slot.stopped_for = None;
+        }
         let spec = slot.spec.clone();
         let before = slot.machine.phase().clone();
         let want_before = slot.machine.want_up();
@@ -330,10 +337,16 @@ impl Fleet {
             OnFailure::None | OnFailure::Poweroff | OnFailure::Reboot | OnFailure::Exit => return,
         };
         for dependent in self.graph.requiring(name) {
-            if event == Event::Stop {
-                self.stop_with_dependents(&dependent, now, out);
+            let affected = if event == Event::Stop {
+                self.stop_with_dependents(&dependent, now, out)
             } else {
                 self.event(&dependent, event.clone(), now, out);
+                BTreeSet::from([dependent])
+            };
+            for unit in affected {
+                if let Some(slot) = self.slots.get_mut(&unit) {
+                    slot.stopped_for = Some((name.to_string(), action));
+                }
             }
         }
     }
@@ -356,7 +369,13 @@ impl Fleet {
         }
     }
 
-    fn stop_with_dependents(&mut self, name: &str, now: Now, out: &mut Vec<UnitAction>) {
+    /// Stop `name` and every unit that requires it, directly or not; returns them.
+    fn stop_with_dependents(
+        &mut self,
+        name: &str,
+        now: Now,
+        out: &mut Vec<UnitAction>,
+    ) -> BTreeSet<String> {
         let mut stack = vec![name.to_string()];
         let mut seen = BTreeSet::new();
         while let Some(n) = stack.pop() {
@@ -366,6 +385,7 @@ impl Fleet {
             self.event(&n, Event::Stop, now, out);
             stack.extend(self.graph.requiring(&n));
         }
+        seen
     }
 
     /// Move every unit as far as dependencies allow, until nothing changes. A work

@@ -406,3 +406,28 @@ fn settling_looks_at_each_edge_a_few_times_not_once_per_list_entry() {
     let n = n as u64;
     assert!(steps <= 20 * n, "{steps} steps for {n} units");
 }
+
+#[test]
+fn stop_dependents_says_why_until_the_next_start() {
+    let now = Now::read();
+    let mut fleet = Fleet::default();
+    let db = parse(
+        "db",
+        "[service]\nexec = [\"/bin/db\"]\nrestart = \"no\"\non_failure = \"stop-dependents\"\n",
+    );
+    let units = vec![
+        db,
+        unit("web", &[], &["db"], "2"),
+        unit("api", &[], &["web"], "3"),
+    ];
+    let (_, first) = fleet.apply_reload(&loaded(units), now);
+    let pids = bring_up(&mut fleet, first, now);
+    exit(&mut fleet, "db", pids["db"], ExitStatus::Code(1), now);
+    let why = Some(("db".to_string(), crate::unit::OnFailure::StopDependents));
+    for name in ["web", "api"] {
+        assert_eq!(fleet.get(name).expect(name).stopped_for, why, "{name}");
+    }
+    assert_eq!(fleet.get("db").expect("db").stopped_for, None);
+    fleet.start("api", now);
+    assert_eq!(fleet.get("api").expect("api").stopped_for, None);
+}

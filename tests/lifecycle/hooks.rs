@@ -95,7 +95,11 @@ pub fn on_failure_stop_dependents_stops_the_units_that_require_it() {
     sup.wait_all_running();
     touch(&crash);
     sup.wait_state("db", "failed");
-    sup.wait_state("app", "inactive");
+    let app = sup.wait_state("app", "inactive");
+    assert_eq!(
+        app["reason"], "required unit db failed (its on_failure = \"stop-dependents\")",
+        "{app}"
+    );
     assert_eq!(sup.unit("bystander")["state"], "running");
 }
 
