@@ -311,6 +311,17 @@ impl Daemon {
             }
             Err(error) => {
                 tracing::error!(unit = %outcome.unit, "start failed: {error}");
+                if let Some(output) = error.early_output() {
+                    let out = output
+                        .stdout
+                        .iter()
+                        .map(|l| (crate::logs::Stream::Stdout, l.clone()));
+                    let err = output
+                        .stderr
+                        .iter()
+                        .map(|l| (crate::logs::Stream::Stderr, l.clone()));
+                    log.notes(out.chain(err));
+                }
                 log.note(format!("[supd] start failed: {error}"));
                 let start_pre = error.is_start_pre();
                 self.start_errors.insert(outcome.unit.clone(), error);

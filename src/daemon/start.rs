@@ -28,6 +28,14 @@ impl StartError {
     pub fn is_start_pre(&self) -> bool {
         matches!(self, StartError::Spawn(e) if e.step == crate::spawn::Step::ExecStartPre)
     }
+
+    /// What the start wrote before it failed, if anything.
+    pub fn early_output(&self) -> Option<&crate::spawn::EarlyOutput> {
+        match self {
+            StartError::Spawn(e) if !e.output.is_empty() => Some(&e.output),
+            StartError::Spawn(_) | StartError::Cgroup(_) => None,
+        }
+    }
 }
 
 /// What a start thread reports back.

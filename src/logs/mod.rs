@@ -147,9 +147,17 @@ impl SharedLog {
 
     /// A line supd adds itself (e.g. why a start failed). Never waits.
     pub fn note(&self, line: String) {
-        let (entry, limits) = self.remember(Stream::Stderr, line);
-        let job = self.writer.job(&self.unit, &self.path, limits, entry);
-        self.writer.send_now(job);
+        self.notes([(Stream::Stderr, line)]);
+    }
+
+    /// Lines supd adds at once: its own, or what a start that failed wrote before
+    /// the unit's output was read. Never waits.
+    pub fn notes(&self, lines: impl IntoIterator<Item = (Stream, String)>) {
+        for (stream, line) in lines {
+            let (entry, limits) = self.remember(stream, line);
+            let job = self.writer.job(&self.unit, &self.path, limits, entry);
+            self.writer.send_now(job);
+        }
         if self.lock().pipes == 0 {
             self.writer.close_now(&self.path);
         }

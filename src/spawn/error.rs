@@ -17,6 +17,23 @@ pub struct SpawnError {
     /// A raw errno rather than `Errno`, so the helper can send it as a number.
     pub errno: Option<i32>,
     pub detail: String,
+    /// What the start wrote before it failed (`exec_start_pre` commands, the
+    /// helper): kept for the unit's log, which only reads a started service.
+    #[serde(default, skip_serializing_if = "EarlyOutput::is_empty")]
+    pub output: EarlyOutput,
+}
+
+/// Lines written to the unit's stdout and stderr before its start failed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EarlyOutput {
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
+}
+
+impl EarlyOutput {
+    pub fn is_empty(&self) -> bool {
+        self.stdout.is_empty() && self.stderr.is_empty()
+    }
 }
 
 /// The steps of a start, in the order they run. `Display` gives the words shown
@@ -230,6 +247,7 @@ impl SpawnError {
             path: path.map(str::to_string),
             errno: errno.map(|e| e as i32),
             detail: detail.into(),
+            output: EarlyOutput::default(),
         }
     }
 

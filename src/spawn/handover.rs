@@ -17,7 +17,7 @@ use nix::unistd::pipe2;
 
 use super::error::io_error;
 use super::sys::{Pidfd, dup_above, posix_spawn};
-use super::{HELPER_ARG, LaunchPlan, Report, SpawnError, Spawned, Step};
+use super::{EarlyOutput, HELPER_ARG, LaunchPlan, Report, SpawnError, Spawned, Step};
 use crate::reaper::{ChildOf, Registration, Registry};
 
 /// A helper that neither execs nor reports within this time is killed.
@@ -136,11 +136,40 @@ pub fn spawn_with_helper(
                 fd.kill();
             }
             kill_helper();
-            Err(result.err().unwrap_or_else(|| {
+            let mut error = result.err().unwrap_or_else(|| {
                 SpawnError::new(Step::Helper, None, None, "ended without reporting a pid")
-            }))
+            });
+            error.output = EarlyOutput {
+                stdout: drain_lines(&out_r),
+                stderr: drain_lines(&err_r),
+            };
+            Err(error)
         }
     }
+}
+
+/// At most this much of what a failed start wrote is kept (a pipe holds 64 KiB).
+const EARLY_OUTPUT_MAX: usize = 64 * 1024;
+
+/// The lines waiting in an output pipe of a start that failed, without waiting for
+/// more: the helper and its commands may still hold the other end.
+fn drain_lines(pipe: &OwnedFd) -> Vec<String> {
+    let flags = nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK);
+    if nix::fcntl::fcntl(pipe, flags).is_err() {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while bytes.len() < EARLY_OUTPUT_MAX {
+        match nix::unistd::read(pipe, &mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+        }
+    }
+    String::from_utf8_lossy(&bytes)
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Send the plan, then read the reports until EOF, which comes once every copy of

@@ -6,17 +6,25 @@
 use std::os::fd::RawFd;
 use std::os::unix::net::UnixStream;
 
-use nix::errno::Errno;
-use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, fork};
+use std::time::Instant;
 
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{Signal, kill, killpg};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::{ForkResult, Pid, fork, setpgid};
+
+use super::sys::Pidfd;
 use super::{LaunchPlan, SpawnError, Step};
 
 /// Where the helper finds the write end of the readiness pipe (after its socket).
 pub const READY_FD: RawFd = 4;
 
 /// Run the `exec_start_pre` commands in order; the first failure fails the start.
+/// Together they have `start_pre_timeout` (the unit's `start_timeout`): a command
+/// still running then is killed with its process group, and the start fails.
 pub fn run_start_pre(plan: &LaunchPlan) -> Result<(), SpawnError> {
+    let deadline = Instant::now() + plan.start_pre_timeout;
     for argv in &plan.exec_start_pre {
         let shown = argv.join(" ");
         // The command gets neither the readiness pipe nor the other commands.
@@ -31,6 +39,8 @@ pub fn run_start_pre(plan: &LaunchPlan) -> Result<(), SpawnError> {
         let forked = unsafe { fork() };
         match forked.map_err(|e| SpawnError::new(Step::ExecStartPre, None, Some(e), "fork"))? {
             ForkResult::Child => {
+                // A group of its own, so a timeout kills what it started too.
+                let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
                 let error = match super::helper::exec_service(&command) {
                     Ok(never) => match never {},
                     Err(e) => e,
@@ -39,18 +49,18 @@ pub fn run_start_pre(plan: &LaunchPlan) -> Result<(), SpawnError> {
                 std::process::exit(127);
             }
             ForkResult::Parent { child } => {
-                let result = loop {
-                    match waitpid(child, None) {
-                        Err(Errno::EINTR) => continue,
-                        other => break other,
+                let failed = match wait_until(child, deadline) {
+                    Some(Ok(WaitStatus::Exited(_, 0))) => continue,
+                    Some(Ok(WaitStatus::Exited(_, code))) => format!("exited with code {code}"),
+                    Some(Ok(WaitStatus::Signaled(_, sig, _))) => {
+                        format!("killed by {}", sig.as_str())
                     }
-                };
-                let failed = match result {
-                    Ok(WaitStatus::Exited(_, 0)) => continue,
-                    Ok(WaitStatus::Exited(_, code)) => format!("exited with code {code}"),
-                    Ok(WaitStatus::Signaled(_, sig, _)) => format!("killed by {}", sig.as_str()),
-                    Ok(other) => format!("ended as {other:?}"),
-                    Err(e) => format!("wait: {e}"),
+                    Some(Ok(other)) => format!("ended as {other:?}"),
+                    Some(Err(e)) => format!("wait: {e}"),
+                    None => format!(
+                        "still running after start_timeout ({}); killed",
+                        humantime::format_duration(plan.start_pre_timeout)
+                    ),
                 };
                 return Err(SpawnError::new(
                     Step::ExecStartPre,
@@ -62,6 +72,41 @@ pub fn run_start_pre(plan: &LaunchPlan) -> Result<(), SpawnError> {
         }
     }
     Ok(())
+}
+
+/// Wait for `child` until `deadline`; None when it was still running then (it and
+/// its process group are killed and reaped).
+fn wait_until(child: Pid, deadline: Instant) -> Option<nix::Result<WaitStatus>> {
+    // The child is ours and unreaped: its pid cannot name another process here.
+    let pidfd = Pidfd::open(child.as_raw());
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let exited = match &pidfd {
+            Some(fd) => {
+                let mut polled = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+                let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+                match poll(&mut polled, PollTimeout::from(ms)) {
+                    Ok(0) if left.is_zero() => false,
+                    // Not yet (or a wait shorter than `left`, capped): look again.
+                    Ok(0) | Err(Errno::EINTR) => continue,
+                    Ok(_) | Err(_) => true,
+                }
+            }
+            // No pidfds (before Linux 5.3): wait without a deadline.
+            None => true,
+        };
+        if !exited {
+            let _ = killpg(child, Signal::SIGKILL);
+            let _ = kill(child, Signal::SIGKILL);
+        }
+        let status = loop {
+            match waitpid(child, None) {
+                Err(Errno::EINTR) => continue,
+                other => break other,
+            }
+        };
+        return exited.then_some(status);
+    }
 }
 
 /// The `(from, to)` pair that gives the service its readiness pipe, if it has one.

@@ -36,7 +36,7 @@ mod types;
 
 use std::os::fd::RawFd;
 
-pub use error::{SpawnError, Step};
+pub use error::{EarlyOutput, SpawnError, Step};
 pub use handover::{spawn, spawn_with_helper};
 pub use hooks::stop_post_plan;
 pub use resolve::{effective_mounts, plan};

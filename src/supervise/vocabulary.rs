@@ -115,7 +115,7 @@ impl std::fmt::Display for Failure {
             Failure::StartTimeout => write!(f, "not ready within start_timeout; killed"),
             Failure::Watchdog => write!(f, "no WATCHDOG=1 within watchdog; killed"),
             Failure::Unhealthy => write!(f, "health check failed; stopped"),
-            Failure::StartPre => write!(f, "an exec_start_pre command failed"),
+            Failure::StartPre => write!(f, "could not start"),
         }
     }
 }

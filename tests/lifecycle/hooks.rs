@@ -57,7 +57,13 @@ pub fn failing_exec_start_pre_fails_the_start() {
     sup.write_unit(
         "app",
         &(unit("", &format!("touch {}; exec sleep 1000", ran.display()))
-            + "exec_start_pre = [[\"/bin/true\"], [\"/bin/sh\", \"-c\", \"exit 4\"]]\nrestart = \"no\"\n"),
+            + "exec_start_pre = [[\"/bin/echo\", \"pre one\"], [\"/bin/sh\", \"-c\", \"echo bad config >&2; exit 4\"]]\nrestart = \"no\"\n"),
+    );
+    // Never done: killed with what it started at start_timeout.
+    sup.write_unit(
+        "hang",
+        &(unit("", "exec sleep 1000")
+            + "exec_start_pre = [[\"/bin/sh\", \"-c\", \"sleep 1000; true\"]]\nstart_timeout = \"1s\"\nrestart = \"no\"\n"),
     );
     let sup = sup.launch();
     let app = sup.wait_state("app", "failed");
@@ -67,10 +73,25 @@ pub fn failing_exec_start_pre_fails_the_start() {
         shown.contains("exec_start_pre") && shown.contains("exit 4") && shown.contains("code 4"),
         "status names the command and its exit:\n{shown}"
     );
+    let logs = stdout(&sup.supctl(&["logs", "app"]));
+    assert!(
+        logs.contains("pre one") && logs.contains("bad config"),
+        "what the commands wrote is in the log:\n{logs}"
+    );
     assert!(
         !ran.exists(),
         "the service ran after a failed exec_start_pre"
     );
+    let started = std::time::Instant::now();
+    let hang = sup.wait_state("hang", "failed");
+    assert_eq!(hang["sub_state"], "start-pre", "{hang}");
+    let reason = hang["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("still running after start_timeout (1s); killed"),
+        "{reason}"
+    );
+    // Well before the 30 s the helper would otherwise get.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
 }
 
 /// `on_failure = "stop-dependents"`: when the unit fails, the units that require
