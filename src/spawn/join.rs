@@ -1,31 +1,40 @@
 //! Running something inside a unit's running container: a health probe now (and an
-//! operator's command later). `supd __join UNIT` is the same single-threaded helper
-//! as a start, started the same way (registered, placed into the unit's cgroup
-//! before it gets its plan), with the pidfd of the container's main process on fd 4.
-//! It joins every namespace the unit created at once (`setns` on that pidfd, so a
+//! operator's command later). `supd __join UNIT CGROUP_PROCS...` is the same
+//! single-threaded helper as a start, started the same way (registered with the
+//! reaper before it can exit), with the pidfd of the container's main process on
+//! fd 4. Before it reads its plan it writes itself into the unit's cgroup (the
+//! `cgroup.procs` files it was given, in each hierarchy the unit has joined): it is
+//! accounted and killed with the unit, and everything it starts is born there. It
+//! joins every namespace the unit created at once (`setns` on that pidfd, so a
 //! recycled pid can never redirect it), forks so the child is inside the pid
 //! namespace too, and the child takes the service's identity, capabilities,
 //! no_new_privs and seccomp before it runs the command or the probe. The helper
-//! waits and exits with the child's status: that exit is what supd reads.
+//! reads the child's output to the end (so a chatty probe never blocks on a full
+//! pipe), keeps its tail, waits, writes the tail to supd's pipe and exits with the
+//! child's status: that exit is what supd reads, and then the pipe.
 
 use std::convert::Infallible;
+use std::ffi::{CStr, CString, OsString};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use nix::fcntl::{OFlag, open};
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, fork, pipe2};
+use nix::unistd::{ForkResult, dup2_stderr, dup2_stdout, fork, getpid, pipe2};
 use serde::{Deserialize, Serialize};
 
 use super::namespaces::{become_userns_root, clone_flag};
 use super::sys::Pidfd;
 use super::{HELPER_FD, LaunchPlan, Report, SpawnError, Step};
 use crate::reaper::{ChildOf, Registry};
+use crate::supervise::health::OUTPUT_KEPT;
 use crate::unit::Namespace;
 
 /// The argv[1] that selects join mode in the supd binary.
@@ -34,6 +43,8 @@ pub const JOIN_ARG: &str = "__join";
 pub const TARGET_FD: RawFd = 4;
 /// Response bytes an HTTP probe reads (the status line is in the first few).
 const HTTP_READ: usize = 4096;
+/// Output the helper keeps of its child's (the last bytes; supd keeps less).
+const TAIL_KEPT: usize = 2 * OUTPUT_KEPT;
 
 /// What to run inside the container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,43 +107,45 @@ impl Joined {
 }
 
 /// Start the join helper for `plan` inside the container whose main process
-/// `target` names, registered for `owner`, placed into the unit's cgroup by `place`
-/// before it gets its plan. Blocking; the caller waits for its exit (the reaper
-/// reports it) and reads its output: stdout and stderr together, the second value.
+/// `target` names, registered for `owner`; it writes itself into each of the
+/// `cgroup` files (the unit's `cgroup.procs`, those that exist) before it reads
+/// the plan. Blocking; the caller waits for its exit (the reaper reports it), then
+/// reads its output from the second value (non-blocking: stdout and stderr
+/// together, all there once it has exited).
 pub fn start(
     plan: &EncodedJoinPlan,
     target: BorrowedFd<'_>,
     registry: &Registry,
     owner: &ChildOf,
-    place: &mut dyn FnMut(i32) -> Result<(), SpawnError>,
+    cgroup: &[CString],
 ) -> Result<(Joined, OwnedFd), SpawnError> {
     let payload = &plan.bytes;
     let (mut ours, theirs) =
         UnixStream::pair().map_err(|e| SpawnError::io(Step::Socketpair, None, &e, ""))?;
     let (out_r, out_w) =
         pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::new(Step::Pipe, None, Some(e), ""))?;
+    // Only supd's end: the helper writes to a blocking pipe.
+    fcntl(&out_r, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+        .map_err(|e| SpawnError::new(Step::Fcntl, None, Some(e), "output pipe"))?;
     let devnull = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| SpawnError::new(Step::Open, Some("/dev/null"), Some(e), ""))?;
     let target = target
         .try_clone_to_owned()
         .map_err(|e| SpawnError::io(Step::Fcntl, None, &e, "pidfd"))?;
     let theirs = OwnedFd::from(theirs);
+    let args: Vec<&CStr> = cgroup.iter().map(CString::as_c_str).collect();
     let mut pidfd = None;
     let pid = registry
         .spawn_registered(owner.clone(), || {
             let fds = [&devnull, &out_w, &out_w, &theirs, &target];
             let exe = c"/proc/self/exe";
-            let pid = super::handover::posix_spawn_helper(exe, JOIN_ARG, &plan.unit, &fds)?;
+            let pid = super::handover::posix_spawn_helper(exe, JOIN_ARG, &plan.unit, &args, &fds)?;
             pidfd = Pidfd::open(pid);
             Ok(pid)
         })
         .map_err(|e| SpawnError::new(Step::PosixSpawn, Some("/proc/self/exe"), Some(e), "join"))?;
     drop((devnull, out_w, theirs, target));
     let joined = Joined { pid, pidfd };
-    if let Err(e) = place(pid) {
-        joined.kill();
-        return Err(e);
-    }
     // The plan, then EOF: the helper reads it all before it acts.
     if let Err(e) = ours
         .write_all(payload)
@@ -158,7 +171,9 @@ pub fn main() -> ! {
     let sock = UnixStream::from(unsafe { OwnedFd::from_raw_fd(HELPER_FD) });
     // SAFETY: supd passes the target's pidfd as fd 4; nothing else owns it.
     let target = unsafe { OwnedFd::from_raw_fd(TARGET_FD) };
-    let error = match read_plan(&sock) {
+    // argv: supd __join UNIT CGROUP_PROCS...
+    let cgroup: Vec<OsString> = std::env::args_os().skip(3).collect();
+    let error = match place_self(&cgroup).and_then(|()| read_plan(&sock)) {
         Ok(plan) => match run(&plan, target, sock.try_clone()) {
             Ok(never) => match never {},
             Err(e) => e,
@@ -167,6 +182,27 @@ pub fn main() -> ! {
     };
     report(&sock, &error);
     std::process::exit(127);
+}
+
+/// Into the unit's cgroup, first of all: in each hierarchy whose `cgroup.procs`
+/// exists (the unit joined it), as supd places a start's helper.
+fn place_self(procs_files: &[OsString]) -> Result<(), SpawnError> {
+    let me = getpid().to_string();
+    for file in procs_files {
+        let shown = String::from_utf8_lossy(file.as_bytes());
+        let fd = match open(
+            file.as_os_str(),
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(SpawnError::new(Step::Cgroup, Some(&shown), Some(e), "open")),
+        };
+        nix::unistd::write(&fd, me.as_bytes())
+            .map_err(|e| SpawnError::new(Step::Cgroup, Some(&shown), Some(e), "join"))?;
+    }
+    Ok(())
 }
 
 fn report(mut sock: &UnixStream, error: &SpawnError) {
@@ -206,11 +242,15 @@ fn run(
     if c.namespaces.contains(&Namespace::User) {
         become_userns_root(&c.uid_map, &c.gid_map)?;
     }
+    // The child's stdout and stderr, read here to the end.
+    let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC)
+        .map_err(|e| SpawnError::new(Step::Pipe, None, Some(e), "output"))?;
     // SAFETY: the helper is single-threaded; the child only runs the plan's action
     // (restrictions, then exec or a probe) and exits.
     match unsafe { fork() }.map_err(|e| SpawnError::new(Step::Clone, None, Some(e), "join"))? {
         ForkResult::Child => {
-            let error = match act(plan) {
+            drop(out_r);
+            let error = match output_to(out_w).and_then(|()| act(plan)) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -219,15 +259,48 @@ fn run(
         }
         ForkResult::Parent { child } => {
             // supd sees EOF once the child exec'd or ended.
-            drop(sock);
+            drop((sock, out_w));
+            let tail = read_tail(out_r);
             let code = match waitpid(child, None) {
                 Ok(WaitStatus::Exited(_, code)) => code,
                 Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
                 _ => 127,
             };
+            // Nobody to tell if supd is gone.
+            let _ = std::io::stdout().lock().write_all(&tail);
             std::process::exit(code);
         }
     }
+}
+
+/// The child's fds 1 and 2 become `w`.
+fn output_to(w: OwnedFd) -> Result<(), SpawnError> {
+    let dup = |e| SpawnError::new(Step::Dup, None, Some(e), "output");
+    dup2_stdout(&w).map_err(dup)?;
+    dup2_stderr(&w).map_err(dup)
+}
+
+/// Everything until EOF (the child and whatever it started closed the pipe), of
+/// which the last `TAIL_KEPT` bytes are kept.
+fn read_tail(r: OwnedFd) -> Vec<u8> {
+    let mut tail = Vec::with_capacity(TAIL_KEPT);
+    let mut chunk = [0u8; 4096];
+    loop {
+        match nix::unistd::read(r.as_fd(), &mut chunk) {
+            Ok(0) => break,
+            Ok(n) => tail.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+        // Trimmed only once twice the kept length: amortised, no copy per read.
+        if tail.len() > 2 * TAIL_KEPT {
+            tail.drain(..tail.len() - TAIL_KEPT);
+        }
+    }
+    if tail.len() > TAIL_KEPT {
+        tail.drain(..tail.len() - TAIL_KEPT);
+    }
+    tail
 }
 
 /// Inside the namespaces: the action, under the service's restrictions.
