@@ -114,6 +114,12 @@ fn probe_plan(spec: &Unit, state_dir: &Path) -> Result<EncodedJoinPlan, SpawnErr
         .as_ref()
         .ok_or_else(|| SpawnError::new(Step::Helper, None, None, "no [health] check"))?;
     let mut launch = crate::spawn::plan(spec, state_dir)?;
+    // What only a start uses (the container already has its mounts): a smaller
+    // plan to write and for the helper to read, at every probe.
+    launch.mounts.clear();
+    launch.exec_start_pre.clear();
+    // The readiness pipe is the service's, and not there in a probe.
+    launch.ready_fd = None;
     let timeout_ms = u64::try_from(health.timeout.as_millis()).unwrap_or(u64::MAX);
     let action = match &health.probe {
         Probe::Exec(argv) => {
