@@ -270,7 +270,8 @@ impl Daemon {
         let UnitExit { exit, oom_killed } = unit_exit;
         match exit.role {
             Role::Main => {}
-            Role::Probe(seq) => return self.on_probe_exit(&exit.owner, seq, exit.status),
+            // A probe helper's end is seen on its socket, after its last result.
+            Role::Probe(_) => return,
             Role::Hook => {
                 return self.on_hook_exit(&exit.owner, exit.attempt, exit.pid, exit.status);
             }

@@ -1,50 +1,58 @@
 //! Health probes on the daemon's side: for each unit with a `[health]` check whose
-//! process runs, a tracker (`supervise::health`) says when a probe is due; a probe
-//! is a join into the unit's container (`spawn::join`), started in a thread of its
-//! own (`probe_start`), its exit reported by the reaper (role `Probe`). Its output
-//! is read once it has exited. A probe that overruns its timeout is killed and
-//! counts as failed. Units without `[health]` cost nothing here.
+//! process runs, a tracker (`supervise::health`) says when a probe is due; probes
+//! are run by a helper joined into the unit's container (`spawn::join`), one per
+//! start of the unit, started in a thread of its own (`probe_start`) and asked for
+//! each probe with one byte (`probe_helper`). A probe that overruns its timeout
+//! fails, and its helper is killed (the next probe starts another). Units without
+//! `[health]` cost nothing here.
 //!
-//! What this costs supd per probe is kept small (benchmarks.md): the due probes
-//! come out of a deadline queue, never a walk over every unit; the trackers are
-//! only reconciled with the fleet after an event that may have changed it; probes
-//! due at about the same time start as one batch (one job for the thread, one
-//! report back).
+//! What this costs supd per probe is kept small (benchmarks.md): a byte written
+//! and a result read, no process started by supd; the due probes come out of a
+//! deadline queue, never a walk over every unit; the trackers are only
+//! reconciled with the fleet after an event that may have changed it; helpers
+//! due at about the same time start as one batch.
 
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Instant;
 
 use tokio::sync::mpsc;
 
 use super::event_loop::Daemon;
+use super::probe_helper::HelperConn;
 use super::probe_start::{self, Prepared, ProbeJob, Started};
 use super::worker::SerialWorker;
 use crate::supervise::deadlines::Deadlines;
-use crate::supervise::health::{Health, HealthTracker, OUTPUT_KEPT, Verdict};
+use crate::supervise::health::{Health, HealthTracker, Verdict};
 use crate::supervise::{ExitStatus, Now};
 
-/// What the probe thread reports back to the loop: a batch of starts.
+/// What reaches the loop about probes.
 #[derive(Debug)]
-pub struct ProbeReport(pub Vec<Started>);
+pub enum ProbeReport {
+    /// The probe thread started a batch of helpers (or could not).
+    Started(Vec<Started>),
+    /// Helper `id` of `unit` answered its probe.
+    Result {
+        unit: String,
+        id: u64,
+        status: ExitStatus,
+        output: String,
+    },
+    /// Helper `id` of `unit` is gone (its socket closed), and why.
+    Closed { unit: String, id: u64, why: String },
+}
 
 /// One unit's probing (one start of its process).
 #[derive(Debug)]
 struct Probing {
     attempt: u64,
     tracker: HealthTracker,
-    running: Option<Running>,
-    /// The plan and cgroup of this start, made by its first probe.
+    /// The helper the running probe waits for (started, or being started).
+    running: Option<u64>,
+    /// The helper, once started.
+    helper: Option<HelperConn>,
+    /// The plan and cgroup of this start, made by its first helper.
     prepared: Option<Arc<Prepared>>,
-}
-
-#[derive(Debug)]
-struct Running {
-    seq: u64,
-    /// The join helper (to kill at the timeout) and its output, once started.
-    started: Option<probe_start::Joined>,
-    status: Option<ExitStatus>,
 }
 
 /// Every unit's probing.
@@ -123,6 +131,7 @@ impl Daemon {
                     attempt: slot.machine.attempt(),
                     tracker: HealthTracker::new(spec, now, probes.origin),
                     running: None,
+                    helper: None,
                     prepared: None,
                 };
                 probes.due.set(name.clone(), probing.tracker.deadline());
@@ -131,7 +140,7 @@ impl Daemon {
         }
     }
 
-    /// Start the probes that are due and kill those past their timeout: only the
+    /// Start the probes that are due and fail those past their timeout: only the
     /// units whose deadline has come, taken out of the queue.
     pub(super) fn tend_probes(&mut self) {
         let now = Now::read();
@@ -147,20 +156,18 @@ impl Daemon {
             self.probes.starter.run(move || {
                 let started = probe_start::start_all(batch, &registry, &state_dir);
                 // The loop is gone only when supd ends.
-                let _ = reports.send(ProbeReport(started));
+                let _ = reports.send(ProbeReport::Started(started));
             });
         }
     }
 
-    /// One unit whose deadline came: kill an overdue probe, or make the job of a
-    /// due one.
+    /// One unit whose deadline came: fail an overdue probe (killing its helper),
+    /// or ask its helper for a due one, or make the job of starting a helper.
     fn tend_probe(&mut self, unit: String, now: Now) -> Option<ProbeJob> {
         let p = self.probes.units.get_mut(&unit)?;
         if p.tracker.probe_overdue(now) {
-            if let Some(started) = p.running.as_ref().and_then(|r| r.started.as_ref()) {
-                started.kill();
-            }
             p.running = None;
+            p.helper = None;
             self.probe_done(&unit, false, "probe timed out; killed".into(), now);
             return None;
         }
@@ -170,13 +177,22 @@ impl Daemon {
             return None;
         }
         p.tracker.started(now);
+        match p.helper.as_ref().map(|h| h.request().map(|()| h.id)) {
+            Some(Ok(id)) => {
+                p.running = Some(id);
+                self.probes.reschedule(&unit);
+                return None;
+            }
+            // A helper that cannot take the request is gone: another one starts.
+            Some(Err(e)) => {
+                tracing::debug!(unit, error = %e, "probe helper gone; starting another");
+                p.helper = None;
+            }
+            None => {}
+        }
         let seq = self.probes.next_seq;
         self.probes.next_seq = seq.wrapping_add(1);
-        p.running = Some(Running {
-            seq,
-            started: None,
-            status: None,
-        });
+        p.running = Some(seq);
         let (attempt, prepared) = (p.attempt, p.prepared.clone());
         self.probes.reschedule(&unit);
         let slot = self.fleet.get(&unit)?;
@@ -198,81 +214,83 @@ impl Daemon {
         })
     }
 
-    /// A batch of probe starts.
-    pub(super) fn on_probe_report(&mut self, ProbeReport(batch): ProbeReport) {
+    /// A report about probes.
+    pub(super) fn on_probe_report(&mut self, report: ProbeReport) {
         let now = Now::read();
-        for started in batch {
-            let Started {
-                unit,
-                seq,
-                prepared,
-                result,
-            } = started;
-            let current = self.probes.units.get_mut(&unit).and_then(|p| {
-                let running = p.running.as_mut().filter(|r| r.seq == seq)?;
-                if let Some(prepared) = prepared {
-                    p.prepared.get_or_insert(prepared);
-                }
-                Some(running)
-            });
-            let Some(running) = current else {
-                // A probe given up (timed out, or the unit moved on): kill what is left.
-                if let Ok(joined) = result {
-                    joined.kill();
-                }
-                continue;
-            };
-            match result {
-                Ok(joined) => running.started = Some(joined),
-                Err(error) => {
-                    self.probe_done(&unit, false, error, now);
-                    continue;
+        match report {
+            ProbeReport::Started(batch) => {
+                for started in batch {
+                    self.on_helper_started(started, now);
                 }
             }
-            self.finish_probe_if_done(&unit, now);
+            ProbeReport::Result {
+                unit,
+                id,
+                status,
+                output,
+            } => {
+                if self.take_running(&unit, id) {
+                    let healthy = status == ExitStatus::Code(0);
+                    let text = if healthy || !output.trim().is_empty() {
+                        output
+                    } else {
+                        format!("probe failed: {status}")
+                    };
+                    self.probe_done(&unit, healthy, text, now);
+                }
+            }
+            ProbeReport::Closed { unit, id, why } => {
+                if let Some(p) = self.probes.units.get_mut(&unit) {
+                    p.helper.take_if(|h| h.id == id);
+                }
+                if self.take_running(&unit, id) {
+                    let text = format!("probe failed: its helper ended ({why})");
+                    self.probe_done(&unit, false, text, now);
+                }
+            }
         }
     }
 
-    /// The reaper saw probe `seq` of `unit` end.
-    pub(super) fn on_probe_exit(&mut self, unit: &str, seq: u64, status: ExitStatus) {
-        let running = self
+    fn on_helper_started(&mut self, started: Started, now: Now) {
+        let Started {
+            unit,
+            seq,
+            prepared,
+            result,
+        } = started;
+        let reports = self.probes.reports.clone();
+        let Some(p) = self
             .probes
             .units
-            .get_mut(unit)
-            .and_then(|p| p.running.as_mut())
-            .filter(|r| r.seq == seq);
-        if let Some(running) = running {
-            running.status = Some(status);
-            self.finish_probe_if_done(unit, Now::read());
+            .get_mut(&unit)
+            .filter(|p| p.running == Some(seq))
+        else {
+            // Given up meanwhile (timed out, or the unit moved on): dropped, killed.
+            if let Ok(joined) = result {
+                joined.helper.kill();
+            }
+            return;
+        };
+        if let Some(prepared) = prepared {
+            p.prepared.get_or_insert(prepared);
+        }
+        let conn = result.and_then(|joined| HelperConn::new(&unit, seq, joined, reports));
+        match conn {
+            Ok(conn) => p.helper = Some(conn),
+            Err(error) => {
+                p.running = None;
+                self.probe_done(&unit, false, error, now);
+            }
         }
     }
 
-    /// Once the helper has both been started (its output pipe is here) and exited
-    /// (nothing writes to the pipe any more), the probe is over.
-    fn finish_probe_if_done(&mut self, unit: &str, now: Now) {
-        let Some(p) = self.probes.units.get_mut(unit) else {
-            return;
-        };
-        let done = p
-            .running
-            .as_ref()
-            .is_some_and(|r| r.status.is_some() && r.started.is_some());
-        let Some(Running {
-            status: Some(status),
-            started: Some(joined),
-            ..
-        }) = p.running.take_if(|_| done)
-        else {
-            return;
-        };
-        let output = read_output(&joined.output);
-        let healthy = status == ExitStatus::Code(0);
-        let text = if healthy || !output.trim().is_empty() {
-            output
-        } else {
-            format!("probe failed: {status}")
-        };
-        self.probe_done(unit, healthy, text, now);
+    /// Whether helper `id` of `unit` runs its probe: if so, it no longer does.
+    fn take_running(&mut self, unit: &str, id: u64) -> bool {
+        self.probes
+            .units
+            .get_mut(unit)
+            .and_then(|p| p.running.take_if(|g| *g == id))
+            .is_some()
     }
 
     /// A probe result: the tracker decides, the fleet acts.
@@ -316,26 +334,4 @@ impl Daemon {
         self.fleet_touched = true;
         self.execute(actions);
     }
-}
-
-/// What the helper left in its output pipe: it has exited, so this never waits
-/// (the pipe is non-blocking all the same: a process it left behind could hold
-/// the other end open). Bounded: the helper writes at most the tail it kept.
-fn read_output(fd: &OwnedFd) -> String {
-    let mut buf = vec![0u8; OUTPUT_KEPT * 4];
-    let mut len = 0;
-    while len < buf.len() {
-        let Some(rest) = buf.get_mut(len..) else {
-            break;
-        };
-        match nix::unistd::read(fd, rest) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(nix::errno::Errno::EAGAIN) => break,
-            Err(e) => return format!("(output unreadable: {e})"),
-        }
-    }
-    buf.truncate(len);
-    String::from_utf8_lossy(&buf).into_owned()
 }

@@ -22,6 +22,7 @@ mod health;
 mod log_registry;
 mod notify;
 mod peers;
+mod probe_helper;
 mod probe_start;
 mod reload;
 mod start;

@@ -1,11 +1,14 @@
-//! Starting health probes, in the probe thread (blocking work, never on the loop):
-//! a batch of due probes, one join helper each (`spawn::join`), and one report back
-//! with every start. The first probe of a unit's start makes what the later ones
-//! reuse: the encoded join plan and the unit's `cgroup.procs` files.
+//! Starting probe helpers, in the probe thread (blocking work, never on the loop):
+//! a batch of units whose probe is due and that have no helper (the first probe
+//! of a start, or the one after a helper was killed), one join helper each
+//! (`spawn::join`, which serves that probe and the next ones), and one report back
+//! with every start. The first helper of a unit's start makes what a later one
+//! reuses: the encoded join plan and the unit's `cgroup.procs` files.
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -35,18 +38,13 @@ pub struct ProbeJob {
     pub prepared: Result<Arc<Prepared>, (Arc<Unit>, ProbeCgroup)>,
 }
 
-/// A started join helper: its pidfd (to kill it at the timeout) and the read end
-/// of its output (non-blocking; read once it has exited).
+/// A started join helper: its pidfd (to kill it at a timeout) and the socket on
+/// which it takes requests and answers them (blocking; its first probe is
+/// requested already).
 #[derive(Debug)]
 pub struct Joined {
-    helper: join::Joined,
-    pub output: OwnedFd,
-}
-
-impl Joined {
-    pub fn kill(&self) {
-        self.helper.kill();
-    }
+    pub helper: join::Joined,
+    pub sock: UnixStream,
 }
 
 /// What became of one job.
@@ -155,12 +153,12 @@ fn start(
             "the service's process is not known yet",
         )
     })?;
-    let (helper, output) = join::start(
+    let (helper, sock) = join::start(
         &prepared.plan,
         target.as_fd(),
         registry,
         owner,
         &prepared.cgroup,
     )?;
-    Ok(Joined { helper, output })
+    Ok(Joined { helper, sock })
 }

@@ -10,8 +10,19 @@
 //! namespace too, and the child takes the service's identity, capabilities,
 //! no_new_privs and seccomp before it runs the command or the probe. The helper
 //! reads the child's output to the end (so a chatty probe never blocks on a full
-//! pipe), keeps its tail, waits, writes the tail to supd's pipe and exits with the
-//! child's status: that exit is what supd reads, and then the pipe.
+//! pipe), keeps its tail, waits, and sends supd the child's status and that tail.
+//!
+//! The helper stays for the next probes of the same start: supd asks for each
+//! with one byte on the socket, and the helper forks a child per request. Per
+//! probe, that is one small fork inside the container instead of a new process
+//! spawned from supd (with supd's fd table), an exec of the supd binary, a plan to
+//! send and read and `setns` again; supd only writes a byte and reads a result.
+//! The helper ends when supd closes the socket, or is killed (a probe past its
+//! timeout, the unit stopping: it is in the unit's cgroup).
+//!
+//! On the socket, after the plan (its length, u32 little-endian, then the bytes):
+//! supd sends `REQUEST` per probe; the helper answers each with a result frame
+//! (`encode_result`): the status, the length of the output, the output.
 
 use std::convert::Infallible;
 use std::ffi::{CStr, CString, OsString};
@@ -23,7 +34,7 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use nix::errno::Errno;
-use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+use nix::fcntl::{OFlag, open};
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, waitpid};
@@ -32,7 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use super::namespaces::{become_userns_root, clone_flag};
 use super::sys::Pidfd;
-use super::{HELPER_FD, LaunchPlan, Report, SpawnError, Step};
+use super::{HELPER_FD, LaunchPlan, SpawnError, Step};
 use crate::reaper::{ChildOf, Registry};
 use crate::supervise::health::OUTPUT_KEPT;
 use crate::unit::Namespace;
@@ -45,6 +56,16 @@ pub const TARGET_FD: RawFd = 4;
 const HTTP_READ: usize = 4096;
 /// Output the helper keeps of its child's (the last bytes; supd keeps less).
 const TAIL_KEPT: usize = 2 * OUTPUT_KEPT;
+/// The byte that asks the helper for one probe.
+pub const REQUEST: u8 = b'p';
+/// A result frame's head: the status (i32) and the output's length (u32), both
+/// little-endian.
+pub const RESULT_HEAD: usize = 8;
+/// The longest output a result frame may carry (the tail plus an error line);
+/// anything longer is not from a helper of ours.
+pub const RESULT_MAX: usize = TAIL_KEPT + 1024;
+/// Longest plan the helper reads.
+const PLAN_MAX: usize = 16 * 1024 * 1024;
 
 /// What to run inside the container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,24 +130,20 @@ impl Joined {
 /// Start the join helper for `plan` inside the container whose main process
 /// `target` names, registered for `owner`; it writes itself into each of the
 /// `cgroup` files (the unit's `cgroup.procs`, those that exist) before it reads
-/// the plan. Blocking; the caller waits for its exit (the reaper reports it), then
-/// reads its output from the second value (non-blocking: stdout and stderr
-/// together, all there once it has exited).
+/// the plan. The first probe is requested at once. Blocking; the second value is
+/// the socket for the next requests and the results (blocking too).
 pub fn start(
     plan: &EncodedJoinPlan,
     target: BorrowedFd<'_>,
     registry: &Registry,
     owner: &ChildOf,
     cgroup: &[CString],
-) -> Result<(Joined, OwnedFd), SpawnError> {
+) -> Result<(Joined, UnixStream), SpawnError> {
     let payload = &plan.bytes;
+    let len = u32::try_from(payload.len())
+        .map_err(|_| SpawnError::new(Step::EncodePlan, None, None, "plan too long"))?;
     let (mut ours, theirs) =
         UnixStream::pair().map_err(|e| SpawnError::io(Step::Socketpair, None, &e, ""))?;
-    let (out_r, out_w) =
-        pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::new(Step::Pipe, None, Some(e), ""))?;
-    // Only supd's end: the helper writes to a blocking pipe.
-    fcntl(&out_r, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
-        .map_err(|e| SpawnError::new(Step::Fcntl, None, Some(e), "output pipe"))?;
     let devnull = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| SpawnError::new(Step::Open, Some("/dev/null"), Some(e), ""))?;
     let target = target
@@ -137,24 +154,46 @@ pub fn start(
     let mut pidfd = None;
     let pid = registry
         .spawn_registered(owner.clone(), || {
-            let fds = [&devnull, &out_w, &out_w, &theirs, &target];
+            let fds = [&devnull, &devnull, &devnull, &theirs, &target];
             let exe = c"/proc/self/exe";
             let pid = super::handover::posix_spawn_helper(exe, JOIN_ARG, &plan.unit, &args, &fds)?;
             pidfd = Pidfd::open(pid);
             Ok(pid)
         })
         .map_err(|e| SpawnError::new(Step::PosixSpawn, Some("/proc/self/exe"), Some(e), "join"))?;
-    drop((devnull, out_w, theirs, target));
+    drop((devnull, theirs, target));
     let joined = Joined { pid, pidfd };
-    // The plan, then EOF: the helper reads it all before it acts.
-    if let Err(e) = ours
-        .write_all(payload)
-        .and_then(|()| ours.shutdown(std::net::Shutdown::Write))
-    {
+    let sent = ours
+        .write_all(&len.to_le_bytes())
+        .and_then(|()| ours.write_all(payload))
+        .and_then(|()| ours.write_all(&[REQUEST]));
+    if let Err(e) = sent {
         joined.kill();
         return Err(SpawnError::io(Step::SendPlan, None, &e, ""));
     }
-    Ok((joined, out_r))
+    Ok((joined, ours))
+}
+
+/// A result frame: `status` (an exit code, or minus the signal), then `output`
+/// (cut to `RESULT_MAX`, keeping its end).
+pub fn encode_result(status: i32, output: &[u8]) -> Vec<u8> {
+    let output = output
+        .get(output.len().saturating_sub(RESULT_MAX)..)
+        .unwrap_or_default();
+    let len = u32::try_from(output.len()).unwrap_or(0);
+    let mut frame = Vec::with_capacity(RESULT_HEAD + output.len());
+    frame.extend_from_slice(&status.to_le_bytes());
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(output);
+    frame
+}
+
+/// A result frame's head: the status and the length of the output that follows,
+/// or `None` for a length no helper sends.
+pub fn decode_head(head: [u8; RESULT_HEAD]) -> Option<(i32, usize)> {
+    let [s0, s1, s2, s3, l0, l1, l2, l3] = head;
+    let len = usize::try_from(u32::from_le_bytes([l0, l1, l2, l3])).ok()?;
+    (len <= RESULT_MAX).then_some((i32::from_le_bytes([s0, s1, s2, s3]), len))
 }
 
 /// The namespaces a join enters: those the unit created.
@@ -174,13 +213,15 @@ pub fn main() -> ! {
     // argv: supd __join UNIT CGROUP_PROCS...
     let cgroup: Vec<OsString> = std::env::args_os().skip(3).collect();
     let error = match place_self(&cgroup).and_then(|()| read_plan(&sock)) {
-        Ok(plan) => match run(&plan, target, sock.try_clone()) {
-            Ok(never) => match never {},
+        Ok(plan) => match serve(&plan, target, &sock) {
+            Ok(()) => std::process::exit(0),
             Err(e) => e,
         },
         Err(e) => e,
     };
-    report(&sock, &error);
+    // The probe that was requested fails with the reason; nobody to tell if supd
+    // is gone.
+    let _ = (&sock).write_all(&encode_result(127, format!("supd: {error}").as_bytes()));
     std::process::exit(127);
 }
 
@@ -205,33 +246,25 @@ fn place_self(procs_files: &[OsString]) -> Result<(), SpawnError> {
     Ok(())
 }
 
-fn report(mut sock: &UnixStream, error: &SpawnError) {
-    // Also on the output, which is what a probe's result shows.
-    eprintln!("supd: {error}");
-    if let Ok(mut line) = serde_json::to_vec(&Report::Error(error.clone())) {
-        line.push(b'\n');
-        // If supd is gone there is nobody to tell.
-        let _ = sock.write_all(&line);
-    }
-}
-
 fn read_plan(mut sock: &UnixStream) -> Result<JoinPlan, SpawnError> {
     super::sys::set_cloexec(sock)
         .map_err(|e| SpawnError::new(Step::Fcntl, None, Some(e), "control socket"))?;
-    let mut buf = Vec::with_capacity(64 * 1024);
-    sock.read_to_end(&mut buf)
-        .map_err(|e| SpawnError::io(Step::ReadPlan, None, &e, ""))?;
+    let read = |e: std::io::Error| SpawnError::io(Step::ReadPlan, None, &e, "");
+    let mut len = [0u8; 4];
+    sock.read_exact(&mut len).map_err(read)?;
+    let len = usize::try_from(u32::from_le_bytes(len)).unwrap_or(usize::MAX);
+    if len > PLAN_MAX {
+        return Err(SpawnError::new(Step::ReadPlan, None, None, "plan too long"));
+    }
+    let mut buf = vec![0u8; len];
+    sock.read_exact(&mut buf).map_err(read)?;
     serde_json::from_slice(&buf)
         .map_err(|e| SpawnError::new(Step::DecodePlan, None, None, e.to_string()))
 }
 
-/// Join, fork, and wait; the child runs the action. Returns only on failure.
-fn run(
-    plan: &JoinPlan,
-    target: OwnedFd,
-    sock: std::io::Result<UnixStream>,
-) -> Result<Infallible, SpawnError> {
-    let sock = sock.map_err(|e| SpawnError::io(Step::Dup, None, &e, "control socket"))?;
+/// Join, then one probe per request until supd closes the socket (`Ok`) or a
+/// probe cannot be answered (`Err`, for the probe requested).
+fn serve(plan: &JoinPlan, target: OwnedFd, mut sock: &UnixStream) -> Result<(), SpawnError> {
     let c = &plan.launch.container;
     let flags = join_flags(&c.namespaces);
     if !flags.is_empty() {
@@ -242,6 +275,28 @@ fn run(
     if c.namespaces.contains(&Namespace::User) {
         become_userns_root(&c.uid_map, &c.gid_map)?;
     }
+    let mut request = [0u8; 1];
+    loop {
+        match sock.read(&mut request) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(SpawnError::io(Step::ReadPlan, None, &e, "request")),
+        }
+        let frame = match probe_once(plan) {
+            Ok((status, tail)) => encode_result(status, &tail),
+            // This probe fails with the reason; the next may not (a fork that
+            // failed for want of memory or pids).
+            Err(e) => encode_result(127, format!("supd: {e}").as_bytes()),
+        };
+        sock.write_all(&frame)
+            .map_err(|e| SpawnError::io(Step::SendPlan, None, &e, "result"))?;
+    }
+}
+
+/// One probe: a child runs the action; its status (exit code, or minus the
+/// signal) and the tail of its output.
+fn probe_once(plan: &JoinPlan) -> Result<(i32, Vec<u8>), SpawnError> {
     // The child's stdout and stderr, read here to the end.
     let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| SpawnError::new(Step::Pipe, None, Some(e), "output"))?;
@@ -254,21 +309,22 @@ fn run(
                 Ok(never) => match never {},
                 Err(e) => e,
             };
-            report(&sock, &error);
+            // On the output, which is what a probe's result shows.
+            eprintln!("supd: {error}");
             std::process::exit(127);
         }
         ForkResult::Parent { child } => {
-            // supd sees EOF once the child exec'd or ended.
-            drop((sock, out_w));
+            drop(out_w);
             let tail = read_tail(out_r);
-            let code = match waitpid(child, None) {
-                Ok(WaitStatus::Exited(_, code)) => code,
-                Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
-                _ => 127,
+            let status = loop {
+                match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, code)) => break code,
+                    Ok(WaitStatus::Signaled(_, sig, _)) => break -(sig as i32),
+                    Err(Errno::EINTR) => continue,
+                    _ => break 127,
+                }
             };
-            // Nobody to tell if supd is gone.
-            let _ = std::io::stdout().lock().write_all(&tail);
-            std::process::exit(code);
+            Ok((status, tail))
         }
     }
 }
@@ -384,6 +440,26 @@ fn http_status(response: &[u8]) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn result_frames_carry_the_status_and_the_end_of_the_output() {
+        let long = vec![b'x'; RESULT_MAX + 10];
+        let table: [(i32, &[u8], usize); 4] = [
+            (0, b"", 0),
+            (1, b"missing file\n", 13),
+            (-9, b"killed", 6),
+            (127, &long, RESULT_MAX),
+        ];
+        for (status, output, len) in table {
+            let frame = encode_result(status, output);
+            let head: [u8; RESULT_HEAD] = frame[..RESULT_HEAD].try_into().expect("head");
+            assert_eq!(decode_head(head), Some((status, len)), "status {status}");
+            assert_eq!(&frame[RESULT_HEAD..], &output[output.len() - len..]);
+        }
+        let mut too_long = [0u8; RESULT_HEAD];
+        too_long[4..].copy_from_slice(&(RESULT_MAX as u32 + 1).to_le_bytes());
+        assert_eq!(decode_head(too_long), None, "no helper sends that much");
+    }
 
     #[test]
     fn http_status_lines() {
