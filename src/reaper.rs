@@ -42,7 +42,8 @@ const UNCLAIMED_KEPT: usize = 1024;
 pub enum Role {
     /// A start: the spawn helper and the service (its main process).
     Main,
-    /// A health probe run in the unit's container (numbered per unit).
+    /// A health probe helper in the unit's container (numbered by supd); its
+    /// end is seen on its socket, so its exit only needs reaping.
     Probe(u64),
     /// The `exec_stop_post` commands.
     Hook,

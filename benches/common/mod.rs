@@ -88,6 +88,48 @@ impl Supd {
     }
 }
 
+/// On-CPU nanoseconds of every unit's cgroup under supd's cgroup root (what the
+/// units' processes used, probes included: they run in their unit's cgroup),
+/// read from cgroup v1's `cpuacct` or v2's `cpu.stat`; `None` without either.
+pub fn units_cpu_ns() -> Option<u64> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let root = format!("sup-bench-{}", std::process::id());
+    let (base, file, v2) = own.lines().find_map(|line| {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let path = path.trim_start_matches('/');
+        if controllers.split(',').any(|c| c == "cpuacct") {
+            Some((
+                format!("/sys/fs/cgroup/cpuacct/{path}"),
+                "cpuacct.usage",
+                false,
+            ))
+        } else if controllers.is_empty() {
+            Some((format!("/sys/fs/cgroup/{path}"), "cpu.stat", true))
+        } else {
+            None
+        }
+    })?;
+    let mut total = 0;
+    for unit in std::fs::read_dir(Path::new(&base).join(root))
+        .ok()?
+        .flatten()
+    {
+        let Ok(text) = std::fs::read_to_string(unit.path().join(file)) else {
+            continue;
+        };
+        total += if v2 {
+            text.lines()
+                .find_map(|l| l.strip_prefix("usage_usec "))
+                .and_then(|n| n.trim().parse::<u64>().ok())
+                .map_or(0, |us| us * 1000)
+        } else {
+            text.trim().parse::<u64>().unwrap_or(0)
+        };
+    }
+    Some(total)
+}
+
 impl Drop for Supd {
     fn drop(&mut self) {
         let _ = nix::sys::signal::kill(

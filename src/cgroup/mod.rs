@@ -296,6 +296,15 @@ impl CgroupTree {
         Ok(())
     }
 
+    /// The unit's `cgroup.procs` file in every hierarchy, joined or not: a process
+    /// that writes itself into those that exist is where `place` would put it (a
+    /// health probe's helper places itself).
+    pub fn procs_files(&self, unit: &str) -> Vec<PathBuf> {
+        self.dirs(unit)
+            .map(|(_, dir)| dir.join("cgroup.procs"))
+            .collect()
+    }
+
     /// The directory whose `cgroup.procs` lists every process of the unit, and
     /// its hierarchy.
     fn procs_dir(&self, unit: &str) -> Option<(&Hierarchy, PathBuf)> {

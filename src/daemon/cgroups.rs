@@ -99,19 +99,13 @@ pub struct ProbeCgroup {
 }
 
 impl ProbeCgroup {
-    /// Into the unit's cgroup, where it is accounted and killed with the unit.
-    pub fn place(&self, pid: i32) -> Result<(), crate::spawn::SpawnError> {
-        match &self.driver {
-            Some(c) => c.place(&self.unit, pid).map_err(|e| {
-                crate::spawn::SpawnError::new(
-                    crate::spawn::Step::Cgroup,
-                    Some(&self.unit),
-                    e.errno().map(nix::errno::Errno::from_raw),
-                    e.to_string(),
-                )
-            }),
-            None => Ok(()),
-        }
+    /// The unit's `cgroup.procs` files, which the probe's helper writes itself
+    /// into (none without a cgroup).
+    pub fn procs_files(&self) -> Vec<std::path::PathBuf> {
+        self.driver
+            .as_ref()
+            .map(|c| c.procs_files(&self.unit))
+            .unwrap_or_default()
     }
 }
 

@@ -4,7 +4,11 @@
 //! read of the unit directory, a signal, a timer) becomes an event handled here in
 //! turn. The pure `Fleet` decides; this module carries out the actions it returns.
 //! The loop sleeps until an event or its single deadline: the earliest of every
-//! unit's timer and the directory watcher's debounce.
+//! unit's timer, the health probes' and the directory watcher's debounce.
+//!
+//! Health probes make most events of a busy supd (hundreds a second), and most of
+//! them change nothing in the fleet: the fleet's deadline and the probes' view of
+//! it are computed again only after an event that may have changed the fleet.
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::OwnedFd;
@@ -88,6 +92,11 @@ pub struct Daemon {
     pub(super) main_pidfds: HashMap<String, (u64, Arc<OwnedFd>)>,
     /// The `exec_stop_post` runs in progress.
     pub(super) stop_post: StopPostRuns,
+    /// The latest event may have changed the fleet: its deadline and the probes'
+    /// trackers are to be looked at again.
+    pub(super) fleet_touched: bool,
+    /// The latest event changed what `status` shows (waiting clients look again).
+    pub(super) shown_changed: bool,
 }
 
 /// The parts of the daemon beyond its core: the socket's peer policy, notify
@@ -142,6 +151,8 @@ impl Daemon {
             probes,
             main_pidfds: HashMap::new(),
             stop_post: StopPostRuns::default(),
+            fleet_touched: true,
+            shown_changed: true,
         }
     }
 
@@ -161,41 +172,74 @@ impl Daemon {
     /// for the final teardown.
     pub async fn run(mut self, mut inputs: Inputs) -> (Ending, CgroupJobs) {
         let mut debounce = Debounce::default();
+        let mut fleet_deadline = None;
         loop {
-            self.tend_probes();
-            self.changes.send_modify(|v| *v = v.wrapping_add(1));
+            // Probes first (a timed-out one may change the fleet), then what the
+            // fleet changed (a restarted unit's tracker goes, a new one may be due).
+            loop {
+                self.tend_probes();
+                if !std::mem::take(&mut self.fleet_touched) {
+                    break;
+                }
+                self.shown_changed = true;
+                self.reconcile_probes();
+                fleet_deadline = self.fleet.next_deadline();
+            }
+            if std::mem::take(&mut self.shown_changed) {
+                self.changes.send_modify(|v| *v = v.wrapping_add(1));
+            }
             if self.shutting_down && self.fleet.all_settled_down() {
                 break;
             }
-            let deadline = self
-                .fleet
-                .next_deadline()
-                .map(tokio::time::Instant::from_std)
+            let deadline = fleet_deadline
                 .into_iter()
+                .chain(self.probes.deadline())
+                .map(tokio::time::Instant::from_std)
                 .chain(debounce.deadline())
-                .chain(self.probes.deadline().map(tokio::time::Instant::from_std))
                 .min();
-            tokio::select! {
-                Some(exit) = inputs.exits.recv() => self.on_exit(exit),
-                Some(outcome) = inputs.outcomes.recv() => self.on_start_outcome(outcome),
-                Some(query) = inputs.queries.recv() => self.on_query(query),
-                Some(load) = inputs.loaded.recv() => self.on_loaded(load),
-                Some(notice) = inputs.notices.recv() => self.on_notice(notice),
-                Some(report) = inputs.probe_reports.recv() => self.on_probe_report(report),
-                _ = inputs.sigterm.recv() => self.on_shutdown_request("SIGTERM", Halt::Poweroff),
+            // Whether the event may have changed the fleet: all but the probes'
+            // own, which say so themselves when they do.
+            let touched = tokio::select! {
+                Some(exit) = inputs.exits.recv() => {
+                    let probe = matches!(exit.exit.role, Role::Probe(_));
+                    self.on_exit(exit);
+                    !probe
+                }
+                Some(outcome) = inputs.outcomes.recv() => { self.on_start_outcome(outcome); true }
+                Some(query) = inputs.queries.recv() => { self.on_query(query); true }
+                Some(load) = inputs.loaded.recv() => { self.on_loaded(load); true }
+                Some(notice) = inputs.notices.recv() => { self.on_notice(notice); true }
+                Some(report) = inputs.probe_reports.recv() => { self.on_probe_report(report); false }
+                _ = inputs.sigterm.recv() => {
+                    self.on_shutdown_request("SIGTERM", Halt::Poweroff);
+                    true
+                }
                 // Ctrl-Alt-Del arrives as SIGINT at PID 1: reboot, as other inits do.
-                _ = inputs.sigint.recv() => self.on_shutdown_request("SIGINT", Halt::Reboot),
-                _ = inputs.sighup.recv() => self.request_reload(Trigger::Signal),
-                Some(()) = inputs.dir_watch.next() => debounce.event(tokio::time::Instant::now()),
+                _ = inputs.sigint.recv() => {
+                    self.on_shutdown_request("SIGINT", Halt::Reboot);
+                    true
+                }
+                _ = inputs.sighup.recv() => { self.request_reload(Trigger::Signal); true }
+                Some(()) = inputs.dir_watch.next() => {
+                    debounce.event(tokio::time::Instant::now());
+                    false
+                }
                 _ = sleep_until(deadline) => {
-                    let actions = self.fleet.on_timers(Now::read());
-                    self.warn_escalations(&actions);
-                    self.execute(actions);
+                    // A probe's deadline comes far more often than a unit's timer.
+                    let now = Now::read();
+                    let fleet_due = fleet_deadline.is_some_and(|d| d <= now.mono);
+                    if fleet_due {
+                        let actions = self.fleet.on_timers(now);
+                        self.warn_escalations(&actions);
+                        self.execute(actions);
+                    }
                     if debounce.take_due(tokio::time::Instant::now()) && !self.shutting_down {
                         self.request_reload(Trigger::Watch);
                     }
+                    fleet_due
                 }
-            }
+            };
+            self.fleet_touched |= touched;
         }
         if let Some((unit, code, action)) = &self.exit_code {
             tracing::warn!(unit, code, "exiting with the exit code of the failed unit");
@@ -226,7 +270,8 @@ impl Daemon {
         let UnitExit { exit, oom_killed } = unit_exit;
         match exit.role {
             Role::Main => {}
-            Role::Probe(seq) => return self.on_probe_exit(&exit.owner, seq, exit.status),
+            // A probe helper's end is seen on its socket, after its last result.
+            Role::Probe(_) => return,
             Role::Hook => {
                 return self.on_hook_exit(&exit.owner, exit.attempt, exit.pid, exit.status);
             }

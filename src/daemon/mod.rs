@@ -22,6 +22,8 @@ mod health;
 mod log_registry;
 mod notify;
 mod peers;
+mod probe_helper;
+mod probe_start;
 mod reload;
 mod start;
 mod state_dir;
@@ -72,6 +74,8 @@ pub enum DaemonError {
     },
     #[error("{0}")]
     StateDir(String),
+    #[error("the event loop ended early: {0}")]
+    EventLoop(String),
     #[error("cannot listen on {path}: {source}")]
     Socket {
         path: PathBuf,
@@ -170,7 +174,18 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     let mut daemon = Daemon::new(config, registry, cgroups, logs, links, extras);
     daemon.apply_loaded(loaded, None);
     tracing::info!(units = daemon.unit_count(), socket = %socket_path.display(), "supd started");
-    let (ending, cgroups) = daemon.run(inputs).await;
+    // On a worker, where the reaper, the timers and the sockets wake it: awaited
+    // here, the loop would make every event a wake-up of this thread besides.
+    let (ending, cgroups) = match tokio::spawn(daemon.run(inputs)).await {
+        Ok(done) => done,
+        // A panic goes on to supd's main, which halts in order as before.
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Only a runtime shutting down cancels it, and that cannot happen
+            // while this is awaited.
+            Err(e) => return Err(DaemonError::EventLoop(e.to_string())),
+        },
+    };
 
     server_task.abort();
     let _ = std::fs::remove_file(&socket_path);

@@ -78,7 +78,7 @@ pub fn spawn_with_helper(
         .spawn_registered(owner.clone(), || {
             let mut fds = vec![&devnull, &out_w, &err_w, &theirs];
             fds.extend(ready_w.as_ref());
-            let pid = posix_spawn_helper(helper, HELPER_ARG, &plan.unit, &fds)?;
+            let pid = posix_spawn_helper(helper, HELPER_ARG, &plan.unit, &[], &fds)?;
             helper_fd = Pidfd::open(pid);
             Ok(pid)
         })
@@ -268,15 +268,18 @@ impl ReportReader {
     }
 }
 
-/// posix_spawn `/proc/self/exe MODE UNIT` with `fds` as its fds 0, 1, 2, ...
+/// posix_spawn `/proc/self/exe MODE UNIT MORE...` with `fds` as its fds 0, 1, 2, ...
 pub(super) fn posix_spawn_helper(
     path: &CStr,
     mode: &str,
     unit: &str,
+    more: &[&CStr],
     fds: &[&OwnedFd],
 ) -> Result<i32, Errno> {
     let arg1 = CString::new(mode).map_err(|_| Errno::EINVAL)?;
     let arg2 = CString::new(unit).map_err(|_| Errno::EINVAL)?;
+    let mut argv = vec![c"supd", &arg1, &arg2];
+    argv.extend_from_slice(more);
     // A source numbered below the last target could be overwritten by an earlier
     // dup2 of the sequence: such sources are first copied above the targets.
     let lowest_safe = fds.len() as RawFd;
@@ -293,5 +296,5 @@ pub(super) fn posix_spawn_helper(
         };
         dup2.push((source, target as RawFd));
     }
-    posix_spawn(path, &[c"supd", &arg1, &arg2], &[], &dup2)
+    posix_spawn(path, &argv, &[], &dup2)
 }

@@ -1,31 +1,51 @@
 //! Running something inside a unit's running container: a health probe now (and an
-//! operator's command later). `supd __join UNIT` is the same single-threaded helper
-//! as a start, started the same way (registered, placed into the unit's cgroup
-//! before it gets its plan), with the pidfd of the container's main process on fd 4.
-//! It joins every namespace the unit created at once (`setns` on that pidfd, so a
+//! operator's command later). `supd __join UNIT CGROUP_PROCS...` is the same
+//! single-threaded helper as a start, started the same way (registered with the
+//! reaper before it can exit), with the pidfd of the container's main process on
+//! fd 4. Before it reads its plan it writes itself into the unit's cgroup (the
+//! `cgroup.procs` files it was given, in each hierarchy the unit has joined): it is
+//! accounted and killed with the unit, and everything it starts is born there. It
+//! joins every namespace the unit created at once (`setns` on that pidfd, so a
 //! recycled pid can never redirect it), forks so the child is inside the pid
 //! namespace too, and the child takes the service's identity, capabilities,
 //! no_new_privs and seccomp before it runs the command or the probe. The helper
-//! waits and exits with the child's status: that exit is what supd reads.
+//! reads the child's output to the end (so a chatty probe never blocks on a full
+//! pipe), keeps its tail, waits, and sends supd the child's status and that tail.
+//!
+//! The helper stays for the next probes of the same start: supd asks for each
+//! with one byte on the socket, and the helper forks a child per request. Per
+//! probe, that is one small fork inside the container instead of a new process
+//! spawned from supd (with supd's fd table), an exec of the supd binary, a plan to
+//! send and read and `setns` again; supd only writes a byte and reads a result.
+//! The helper ends when supd closes the socket, or is killed (a probe past its
+//! timeout, the unit stopping: it is in the unit's cgroup).
+//!
+//! On the socket, after the plan (its length, u32 little-endian, then the bytes):
+//! supd sends `REQUEST` per probe; the helper answers each with a result frame
+//! (`encode_result`): the status, the length of the output, the output.
 
 use std::convert::Infallible;
+use std::ffi::{CStr, CString, OsString};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
+use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
 use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, fork, pipe2};
+use nix::unistd::{ForkResult, dup2_stderr, dup2_stdout, fork, getpid, pipe2};
 use serde::{Deserialize, Serialize};
 
 use super::namespaces::{become_userns_root, clone_flag};
 use super::sys::Pidfd;
-use super::{HELPER_FD, LaunchPlan, Report, SpawnError, Step};
+use super::{HELPER_FD, LaunchPlan, SpawnError, Step};
 use crate::reaper::{ChildOf, Registry};
+use crate::supervise::health::OUTPUT_KEPT;
 use crate::unit::Namespace;
 
 /// The argv[1] that selects join mode in the supd binary.
@@ -34,6 +54,18 @@ pub const JOIN_ARG: &str = "__join";
 pub const TARGET_FD: RawFd = 4;
 /// Response bytes an HTTP probe reads (the status line is in the first few).
 const HTTP_READ: usize = 4096;
+/// Output the helper keeps of its child's (the last bytes; supd keeps less).
+const TAIL_KEPT: usize = 2 * OUTPUT_KEPT;
+/// The byte that asks the helper for one probe.
+pub const REQUEST: u8 = b'p';
+/// A result frame's head: the status (i32) and the output's length (u32), both
+/// little-endian.
+pub const RESULT_HEAD: usize = 8;
+/// The longest output a result frame may carry (the tail plus an error line);
+/// anything longer is not from a helper of ours.
+pub const RESULT_MAX: usize = TAIL_KEPT + 1024;
+/// Longest plan the helper reads.
+const PLAN_MAX: usize = 16 * 1024 * 1024;
 
 /// What to run inside the container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,52 +128,72 @@ impl Joined {
 }
 
 /// Start the join helper for `plan` inside the container whose main process
-/// `target` names, registered for `owner`, placed into the unit's cgroup by `place`
-/// before it gets its plan. Blocking; the caller waits for its exit (the reaper
-/// reports it) and reads its output: stdout and stderr together, the second value.
+/// `target` names, registered for `owner`; it writes itself into each of the
+/// `cgroup` files (the unit's `cgroup.procs`, those that exist) before it reads
+/// the plan. The first probe is requested at once. Blocking; the second value is
+/// the socket for the next requests and the results (blocking too).
 pub fn start(
     plan: &EncodedJoinPlan,
     target: BorrowedFd<'_>,
     registry: &Registry,
     owner: &ChildOf,
-    place: &mut dyn FnMut(i32) -> Result<(), SpawnError>,
-) -> Result<(Joined, OwnedFd), SpawnError> {
+    cgroup: &[CString],
+) -> Result<(Joined, UnixStream), SpawnError> {
     let payload = &plan.bytes;
+    let len = u32::try_from(payload.len())
+        .map_err(|_| SpawnError::new(Step::EncodePlan, None, None, "plan too long"))?;
     let (mut ours, theirs) =
         UnixStream::pair().map_err(|e| SpawnError::io(Step::Socketpair, None, &e, ""))?;
-    let (out_r, out_w) =
-        pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::new(Step::Pipe, None, Some(e), ""))?;
     let devnull = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| SpawnError::new(Step::Open, Some("/dev/null"), Some(e), ""))?;
     let target = target
         .try_clone_to_owned()
         .map_err(|e| SpawnError::io(Step::Fcntl, None, &e, "pidfd"))?;
     let theirs = OwnedFd::from(theirs);
+    let args: Vec<&CStr> = cgroup.iter().map(CString::as_c_str).collect();
     let mut pidfd = None;
     let pid = registry
         .spawn_registered(owner.clone(), || {
-            let fds = [&devnull, &out_w, &out_w, &theirs, &target];
+            let fds = [&devnull, &devnull, &devnull, &theirs, &target];
             let exe = c"/proc/self/exe";
-            let pid = super::handover::posix_spawn_helper(exe, JOIN_ARG, &plan.unit, &fds)?;
+            let pid = super::handover::posix_spawn_helper(exe, JOIN_ARG, &plan.unit, &args, &fds)?;
             pidfd = Pidfd::open(pid);
             Ok(pid)
         })
         .map_err(|e| SpawnError::new(Step::PosixSpawn, Some("/proc/self/exe"), Some(e), "join"))?;
-    drop((devnull, out_w, theirs, target));
+    drop((devnull, theirs, target));
     let joined = Joined { pid, pidfd };
-    if let Err(e) = place(pid) {
-        joined.kill();
-        return Err(e);
-    }
-    // The plan, then EOF: the helper reads it all before it acts.
-    if let Err(e) = ours
-        .write_all(payload)
-        .and_then(|()| ours.shutdown(std::net::Shutdown::Write))
-    {
+    let sent = ours
+        .write_all(&len.to_le_bytes())
+        .and_then(|()| ours.write_all(payload))
+        .and_then(|()| ours.write_all(&[REQUEST]));
+    if let Err(e) = sent {
         joined.kill();
         return Err(SpawnError::io(Step::SendPlan, None, &e, ""));
     }
-    Ok((joined, out_r))
+    Ok((joined, ours))
+}
+
+/// A result frame: `status` (an exit code, or minus the signal), then `output`
+/// (cut to `RESULT_MAX`, keeping its end).
+pub fn encode_result(status: i32, output: &[u8]) -> Vec<u8> {
+    let output = output
+        .get(output.len().saturating_sub(RESULT_MAX)..)
+        .unwrap_or_default();
+    let len = u32::try_from(output.len()).unwrap_or(0);
+    let mut frame = Vec::with_capacity(RESULT_HEAD + output.len());
+    frame.extend_from_slice(&status.to_le_bytes());
+    frame.extend_from_slice(&len.to_le_bytes());
+    frame.extend_from_slice(output);
+    frame
+}
+
+/// A result frame's head: the status and the length of the output that follows,
+/// or `None` for a length no helper sends.
+pub fn decode_head(head: [u8; RESULT_HEAD]) -> Option<(i32, usize)> {
+    let [s0, s1, s2, s3, l0, l1, l2, l3] = head;
+    let len = usize::try_from(u32::from_le_bytes([l0, l1, l2, l3])).ok()?;
+    (len <= RESULT_MAX).then_some((i32::from_le_bytes([s0, s1, s2, s3]), len))
 }
 
 /// The namespaces a join enters: those the unit created.
@@ -158,44 +210,61 @@ pub fn main() -> ! {
     let sock = UnixStream::from(unsafe { OwnedFd::from_raw_fd(HELPER_FD) });
     // SAFETY: supd passes the target's pidfd as fd 4; nothing else owns it.
     let target = unsafe { OwnedFd::from_raw_fd(TARGET_FD) };
-    let error = match read_plan(&sock) {
-        Ok(plan) => match run(&plan, target, sock.try_clone()) {
-            Ok(never) => match never {},
+    // argv: supd __join UNIT CGROUP_PROCS...
+    let cgroup: Vec<OsString> = std::env::args_os().skip(3).collect();
+    let error = match place_self(&cgroup).and_then(|()| read_plan(&sock)) {
+        Ok(plan) => match serve(&plan, target, &sock) {
+            Ok(()) => std::process::exit(0),
             Err(e) => e,
         },
         Err(e) => e,
     };
-    report(&sock, &error);
+    // The probe that was requested fails with the reason; nobody to tell if supd
+    // is gone.
+    let _ = (&sock).write_all(&encode_result(127, format!("supd: {error}").as_bytes()));
     std::process::exit(127);
 }
 
-fn report(mut sock: &UnixStream, error: &SpawnError) {
-    // Also on the output, which is what a probe's result shows.
-    eprintln!("supd: {error}");
-    if let Ok(mut line) = serde_json::to_vec(&Report::Error(error.clone())) {
-        line.push(b'\n');
-        // If supd is gone there is nobody to tell.
-        let _ = sock.write_all(&line);
+/// Into the unit's cgroup, first of all: in each hierarchy whose `cgroup.procs`
+/// exists (the unit joined it), as supd places a start's helper.
+fn place_self(procs_files: &[OsString]) -> Result<(), SpawnError> {
+    let me = getpid().to_string();
+    for file in procs_files {
+        let shown = String::from_utf8_lossy(file.as_bytes());
+        let fd = match open(
+            file.as_os_str(),
+            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(SpawnError::new(Step::Cgroup, Some(&shown), Some(e), "open")),
+        };
+        nix::unistd::write(&fd, me.as_bytes())
+            .map_err(|e| SpawnError::new(Step::Cgroup, Some(&shown), Some(e), "join"))?;
     }
+    Ok(())
 }
 
 fn read_plan(mut sock: &UnixStream) -> Result<JoinPlan, SpawnError> {
     super::sys::set_cloexec(sock)
         .map_err(|e| SpawnError::new(Step::Fcntl, None, Some(e), "control socket"))?;
-    let mut buf = Vec::with_capacity(64 * 1024);
-    sock.read_to_end(&mut buf)
-        .map_err(|e| SpawnError::io(Step::ReadPlan, None, &e, ""))?;
+    let read = |e: std::io::Error| SpawnError::io(Step::ReadPlan, None, &e, "");
+    let mut len = [0u8; 4];
+    sock.read_exact(&mut len).map_err(read)?;
+    let len = usize::try_from(u32::from_le_bytes(len)).unwrap_or(usize::MAX);
+    if len > PLAN_MAX {
+        return Err(SpawnError::new(Step::ReadPlan, None, None, "plan too long"));
+    }
+    let mut buf = vec![0u8; len];
+    sock.read_exact(&mut buf).map_err(read)?;
     serde_json::from_slice(&buf)
         .map_err(|e| SpawnError::new(Step::DecodePlan, None, None, e.to_string()))
 }
 
-/// Join, fork, and wait; the child runs the action. Returns only on failure.
-fn run(
-    plan: &JoinPlan,
-    target: OwnedFd,
-    sock: std::io::Result<UnixStream>,
-) -> Result<Infallible, SpawnError> {
-    let sock = sock.map_err(|e| SpawnError::io(Step::Dup, None, &e, "control socket"))?;
+/// Join, then one probe per request until supd closes the socket (`Ok`) or a
+/// probe cannot be answered (`Err`, for the probe requested).
+fn serve(plan: &JoinPlan, target: OwnedFd, mut sock: &UnixStream) -> Result<(), SpawnError> {
     let c = &plan.launch.container;
     let flags = join_flags(&c.namespaces);
     if !flags.is_empty() {
@@ -206,28 +275,88 @@ fn run(
     if c.namespaces.contains(&Namespace::User) {
         become_userns_root(&c.uid_map, &c.gid_map)?;
     }
+    let mut request = [0u8; 1];
+    loop {
+        match sock.read(&mut request) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(SpawnError::io(Step::ReadPlan, None, &e, "request")),
+        }
+        let frame = match probe_once(plan) {
+            Ok((status, tail)) => encode_result(status, &tail),
+            // This probe fails with the reason; the next may not (a fork that
+            // failed for want of memory or pids).
+            Err(e) => encode_result(127, format!("supd: {e}").as_bytes()),
+        };
+        sock.write_all(&frame)
+            .map_err(|e| SpawnError::io(Step::SendPlan, None, &e, "result"))?;
+    }
+}
+
+/// One probe: a child runs the action; its status (exit code, or minus the
+/// signal) and the tail of its output.
+fn probe_once(plan: &JoinPlan) -> Result<(i32, Vec<u8>), SpawnError> {
+    // The child's stdout and stderr, read here to the end.
+    let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC)
+        .map_err(|e| SpawnError::new(Step::Pipe, None, Some(e), "output"))?;
     // SAFETY: the helper is single-threaded; the child only runs the plan's action
     // (restrictions, then exec or a probe) and exits.
     match unsafe { fork() }.map_err(|e| SpawnError::new(Step::Clone, None, Some(e), "join"))? {
         ForkResult::Child => {
-            let error = match act(plan) {
+            drop(out_r);
+            let error = match output_to(out_w).and_then(|()| act(plan)) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
-            report(&sock, &error);
+            // On the output, which is what a probe's result shows.
+            eprintln!("supd: {error}");
             std::process::exit(127);
         }
         ForkResult::Parent { child } => {
-            // supd sees EOF once the child exec'd or ended.
-            drop(sock);
-            let code = match waitpid(child, None) {
-                Ok(WaitStatus::Exited(_, code)) => code,
-                Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
-                _ => 127,
+            drop(out_w);
+            let tail = read_tail(out_r);
+            let status = loop {
+                match waitpid(child, None) {
+                    Ok(WaitStatus::Exited(_, code)) => break code,
+                    Ok(WaitStatus::Signaled(_, sig, _)) => break -(sig as i32),
+                    Err(Errno::EINTR) => continue,
+                    _ => break 127,
+                }
             };
-            std::process::exit(code);
+            Ok((status, tail))
         }
     }
+}
+
+/// The child's fds 1 and 2 become `w`.
+fn output_to(w: OwnedFd) -> Result<(), SpawnError> {
+    let dup = |e| SpawnError::new(Step::Dup, None, Some(e), "output");
+    dup2_stdout(&w).map_err(dup)?;
+    dup2_stderr(&w).map_err(dup)
+}
+
+/// Everything until EOF (the child and whatever it started closed the pipe), of
+/// which the last `TAIL_KEPT` bytes are kept.
+fn read_tail(r: OwnedFd) -> Vec<u8> {
+    let mut tail = Vec::with_capacity(TAIL_KEPT);
+    let mut chunk = [0u8; 4096];
+    loop {
+        match nix::unistd::read(r.as_fd(), &mut chunk) {
+            Ok(0) => break,
+            Ok(n) => tail.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+        // Trimmed only once twice the kept length: amortised, no copy per read.
+        if tail.len() > 2 * TAIL_KEPT {
+            tail.drain(..tail.len() - TAIL_KEPT);
+        }
+    }
+    if tail.len() > TAIL_KEPT {
+        tail.drain(..tail.len() - TAIL_KEPT);
+    }
+    tail
 }
 
 /// Inside the namespaces: the action, under the service's restrictions.
@@ -311,6 +440,26 @@ fn http_status(response: &[u8]) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn result_frames_carry_the_status_and_the_end_of_the_output() {
+        let long = vec![b'x'; RESULT_MAX + 10];
+        let table: [(i32, &[u8], usize); 4] = [
+            (0, b"", 0),
+            (1, b"missing file\n", 13),
+            (-9, b"killed", 6),
+            (127, &long, RESULT_MAX),
+        ];
+        for (status, output, len) in table {
+            let frame = encode_result(status, output);
+            let head: [u8; RESULT_HEAD] = frame[..RESULT_HEAD].try_into().expect("head");
+            assert_eq!(decode_head(head), Some((status, len)), "status {status}");
+            assert_eq!(&frame[RESULT_HEAD..], &output[output.len() - len..]);
+        }
+        let mut too_long = [0u8; RESULT_HEAD];
+        too_long[4..].copy_from_slice(&(RESULT_MAX as u32 + 1).to_le_bytes());
+        assert_eq!(decode_head(too_long), None, "no helper sends that much");
+    }
 
     #[test]
     fn http_status_lines() {

@@ -1,7 +1,8 @@
 //! A unit's health check over time, as a pure tracker: when the next probe is due,
 //! when a running probe times out, and what a result means (Docker's states:
 //! starting, healthy, unhealthy; failures during `start_period` do not count).
-//! Probes never overlap: the next is scheduled `interval` after one ends.
+//! Probes never overlap: the next is scheduled `interval` after one ends, put off
+//! to the next tick (see [`tick`]).
 
 use std::time::{Duration, Instant};
 
@@ -32,9 +33,44 @@ pub enum Verdict {
     BecameUnhealthy,
 }
 
+/// The tick a probe's next run is put off to: the largest power-of-two number of
+/// milliseconds not above a tenth of `interval`, at most 1024 ms (64 ms for 1 s);
+/// none below a 10 ms interval. Ticks count from one origin shared by every unit,
+/// and powers of two divide each other, so probes due at about the same time start
+/// together, also across units with different intervals: one wake-up of supd and
+/// one batch of starts instead of one each, for at most a tenth of the interval
+/// of delay.
+pub fn tick(interval: Duration) -> Duration {
+    let tenth = interval.as_millis() / 10;
+    if tenth == 0 {
+        return Duration::ZERO;
+    }
+    let power = 1u64 << (u128::BITS - 1 - tenth.leading_zeros()).min(10);
+    Duration::from_millis(power)
+}
+
+/// `t` put off to the next tick counted from `origin` (itself if on one).
+fn on_tick(t: Instant, origin: Instant, tick: Duration) -> Instant {
+    let (since, tick) = (
+        t.saturating_duration_since(origin).as_nanos(),
+        tick.as_nanos(),
+    );
+    if tick == 0 {
+        return t;
+    }
+    let late = (tick - since % tick) % tick;
+    u64::try_from(late)
+        .ok()
+        .and_then(|ns| t.checked_add(Duration::from_nanos(ns)))
+        .unwrap_or(t)
+}
+
 #[derive(Debug, Clone)]
 pub struct HealthTracker {
     interval: Duration,
+    /// Where ticks are counted from, and the tick of this interval.
+    origin: Instant,
+    tick: Duration,
     timeout: Duration,
     retries: u32,
     /// Failures before this instant do not count.
@@ -50,10 +86,13 @@ pub struct HealthTracker {
 
 impl HealthTracker {
     /// A tracker for a process that started at `now`: the first probe is due at
-    /// once (a `ready_on_healthy` unit should not wait a whole interval).
-    pub fn new(spec: &HealthSpec, now: Now) -> Self {
+    /// once (a `ready_on_healthy` unit should not wait a whole interval). Later
+    /// probes start on ticks counted from `origin`.
+    pub fn new(spec: &HealthSpec, now: Now, origin: Instant) -> Self {
         HealthTracker {
             interval: spec.interval,
+            origin,
+            tick: tick(spec.interval),
             timeout: spec.timeout,
             retries: spec.retries,
             grace_until: now.mono_after(spec.start_period),
@@ -100,7 +139,7 @@ impl HealthTracker {
     /// The running probe ended (`healthy` or not) at `now`, with its output.
     pub fn finished(&mut self, healthy: bool, output: &str, now: Now) -> Verdict {
         self.running_until = None;
-        self.next_probe = now.mono_after(self.interval);
+        self.next_probe = on_tick(now.mono_after(self.interval), self.origin, self.tick);
         self.last_output = keep_tail(output);
         if healthy {
             self.failures = 0;
@@ -155,7 +194,7 @@ mod tests {
     #[test]
     fn first_probe_at_once_then_one_at_a_time() {
         let t0 = Now::read();
-        let mut h = HealthTracker::new(&spec(3, 0), t0);
+        let mut h = HealthTracker::new(&spec(3, 0), t0, t0.mono);
         assert!(h.probe_due(t0), "first probe at once");
         h.started(t0);
         assert!(
@@ -168,19 +207,59 @@ mod tests {
         assert_eq!(h.finished(true, "ok\n", t1), Verdict::FirstHealthy);
         assert_eq!(h.health(), Health::Healthy);
         assert_eq!(h.last_output(), "ok");
+        // 11 s after the origin, put off to the next 512 ms tick: 11.264 s.
         assert_eq!(
             h.deadline(),
-            t1.mono + Duration::from_secs(10),
-            "interval after the end"
+            t0.mono + Duration::from_millis(22 * 512),
+            "interval after the end, on a tick"
         );
-        assert!(!h.probe_due(t1.plus(Duration::from_secs(9))));
-        assert!(h.probe_due(t1.plus(Duration::from_secs(10))));
+        assert!(!h.probe_due(t1.plus(Duration::from_secs(10))));
+        assert!(h.probe_due(t0.plus(Duration::from_millis(22 * 512))));
+    }
+
+    #[test]
+    fn ticks_are_powers_of_two_ms_up_to_a_tenth_of_the_interval() {
+        let table = [
+            (5, 0),
+            (9, 0),
+            (10, 1),
+            (100, 8),
+            (1_000, 64),
+            (2_000, 128),
+            (10_000, 512),
+            (30_000, 1024),
+            (86_400_000, 1024),
+        ];
+        for (interval, want) in table {
+            assert_eq!(
+                tick(Duration::from_millis(interval)),
+                Duration::from_millis(want),
+                "interval {interval} ms"
+            );
+        }
+        assert_eq!(tick(Duration::MAX), Duration::from_millis(1024));
+    }
+
+    #[test]
+    fn times_are_put_off_to_the_next_tick_of_the_origin() {
+        let origin = Instant::now();
+        let ms = |n: u64| origin + Duration::from_millis(n);
+        let t = Duration::from_millis(64);
+        let table = [(0, 0), (1, 64), (63, 64), (64, 64), (65, 128), (1000, 1024)];
+        for (at, want) in table {
+            assert_eq!(on_tick(ms(at), origin, t), ms(want), "at {at} ms");
+        }
+        assert_eq!(on_tick(ms(7), origin, Duration::ZERO), ms(7), "no tick");
+        // Before the origin (cannot happen: the origin is taken first) it stays.
+        if let Some(b) = origin.checked_sub(Duration::from_millis(5)) {
+            assert_eq!(on_tick(b, origin, t), b);
+        }
     }
 
     #[test]
     fn retries_failures_in_a_row_make_it_unhealthy_and_a_success_recovers() {
         let t0 = Now::read();
-        let mut h = HealthTracker::new(&spec(3, 0), t0);
+        let mut h = HealthTracker::new(&spec(3, 0), t0, t0.mono);
         let mut t = t0;
         let mut verdicts = Vec::new();
         for healthy in [true, false, false, true, false, false, false, false, true] {
@@ -208,7 +287,7 @@ mod tests {
     #[test]
     fn failures_in_the_start_period_do_not_count_while_starting() {
         let t0 = Now::read();
-        let mut h = HealthTracker::new(&spec(1, 30), t0);
+        let mut h = HealthTracker::new(&spec(1, 30), t0, t0.mono);
         h.started(t0);
         assert_eq!(
             h.finished(false, "", t0.plus(Duration::from_secs(5))),
@@ -224,7 +303,7 @@ mod tests {
     #[test]
     fn output_is_bounded() {
         let t0 = Now::read();
-        let mut h = HealthTracker::new(&spec(3, 0), t0);
+        let mut h = HealthTracker::new(&spec(3, 0), t0, t0.mono);
         h.started(t0);
         let big = "é".repeat(OUTPUT_KEPT);
         h.finished(true, &big, t0);

@@ -2,6 +2,7 @@
 //! their dependencies (`fleet`). Both are pure: the daemon feeds them events and the
 //! time, and carries out the `Action`s every call returns.
 
+pub mod deadlines;
 mod fleet;
 mod graph;
 pub mod health;
