@@ -135,7 +135,12 @@ fn probe_plan(spec: &Unit, state_dir: &Path) -> Result<EncodedJoinPlan, SpawnErr
             timeout_ms,
         },
     };
-    JoinPlan { launch, action }.encode()
+    JoinPlan {
+        launch,
+        action,
+        timeout_ms,
+    }
+    .encode()
 }
 
 /// Start the join helper for one probe. Blocking.

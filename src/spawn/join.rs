@@ -31,14 +31,16 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::CloneFlags;
+use nix::sys::signal::{Signal, killpg};
 use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, dup2_stderr, dup2_stdout, fork, getpid, pipe2};
+use nix::unistd::{ForkResult, Pid, dup2_stderr, dup2_stdout, fork, getpid, pipe2, setpgid};
 use serde::{Deserialize, Serialize};
 
 use super::namespaces::{become_userns_root, clone_flag};
@@ -89,6 +91,10 @@ pub enum JoinAction {
 pub struct JoinPlan {
     pub launch: LaunchPlan,
     pub action: JoinAction,
+    /// How long one probe may run: then it is killed with its process group (the
+    /// helper stays for the next); supd kills the helper only if it does not
+    /// answer a little later.
+    pub timeout_ms: u64,
 }
 
 /// A join plan as the helper reads it, encoded once and reused for every probe of
@@ -294,17 +300,22 @@ fn serve(plan: &JoinPlan, target: OwnedFd, mut sock: &UnixStream) -> Result<(), 
     }
 }
 
-/// One probe: a child runs the action; its status (exit code, or minus the
-/// signal) and the tail of its output.
+/// One probe: a child runs the action in a process group of its own; its status
+/// (exit code, or minus the signal) and the tail of its output. At the plan's
+/// timeout the group is killed and the output says so.
 fn probe_once(plan: &JoinPlan) -> Result<(i32, Vec<u8>), SpawnError> {
     // The child's stdout and stderr, read here to the end.
     let (out_r, out_w) = pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| SpawnError::new(Step::Pipe, None, Some(e), "output"))?;
+    let deadline = Instant::now() + Duration::from_millis(plan.timeout_ms.max(1));
     // SAFETY: the helper is single-threaded; the child only runs the plan's action
     // (restrictions, then exec or a probe) and exits.
     match unsafe { fork() }.map_err(|e| SpawnError::new(Step::Clone, None, Some(e), "join"))? {
         ForkResult::Child => {
             drop(out_r);
+            // Its own group, so a timeout reaches what it started (set on both
+            // sides of the fork: whichever runs first).
+            let _ = setpgid(Pid::from_raw(0), Pid::from_raw(0));
             let error = match output_to(out_w).and_then(|()| act(plan)) {
                 Ok(never) => match never {},
                 Err(e) => e,
@@ -315,7 +326,16 @@ fn probe_once(plan: &JoinPlan) -> Result<(i32, Vec<u8>), SpawnError> {
         }
         ForkResult::Parent { child } => {
             drop(out_w);
-            let tail = read_tail(out_r);
+            let _ = setpgid(child, child);
+            let (mut tail, in_time) = read_tail(out_r, deadline);
+            if !in_time {
+                // The child is unreaped: its pid is still its group's id.
+                let _ = killpg(child, Signal::SIGKILL);
+                let ms = plan.timeout_ms;
+                tail.extend_from_slice(
+                    format!("\nsupd: probe timed out after {ms} ms; killed").as_bytes(),
+                );
+            }
             let status = loop {
                 match waitpid(child, None) {
                     Ok(WaitStatus::Exited(_, code)) => break code,
@@ -336,27 +356,37 @@ fn output_to(w: OwnedFd) -> Result<(), SpawnError> {
     dup2_stderr(&w).map_err(dup)
 }
 
-/// Everything until EOF (the child and whatever it started closed the pipe), of
-/// which the last `TAIL_KEPT` bytes are kept.
-fn read_tail(r: OwnedFd) -> Vec<u8> {
+/// Everything until EOF (the child and whatever it started closed the pipe) or
+/// `deadline`, of which the last `TAIL_KEPT` bytes are kept; false when the
+/// deadline came first.
+fn read_tail(r: OwnedFd, deadline: Instant) -> (Vec<u8>, bool) {
     let mut tail = Vec::with_capacity(TAIL_KEPT);
     let mut chunk = [0u8; 4096];
-    loop {
+    let in_time = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut polled = [PollFd::new(r.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut polled, PollTimeout::from(ms)) {
+            Ok(0) if left.is_zero() => break false,
+            // A wait capped below `left`: look again.
+            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(_) | Err(_) => {}
+        }
         match nix::unistd::read(r.as_fd(), &mut chunk) {
-            Ok(0) => break,
+            Ok(0) => break true,
             Ok(n) => tail.extend_from_slice(chunk.get(..n).unwrap_or_default()),
             Err(Errno::EINTR) => continue,
-            Err(_) => break,
+            Err(_) => break true,
         }
         // Trimmed only once twice the kept length: amortised, no copy per read.
         if tail.len() > 2 * TAIL_KEPT {
             tail.drain(..tail.len() - TAIL_KEPT);
         }
-    }
+    };
     if tail.len() > TAIL_KEPT {
         tail.drain(..tail.len() - TAIL_KEPT);
     }
-    tail
+    (tail, in_time)
 }
 
 /// Inside the namespaces: the action, under the service's restrictions.

@@ -12,6 +12,11 @@ use crate::unit::HealthSpec;
 /// Output kept of the last probe (Docker keeps 4096 bytes too).
 pub const OUTPUT_KEPT: usize = 4096;
 
+/// How long after a probe's timeout supd waits for its helper to answer: the
+/// helper kills the probe (and what it started) at the timeout itself and reports
+/// it; a helper silent beyond this is killed by supd.
+pub const HELPER_GRACE: Duration = Duration::from_secs(1);
+
 /// The health a unit shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Health {
@@ -125,15 +130,15 @@ impl HealthTracker {
         self.running_until.is_none() && self.next_probe <= now.mono
     }
 
-    /// Whether the running probe has overrun its timeout (it is to be killed and
-    /// counted as failed).
+    /// Whether the running probe's helper has not answered within its timeout
+    /// and `HELPER_GRACE` (it is to be killed and the probe counted as failed).
     pub fn probe_overdue(&self, now: Now) -> bool {
         self.running_until.is_some_and(|t| t <= now.mono)
     }
 
     /// A probe started at `now`.
     pub fn started(&mut self, now: Now) {
-        self.running_until = Some(now.mono_after(self.timeout));
+        self.running_until = Some(now.mono_after(self.timeout.saturating_add(HELPER_GRACE)));
     }
 
     /// The running probe ended (`healthy` or not) at `now`, with its output.
@@ -201,8 +206,10 @@ mod tests {
             !h.probe_due(t0.plus(Duration::from_secs(60))),
             "never two at once"
         );
-        assert_eq!(h.deadline(), t0.mono + Duration::from_secs(2));
-        assert!(h.probe_overdue(t0.plus(Duration::from_secs(2))));
+        let overdue = Duration::from_secs(2) + HELPER_GRACE;
+        assert_eq!(h.deadline(), t0.mono + overdue);
+        assert!(!h.probe_overdue(t0.plus(Duration::from_secs(2))));
+        assert!(h.probe_overdue(t0.plus(overdue)));
         let t1 = t0.plus(Duration::from_secs(1));
         assert_eq!(h.finished(true, "ok\n", t1), Verdict::FirstHealthy);
         assert_eq!(h.health(), Health::Healthy);

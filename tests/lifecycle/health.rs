@@ -145,3 +145,37 @@ pub fn first_healthy_probe_makes_a_simple_service_ready() {
     assert_eq!(web["state"], "running");
     assert_eq!(web["ready"], true);
 }
+
+/// A probe past its `timeout` is killed together with what it started, so probes
+/// never pile up; the output says it timed out.
+pub fn a_probe_past_its_timeout_is_killed_with_what_it_started() {
+    // A number no other test's sleep uses, to count this test's probes by.
+    let marker = 40_000 + std::process::id() % 10_000;
+    let probe = format!("echo probing; sleep {marker}; true");
+    let sup = Sup::start(&[(
+        "svc",
+        &(unit("", "exec sleep 1000")
+            + &format!(
+                "\n[health]\nexec = [\"/bin/sh\", \"-c\", {probe:?}]\ninterval = \"100ms\"\n\
+                 timeout = \"300ms\"\nretries = 1000\non_unhealthy = \"none\"\nready_on_healthy = false\n"
+            )),
+    )]);
+    let s = sup.wait_status("four probes timed out", |s| {
+        find(s, "svc")["health_failures"].as_u64() >= Some(4)
+    });
+    let output = find(&s, "svc")["health_output"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        output.contains("probing") && output.contains("timed out"),
+        "{output}"
+    );
+    let argv = format!("sleep\0{marker}\0");
+    let alive = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c == argv.as_bytes()))
+        .count();
+    assert!(alive <= 1, "{alive} probes still running: they pile up");
+}
