@@ -59,6 +59,9 @@ struct Probing {
 #[derive(Debug)]
 pub struct Probes {
     units: HashMap<String, Probing>,
+    /// What the last probes of a unit no longer probed said (it was stopped, or
+    /// failed for being unhealthy): shown until its next start or its removal.
+    ended: HashMap<String, (Health, u32, String)>,
     /// Each unit's tracker deadline: the next probe, or the running one's timeout.
     due: Deadlines<String>,
     /// Where the trackers count their ticks from.
@@ -73,6 +76,7 @@ impl Probes {
     pub fn new(reports: mpsc::UnboundedSender<ProbeReport>) -> Self {
         Probes {
             units: HashMap::new(),
+            ended: HashMap::new(),
             due: Deadlines::default(),
             origin: Instant::now(),
             next_seq: 0,
@@ -88,13 +92,10 @@ impl Probes {
 
     /// Health as `status` shows it: (health, failures in a row, last output).
     pub fn shown(&self, unit: &str) -> Option<(Health, u32, String)> {
-        self.units.get(unit).map(|p| {
-            (
-                p.tracker.health(),
-                p.tracker.failures(),
-                p.tracker.last_output().to_string(),
-            )
-        })
+        match self.units.get(unit) {
+            Some(p) => Some(shown(&p.tracker)),
+            None => self.ended.get(unit).cloned(),
+        }
     }
 
     /// The tracker of `unit` changed: queue its new deadline.
@@ -105,6 +106,15 @@ impl Probes {
     }
 }
 
+/// A tracker's health as `status` shows it.
+fn shown(tracker: &HealthTracker) -> (Health, u32, String) {
+    (
+        tracker.health(),
+        tracker.failures(),
+        tracker.last_output().to_string(),
+    )
+}
+
 impl Daemon {
     /// Trackers for the units that should be probed (a running process of a unit
     /// with `[health]`), none for the others. A walk over every unit: called only
@@ -112,21 +122,24 @@ impl Daemon {
     pub(super) fn reconcile_probes(&mut self) {
         let now = Now::read();
         let (fleet, probes) = (&self.fleet, &mut self.probes);
-        let due = &mut probes.due;
+        let (due, ended) = (&mut probes.due, &mut probes.ended);
         probes.units.retain(|name, p| {
             let keep = fleet.get(name).is_some_and(|s| {
                 s.machine.is_probed() && s.machine.attempt() == p.attempt && s.spec.health.is_some()
             });
             if !keep {
                 due.remove(name);
+                ended.insert(name.clone(), shown(&p.tracker));
             }
             keep
         });
+        ended.retain(|name, _| fleet.get(name).is_some());
         for (name, slot) in fleet.slots() {
             if !slot.machine.is_probed() || probes.units.contains_key(name) {
                 continue;
             }
             if let Some(spec) = &slot.spec.health {
+                probes.ended.remove(name);
                 let probing = Probing {
                     attempt: slot.machine.attempt(),
                     tracker: HealthTracker::new(spec, now, probes.origin),

@@ -179,3 +179,20 @@ pub fn a_probe_past_its_timeout_is_killed_with_what_it_started() {
         .count();
     assert!(alive <= 1, "{alive} probes still running: they pile up");
 }
+
+/// `on_unhealthy = "stop"`: the unit ends `failed/unhealthy`, and status still
+/// shows what the probes said.
+pub fn on_unhealthy_stop_fails_the_unit_and_keeps_what_the_probes_said() {
+    let sup = Sup::start(&[(
+        "svc",
+        &(unit("", "exec sleep 1000")
+            + "\n[health]\nexec = [\"/bin/sh\", \"-c\", \"echo sick; exit 1\"]\ninterval = \"100ms\"\n\
+               retries = 2\non_unhealthy = \"stop\"\nready_on_healthy = false\n"),
+    )]);
+    let svc = sup.wait_state("svc", "failed");
+    assert_eq!(svc["sub_state"], "unhealthy", "{svc}");
+    assert_eq!(svc["health"], "unhealthy", "{svc}");
+    assert!(svc["health_failures"].as_u64() >= Some(2), "{svc}");
+    let output = svc["health_output"].as_str().unwrap_or_default();
+    assert_eq!(output.trim(), "sick", "{svc}");
+}

@@ -31,6 +31,7 @@ fn main() -> std::process::ExitCode {
         tcp_and_http_checks_restart_a_sick_server,
         first_healthy_probe_makes_a_simple_service_ready,
         a_probe_past_its_timeout_is_killed_with_what_it_started,
+        on_unhealthy_stop_fails_the_unit_and_keeps_what_the_probes_said,
         exec_start_pre_runs_in_the_container_and_exec_stop_post_after_it,
         failing_exec_start_pre_fails_the_start,
         on_failure_stop_dependents_stops_the_units_that_require_it,
