@@ -16,6 +16,7 @@ fn main() -> std::process::ExitCode {
         rename_into_place_adds_and_deleting_removes,
         a_broken_edit_keeps_the_running_version_until_fixed,
         changing_only_memory_max_updates_the_cgroup_in_place,
+        changing_only_the_health_check_applies_it_without_a_restart,
         a_hundred_rapid_rewrites_converge_with_few_restarts,
         a_reload_creating_a_cycle_is_rejected_naming_it,
     ]])
@@ -136,6 +137,30 @@ fn changing_only_memory_max_updates_the_cgroup_in_place() {
     let after = sup.unit("capped");
     assert_eq!(after["pid"], before["pid"], "no restart");
     assert_eq!(after["usage"]["memory_max"], 128 << 20);
+}
+
+fn changing_only_the_health_check_applies_it_without_a_restart() {
+    let unit = |word: &str| {
+        format!(
+            "[service]\nexec = [\"/bin/sleep\", \"1000\"]\n[health]\n\
+             exec = [\"/bin/echo\", \"{word}\"]\ninterval = \"100ms\"\n"
+        )
+    };
+    let sup = Sup::start(&[("probed", &unit("one"))]);
+    let output = |s: &[serde_json::Value]| {
+        s[0]["health_output"]
+            .as_str()
+            .map(str::trim)
+            .map(String::from)
+    };
+    let before = sup.wait_status("first probe", |s| output(s).as_deref() == Some("one"));
+    save(&sup.units_dir(), "probed", &unit("two"));
+    let after = sup.wait_status("the new probe runs", |s| {
+        output(s).as_deref() == Some("two")
+    });
+    assert_eq!(after[0]["pid"], before[0]["pid"], "no restart");
+    assert_eq!(after[0]["restarts"], 0);
+    assert_eq!(after[0]["state"], "running");
 }
 
 fn a_hundred_rapid_rewrites_converge_with_few_restarts() {

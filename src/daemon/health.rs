@@ -98,6 +98,13 @@ impl Probes {
         }
     }
 
+    /// Stop probing `unit` (its helper is dropped, so killed); the next reconcile
+    /// starts again from its current definition if it is to be probed.
+    pub fn forget(&mut self, unit: &str) {
+        self.units.remove(unit);
+        self.due.remove(&unit.to_string());
+    }
+
     /// The tracker of `unit` changed: queue its new deadline.
     fn reschedule(&mut self, unit: &str) {
         if let Some(p) = self.units.get(unit) {

@@ -114,6 +114,8 @@ impl Daemon {
             if let Some(slot) = self.fleet.get(name) {
                 let resources = slot.spec.resources.clone();
                 self.cgroups.update(name, &resources);
+                // Probing starts over with the new `[health]` settings.
+                self.probes.forget(name);
             }
         }
         for name in loaded.units.keys() {

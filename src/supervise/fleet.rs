@@ -110,7 +110,7 @@ impl Fleet {
                 continue;
             };
             if same_definition(&slot.spec, unit)
-                || crate::unit::same_except_resources(&slot.spec, unit)
+                || crate::unit::same_except_live_settings(&slot.spec, unit)
             {
                 // Same process: keep it, take the new definition (path, hash, limits).
                 slot.spec = Arc::new(unit.clone());

@@ -15,7 +15,8 @@ pub struct ReloadPlan {
     pub removed: Vec<String>,
     /// Changed definitions of units with a process: stopped and started again.
     pub restarted: Vec<String>,
-    /// Changed only in `[resources]` (applied to the running cgroup), or changed
+    /// Changed only in `[resources]` (applied to the running cgroup) or in the
+    /// settings of its `[health]` check (probing starts over), or changed
     /// while not running (taken as they are): no restart.
     pub updated: Vec<String>,
     pub unchanged: Vec<String>,
@@ -38,7 +39,7 @@ impl ReloadPlan {
                 Some(slot) if same_definition(&slot.spec, unit) => {
                     plan.unchanged.push(name.clone())
                 }
-                Some(slot) if crate::unit::same_except_resources(&slot.spec, unit) => {
+                Some(slot) if crate::unit::same_except_live_settings(&slot.spec, unit) => {
                     plan.updated.push(name.clone())
                 }
                 Some(slot) if !slot.machine.is_settled_down() => plan.restarted.push(name.clone()),

@@ -31,7 +31,7 @@ pub use isolation::{
 };
 pub use lifecycle::{HealthSpec, Lifecycle, OnFailure, OnUnhealthy, Probe, ServiceType};
 pub use model::{
-    IdSpec, LogLimits, RestartPolicy, Service, StartLimit, Unit, same_except_resources,
+    IdSpec, LogLimits, RestartPolicy, Service, StartLimit, Unit, same_except_live_settings,
 };
 pub use protection::{DeviceSpec, ProtectSystem, Protection};
 pub use resources::{CpuMax, ResourceSpec};

@@ -233,10 +233,12 @@ impl Unit {
     }
 }
 
-/// True when `a` and `b` have the same definition apart from `resources`:
-/// everything the hash covers except the limits. Name, path and hash are
+/// True when `a` and `b` have the same definition apart from what supd applies to
+/// a running unit: its `resources` (written to its cgroup) and the settings of
+/// an existing `[health]` check (its probes start over). Adding or removing the
+/// check changes when the unit is ready: not live. Name, path and hash are
 /// ignored, like in [`Unit::compute_hash`].
-pub fn same_except_resources(a: &Unit, b: &Unit) -> bool {
+pub fn same_except_live_settings(a: &Unit, b: &Unit) -> bool {
     // Destructured so that a new field must be considered here.
     let Unit {
         name: _,
@@ -258,7 +260,7 @@ pub fn same_except_resources(a: &Unit, b: &Unit) -> bool {
         && *service == b.service
         && *logs == b.logs
         && *container == b.container
-        && *health == b.health
+        && health.is_some() == b.health.is_some()
 }
 
 /// 64-bit FNV-1a: tiny, dependency-free and stable across Rust versions

@@ -302,26 +302,39 @@ fn every_problem_is_reported_in_file_order() {
 }
 
 #[test]
-fn same_except_resources_cases() {
+fn same_except_live_settings_cases() {
     let base = parse(MINIMAL).unwrap();
     let limited = parse(&section(FULL_RESOURCES)).unwrap();
     let other_limits = parse(&section("memory_max = \"64M\"\n")).unwrap();
-    assert!(same_except_resources(&base, &base));
-    assert!(same_except_resources(&base, &limited));
-    assert!(same_except_resources(&limited, &other_limits));
+    assert!(same_except_live_settings(&base, &base));
+    assert!(same_except_live_settings(&base, &limited));
+    assert!(same_except_live_settings(&limited, &other_limits));
     assert_ne!(base.hash, limited.hash);
 
     // Name and path are not part of the definition.
     let renamed = parse_unit("other", Path::new("x/other.toml"), MINIMAL).unwrap();
-    assert!(same_except_resources(&base, &renamed));
+    assert!(same_except_live_settings(&base, &renamed));
 
     let other_exec = parse("[service]\nexec = [\"/bin/false\"]\n").unwrap();
-    assert!(!same_except_resources(&base, &other_exec));
+    assert!(!same_except_live_settings(&base, &other_exec));
     let both = parse(&format!(
         "[service]\nexec = [\"/bin/false\"]\n\n[resources]\n{FULL_RESOURCES}"
     ))
     .unwrap();
-    assert!(!same_except_resources(&limited, &both));
+    assert!(!same_except_live_settings(&limited, &both));
+    let probed = |probe: &str| parse(&format!("{MINIMAL}\n[health]\n{probe}\n")).unwrap();
+    let (tcp, http) = (
+        probed("tcp = \"127.0.0.1:1\""),
+        probed("http = \"http://127.0.0.1/\""),
+    );
+    assert!(
+        same_except_live_settings(&tcp, &http),
+        "probe settings are live"
+    );
+    assert!(
+        !same_except_live_settings(&base, &tcp),
+        "adding a check is not"
+    );
     for extra in [
         "[unit]\ndescription = \"x\"\n",
         "[unit]\nafter = [\"db\"]\n",
@@ -330,7 +343,7 @@ fn same_except_resources_cases() {
         "[container]\ninit = false\n",
     ] {
         let changed = parse(&format!("{extra}{MINIMAL}")).unwrap();
-        assert!(!same_except_resources(&base, &changed), "{extra}");
-        assert!(!same_except_resources(&changed, &limited), "{extra}");
+        assert!(!same_except_live_settings(&base, &changed), "{extra}");
+        assert!(!same_except_live_settings(&changed, &limited), "{extra}");
     }
 }
