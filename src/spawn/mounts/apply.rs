@@ -184,10 +184,16 @@ fn open_target(root: Option<&Root>, op: &Op) -> Result<Option<Opened>, SpawnErro
         })),
         Err(_) if matches!(missing, Missing::Skip | Missing::SkipLink) => Ok(None),
         Err(e) => {
-            let detail = if e == Errno::ENOENT && !root.may_create() {
-                "target missing (only created inside a rootfs)"
-            } else {
-                ""
+            let detail = match e {
+                Errno::ENOENT if !root.may_create() => {
+                    "target missing (only created inside a rootfs)"
+                }
+                // With a user namespace the mounts are made as the unit's mapped
+                // root, which a rootfs owned by the host's root may not let in.
+                Errno::EACCES | Errno::EPERM if root.may_create() => {
+                    "not reachable or not creatable by the unit's mapped root (user namespace): create it in the rootfs, reachable by that uid"
+                }
+                _ => "",
             };
             let shown = shown_in_root(path);
             Err(SpawnError::new(
