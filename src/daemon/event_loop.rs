@@ -328,6 +328,8 @@ impl Daemon {
         let actions = match outcome.result {
             Ok(spawned) => {
                 let pid = spawned.pid;
+                // A new process: the last one's STATUS= text is not its.
+                self.notify.status.remove(&outcome.unit);
                 if let Some(fd) = spawned.pidfd {
                     self.main_pidfds
                         .insert(outcome.unit.clone(), (outcome.attempt, Arc::new(fd)));

@@ -145,7 +145,10 @@ impl Daemon {
             health: health.as_ref().map(|(h, _, _)| health_word(*h).to_string()),
             health_failures: health.as_ref().map_or(0, |(_, f, _)| *f),
             health_output: health.map(|(_, _, out)| out).filter(|o| !o.is_empty()),
-            status_text: self.notify.status.get(name).cloned(),
+            // The service's own words, while it has a process to say them.
+            status_text: m
+                .pid()
+                .and_then(|_| self.notify.status.get(name).cloned()),
         }
     }
 
