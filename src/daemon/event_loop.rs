@@ -27,6 +27,7 @@ use super::watch::{Debounce, DirWatch};
 use super::{Config, Ending};
 use crate::control::server::Query;
 use crate::logs;
+use crate::memory::Trimmer;
 use crate::notify::socket::UnitNotice;
 use crate::pid1::Halt;
 use crate::reaper::Registry;
@@ -88,14 +89,17 @@ pub struct Daemon {
     pub(super) main_pidfds: HashMap<String, (u64, Arc<OwnedFd>)>,
     /// The `exec_stop_post` runs in progress.
     pub(super) stop_post: StopPostRuns,
+    /// Told of starts and dropped units; gives memory back once supd is quiet.
+    pub(super) trimmer: Trimmer,
 }
 
 /// The parts of the daemon beyond its core: the socket's peer policy, notify
-/// sockets, health probes.
+/// sockets, health probes, the memory trimmer.
 pub struct Extras {
     pub peers: PeerPolicy,
     pub notify: NotifySockets,
     pub probes: Probes,
+    pub trimmer: Trimmer,
 }
 
 impl Daemon {
@@ -111,6 +115,7 @@ impl Daemon {
             peers,
             notify,
             probes,
+            trimmer,
         } = extras;
         let Links {
             outcomes,
@@ -142,6 +147,7 @@ impl Daemon {
             probes,
             main_pidfds: HashMap::new(),
             stop_post: StopPostRuns::default(),
+            trimmer,
         }
     }
 
@@ -162,6 +168,7 @@ impl Daemon {
     pub async fn run(mut self, mut inputs: Inputs) -> (Ending, CgroupJobs) {
         let mut debounce = Debounce::default();
         loop {
+            self.forget_removed();
             self.tend_probes();
             self.changes.send_modify(|v| *v = v.wrapping_add(1));
             if self.shutting_down && self.fleet.all_settled_down() {
@@ -359,6 +366,7 @@ impl Daemon {
             return;
         };
         let spec = slot.spec.clone();
+        self.trimmer.touch();
         self.logs.open(&unit, Some(spec.logs));
         self.notify.ensure(&spec);
         let job = StartJob {

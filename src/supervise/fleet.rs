@@ -42,6 +42,9 @@ pub struct Fleet {
     /// Units whose machine changed since the last settle: they and their neighbours
     /// are where the next settle starts.
     dirty: Vec<String>,
+    /// Removed units dropped since the last `take_forgotten`: what the daemon keeps
+    /// about them besides the slot goes too.
+    forgotten: Vec<String>,
 }
 
 impl Fleet {
@@ -51,6 +54,11 @@ impl Fleet {
 
     pub fn get(&self, name: &str) -> Option<&Slot> {
         self.slots.get(name)
+    }
+
+    /// Removed units dropped (their process gone) since the last call.
+    pub fn take_forgotten(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.forgotten)
     }
 
     /// True when no unit has a process or is about to spawn one.
@@ -412,10 +420,16 @@ impl Fleet {
             self.step(&name, now, out);
             changed.append(&mut self.dirty);
         }
-        let before = self.slots.len();
-        self.slots
-            .retain(|_, s| !(s.removing && s.machine.is_settled_down()));
-        if self.slots.len() != before {
+        let forgotten = &mut self.forgotten;
+        let before = forgotten.len();
+        self.slots.retain(|name, s| {
+            let drop = s.removing && s.machine.is_settled_down();
+            if drop {
+                forgotten.push(name.clone());
+            }
+            !drop
+        });
+        if self.forgotten.len() != before {
             self.rebuild_dependents();
         }
     }
