@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::signal::unix::Signal as SignalStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::cgroups::CgroupJobs;
 use super::exits::UnitExit;
@@ -91,6 +91,8 @@ pub struct Daemon {
     pub(super) stop_post: StopPostRuns,
     /// Told of starts and dropped units; gives memory back once supd is quiet.
     pub(super) trimmer: Trimmer,
+    /// Service starts running at once (`start::START_SLOTS`).
+    start_slots: Arc<Semaphore>,
 }
 
 /// The parts of the daemon beyond its core: the socket's peer policy, notify
@@ -148,6 +150,7 @@ impl Daemon {
             main_pidfds: HashMap::new(),
             stop_post: StopPostRuns::default(),
             trimmer,
+            start_slots: Arc::new(Semaphore::new(super::start::START_SLOTS)),
         }
     }
 
@@ -378,7 +381,7 @@ impl Daemon {
             state_dir: self.config.state_dir.clone(),
             registry: self.registry.clone(),
         };
-        job.run_in_background(self.outcomes.clone());
+        job.run_in_background(self.outcomes.clone(), &self.start_slots);
     }
 
     pub(super) fn log_path(&self, unit: &str) -> PathBuf {
