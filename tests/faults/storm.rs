@@ -32,8 +32,8 @@ const HEALTHY: usize = 30;
 
 /// How far above its level before the storm supd's RSS may stay after it. What is
 /// left (4 to 6.5 MiB at 150 and at 1000 units) is malloc's fragmentation and the
-/// little a burst leaves (the lines of the last removed units), not growing storm
-/// after storm (docs/reliability.md); before the fix a 150-unit storm left
+/// little a burst leaves (the lines of the last removed units); a second full
+/// storm added 1.6 MiB (docs/reliability.md). Before the fix a 150-unit storm left
 /// 10-16 MiB.
 const RSS_MARGIN_KIB: u64 = 8 * 1024;
 
