@@ -32,6 +32,7 @@ use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid, waitpid};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
+use crate::memory::Shrink;
 use crate::supervise::ExitStatus;
 
 /// Unclaimed exits kept for a registration that comes after the reap.
@@ -209,6 +210,8 @@ impl Table {
             role,
         }) = self.owners.remove(&pid)
         {
+            // A burst of starts grows the table; its capacity goes with the burst.
+            self.owners.shrink_after_churn();
             return Some(Exit {
                 owner: unit,
                 attempt,

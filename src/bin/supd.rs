@@ -77,6 +77,8 @@ fn main() -> ExitCode {
         sup::pid1::early_boot(cli.hostname.as_deref());
     }
     become_subreaper();
+    // Before the runtime's threads exist: memory a burst needed goes back afterwards.
+    sup::memory::tune_malloc();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -13,6 +13,7 @@ use nix::sys::signal::Signal;
 
 use crate::cgroup::devices::{DeviceAllowlist, DeviceError};
 use crate::cgroup::{CgroupError, CgroupTree, Leftover, RawUsage};
+use crate::memory::Shrink;
 use crate::unit::{Protection, ResourceSpec};
 
 #[derive(Debug, Default)]
@@ -290,6 +291,23 @@ impl CgroupJobs {
                 Err(e) => tracing::warn!(unit, "updating resource limits: {e}"),
             }
         });
+    }
+
+    /// `units` were removed and their processes are gone: what is kept about them
+    /// goes, as do the gates no job holds (a gate only orders the jobs that hold it;
+    /// the next job of a unit makes a new one). A gate still held now goes at a
+    /// later call.
+    pub fn forget(&mut self, units: &[String]) {
+        for unit in units {
+            self.leftovers.remove(unit);
+        }
+        self.gates.retain(|_, gate| Arc::strong_count(gate) > 1);
+        self.gates.shrink_after_churn();
+        self.live.shrink_after_churn();
+        // Samples only matter for a unit with a cgroup (a new one starts afresh).
+        let mut seen = self.cpu_seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.retain(|u, _| self.live.contains(u));
+        seen.shrink_after_churn();
     }
 
     /// What the exit annotator needs to count OOM kills (None without cgroups).

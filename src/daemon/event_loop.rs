@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::signal::unix::Signal as SignalStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::cgroups::CgroupJobs;
 use super::exits::UnitExit;
@@ -31,6 +31,7 @@ use super::watch::{Debounce, DirWatch};
 use super::{Config, Ending};
 use crate::control::server::Query;
 use crate::logs;
+use crate::memory::Trimmer;
 use crate::notify::socket::UnitNotice;
 use crate::pid1::Halt;
 use crate::reaper::Registry;
@@ -97,14 +98,19 @@ pub struct Daemon {
     pub(super) fleet_touched: bool,
     /// The latest event changed what `status` shows (waiting clients look again).
     pub(super) shown_changed: bool,
+    /// Told of starts and dropped units; gives memory back once supd is quiet.
+    pub(super) trimmer: Trimmer,
+    /// Service starts running at once (`start::START_SLOTS`).
+    start_slots: Arc<Semaphore>,
 }
 
 /// The parts of the daemon beyond its core: the socket's peer policy, notify
-/// sockets, health probes.
+/// sockets, health probes, the memory trimmer.
 pub struct Extras {
     pub peers: PeerPolicy,
     pub notify: NotifySockets,
     pub probes: Probes,
+    pub trimmer: Trimmer,
 }
 
 impl Daemon {
@@ -120,6 +126,7 @@ impl Daemon {
             peers,
             notify,
             probes,
+            trimmer,
         } = extras;
         let Links {
             outcomes,
@@ -153,6 +160,8 @@ impl Daemon {
             stop_post: StopPostRuns::default(),
             fleet_touched: true,
             shown_changed: true,
+            trimmer,
+            start_slots: Arc::new(Semaphore::new(super::start::START_SLOTS)),
         }
     }
 
@@ -182,6 +191,7 @@ impl Daemon {
                     break;
                 }
                 self.shown_changed = true;
+                self.forget_removed();
                 self.reconcile_probes();
                 fleet_deadline = self.fleet.next_deadline();
             }
@@ -417,6 +427,7 @@ impl Daemon {
             return;
         };
         let spec = slot.spec.clone();
+        self.trimmer.touch();
         self.logs.open(&unit, Some(spec.logs));
         self.notify.ensure(&spec);
         let job = StartJob {
@@ -428,7 +439,7 @@ impl Daemon {
             state_dir: self.config.state_dir.clone(),
             registry: self.registry.clone(),
         };
-        job.run_in_background(self.outcomes.clone());
+        job.run_in_background(self.outcomes.clone(), &self.start_slots);
     }
 
     pub(super) fn log_path(&self, unit: &str) -> PathBuf {

@@ -170,6 +170,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         peers,
         notify,
         probes: health::Probes::new(probe_tx),
+        trimmer: crate::memory::Trimmer::start(),
     };
     let mut daemon = Daemon::new(config, registry, cgroups, logs, links, extras);
     daemon.apply_loaded(loaded, None);

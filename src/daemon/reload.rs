@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::event_loop::Daemon;
 use crate::control::proto::{ErrorCode, Reply};
 use crate::control::server::Answer;
+use crate::memory::Shrink;
 use crate::supervise::{Now, ReloadPlan};
 use crate::unit::{self, Loaded};
 
@@ -154,6 +155,26 @@ impl Daemon {
         );
         self.execute(actions);
         plan
+    }
+
+    /// Units the fleet dropped (removed, their process gone): what else supd kept
+    /// about them goes too, maps sized for them shrink, and the trimmer hears of it.
+    pub(super) fn forget_removed(&mut self) {
+        let mut gone = self.fleet.take_forgotten();
+        if gone.is_empty() {
+            return;
+        }
+        // Dropped and loaded again since (not within one event, but cheap to be sure).
+        gone.retain(|unit| self.fleet.get(unit).is_none());
+        for unit in &gone {
+            self.logs.forget(unit);
+            self.start_errors.remove(unit);
+        }
+        self.cgroups.forget(&gone);
+        self.start_errors.shrink_after_churn();
+        self.main_pidfds.shrink_after_churn();
+        self.loaded_fingerprints.shrink_after_churn();
+        self.trimmer.touch();
     }
 
     /// Ask the reader for a fresh read.

@@ -6,13 +6,21 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use nix::errno::Errno;
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::cgroups::{CgroupSetupError, StartCgroup};
 use crate::cgroup::CgroupError;
 use crate::reaper::{ChildOf, Registry, Role};
 use crate::spawn::{self, SpawnError, Spawned, Step};
 use crate::unit::Unit;
+
+/// Service starts that run at once; more wait for a slot, in order. Each start holds
+/// its launch plan (about 40 KB of JSON with the seccomp program) and a thread: 1000
+/// units starting at once made tokio's blocking pool grow to 512 threads and the
+/// heap to over 30 MB, and what a storm grows the heap to stays partly resident
+/// after it (fragmentation). With two cores a handful run in parallel anyway; a
+/// start takes milliseconds and at most the helper's 30 s timeout.
+pub const START_SLOTS: usize = 64;
 
 /// Why a start failed before the service ran.
 #[derive(Debug, thiserror::Error)]
@@ -62,16 +70,34 @@ pub struct StartJob {
 }
 
 impl StartJob {
-    /// Run the start in a blocking thread; the outcome arrives on `outcomes`.
-    pub fn run_in_background(self, outcomes: mpsc::UnboundedSender<StartOutcome>) {
-        tokio::task::spawn_blocking(move || {
-            let result = self.start();
-            // The loop only drops the receiver when supd exits.
-            let _ = outcomes.send(StartOutcome {
-                unit: self.unit,
-                attempt: self.attempt,
-                role: self.role,
-                result,
+    /// Run the start in a blocking thread; the outcome arrives on `outcomes`. A
+    /// service's start without `exec_start_pre` first waits for one of `slots`
+    /// (see `START_SLOTS`); hooks and starts that run `exec_start_pre`, which may
+    /// take long, do not.
+    pub fn run_in_background(
+        self,
+        outcomes: mpsc::UnboundedSender<StartOutcome>,
+        slots: &Arc<Semaphore>,
+    ) {
+        let limited =
+            self.role == Role::Main && self.spec.service.lifecycle.exec_start_pre.is_empty();
+        let slots = slots.clone();
+        tokio::spawn(async move {
+            // Never closed: a start that finds it closed anyway just runs.
+            let slot = match limited {
+                true => slots.acquire_owned().await.ok(),
+                false => None,
+            };
+            tokio::task::spawn_blocking(move || {
+                let result = self.start();
+                drop(slot);
+                // The loop only drops the receiver when supd exits.
+                let _ = outcomes.send(StartOutcome {
+                    unit: self.unit,
+                    attempt: self.attempt,
+                    role: self.role,
+                    result,
+                });
             });
         });
     }

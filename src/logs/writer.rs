@@ -18,6 +18,7 @@ use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Entry;
+use crate::memory::Shrink;
 use crate::unit::LogLimits;
 
 /// Lines waiting for the file writer before services' output is slowed down.
@@ -80,6 +81,7 @@ impl LogWriter {
                         }
                         Job::Close(path) => {
                             open.open.remove(path.as_path());
+                            open.open.shrink_after_churn();
                         }
                     }
                 }

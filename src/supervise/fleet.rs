@@ -51,6 +51,9 @@ pub struct Fleet {
     removing: BTreeSet<String>,
     /// Units stepped by `settle` since the fleet was made (see `settle_steps`).
     steps: u64,
+    /// Removed units dropped since the last `take_forgotten`: what the daemon keeps
+    /// about them besides the slot goes too.
+    forgotten: Vec<String>,
 }
 
 impl Fleet {
@@ -60,6 +63,11 @@ impl Fleet {
 
     pub fn get(&self, name: &str) -> Option<&Slot> {
         self.slots.get(name)
+    }
+
+    /// Removed units dropped (their process gone) since the last call.
+    pub fn take_forgotten(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.forgotten)
     }
 
     /// True when no unit has a process or is about to spawn one.
@@ -431,6 +439,7 @@ impl Fleet {
             self.removing.remove(&name);
             if self.slots.remove(&name).is_some() {
                 self.graph.remove(&name, &mut self.dirty);
+                self.forgotten.push(name);
             }
         }
     }

@@ -244,6 +244,8 @@ fn reload_plan_adds_removes_restarts_and_keeps_unchanged() {
     exit(&mut fleet, "c", pids["c"], ExitStatus::Signal(15), now);
     let acts = exit(&mut fleet, "b", pids["b"], ExitStatus::Signal(15), now);
     assert!(fleet.get("c").is_none(), "removed unit dropped once down");
+    assert_eq!(fleet.take_forgotten(), vec!["c"], "and said so, once");
+    assert!(fleet.take_forgotten().is_empty());
     assert_eq!(
         fleet.get("b").map(|s| s.spec.service.exec[0].as_str()),
         Some("changed")
