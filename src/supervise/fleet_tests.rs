@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use super::*;
 use crate::unit::{Loaded, Unit};
 
-fn unit(name: &str, after: &[&str], requires: &[&str], exec: &str) -> Unit {
+/// A unit `after` and `requires` the named ones, running `exec` (also the graph's
+/// tests' units).
+pub(super) fn unit(name: &str, after: &[&str], requires: &[&str], exec: &str) -> Unit {
     let list = |xs: &[&str]| {
         xs.iter()
             .map(|x| format!("{x:?}"))

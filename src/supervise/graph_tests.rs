@@ -1,25 +1,11 @@
 //! Graph tests: the classes machines map to, the counters and which units a change
 //! puts on the work list.
 
-use std::path::PathBuf;
-
 use super::*;
 use crate::supervise::machine::{AfterStop, Failure, Now};
 
 fn unit(name: &str, after: &[&str], requires: &[&str]) -> Unit {
-    let list = |xs: &[&str]| {
-        xs.iter()
-            .map(|x| format!("{x:?}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let text = format!(
-        "[unit]\nafter = [{}]\nrequires = [{}]\n[service]\nexec = [\"/bin/true\"]\n",
-        list(after),
-        list(requires)
-    );
-    crate::unit::parse_unit(name, &PathBuf::from(format!("/u/{name}.toml")), &text)
-        .expect("valid test unit")
+    crate::supervise::fleet_tests::unit(name, after, requires, "/bin/true")
 }
 
 const COMING_UP: Class = Class {

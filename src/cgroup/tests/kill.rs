@@ -8,9 +8,8 @@ use nix::sys::signal::Signal;
 
 use super::*;
 
-#[test]
-fn v1_kill_all_kills_only_pids_still_in_the_unit() {
-    let host = Host::v1(V1_MOUNTS, true);
+/// The host's tree with units `web` and `db`, each with a pids limit.
+fn web_and_db(host: &Host) -> CgroupTree {
     let tree = host.tree();
     let res = ResourceSpec {
         pids_max: Some(10),
@@ -19,6 +18,13 @@ fn v1_kill_all_kills_only_pids_still_in_the_unit() {
     for unit in ["web", "db"] {
         tree.create(unit, &res).expect("create");
     }
+    tree
+}
+
+#[test]
+fn v1_kill_all_kills_only_pids_still_in_the_unit() {
+    let host = Host::v1(V1_MOUNTS, true);
+    let tree = web_and_db(&host);
     tree.place("web", 7001).expect("place");
     tree.place("db", 7002).expect("place");
     // The read lists two numbers that are not web's by the time of the signal:
@@ -38,14 +44,7 @@ fn signal_members_skips_the_init_and_numbers_no_longer_members() {
         (Host::v1(V1_MOUNTS, true), "pids"),
         (Host::v2(V2_OFFERED, false), "v2"),
     ] {
-        let tree = host.tree();
-        let res = ResourceSpec {
-            pids_max: Some(10),
-            ..Default::default()
-        };
-        for unit in ["web", "db"] {
-            tree.create(unit, &res).expect("create");
-        }
+        let tree = web_and_db(&host);
         for pid in [7001, 7002] {
             tree.place("web", pid).expect("place");
         }
