@@ -31,11 +31,12 @@ use crate::probe::*;
 const HEALTHY: usize = 30;
 
 /// How far above its level before the storm supd's RSS may stay after it. What is
-/// left (4 to 6.5 MiB at 150 and at 1000 units) is malloc's fragmentation and the
+/// left (3 to 6.5 MiB at 150 and at 1000 units run alone, up to 7.9 MiB with the
+/// other fault tests running beside it in CI) is malloc's fragmentation and the
 /// little a burst leaves (the lines of the last removed units); a second full
 /// storm added 1.6 MiB (docs/reliability.md). Before the fix a 150-unit storm left
 /// 10-16 MiB.
-const RSS_MARGIN_KIB: u64 = 8 * 1024;
+const RSS_MARGIN_KIB: u64 = 10 * 1024;
 
 /// PID 1 of the namespace: starts supd (`$@`), rewinds the pid counter every
 /// `$period` while `$ctl/wrap` exists, and records `rounds wraps pids` in
