@@ -174,11 +174,17 @@ fn run_container(plan: &LaunchPlan, sock: &UnixStream) -> Result<Infallible, Spa
     let created: &BTreeSet<Namespace> = &c.namespaces;
     // Its own process group, so supd can signal the container as a whole.
     setsid().map_err(|e| SpawnError::new(Step::Setsid, None, Some(e), ""))?;
+    // Planned, and its bind sources opened, while the helper is still supd's own
+    // uid: the mapped root of a user namespace may not reach them.
+    let mount_plan = created
+        .contains(&Namespace::Mnt)
+        .then(|| mounts::prepare(c, &plan.mounts, &plan.host))
+        .transpose()?;
     if created.contains(&Namespace::User) {
         namespaces::become_userns_root(&c.uid_map, &c.gid_map)?;
     }
-    if created.contains(&Namespace::Mnt) {
-        mounts::setup(c, &plan.mounts, &plan.host)?;
+    if let Some(mount_plan) = mount_plan {
+        mount_plan.apply()?;
     }
     if created.contains(&Namespace::Uts) {
         namespaces::set_names(c.hostname.as_deref(), c.domainname.as_deref())?;

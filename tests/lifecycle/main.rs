@@ -24,6 +24,7 @@ fn main() -> std::process::ExitCode {
         notify_service_in_pid_and_user_namespaces_gates_its_dependent,
         ready_fd_gates_a_dependent,
         notify_works_with_the_state_directory_in_a_private_tmp,
+        notify_reaches_a_user_namespaced_unit_with_a_private_state_directory,
         start_timeout_fails_a_service_that_is_never_ready,
         watchdog_kills_a_service_that_stops_pinging,
         oneshot_with_remain_after_exit_satisfies_a_dependent,

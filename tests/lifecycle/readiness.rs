@@ -124,6 +124,24 @@ pub fn notify_works_with_the_state_directory_in_a_private_tmp() {
     assert_eq!(svc["ready"], true, "{svc}");
 }
 
+/// A state directory only root may enter (0700): a unit in a user namespace gets
+/// its notify socket all the same (the bind source is opened before the helper
+/// becomes the namespace's mapped root).
+pub fn notify_reaches_a_user_namespaced_unit_with_a_private_state_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let script = format!("{}; exec sleep 1000", notify("--ready"));
+    let sup = Sup::prepare(&[(
+        "svc",
+        &(unit(ALL_NAMESPACES, &script) + "type = \"notify\"\nstart_timeout = \"20s\"\n"),
+    )]);
+    std::fs::create_dir(sup.state_dir()).expect("state dir");
+    std::fs::set_permissions(sup.state_dir(), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod");
+    let sup = sup.launch();
+    let svc = sup.wait_state("svc", "running");
+    assert_eq!(svc["ready"], true, "{svc}");
+}
+
 /// Never ready within `start_timeout`: killed and failed, and the reason says so.
 pub fn start_timeout_fails_a_service_that_is_never_ready() {
     let sup = Sup::start(&[(

@@ -38,9 +38,8 @@ struct Kept {
 }
 
 /// Perform the operations in order; stop at the first failure.
-pub fn run(ops: &[Op]) -> Result<(), SpawnError> {
+pub fn run(ops: &[Op], sources: &BTreeMap<PathBuf, OwnedFd>) -> Result<(), SpawnError> {
     let mut kept = Kept::default();
-    let sources = open_bind_sources(ops);
     for op in ops {
         let fail = |e: Errno| SpawnError::new(op.step, Some(&op.shown), Some(e), "");
         let key = target_path(op).to_path_buf();
@@ -116,7 +115,7 @@ pub fn run(ops: &[Op]) -> Result<(), SpawnError> {
 /// directory, or a unit's bind from /tmp, below the unit's private /tmp).
 /// One that cannot be opened is left to its mount, which fails as it would have
 /// (or is never made, its target being optional and missing).
-fn open_bind_sources(ops: &[Op]) -> BTreeMap<PathBuf, OwnedFd> {
+pub(super) fn open_bind_sources(ops: &[Op]) -> BTreeMap<PathBuf, OwnedFd> {
     let mut sources = BTreeMap::new();
     for op in ops {
         let Action::Mount {

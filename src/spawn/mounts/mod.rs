@@ -103,11 +103,27 @@ const LOCKED_DOWN: MsFlags = MsFlags::MS_NOSUID
 
 /// Build the filesystem view of a container `c` (its own root or the host's
 /// tree, privately) with `mounts` and the protections of `c.protection`.
-pub fn setup(
+pub fn prepare(
     c: &ContainerSpec,
     mounts: &[PlannedMount],
     host: &HostFacts,
-) -> Result<(), SpawnError> {
+) -> Result<Prepared, SpawnError> {
     let ops = plan::plan(c, mounts, host)?;
-    apply::run(&ops)
+    let sources = apply::open_bind_sources(&ops);
+    Ok(Prepared { ops, sources })
+}
+
+/// A unit's mount plan with its bind sources already open: opened with the
+/// helper's own identity, before it becomes a user namespace's mapped root
+/// (which may not reach a source such as a `0700` state directory).
+pub struct Prepared {
+    ops: Vec<plan::Op>,
+    sources: std::collections::BTreeMap<PathBuf, std::os::fd::OwnedFd>,
+}
+
+impl Prepared {
+    /// Perform the plan (in the container's mount namespace).
+    pub fn apply(self) -> Result<(), SpawnError> {
+        apply::run(&self.ops, &self.sources)
+    }
 }
