@@ -55,6 +55,17 @@ pub fn spawn_with_helper(
         pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::new(Step::Pipe, None, Some(e), ""))?;
     let (err_r, err_w) =
         pipe2(OFlag::O_CLOEXEC).map_err(|e| SpawnError::new(Step::Pipe, None, Some(e), ""))?;
+    if !plan.exec_start_pre.is_empty() {
+        // Nothing reads the output until the service runs: room for what the
+        // `exec_start_pre` commands write meanwhile (best effort: the kernel's
+        // `pipe-max-size` may allow less, then they keep the default 64 KiB).
+        for pipe in [&out_w, &err_w] {
+            let _ = nix::fcntl::fcntl(
+                pipe,
+                nix::fcntl::FcntlArg::F_SETPIPE_SZ(EARLY_OUTPUT_MAX as i32),
+            );
+        }
+    }
     let devnull = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(|e| SpawnError::new(Step::Open, Some("/dev/null"), Some(e), ""))?;
     let theirs = OwnedFd::from(theirs);
@@ -148,8 +159,9 @@ pub fn spawn_with_helper(
     }
 }
 
-/// At most this much of what a failed start wrote is kept (a pipe holds 64 KiB).
-const EARLY_OUTPUT_MAX: usize = 64 * 1024;
+/// What the `exec_start_pre` commands may write before the service runs (the
+/// size their output pipes are given), and the most of it a failed start keeps.
+const EARLY_OUTPUT_MAX: usize = 1024 * 1024;
 
 /// The lines waiting in an output pipe of a start that failed, without waiting for
 /// more: the helper and its commands may still hold the other end.

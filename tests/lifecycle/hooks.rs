@@ -65,7 +65,14 @@ pub fn failing_exec_start_pre_fails_the_start() {
         &(unit("", "exec sleep 1000")
             + "exec_start_pre = [[\"/bin/sh\", \"-c\", \"sleep 1000; true\"]]\nstart_timeout = \"1s\"\nrestart = \"no\"\n"),
     );
+    // 300 KB before the service runs (more than a default pipe holds) is fine.
+    sup.write_unit(
+        "chatty",
+        &(unit("", "exec sleep 1000")
+            + "exec_start_pre = [[\"/bin/sh\", \"-c\", \"head -c 300000 /dev/zero | tr '\\\\0' x | fold -w 100\"]]\n"),
+    );
     let sup = sup.launch();
+    sup.wait_state("chatty", "running");
     let app = sup.wait_state("app", "failed");
     assert_eq!(app["sub_state"], "start-pre", "{app}");
     let shown = stdout(&sup.supctl(&["status", "app"]));
