@@ -83,7 +83,8 @@ impl Daemon {
         });
     }
 
-    /// Why the unit is failed, in words (None unless failed).
+    /// Why the unit is where it is, in words: failed, restarted, stopped by a
+    /// requirement's `on_failure`, or waiting for its dependencies.
     pub(super) fn failure_reason(&self, name: &str, slot: &Slot) -> Option<String> {
         match slot.machine.phase() {
             Phase::Failed(f @ (Failure::Spawn | Failure::StartPre)) => {
@@ -95,6 +96,10 @@ impl Daemon {
             Phase::Failed(f) => Some(f.to_string()),
             // Why it is being restarted.
             Phase::Restarting { .. } => slot.machine.last_failure().map(|f| f.to_string()),
+            Phase::Waiting if slot.stopped_for.is_none() => {
+                let deps = self.fleet.waiting_for(name);
+                (!deps.is_empty()).then(|| format!("waiting for {}", deps.join(", ")))
+            }
             Phase::Inactive | Phase::Waiting | Phase::Stopping { .. } | Phase::Cleaning { .. } => {
                 slot.stopped_for
                     .as_ref()

@@ -65,6 +65,28 @@ impl Fleet {
         self.slots.get(name)
     }
 
+    /// What a waiting unit waits for, in the order of its lists: the units it
+    /// `requires` that are not up, then those it is `after` that are on their way
+    /// up. For `status`: a walk over its lists, not kept.
+    pub fn waiting_for(&self, name: &str) -> Vec<String> {
+        let Some(slot) = self.slots.get(name) else {
+            return Vec::new();
+        };
+        let machine = |n: &String| self.slots.get(n).map(|s| &s.machine);
+        let required = slot
+            .spec
+            .requires
+            .iter()
+            .filter(|n| !machine(n).is_some_and(|m| m.is_up()));
+        let ordered = slot
+            .spec
+            .after
+            .iter()
+            .filter(|n| !slot.spec.requires.contains(n))
+            .filter(|n| machine(n).is_some_and(|m| m.is_coming_up()));
+        required.chain(ordered).cloned().collect()
+    }
+
     /// Removed units dropped (their process gone) since the last call.
     pub fn take_forgotten(&mut self) -> Vec<String> {
         std::mem::take(&mut self.forgotten)

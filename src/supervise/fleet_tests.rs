@@ -435,3 +435,20 @@ fn stop_dependents_says_why_until_the_next_start() {
     fleet.start("api", now);
     assert_eq!(fleet.get("api").expect("api").stopped_for, None);
 }
+
+#[test]
+fn a_waiting_unit_says_what_it_waits_for() {
+    let now = Now::read();
+    let mut fleet = Fleet::default();
+    let units = vec![
+        unit("db", &[], &[], "1"),
+        unit("cache", &[], &[], "2"),
+        unit("web", &["cache"], &["db"], "3"),
+    ];
+    let (_, first) = fleet.apply_reload(&loaded(units), now);
+    assert_eq!(state(&fleet, "web"), State::Starting, "waiting");
+    assert_eq!(fleet.waiting_for("web"), vec!["db", "cache"]);
+    bring_up(&mut fleet, first, now);
+    assert_eq!(fleet.waiting_for("web"), Vec::<String>::new());
+    assert_eq!(fleet.waiting_for("nobody"), Vec::<String>::new());
+}

@@ -37,7 +37,9 @@ pub fn notify_service_in_pid_and_user_namespaces_gates_its_dependent() {
     assert_eq!(db["state"], "starting", "{db}");
     assert_eq!(db["sub_state"], "waiting-for-ready", "{db}");
     assert_eq!(db["ready"], false);
-    assert_eq!(sup.unit("app")["sub_state"], "waiting");
+    let app = sup.unit("app");
+    assert_eq!(app["sub_state"], "waiting");
+    assert_eq!(app["reason"], "waiting for db", "{app}");
     assert!(!app_at.exists(), "app started before db was ready");
     let shown = stdout(&sup.supctl(&["status"]));
     assert!(
