@@ -73,6 +73,9 @@ fn on_tick(t: Instant, origin: Instant, tick: Duration) -> Instant {
 #[derive(Debug, Clone)]
 pub struct HealthTracker {
     interval: Duration,
+    /// The interval until the first healthy probe, and its tick.
+    start_interval: Duration,
+    start_tick: Duration,
     /// Where ticks are counted from, and the tick of this interval.
     origin: Instant,
     tick: Duration,
@@ -96,6 +99,8 @@ impl HealthTracker {
     pub fn new(spec: &HealthSpec, now: Now, origin: Instant) -> Self {
         HealthTracker {
             interval: spec.interval,
+            start_interval: spec.start_interval,
+            start_tick: tick(spec.start_interval),
             origin,
             tick: tick(spec.interval),
             timeout: spec.timeout,
@@ -144,7 +149,12 @@ impl HealthTracker {
     /// The running probe ended (`healthy` or not) at `now`, with its output.
     pub fn finished(&mut self, healthy: bool, output: &str, now: Now) -> Verdict {
         self.running_until = None;
-        self.next_probe = on_tick(now.mono_after(self.interval), self.origin, self.tick);
+        let (interval, tick) = if healthy || self.ever_healthy {
+            (self.interval, self.tick)
+        } else {
+            (self.start_interval, self.start_tick)
+        };
+        self.next_probe = on_tick(now.mono_after(interval), self.origin, tick);
         self.last_output = keep_tail(output);
         if healthy {
             self.failures = 0;
@@ -188,6 +198,7 @@ mod tests {
         HealthSpec {
             probe: Probe::Exec(vec!["true".into()]),
             interval: Duration::from_secs(10),
+            start_interval: Duration::from_secs(1),
             timeout: Duration::from_secs(2),
             retries,
             start_period: Duration::from_secs(start_period),
@@ -315,5 +326,28 @@ mod tests {
         let big = "é".repeat(OUTPUT_KEPT);
         h.finished(true, &big, t0);
         assert!(h.last_output().len() <= OUTPUT_KEPT);
+    }
+
+    #[test]
+    fn start_interval_until_the_first_healthy_probe() {
+        let t0 = Now::read();
+        // interval 10 s, start_interval 1 s (ticks of 100 ms and 1 s).
+        let mut h = HealthTracker::new(&spec(3, 0), t0, t0.mono);
+        h.started(t0);
+        h.finished(false, "not yet", t0);
+        let soon = h.deadline().saturating_duration_since(t0.mono);
+        assert!(soon <= Duration::from_millis(1100), "{soon:?}");
+        let t1 = t0.plus(soon);
+        h.started(t1);
+        h.finished(true, "ok", t1);
+        let later = h.deadline().saturating_duration_since(t1.mono);
+        assert!(later >= Duration::from_secs(10), "{later:?}");
+        h.started(t1.plus(later));
+        h.finished(false, "sick", t1.plus(later));
+        let after = h.deadline().saturating_duration_since(t1.plus(later).mono);
+        assert!(
+            after >= Duration::from_secs(10),
+            "once healthy, interval: {after:?}"
+        );
     }
 }

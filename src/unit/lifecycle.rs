@@ -183,6 +183,10 @@ pub struct HealthSpec {
     pub probe: Probe,
     /// Time between the end of a probe and the start of the next.
     pub interval: Duration,
+    /// The same until the first healthy probe (default: `interval`), so a
+    /// service whose first probe came too early is not kept waiting a whole
+    /// `interval` (Docker's `start_interval`).
+    pub start_interval: Duration,
     /// A probe still running after this is killed and counts as failed.
     pub timeout: Duration,
     /// Consecutive failures that make the service unhealthy.

@@ -18,6 +18,7 @@ const HEALTH_KEYS: &[&str] = &[
     "tcp",
     "http",
     "interval",
+    "start_interval",
     "timeout",
     "retries",
     "start_period",
@@ -122,6 +123,7 @@ pub(super) fn read_health(
     let header = t.span();
     let probe = read_probe(&mut t, header, r);
     let interval = duration(r, t.take("interval"), "health interval");
+    let start_interval = duration(r, t.take("start_interval"), "health start_interval");
     let timeout = duration(r, t.take("timeout"), "health timeout");
     let nonzero = |d: &Option<Spanned<Duration>>, what: &str, r: &mut Reader| {
         if let Some(d) = d
@@ -131,6 +133,7 @@ pub(super) fn read_health(
         }
     };
     nonzero(&interval, "health interval", r);
+    nonzero(&start_interval, "health start_interval", r);
     nonzero(&timeout, "health timeout", r);
     let retries = r.int_in(t.take("retries"), 1, 1000, "health retries");
     let start_period = duration(r, t.take("start_period"), "health start_period");
@@ -151,9 +154,11 @@ pub(super) fn read_health(
             "ready_on_healthy is for type = \"simple\" services (notify and oneshot services say themselves when they are ready)",
         );
     }
+    let interval = interval.map_or(HealthSpec::DEFAULT_INTERVAL, Spanned::into_inner);
     Some(HealthSpec {
         probe: probe?,
-        interval: interval.map_or(HealthSpec::DEFAULT_INTERVAL, Spanned::into_inner),
+        interval,
+        start_interval: start_interval.map_or(interval, Spanned::into_inner),
         timeout: timeout.map_or(HealthSpec::DEFAULT_TIMEOUT, Spanned::into_inner),
         retries: retries.map_or(HealthSpec::DEFAULT_RETRIES, |n| *n.get_ref() as u32),
         start_period: start_period.map_or(Duration::ZERO, Spanned::into_inner),

@@ -81,6 +81,7 @@ fn health_probes_and_defaults() {
         Some(HealthSpec {
             probe: Probe::Exec(vec!["pg_isready".into(), "-q".into()]),
             interval: HealthSpec::DEFAULT_INTERVAL,
+            start_interval: HealthSpec::DEFAULT_INTERVAL,
             timeout: HealthSpec::DEFAULT_TIMEOUT,
             retries: HealthSpec::DEFAULT_RETRIES,
             start_period: Duration::ZERO,
@@ -100,6 +101,11 @@ fn health_probes_and_defaults() {
     );
     assert_eq!((tcp.retries, tcp.on_unhealthy), (5, OnUnhealthy::Stop));
     assert_eq!(tcp.start_period, Duration::from_secs(30));
+    assert_eq!(
+        tcp.start_interval,
+        Duration::from_secs(1),
+        "interval by default"
+    );
     assert!(!tcp.ready_on_healthy);
     let http = service("[health]\nhttp = \"http://localhost:8080/healthz?full=1\"\n")
         .health
@@ -195,6 +201,12 @@ fn lifecycle_mistakes_are_located() {
         3,
         17,
         "start_timeout must be longer than 0s",
+    );
+    err(
+        "[health]\ntcp = \"127.0.0.1:1\"\nstart_interval = \"0s\"\n",
+        5,
+        18,
+        "health start_interval must be longer than 0s",
     );
     err(
         "type = \"oneshot\"\nrestart = \"always\"\n",
