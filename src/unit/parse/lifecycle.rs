@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use toml::Spanned;
+use toml::de::DeValue;
 
 use super::container::expected_name;
 use super::limits;
@@ -108,9 +109,22 @@ fn read_commands(v: Option<Value>, what: &str, r: &mut Reader) -> Vec<Vec<String
         return Vec::new();
     };
     let span = list.span();
-    r.each(list.into_inner(), |r, cmd| {
-        check_exec(Some(cmd), span.clone(), r)
-    })
+    let items = list.into_inner();
+    // `["/bin/echo", "hi"]`: one command written without its outer array.
+    if !items.is_empty()
+        && items
+            .iter()
+            .all(|v| matches!(v.get_ref(), DeValue::String(_)))
+    {
+        r.report(
+            span,
+            format!(
+                "{what} is a list of commands, each an array of strings: write {what} = [[\"/bin/echo\", \"hi\"]] for one command"
+            ),
+        );
+        return Vec::new();
+    }
+    r.each(items, |r, cmd| check_exec(Some(cmd), span.clone(), r))
 }
 
 /// `[health]`, if written. `kind` decides the default of `ready_on_healthy`.

@@ -197,6 +197,12 @@ fn lifecycle_mistakes_are_located() {
     }
     err("[health]\ntcp = \"127.0.0.1:0\"\n", 4, 7, "(1 to 65535)");
     err(
+        "exec_start_pre = [\"/bin/echo\", \"hi\"]\n",
+        3,
+        18,
+        "exec_start_pre is a list of commands, each an array of strings",
+    );
+    err(
         "start_timeout = \"0s\"\n",
         3,
         17,
