@@ -173,7 +173,15 @@ impl Daemon {
                 return;
             }
             Notice::Stopping => {
-                tracing::info!(unit, "the service is stopping by itself (STOPPING=1)");
+                // Asked to stop (by supd: its phase says so), or going by itself.
+                let asked = self.fleet.get(&unit).is_some_and(|s| {
+                    matches!(s.machine.phase(), crate::supervise::Phase::Stopping { .. })
+                });
+                if asked {
+                    tracing::debug!(unit, "the service is stopping (STOPPING=1)");
+                } else {
+                    tracing::info!(unit, "the service is stopping by itself (STOPPING=1)");
+                }
                 return;
             }
             Notice::WatchdogTrigger => {
