@@ -52,6 +52,14 @@ pub fn rss_kib(pid: i32) -> u64 {
         .unwrap_or_else(|| panic!("no VmRSS for {pid}"))
 }
 
+/// The process's anonymous resident memory (heap, stacks: what it holds), KiB;
+/// unlike VmRSS it leaves out pages of its binary that were read in.
+pub fn anon_kib(pid: i32) -> u64 {
+    status_field(pid, "RssAnon:")
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no RssAnon for {pid}"))
+}
+
 /// A field of `/proc/PID/status`, without its name.
 pub fn status_field(pid: i32, name: &str) -> Option<String> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
