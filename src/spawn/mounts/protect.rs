@@ -223,27 +223,26 @@ pub fn kernel(ops: &mut Vec<Op>, c: &ContainerSpec, host: &HostFacts) {
 /// directory at `NOTIFY_DIR_IN_ROOTFS`.
 pub fn supd(ops: &mut Vec<Op>, c: &ContainerSpec, host: &HostFacts) {
     let dir = host.state_dir.as_path();
-    let read_only = || Action::Restrict {
-        readonly: true,
-        flags: LOCKED_DOWN,
-        recursive: false,
-    };
-    let bind = |source: &Path| Action::Mount {
-        source: Source::Bind(source.to_path_buf()),
-        flags: MsFlags::MS_BIND,
-        data: None,
+    // The notify directory bound at `target`, then made read-only.
+    let mut bind_read_only = |step, target: &Path, missing, notify: &Path| {
+        let bind = Action::Mount {
+            source: Source::Bind(notify.to_path_buf()),
+            flags: MsFlags::MS_BIND,
+            data: None,
+        };
+        let read_only = Action::Restrict {
+            readonly: true,
+            flags: LOCKED_DOWN,
+            recursive: false,
+        };
+        ops.push(Op::in_root(step, target, missing, bind));
+        ops.push(Op::in_root(step, target, Missing::Fail, read_only));
     };
     match (&host.notify_dir, notify_view(c, host)) {
         (Some(notify), NotifyView::Rootfs) => {
             let target = Path::new(NOTIFY_DIR_IN_ROOTFS);
             let missing = Missing::Create(super::root::Create::Dir);
-            ops.push(Op::in_root(Step::BindNotify, target, missing, bind(notify)));
-            ops.push(Op::in_root(
-                Step::BindNotify,
-                target,
-                Missing::Fail,
-                read_only(),
-            ));
+            bind_read_only(Step::BindNotify, target, missing, notify);
         }
         (Some(notify), NotifyView::InsteadOfStateDir) => {
             // A state directory below the unit's private /tmp is missing there:
@@ -255,13 +254,7 @@ pub fn supd(ops: &mut Vec<Op>, c: &ContainerSpec, host: &HostFacts) {
             } else {
                 Missing::Fail
             };
-            ops.push(Op::in_root(Step::HideStateDir, dir, missing, bind(notify)));
-            ops.push(Op::in_root(
-                Step::HideStateDir,
-                dir,
-                Missing::Fail,
-                read_only(),
-            ));
+            bind_read_only(Step::HideStateDir, dir, missing, notify);
         }
         (None, NotifyView::InsteadOfStateDir) => {
             let cover = Action::Mount {
