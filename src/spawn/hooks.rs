@@ -9,12 +9,11 @@ use std::os::unix::net::UnixStream;
 use std::time::Instant;
 
 use nix::errno::Errno;
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, fork, setpgid};
 
-use super::sys::Pidfd;
+use super::sys::{Pidfd, readable_by};
 use super::{LaunchPlan, SpawnError, Step};
 
 /// Where the helper finds the write end of the readiness pipe (after its socket).
@@ -78,35 +77,19 @@ pub fn run_start_pre(plan: &LaunchPlan) -> Result<(), SpawnError> {
 /// its process group are killed and reaped).
 fn wait_until(child: Pid, deadline: Instant) -> Option<nix::Result<WaitStatus>> {
     // The child is ours and unreaped: its pid cannot name another process here.
-    let pidfd = Pidfd::open(child.as_raw());
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let exited = match &pidfd {
-            Some(fd) => {
-                let mut polled = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-                let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-                match poll(&mut polled, PollTimeout::from(ms)) {
-                    Ok(0) if left.is_zero() => false,
-                    // Not yet (or a wait shorter than `left`, capped): look again.
-                    Ok(0) | Err(Errno::EINTR) => continue,
-                    Ok(_) | Err(_) => true,
-                }
-            }
-            // No pidfds (before Linux 5.3): wait without a deadline.
-            None => true,
-        };
-        if !exited {
-            let _ = killpg(child, Signal::SIGKILL);
-            let _ = kill(child, Signal::SIGKILL);
-        }
-        let status = loop {
-            match waitpid(child, None) {
-                Err(Errno::EINTR) => continue,
-                other => break other,
-            }
-        };
-        return exited.then_some(status);
+    // Without pidfds (before Linux 5.3) it is waited for without a deadline.
+    let exited = Pidfd::open(child.as_raw()).is_none_or(|fd| readable_by(fd.as_fd(), deadline));
+    if !exited {
+        let _ = killpg(child, Signal::SIGKILL);
+        let _ = kill(child, Signal::SIGKILL);
     }
+    let status = loop {
+        match waitpid(child, None) {
+            Err(Errno::EINTR) => continue,
+            other => break other,
+        }
+    };
+    exited.then_some(status)
 }
 
 /// The `(from, to)` pair that gives the service its readiness pipe, if it has one.

@@ -35,7 +35,6 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, open};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{Signal, killpg};
 use nix::sys::stat::Mode;
@@ -44,7 +43,7 @@ use nix::unistd::{ForkResult, Pid, dup2_stderr, dup2_stdout, fork, getpid, pipe2
 use serde::{Deserialize, Serialize};
 
 use super::namespaces::{become_userns_root, clone_flag};
-use super::sys::Pidfd;
+use super::sys::{Pidfd, readable_by};
 use super::{HELPER_FD, LaunchPlan, SpawnError, Step};
 use crate::reaper::{ChildOf, Registry};
 use crate::supervise::health::OUTPUT_KEPT;
@@ -363,14 +362,8 @@ fn read_tail(r: OwnedFd, deadline: Instant) -> (Vec<u8>, bool) {
     let mut tail = Vec::with_capacity(TAIL_KEPT);
     let mut chunk = [0u8; 4096];
     let in_time = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
-        let mut polled = [PollFd::new(r.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut polled, PollTimeout::from(ms)) {
-            Ok(0) if left.is_zero() => break false,
-            // A wait capped below `left`: look again.
-            Ok(0) | Err(Errno::EINTR) => continue,
-            Ok(_) | Err(_) => {}
+        if !readable_by(r.as_fd(), deadline) {
+            break false;
         }
         match nix::unistd::read(r.as_fd(), &mut chunk) {
             Ok(0) => break true,

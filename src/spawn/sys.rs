@@ -114,3 +114,21 @@ pub(crate) unsafe fn close_from(first: u32) -> Result<(), Errno> {
     // SAFETY: close_range touches no memory; the caller vouches for the owners.
     Errno::result(unsafe { libc::close_range(first, u32::MAX, 0) }).map(drop)
 }
+
+/// Wait until `fd` is readable (or hung up, or in error: a read then says which),
+/// or `deadline` has passed; false for the deadline. A pidfd is readable once its
+/// process has exited.
+pub(crate) fn readable_by(fd: std::os::fd::BorrowedFd<'_>, deadline: std::time::Instant) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        // poll takes at most u16::MAX ms: a longer wait is several.
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut polled = [PollFd::new(fd, PollFlags::POLLIN)];
+        match poll(&mut polled, PollTimeout::from(ms)) {
+            Ok(0) if left.is_zero() => return false,
+            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(_) | Err(_) => return true,
+        }
+    }
+}
