@@ -161,6 +161,13 @@ fn changing_only_the_health_check_applies_it_without_a_restart() {
     assert_eq!(after[0]["pid"], before[0]["pid"], "no restart");
     assert_eq!(after[0]["restarts"], 0);
     assert_eq!(after[0]["state"], "running");
+    // Stopped, it shows no health (a failed one shows its last, see lifecycle).
+    assert!(sup.supctl(&["stop", "--wait", "probed"]).status.success());
+    assert!(
+        sup.unit("probed")["health"].is_null(),
+        "{}",
+        sup.unit("probed")
+    );
 }
 
 fn a_hundred_rapid_rewrites_converge_with_few_restarts() {

@@ -7,7 +7,7 @@ use nix::unistd::Pid;
 
 use super::event_loop::Daemon;
 use crate::pid1::Halt;
-use crate::supervise::{Action, UnitAction, runs_under_init};
+use crate::supervise::{Action, Phase, UnitAction, runs_under_init};
 use crate::unit::{Namespace, OnFailure};
 
 impl Daemon {
@@ -103,6 +103,13 @@ impl Daemon {
         };
         if !for_good {
             return;
+        }
+        if let Some(Phase::Failed(failure)) = self.fleet.get(unit).map(|s| s.machine.phase()) {
+            tracing::warn!(
+                unit,
+                exit_code,
+                "unit failed and will not be restarted: {failure}"
+            );
         }
         let halt = match action {
             OnFailure::Poweroff | OnFailure::Exit => Halt::Poweroff,

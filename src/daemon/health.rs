@@ -91,10 +91,13 @@ impl Probes {
     }
 
     /// Health as `status` shows it: (health, failures in a row, last output).
-    pub fn shown(&self, unit: &str) -> Option<(Health, u32, String)> {
+    /// A unit no longer probed shows its last verdict only if it `failed` (why,
+    /// for `on_unhealthy = "stop"`); a stopped one shows none.
+    pub fn shown(&self, unit: &str, failed: bool) -> Option<(Health, u32, String)> {
         match self.units.get(unit) {
             Some(p) => Some(shown(&p.tracker)),
-            None => self.ended.get(unit).cloned(),
+            None if failed => self.ended.get(unit).cloned(),
+            None => None,
         }
     }
 

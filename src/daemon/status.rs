@@ -117,7 +117,8 @@ impl Daemon {
         };
         let definition_error = self.rejected.get(name).map(|errors| join_errors(errors));
         let res = &slot.spec.resources;
-        let health = self.probes.shown(name);
+        let failed = matches!(m.phase(), Phase::Failed(_));
+        let health = self.probes.shown(name, failed);
         UnitStatus {
             name: name.to_string(),
             description: slot.spec.description.clone(),
