@@ -18,6 +18,7 @@ pub mod control;
 pub mod daemon;
 pub mod logs;
 pub mod memory;
+pub mod net;
 pub mod notify;
 pub mod pid1;
 pub mod procfs;

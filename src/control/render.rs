@@ -230,6 +230,19 @@ pub fn render_detail(u: &UnitStatus, now: SystemTime) -> String {
     if let Some(text) = &u.status_text {
         field("Status", text.clone());
     }
+    if let Some(net) = &u.network {
+        let mut text = net.mode.clone();
+        for a in &net.addresses {
+            text.push_str(&format!(", {} {} ({})", a.interface, a.address, a.network));
+        }
+        if !net.aliases.is_empty() {
+            text.push_str(&format!(", aliases {}", net.aliases.join(" ")));
+        }
+        field("Network", text);
+        if !net.ports.is_empty() {
+            field("Ports", net.ports.join(", "));
+        }
+    }
     if u.oom_kills > 0 {
         field("OOM kills", u.oom_kills.to_string());
     }

@@ -111,6 +111,13 @@ impl Daemon {
     pub(super) fn apply_loaded(&mut self, loaded: Loaded, now: Option<Now>) -> ReloadPlan {
         let now = now.unwrap_or_else(Now::read);
         let (plan, actions) = self.fleet.apply_reload(&loaded, now);
+        let specs: Vec<std::sync::Arc<crate::unit::Unit>> = self
+            .fleet
+            .slots()
+            .values()
+            .map(|s| s.spec.clone())
+            .collect();
+        self.networks.apply(specs.iter().map(|s| &**s));
         for name in &plan.updated {
             if let Some(slot) = self.fleet.get(name) {
                 let resources = slot.spec.resources.clone();
@@ -144,6 +151,7 @@ impl Daemon {
         let fleet = &self.fleet;
         self.notify.retain(|unit| fleet.get(unit).is_some());
         self.main_pidfds.retain(|unit, _| fleet.get(unit).is_some());
+        self.published.retain(|unit, _| fleet.get(unit).is_some());
         tracing::info!(
             added = plan.added.len(),
             removed = plan.removed.len(),
