@@ -454,7 +454,7 @@ impl Daemon {
                     }
                     _ => None,
                 };
-                self.networks.for_start(&spec, peer_pid)
+                self.networks.for_start(&spec, attempt, peer_pid)
             }
             // `exec_stop_post` runs in a container like the unit's, with only `lo`.
             _ => Ok(None),

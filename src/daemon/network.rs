@@ -89,7 +89,8 @@ impl Networks {
                     Some(Interface {
                         network: def.name.clone(),
                         bridge: def.bridge(),
-                        host_name: crate::net::veth_name(&u.name, i),
+                        // Named per start: see `for_start`.
+                        host_name: String::new(),
                         alias: format!(
                             "{}unit {} network {}",
                             crate::net::ALIAS_PREFIX,
@@ -171,12 +172,19 @@ impl Networks {
     pub fn for_start(
         &self,
         unit: &Unit,
+        attempt: u64,
         peer_pid: Option<i32>,
     ) -> Result<Option<NetStart>, String> {
         match &unit.network.mode {
             NetworkMode::Host | NetworkMode::None => Ok(None),
             NetworkMode::Bridge => match self.units.get(&unit.name) {
-                Some(net) => Ok(Some(NetStart::Bridge(net.clone()))),
+                Some(net) => {
+                    let mut net = UnitNet::clone(net);
+                    for (i, iface) in net.attachment.interfaces.iter_mut().enumerate() {
+                        iface.host_name = crate::net::veth_name(&unit.name, attempt, i);
+                    }
+                    Ok(Some(NetStart::Bridge(Arc::new(net))))
+                }
                 None => Err(format!(
                     "no free address on network(s) {}: widen the subnet",
                     unit.network.networks.join(", ")

@@ -36,6 +36,7 @@ fn main() -> std::process::ExitCode {
         published_ports_reach_the_container_from_localhost_and_outside,
         addresses_survive_restarts_and_nothing_is_left_after_stop_or_kill,
         sidecar_shares_its_peers_namespace_across_the_peers_restarts,
+        reload_restarts_only_what_changed_and_rewrites_hosts_in_place,
     ]])
 }
 
@@ -306,5 +307,90 @@ fn sidecar_shares_its_peers_namespace_across_the_peers_restarts() {
     std::fs::remove_file(&out).unwrap();
     answer(&out, "side reaching the new main", |a| a == "main got ping");
     assert_eq!(sup.unit("side")["network"]["mode"], "unit:main");
+    sup.stop();
+}
+
+fn reload_restarts_only_what_changed_and_rewrites_hosts_in_place() {
+    let ns = Netns::new("reload");
+    let sup = Sup::prepare(&[]);
+    let (server, _) = scripts(sup.path());
+    let back = sup.units_dir().join("back.network.toml");
+    std::fs::write(&back, "subnet = \"10.90.0.0/24\"\n").unwrap();
+    let bridge = "mode = \"bridge\"";
+    sup.write_unit("a", &server_unit(&server, "a", 7000, bridge));
+    sup.write_unit("b", &server_unit(&server, "b", 7000, bridge));
+    sup.write_unit(
+        "c",
+        &server_unit(
+            &server,
+            "c",
+            7000,
+            "mode = \"bridge\"\nnetworks = [\"back\"]",
+        ),
+    );
+    let mut sup = ns.launch(sup);
+    sup.wait_all_running();
+    let pids = |sup: &Sup| ["a", "b", "c"].map(|u| pid_of(&sup.unit(u)));
+    let hosts_of = |pid: i32| {
+        let out = std::process::Command::new("nsenter")
+            .args(["-t", &pid.to_string(), "-m", "cat", "/etc/hosts"])
+            .output()
+            .expect("nsenter");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let before = pids(&sup);
+    let hosts = hosts_of(before[0]);
+    assert!(
+        hosts.contains("\tb\n") && !hosts.contains("\tc\n"),
+        "{hosts}"
+    );
+
+    // A new peer: a's /etc/hosts names it at once, without a restart.
+    sup.write_unit(
+        "d",
+        &server_unit(&server, "d", 7000, "mode = \"bridge\"\naliases = [\"dee\"]"),
+    );
+    assert!(sup.supctl(&["reload"]).status.success());
+    let d = addresses(&sup, "d");
+    common::wait_until("a's hosts file to name d", || {
+        hosts_of(before[0]).contains(&format!("{}\td dee\n", d[0].1))
+    });
+    assert_eq!(pids(&sup), before, "adding a peer restarted a unit");
+
+    // b's ports change: only b restarts.
+    sup.write_unit(
+        "b",
+        &server_unit(
+            &server,
+            "b",
+            7000,
+            "mode = \"bridge\"\nports = [\"8082:7000\"]",
+        ),
+    );
+    assert!(sup.supctl(&["reload"]).status.success());
+    sup.wait_status("b restarted", |u| {
+        u.iter()
+            .any(|u| u["name"] == "b" && u["state"] == "running" && u["pid"] != before[1])
+    });
+    let now = pids(&sup);
+    assert_eq!(
+        (now[0], now[2]),
+        (before[0], before[2]),
+        "only b may restart"
+    );
+
+    // The network c is on changes: c restarts, on the new subnet.
+    std::fs::write(&back, "subnet = \"10.92.0.0/24\"\n").unwrap();
+    assert!(sup.supctl(&["reload"]).status.success());
+    sup.wait_status("c restarted", |u| {
+        u.iter()
+            .any(|u| u["name"] == "c" && u["state"] == "running" && u["pid"] != before[2])
+    });
+    assert!(
+        addresses(&sup, "c")[0].1.starts_with("10.92.0."),
+        "{:?}",
+        addresses(&sup, "c")
+    );
+    assert_eq!(pid_of(&sup.unit("a")), before[0]);
     sup.stop();
 }
