@@ -136,8 +136,18 @@ pub fn render_table(units: &[UnitStatus], now: SystemTime) -> String {
         .map(|s| s.to_string())
         .collect::<Vec<_>>(),
     ];
+    // Addresses and ports only when some unit is networked: a table of host
+    // units keeps its width.
+    let networked = units.iter().any(|u| {
+        u.network
+            .as_ref()
+            .is_some_and(|n| !n.addresses.is_empty() || !n.ports.is_empty())
+    });
+    if networked {
+        rows[0].extend(["ADDRESS".to_string(), "PORTS".to_string()]);
+    }
     for u in units {
-        rows.push(vec![
+        let mut row = vec![
             u.name.clone(),
             state_label(u),
             format_health(u),
@@ -145,7 +155,19 @@ pub fn render_table(units: &[UnitStatus], now: SystemTime) -> String {
             format_pid(u.pid),
             u.restarts.to_string(),
             format_exit(u.last_exit.as_ref()),
-        ]);
+        ];
+        if networked {
+            let net = u.network.as_ref();
+            let first = net.and_then(|n| n.addresses.first());
+            row.push(first.map_or_else(|| "-".to_string(), |a| a.address.clone()));
+            let ports = net.map(|n| n.ports.join(",")).unwrap_or_default();
+            row.push(if ports.is_empty() {
+                "-".to_string()
+            } else {
+                ports
+            });
+        }
+        rows.push(row);
     }
     let mut out = align(&rows);
     for u in units {
