@@ -134,8 +134,14 @@ cron  running  -       3s ago  -    0         -          -          -
 ";
     assert_eq!(out, expected);
     let detail = render_detail(&web, now);
-    assert!(detail.contains("Network: bridge, eth0 10.89.0.7 (default)"), "{detail}");
-    assert!(detail.contains("Ports: 8080:80/tcp, 127.0.0.1:53:53/udp"), "{detail}");
+    assert!(
+        detail.contains("Network: bridge, eth0 10.89.0.7 (default)"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("Ports: 8080:80/tcp, 127.0.0.1:53:53/udp"),
+        "{detail}"
+    );
     assert!(!render_table(&[host], now).contains("ADDRESS"));
 }
 
