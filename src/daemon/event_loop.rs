@@ -105,6 +105,10 @@ pub struct Daemon {
     start_slots: Arc<Semaphore>,
     /// Bridge networks: addresses, hosts files, bridges and nftables.
     pub(super) networks: Networks,
+    /// What the metrics count that only the loop sees.
+    pub(super) counters: super::metrics::Counters,
+    /// `supctl events` listeners and what they last saw.
+    pub(super) events: super::events::EventBus,
     /// The host ports a running unit publishes, held (by start attempt).
     pub(super) published: HashMap<String, (u64, Vec<OwnedFd>)>,
 }
@@ -117,6 +121,7 @@ pub struct Extras {
     pub probes: Probes,
     pub trimmer: Trimmer,
     pub networks: Networks,
+    pub counters: super::metrics::Counters,
 }
 
 impl Daemon {
@@ -134,6 +139,7 @@ impl Daemon {
             probes,
             trimmer,
             networks,
+            counters,
         } = extras;
         let Links {
             outcomes,
@@ -171,6 +177,8 @@ impl Daemon {
             start_slots: Arc::new(Semaphore::new(super::start::START_SLOTS)),
             networks,
             published: HashMap::new(),
+            events: Default::default(),
+            counters,
         }
     }
 
@@ -206,6 +214,7 @@ impl Daemon {
             }
             if std::mem::take(&mut self.shown_changed) {
                 self.changes.send_modify(|v| *v = v.wrapping_add(1));
+                self.emit_changes();
             }
             if self.shutting_down && self.fleet.all_settled_down() {
                 break;
@@ -302,6 +311,26 @@ impl Daemon {
             .and_then(|s| s.machine.pid());
         if main == Some(exit.pid) {
             tracing::info!(unit = %exit.owner, pid = exit.pid, status = %exit.status, "process exited");
+            let shown = crate::supervise::decode_init_status(exit.status);
+            let (code, signal) = match shown {
+                crate::supervise::ExitStatus::Code(c) => (Some(c), None),
+                crate::supervise::ExitStatus::Signal(s) => (
+                    None,
+                    Some(
+                        nix::sys::signal::Signal::try_from(s)
+                            .map_or_else(|_| s.to_string(), |s| s.as_str().to_owned()),
+                    ),
+                ),
+            };
+            self.counters
+                .exit(&exit.owner, code, signal.as_deref(), oom_killed);
+            let kind = crate::control::proto::EventKind::Exit {
+                pid: exit.pid,
+                code,
+                signal,
+                oom_killed,
+            };
+            self.emit(Some(&exit.owner), kind);
             if oom_killed {
                 tracing::warn!(unit = %exit.owner, pid = exit.pid, "OOM-killed: the unit's cgroup reached memory_max");
             }
@@ -352,6 +381,7 @@ impl Daemon {
         let actions = match outcome.result {
             Ok(spawned) => {
                 let pid = spawned.pid;
+                self.counters.started(outcome.took);
                 if !outcome.ports.is_empty() {
                     self.published
                         .insert(outcome.unit.clone(), (outcome.attempt, outcome.ports));
@@ -387,6 +417,10 @@ impl Daemon {
             }
             Err(error) => {
                 tracing::error!(unit = %outcome.unit, "start failed: {error}");
+                let kind = crate::control::proto::EventKind::StartFailed {
+                    error: error.to_string(),
+                };
+                self.emit(Some(&outcome.unit), kind);
                 if let Some(output) = error.early_output() {
                     let out = output
                         .stdout

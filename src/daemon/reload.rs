@@ -167,6 +167,15 @@ impl Daemon {
             "units loaded"
         );
         self.execute(actions);
+        self.emit(
+            None,
+            crate::control::proto::EventKind::Reload {
+                added: plan.added.clone(),
+                removed: plan.removed.clone(),
+                restarted: plan.restarted.clone(),
+                rejected: self.rejected.keys().cloned().collect(),
+            },
+        );
         plan
     }
 
@@ -181,6 +190,7 @@ impl Daemon {
         gone.retain(|unit| self.fleet.get(unit).is_none());
         for unit in &gone {
             self.logs.forget(unit);
+            self.counters.forget(unit);
             self.start_errors.remove(unit);
         }
         self.cgroups.forget(&gone);

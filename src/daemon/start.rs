@@ -57,6 +57,8 @@ pub struct StartOutcome {
     pub result: Result<Spawned, StartError>,
     /// The published host ports, held while the service runs.
     pub ports: Vec<std::os::fd::OwnedFd>,
+    /// From the job's beginning (waiting for a slot included) to its outcome.
+    pub took: std::time::Duration,
 }
 
 /// Everything a start needs, moved into its thread.
@@ -88,6 +90,7 @@ impl StartJob {
         let limited =
             self.role == Role::Main && self.spec.service.lifecycle.exec_start_pre.is_empty();
         let slots = slots.clone();
+        let begun = std::time::Instant::now();
         tokio::spawn(async move {
             // Never closed: a start that finds it closed anyway just runs.
             let slot = match limited {
@@ -105,6 +108,7 @@ impl StartJob {
                     role: self.role,
                     result,
                     ports,
+                    took: begun.elapsed(),
                 });
             });
         });
