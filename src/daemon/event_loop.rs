@@ -60,6 +60,7 @@ pub struct Links {
     pub outcomes: mpsc::UnboundedSender<StartOutcome>,
     pub changes: watch::Sender<u64>,
     pub reloads: mpsc::UnboundedSender<Trigger>,
+    pub incumbents: super::reload::Incumbents,
 }
 
 pub struct Daemon {
@@ -80,6 +81,8 @@ pub struct Daemon {
     /// Bumped after every event, so `--wait` requests look again.
     changes: watch::Sender<u64>,
     pub(super) reloads: mpsc::UnboundedSender<Trigger>,
+    /// The loaded units, for the reader (a new unit cannot take their ports).
+    pub(super) incumbents: super::reload::Incumbents,
     pub(super) shutting_down: bool,
     ending: Ending,
     /// Who may use the control socket (units with `control_socket = true`).
@@ -110,7 +113,7 @@ pub struct Daemon {
     /// `supctl events` listeners and what they last saw.
     pub(super) events: super::events::EventBus,
     /// The host ports a running unit publishes, held (by start attempt).
-    pub(super) published: HashMap<String, (u64, Vec<OwnedFd>)>,
+    pub(super) published: HashMap<String, (u64, Vec<(crate::unit::PortSpec, OwnedFd)>)>,
 }
 
 /// The parts of the daemon beyond its core: the socket's peer policy, notify
@@ -145,6 +148,7 @@ impl Daemon {
             outcomes,
             changes,
             reloads,
+            incumbents,
         } = links;
         Daemon {
             config,
@@ -159,6 +163,7 @@ impl Daemon {
             outcomes,
             changes,
             reloads,
+            incumbents,
             shutting_down: false,
             ending: Ending {
                 halt: Halt::Poweroff,
@@ -346,8 +351,10 @@ impl Daemon {
             oom_killed,
             Now::read(),
         );
-        self.execute(actions);
+        // Before a restart in `actions`: the old process's host ports are let go
+        // first, or the new start would find them taken.
         self.prune_main_pidfd(&exit.owner);
+        self.execute(actions);
     }
 
     /// A main process's pidfd is kept while that process runs (probes join it):
@@ -368,6 +375,7 @@ impl Daemon {
             && running != Some(*attempt)
         {
             self.published.remove(unit);
+            self.networks.set_publishing(unit, false);
         }
     }
 
@@ -385,6 +393,7 @@ impl Daemon {
                 if !outcome.ports.is_empty() {
                     self.published
                         .insert(outcome.unit.clone(), (outcome.attempt, outcome.ports));
+                    self.networks.set_publishing(&outcome.unit, true);
                 }
                 self.restart_namespace_sharers(&outcome.unit, now);
                 // A new process: the last one's STATUS= text is not its.
@@ -488,7 +497,9 @@ impl Daemon {
                     }
                     _ => None,
                 };
-                self.networks.for_start(&spec, attempt, peer_pid)
+                self.networks
+                    .for_start(&spec, attempt, peer_pid)
+                    .and_then(|net| self.check_ports_free(&unit, &spec).map(|()| net))
             }
             // `exec_stop_post` runs in a container like the unit's, with only `lo`.
             _ => Ok(None),
@@ -507,6 +518,26 @@ impl Daemon {
             net,
         };
         job.run_in_background(self.outcomes.clone(), &self.start_slots);
+    }
+
+    /// A port another unit still holds (it is stopping, or its definition
+    /// changed) is a start error that names it.
+    fn check_ports_free(&self, unit: &str, spec: &crate::unit::Unit) -> Result<(), String> {
+        for port in &spec.network.ports {
+            let holder = self
+                .published
+                .iter()
+                .filter(|(u, _)| *u != unit)
+                .find(|(_, (_, held))| held.iter().any(|(p, _)| p.clashes_with(port)))
+                .map(|(u, _)| u);
+            if let Some(holder) = holder {
+                return Err(format!(
+                    "cannot publish port {port}: unit {holder:?} still holds host port {}",
+                    port.host_port
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// `unit` has a new container: units in its network namespace (`mode =

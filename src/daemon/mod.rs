@@ -107,7 +107,8 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     let logs_dir = config.state_dir.join("logs");
     state_dir::prepare(&config.state_dir).map_err(DaemonError::StateDir)?;
     state_dir::prepare(&logs_dir).map_err(DaemonError::StateDir)?;
-    let loaded = reload::read_dir(config.units_dir.clone())
+    let incumbents = reload::Incumbents::default();
+    let loaded = reload::read_dir(config.units_dir.clone(), incumbents.clone())
         .await
         .map_err(|source| DaemonError::UnitsDir {
             path: config.units_dir.clone(),
@@ -161,7 +162,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         cgroups.oom_reader(),
         annotated_tx,
     ));
-    let reloads = reload::spawn_worker(config.units_dir.clone(), loaded_tx);
+    let reloads = reload::spawn_worker(config.units_dir.clone(), incumbents.clone(), loaded_tx);
     let peers = peers::PeerPolicy::new(cgroups.subtree_paths());
     let policy = peers.clone();
     let counters = metrics::Counters::default();
@@ -188,6 +189,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         outcomes: outcome_tx,
         changes,
         reloads,
+        incumbents,
     };
     let notify = notify::NotifySockets::new(
         config.state_dir.join(crate::notify::socket::NOTIFY_DIR),

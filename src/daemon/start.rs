@@ -56,7 +56,7 @@ pub struct StartOutcome {
     pub role: Role,
     pub result: Result<Spawned, StartError>,
     /// The published host ports, held while the service runs.
-    pub ports: Vec<std::os::fd::OwnedFd>,
+    pub ports: Vec<(crate::unit::PortSpec, std::os::fd::OwnedFd)>,
     /// From the job's beginning (waiting for a slot included) to its outcome.
     pub took: std::time::Duration,
 }
@@ -114,7 +114,10 @@ impl StartJob {
         });
     }
 
-    fn start(&self, ports: &mut Vec<std::os::fd::OwnedFd>) -> Result<Spawned, StartError> {
+    fn start(
+        &self,
+        ports: &mut Vec<(crate::unit::PortSpec, std::os::fd::OwnedFd)>,
+    ) -> Result<Spawned, StartError> {
         let _held = self.cgroup.hold();
         self.cgroup.prepare(&self.spec.container.protection)?;
         let mut plan = spawn::plan(&self.spec, &self.state_dir)?;
