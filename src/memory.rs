@@ -96,6 +96,15 @@ impl<T: Eq + Hash, S: BuildHasher> Shrink for HashSet<T, S> {
     }
 }
 
+impl<T> Shrink for Vec<T> {
+    fn len_and_capacity(&self) -> (usize, usize) {
+        (self.len(), self.capacity())
+    }
+    fn shrink_to_len(&mut self, capacity: usize) {
+        self.shrink_to(capacity);
+    }
+}
+
 impl<T> Shrink for VecDeque<T> {
     fn len_and_capacity(&self) -> (usize, usize) {
         (self.len(), self.capacity())
