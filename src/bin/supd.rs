@@ -64,6 +64,10 @@ fn main() -> ExitCode {
         Some(a) if a == spawn::join::JOIN_ARG => spawn::join::main(),
         _ => {}
     }
+    // The helpers above are short-lived and keep malloc's thread caches. supd drops
+    // them (memory a burst needed goes back), before anything else so nothing runs
+    // twice.
+    sup::memory::restart_without_thread_caches();
     let pid1 = sup::pid1::is_pid1();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -224,10 +224,15 @@ impl Daemon {
         }
         // Dropped and loaded again since (not within one event, but cheap to be sure).
         gone.retain(|unit| self.fleet.get(unit).is_none());
+        // A reload only drops what belongs to units no longer in the fleet; units
+        // removed then were still stopping, so what they left is dropped here.
         for unit in &gone {
             self.logs.forget(unit);
             self.counters.forget(unit);
             self.start_errors.remove(unit);
+            self.loaded_fingerprints.remove(unit);
+            self.main_pidfds.remove(unit);
+            self.notify.forget(unit);
         }
         self.cgroups.forget(&gone);
         self.start_errors.shrink_after_churn();
