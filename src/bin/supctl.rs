@@ -139,6 +139,19 @@ enum Cmd {
         /// Keep printing new lines until interrupted
         #[arg(short, long)]
         follow: bool,
+        /// Only lines from this time on: RFC 3339 (2026-11-29T21:00:00Z), or a
+        /// duration ago (10m, 2h, 1d)
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only lines up to this time (same forms as --since)
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Only lines containing TEXT
+        #[arg(long, value_name = "TEXT")]
+        grep: Option<String>,
+        /// One JSON object per line (ts, stream, line)
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -223,19 +236,22 @@ fn exchange(path: &std::path::Path, command: Command) -> Result<Reply, Failure> 
 /// following.
 fn stream_logs(
     path: &std::path::Path,
-    unit: String,
-    lines: usize,
-    follow: bool,
+    command: Command,
+    json: bool,
     mut each: impl FnMut(&str) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
+    let follow = matches!(command, Command::Logs { follow: true, .. });
     let mut client = Client::connect(path)?;
-    client.send(&request(Command::Logs {
-        unit,
-        lines,
-        follow,
-    }))?;
+    client.send(&request(command))?;
     loop {
         match client.recv()? {
+            Some(Reply::Log(line)) if json => {
+                let text = serde_json::to_string(&line).map_err(|e| Failure {
+                    code: exit::FAILED,
+                    message: format!("cannot encode log line: {e}"),
+                })?;
+                each(&text)?
+            }
             Some(Reply::Log(line)) => each(&render::render_log_line(&line))?,
             Some(Reply::End) => return Ok(()),
             Some(Reply::Error { code, message }) => {
@@ -254,6 +270,24 @@ fn stream_logs(
             }
         }
     }
+}
+
+/// `--since`/`--until`: RFC 3339 as given, or a duration before `now`.
+fn absolute_time(text: &str, now: SystemTime) -> Result<String, Failure> {
+    let usage = |why: String| Failure {
+        code: exit::USAGE,
+        message: format!(
+            "{text:?}: {why}; use RFC 3339 (2026-11-29T21:00:00Z) or a duration ago (10m, 2h)"
+        ),
+    };
+    if humantime::parse_rfc3339_weak(text).is_ok() {
+        return Ok(text.to_owned());
+    }
+    let ago = humantime::parse_duration(text).map_err(|e| usage(e.to_string()))?;
+    let at = now
+        .checked_sub(ago)
+        .ok_or_else(|| usage("too far back".into()))?;
+    Ok(humantime::format_rfc3339_millis(at).to_string())
 }
 
 /// Exit code of `status`: 3 when a named unit is not running (or missing from the reply).
@@ -319,7 +353,15 @@ fn cmd_status(path: &std::path::Path, named: Vec<String>, json: bool) -> Result<
         out(&render::render_detail(unit, now))?;
         out("\n")?;
         let mut any = false;
-        let fetched = stream_logs(path, unit.name.clone(), 10, false, |line| {
+        let recent = Command::Logs {
+            unit: unit.name.clone(),
+            lines: 10,
+            follow: false,
+            since: None,
+            until: None,
+            grep: None,
+        };
+        let fetched = stream_logs(path, recent, false, |line| {
             any = true;
             out(&format!("{line}\n"))
         });
@@ -410,8 +452,21 @@ fn run(cli: Cli) -> Result<i32, Failure> {
             unit,
             lines,
             follow,
+            since,
+            until,
+            grep,
+            json,
         } => {
-            stream_logs(&path, unit, lines, follow, |line| out(&format!("{line}\n")))?;
+            let now = SystemTime::now();
+            let command = Command::Logs {
+                unit,
+                lines,
+                follow,
+                since: since.map(|t| absolute_time(&t, now)).transpose()?,
+                until: until.map(|t| absolute_time(&t, now)).transpose()?,
+                grep,
+            };
+            stream_logs(&path, command, json, |line| out(&format!("{line}\n")))?;
             Ok(exit::OK)
         }
         Cmd::Events { units, json } => cmd_events(&path, units, json),
@@ -503,6 +558,7 @@ mod tests {
                 unit,
                 lines,
                 follow,
+                ..
             } => {
                 assert_eq!(unit, "web");
                 assert_eq!(lines, 50);
@@ -519,6 +575,23 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn log_times_are_rfc3339_or_a_duration_ago() {
+        let now = humantime::parse_rfc3339("2026-11-29T12:00:00Z").unwrap();
+        assert_eq!(
+            absolute_time("10m", now).unwrap(),
+            "2026-11-29T11:50:00.000Z"
+        );
+        assert_eq!(
+            absolute_time("2026-11-29T11:00:00Z", now).unwrap(),
+            "2026-11-29T11:00:00Z"
+        );
+        assert_eq!(
+            absolute_time("yesterday-ish", now).unwrap_err().code,
+            exit::USAGE
+        );
     }
 
     #[test]

@@ -68,6 +68,15 @@ pub enum Command {
         lines: usize,
         #[serde(default)]
         follow: bool,
+        /// Only lines at or after this time (RFC 3339).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
+        /// Only lines at or before this time (RFC 3339).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<String>,
+        /// Only lines containing this text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grep: Option<String>,
     },
     /// A live stream of events about the named units (or all), one `Reply::Event`
     /// each, until the client hangs up.

@@ -23,6 +23,7 @@ use super::proto::{
     UnitState,
 };
 use crate::logs::SharedLog;
+use crate::logs::history::Filter;
 
 /// A client must send its whole request line within this time.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -216,9 +217,18 @@ async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphor
         Command::Events { units } => units.clone(),
         _ => Vec::new(),
     };
-    let lines = match request.command {
-        Command::Logs { lines, .. } => lines,
-        _ => 0,
+    let (lines, log_filter) = match &request.command {
+        Command::Logs {
+            lines,
+            since,
+            until,
+            grep,
+            ..
+        } => match log_filter(since, until, grep) {
+            Ok(filter) => (*lines, filter),
+            Err(message) => return error(&mut wr, ErrorCode::BadRequest, message).await,
+        },
+        _ => (0, Filter::default()),
     };
     let _long_lived = if follow || wait.is_some() {
         match long_lived.try_acquire_owned() {
@@ -256,7 +266,14 @@ async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphor
         Answer::Reply(reply) => {
             let _ = send(&mut wr, &reply).await;
         }
-        Answer::Log(log) => stream_log(log, lines, follow, &mut rd, &mut wr).await,
+        Answer::Log(log) => {
+            let want = LogWant {
+                lines,
+                follow,
+                filter: log_filter,
+            };
+            stream_log(log, want, &mut rd, &mut wr).await
+        }
         Answer::Events(rx) => stream_events(rx, &filter, &mut rd, &mut wr).await,
     }
 }
@@ -436,15 +453,59 @@ fn shutting_down() -> Reply {
     }
 }
 
-async fn stream_log<R: AsyncRead + Unpin>(
-    log: SharedLog,
+/// What a `logs` request asks for.
+struct LogWant {
     lines: usize,
     follow: bool,
+    filter: Filter,
+}
+
+/// `since`/`until` (RFC 3339) and `grep` of a `logs` request.
+fn log_filter(
+    since: &Option<String>,
+    until: &Option<String>,
+    grep: &Option<String>,
+) -> Result<Filter, String> {
+    let time = |key: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|t| {
+                humantime::parse_rfc3339_weak(t)
+                    .map_err(|e| format!("{key} {t:?} is not an RFC 3339 time: {e}"))
+            })
+            .transpose()
+    };
+    Ok(Filter {
+        since: time("since", since)?,
+        until: time("until", until)?,
+        grep: grep.clone().filter(|g| !g.is_empty()),
+    })
+}
+
+async fn stream_log<R: AsyncRead + Unpin>(
+    log: SharedLog,
+    want: LogWant,
     rd: &mut BufReader<R>,
     wr: &mut OwnedWriteHalf,
 ) {
+    let LogWant {
+        lines,
+        follow,
+        filter,
+    } = want;
+    // From the files when memory may not hold it all: a time range, a search,
+    // or more lines than memory keeps.
+    let from_files = !filter.is_empty() || lines > crate::logs::MEMORY_LINES;
+    let history = |log: &SharedLog, filter: &Filter| {
+        let (path, keep) = (log.path().clone(), log.limits().max_files);
+        let filter = filter.clone();
+        tokio::task::spawn_blocking(move || crate::logs::history::read(&path, keep, &filter, lines))
+    };
     if !follow {
-        for line in log.tail(lines) {
+        let past = match from_files {
+            true => history(&log, &filter).await.unwrap_or_default(),
+            false => log.tail(lines),
+        };
+        for line in past {
             if send(wr, &Reply::Log(line.into())).await.is_err() {
                 return;
             }
@@ -452,7 +513,12 @@ async fn stream_log<R: AsyncRead + Unpin>(
         let _ = send(wr, &Reply::End).await;
         return;
     }
-    let (tail, mut rx) = log.tail_and_follow(lines);
+    let (mut tail, mut rx) = log.tail_and_follow(lines);
+    if from_files {
+        // Lines written between the read and the subscription may show twice:
+        // better than missing one.
+        tail = history(&log, &filter).await.unwrap_or_default();
+    }
     for line in tail {
         if send(wr, &Reply::Log(line.into())).await.is_err() {
             return;
@@ -462,6 +528,9 @@ async fn stream_log<R: AsyncRead + Unpin>(
     loop {
         tokio::select! {
             next = rx.recv() => match next {
+                Ok(line) if !filter.accepts(&line) => {
+                    if filter.until.is_some_and(|u| line.at > u) { return }
+                }
                 Ok(line) => if send(wr, &Reply::Log(line.into())).await.is_err() { return },
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     // Never let a slow reader hold lines (or supd) back: it goes.
