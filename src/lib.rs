@@ -10,12 +10,14 @@
 //!   `reaper`: the one `waitpid` loop; `logs`: unit output; `notify`: sd_notify
 //!   messages; `procfs`, `pid1`;
 //! - `control`: the control protocol (wire types), server and client;
+//! - `image`: OCI images imported from files, their store and unit roots;
 //! - `daemon`: supd's event loop, wiring all of them together.
 
 pub mod audit;
 pub mod cgroup;
 pub mod control;
 pub mod daemon;
+pub mod image;
 pub mod logs;
 pub mod memory;
 pub mod notify;
