@@ -5,12 +5,12 @@
 //! - `unit`: unit files (model, parsing, validation, dependency graph);
 //! - `supervise`: the pure per-unit state machine and the fleet's dependency rules;
 //!   `audit`: how exposed a unit's definition leaves the host (pure);
+//! - `image`: OCI images imported from files, their store, unit roots;
 //! - `memory`: giving memory back after a burst (capacity of maps, malloc's arenas);
 //! - `cgroup`: the cgroup driver; `spawn`: starting containers through a helper;
 //!   `reaper`: the one `waitpid` loop; `logs`: unit output; `notify`: sd_notify
 //!   messages; `procfs`, `pid1`;
 //! - `control`: the control protocol (wire types), server and client;
-//! - `image`: OCI images imported from files, their store and unit roots;
 //! - `daemon`: supd's event loop, wiring all of them together.
 
 pub mod audit;

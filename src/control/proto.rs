@@ -47,6 +47,10 @@ pub enum Command {
     ResetFailed {
         units: Vec<String>,
     },
+    /// Discard stopped image units' writable layers (docs/images.md).
+    Reset {
+        units: Vec<String>,
+    },
     /// Re-read the unit directory and apply the difference.
     Reload {
         #[serde(default)]
@@ -201,6 +205,12 @@ pub struct UnitStatus {
     pub hash: String,
     /// Unit file the definition was loaded from.
     pub path: String,
+    /// `[container] image` as written, and the manifest digest it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The image's ExposedPorts (`80/tcp`): what it listens on, not published.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposed_ports: Vec<String>,
     /// Set when the file on disk was rejected and the loaded definition kept running.
     pub definition_error: Option<String>,
     /// Where the unit's output is written.
@@ -255,6 +265,8 @@ impl UnitStatus {
             want: String::new(),
             hash: String::new(),
             path: String::new(),
+            image: None,
+            exposed_ports: Vec::new(),
             definition_error: None,
             log_file: String::new(),
             disk_differs: false,
@@ -342,6 +354,9 @@ pub struct ReloadPlan {
     pub unchanged: Vec<String>,
     /// `file:line:column: message` for each definition that was rejected.
     pub rejected: Vec<String>,
+    /// Why units change besides their files: `UNIT: image NAME:TAG is now sha256:...`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -364,6 +379,7 @@ impl From<&crate::supervise::ReloadPlan> for ReloadPlan {
             updated: p.updated.clone(),
             unchanged: p.unchanged.clone(),
             rejected: p.rejected.iter().map(ToString::to_string).collect(),
+            images: Vec::new(),
         }
     }
 }

@@ -95,7 +95,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     let logs_dir = config.state_dir.join("logs");
     state_dir::prepare(&config.state_dir).map_err(DaemonError::StateDir)?;
     state_dir::prepare(&logs_dir).map_err(DaemonError::StateDir)?;
-    let loaded = reload::read_dir(config.units_dir.clone())
+    let loaded = reload::read_dir(config.units_dir.clone(), config.state_dir.clone())
         .await
         .map_err(|source| DaemonError::UnitsDir {
             path: config.units_dir.clone(),
@@ -143,7 +143,11 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         cgroups.oom_reader(),
         annotated_tx,
     ));
-    let reloads = reload::spawn_worker(config.units_dir.clone(), loaded_tx);
+    let reloads = reload::spawn_worker(
+        config.units_dir.clone(),
+        config.state_dir.clone(),
+        loaded_tx,
+    );
     let peers = peers::PeerPolicy::new(cgroups.subtree_paths());
     let policy = peers.clone();
     let server_task = tokio::spawn(server::serve(
@@ -172,6 +176,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         probes: health::Probes::new(probe_tx),
         trimmer: crate::memory::Trimmer::start(),
     };
+    let state_dir = config.state_dir.clone();
     let mut daemon = Daemon::new(config, registry, cgroups, logs, links, extras);
     daemon.apply_loaded(loaded, None);
     tracing::info!(units = daemon.unit_count(), socket = %socket_path.display(), "supd started");
@@ -192,6 +197,8 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     let _ = std::fs::remove_file(&socket_path);
     kill_stray_children();
     cgroups.teardown();
+    // Every unit stopped: nothing uses their image roots (their upper layers stay).
+    crate::image::root::unmount_all(&state_dir);
     writer.flush().await;
     tracing::info!("all units stopped; supd exits");
     Ok(ending)

@@ -8,12 +8,18 @@
 //! - `import`: verify and unpack into a staging directory, then move into the store;
 //! - `store`: the content-addressed store in the state directory, its lock,
 //!   tags, listing, removal and pruning;
+//! - `defaults`: what an image's config gives a unit that uses it (pure);
+//! - `units`: supd resolving its image units against the store;
+//! - `root`: a unit's root, an overlay of the image's layers and its own upper.
 
+pub mod defaults;
 pub mod digest;
 mod entry;
 pub mod import;
+pub mod root;
 mod source;
 pub mod store;
+pub mod units;
 pub mod unpack;
 
 pub use digest::Digest;

@@ -11,6 +11,7 @@
 
 mod error;
 mod graph;
+mod image;
 mod isolation;
 pub mod lifecycle;
 mod load;
@@ -25,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 pub use error::UnitError;
+pub use image::{ImageSpec, ResolvedImage};
 pub use isolation::{
     Capability, ContainerSpec, IdMapRange, MountKind, MountSpec, MountType, Namespace, Propagation,
     Rlimit, RlimitResource,

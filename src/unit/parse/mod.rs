@@ -124,8 +124,19 @@ fn build_unit(
     let root = Spanned::new(0..0, DeValue::Table(doc.into_inner()));
     let mut root = r.table(Some(root), SECTIONS)?;
     let deps = service::read_unit_section(root.take("unit"), r);
+    // Before [service]: an image unit may leave out `exec` (and [service]).
+    let mut container = container::read_container(
+        root.take("container"),
+        root.take("mount"),
+        root.take("device"),
+        r,
+    );
     let service = match root.take("service") {
-        Some(v) => service::read_service(v, r),
+        Some(v) => service::read_service(v, container.image.as_mut(), r),
+        None if container.image.is_some() => {
+            let empty = Spanned::new(0..0, DeValue::Table(Default::default()));
+            service::read_service(empty, container.image.as_mut(), r)
+        }
         None => {
             r.report(
                 0..0,
@@ -135,12 +146,6 @@ fn build_unit(
         }
     };
     let logs = service::read_logs(root.take("logs"), r);
-    let container = container::read_container(
-        root.take("container"),
-        root.take("mount"),
-        root.take("device"),
-        r,
-    );
     let resources = resources::read_resources(root.take("resources"), r);
     let kind = service
         .as_ref()

@@ -81,9 +81,19 @@ pub(super) fn duration(r: &mut Reader, v: Option<Value>, what: &str) -> Option<S
     })
 }
 
-pub(super) fn read_service(v: Value, r: &mut Reader) -> Option<Service> {
+/// `image` is the unit's `[container] image`: then `exec` may be left out (the
+/// image's Entrypoint and Cmd apply) and a written `stop_signal` is noted.
+pub(super) fn read_service(
+    v: Value,
+    image: Option<&mut crate::unit::ImageSpec>,
+    r: &mut Reader,
+) -> Option<Service> {
     let mut t = r.table(Some(v), SERVICE_KEYS)?;
-    let exec = check_exec(t.take("exec"), t.span(), r);
+    let exec = match t.take("exec") {
+        // Filled in from the image's config when supd loads the unit.
+        None if image.is_some() => Some(Vec::new()),
+        v => check_exec(v, t.span(), r),
+    };
     let env = read_env(t.take("env"), r);
     let workdir = r.absolute_path(t.take("workdir"), "workdir");
     let id = |r: &mut Reader, v| {
@@ -102,6 +112,9 @@ pub(super) fn read_service(v: Value, r: &mut Reader) -> Option<Service> {
     let reset_after = duration(r, t.take("restart_reset_after"), "restart_reset_after");
     let start_limit = read_start_limit(t.take("start_limit"), r);
     let stop_signal = r.scalar(t.take("stop_signal"), SIGNAL_EXPECTED, values::signal);
+    if let Some(image) = image {
+        image.stop_signal_written = stop_signal.is_some();
+    }
     let stop_timeout = duration(r, t.take("stop_timeout"), "stop_timeout");
     let codes = t.take("success_exit_codes");
     let success_exit_codes = r
