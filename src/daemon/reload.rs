@@ -175,6 +175,7 @@ impl Daemon {
         // Dropped and loaded again since (not within one event, but cheap to be sure).
         gone.retain(|unit| self.fleet.get(unit).is_none());
         for unit in &gone {
+            crate::image::root::release(self.state_dir(), unit);
             self.logs.forget(unit);
             self.start_errors.remove(unit);
         }

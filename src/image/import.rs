@@ -322,7 +322,11 @@ impl Ctx<'_> {
                 0,
             )?;
         }
-        if !have {
+        // Known only now for a tarball: the store may have had it all along.
+        let stored = !have && self.store.layer(&diff_id).is_dir();
+        if stored {
+            remove(&staged)?;
+        } else if !have {
             let target = self.layers_dir.join(diff_id.hex());
             if target.exists() {
                 // The same layer twice in one image: unpacked once.
@@ -339,7 +343,7 @@ impl Ctx<'_> {
             diff_id,
             compression,
         };
-        Ok((done, !have))
+        Ok((done, !have && !stored))
     }
 }
 

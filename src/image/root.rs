@@ -110,6 +110,19 @@ pub fn reset(state_dir: &Path, unit: &str) -> Result<(), ImageError> {
     super::store::remove(&dir)
 }
 
+/// Unmounts a unit's root, keeping its writable layer (the unit was removed).
+pub fn release(state_dir: &Path, unit: &str) {
+    let dir = Store::new(state_dir).unit_dir(unit);
+    let root = dir.join("root");
+    if is_mount_point(&root)
+        && let Err(err) = nix::mount::umount2(&root, MntFlags::MNT_DETACH)
+    {
+        tracing::warn!("cannot unmount image root {}: {err}", root.display());
+        return;
+    }
+    let _ = std::fs::remove_file(dir.join("mounted"));
+}
+
 /// Unmounts every unit root (supd exiting: every unit has stopped). Upper
 /// layers stay; the next start mounts the root again.
 pub fn unmount_all(state_dir: &Path) {

@@ -252,16 +252,18 @@ impl Store {
             Reference::Digest(d) => refs.retain(|_, v| *v != d),
         }
         self.write_refs(&refs, &lock)?;
-        self.collect(&lock)
+        self.collect(&lock, false)
     }
 
-    /// Removes every blob, layer and staging directory no tag or unit needs.
+    /// Removes every blob, layer and staging directory no tag or unit needs,
+    /// and the writable layers of units supd no longer has.
     pub fn prune(&self) -> Result<Freed, ImageError> {
         let lock = self.lock()?;
-        self.collect(&lock)
+        self.collect(&lock, true)
     }
 
-    fn collect(&self, _lock: &Lock) -> Result<Freed, ImageError> {
+    fn collect(&self, _lock: &Lock, clean_units: bool) -> Result<Freed, ImageError> {
+        let mut freed = Freed::default();
         let mut keep_blobs = BTreeSet::new();
         let mut keep_layers = BTreeSet::new();
         let mut manifests: BTreeSet<Digest> = self.refs()?.into_values().collect();
@@ -278,10 +280,9 @@ impl Store {
             keep_layers.extend(img.layers.iter().map(|l| l.hex().to_owned()));
         }
         // Layers a unit's mounted root stacks (it may run on an older image).
-        for lowers in self.mounted_lowers()? {
+        for lowers in self.mounted_lowers(clean_units, &mut freed)? {
             keep_layers.extend(lowers);
         }
-        let mut freed = Freed::default();
         for (dir, keep) in [
             ("blobs/sha256", &keep_blobs),
             ("layers/sha256", &keep_layers),
@@ -307,15 +308,31 @@ impl Store {
         Ok(freed)
     }
 
-    /// The layer DiffIDs (hex) of every unit root recorded as mounted.
-    fn mounted_lowers(&self) -> Result<Vec<Vec<String>>, ImageError> {
+    /// The layer DiffIDs (hex) of every unit root that is mounted; the
+    /// directories (writable layers) of units neither mounted nor in use are
+    /// removed when `clean` is set.
+    fn mounted_lowers(
+        &self,
+        clean: bool,
+        freed: &mut Freed,
+    ) -> Result<Vec<Vec<String>>, ImageError> {
         let units = self.root.join("units");
+        let used = self.uses()?;
         let mut out = Vec::new();
         let Ok(list) = std::fs::read_dir(&units) else {
             return Ok(out);
         };
         for e in list.flatten() {
-            let path = e.path().join("lowers");
+            let dir = e.path();
+            if !dir.join("mounted").exists() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if clean && !used.contains_key(&name) {
+                    freed.bytes += disk_usage(&dir);
+                    remove(&dir)?;
+                }
+                continue;
+            }
+            let path = dir.join("lowers");
             if let Ok(text) = std::fs::read_to_string(&path) {
                 out.push(text.lines().map(str::to_owned).collect());
             }
