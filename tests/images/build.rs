@@ -66,6 +66,35 @@ impl Layer {
         self
     }
 
+    pub fn file_owned(mut self, path: &str, data: &[u8], mode: u32, owner: u64) -> Layer {
+        let mut h = Self::header(tar::EntryType::Regular, mode, data.len() as u64);
+        h.set_uid(owner);
+        h.set_gid(owner);
+        self.0.append_data(&mut h, path, data).expect("file entry");
+        self
+    }
+
+    pub fn node(mut self, path: &str, kind: tar::EntryType, major: u32, minor: u32) -> Layer {
+        let mut h = Self::header(kind, 0o666, 0);
+        h.set_device_major(major).expect("major");
+        h.set_device_minor(minor).expect("minor");
+        self.0
+            .append_data(&mut h, path, std::io::empty())
+            .expect("node entry");
+        self
+    }
+
+    /// A PAX extended header for the next entry, with one `SCHILY.xattr.NAME` record.
+    pub fn xattr_next(self, name: &str, value: &str) -> Layer {
+        let body = format!(" SCHILY.xattr.{name}={value}\n");
+        // The record's length counts its own digits.
+        let len = (body.len()..body.len() + 8)
+            .find(|n| n.to_string().len() + body.len() == *n)
+            .expect("a record length");
+        let record = format!("{len}{body}");
+        self.raw(tar::EntryType::XHeader, "PaxHeader", "", record.as_bytes())
+    }
+
     /// An entry with exactly these name and link bytes (no checks).
     pub fn raw(mut self, kind: tar::EntryType, name: &str, link: &str, data: &[u8]) -> Layer {
         let mut h = Self::header(kind, 0o644, data.len() as u64);
@@ -157,6 +186,11 @@ fn put_blob(dir: &Path, bytes: &[u8]) -> (String, usize) {
 /// Writes an OCI image layout at `dir`, its index entry annotated with
 /// `ref_name`; returns the manifest digest. Several calls add to one index.
 pub fn oci_layout(dir: &Path, image: &ImageDef, ref_name: &str) -> String {
+    oci_layout_for(dir, image, ref_name, "amd64")
+}
+
+/// `oci_layout` for another architecture.
+pub fn oci_layout_for(dir: &Path, image: &ImageDef, ref_name: &str, arch: &str) -> String {
     std::fs::create_dir_all(dir).expect("layout dir");
     std::fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
         .expect("oci-layout");
@@ -190,7 +224,7 @@ pub fn oci_layout(dir: &Path, image: &ImageDef, ref_name: &str) -> String {
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "digest": md,
         "size": msize,
-        "platform": {"architecture": "amd64", "os": "linux"},
+        "platform": {"architecture": arch, "os": "linux"},
         "annotations": {"org.opencontainers.image.ref.name": ref_name},
     });
     index["manifests"]

@@ -7,6 +7,7 @@
 mod build;
 #[path = "../common/mod.rs"]
 mod common;
+mod layers;
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use std::process::Output;
 use build::{Comp, ImageDef, Layer, busybox_base};
 use common::harness::{self, root, trials};
 use common::*;
+use layers::*;
 use serde_json::{Value, json};
 
 fn main() -> std::process::ExitCode {
@@ -27,6 +29,8 @@ fn main() -> std::process::ExitCode {
         hostile_tars_are_refused_without_writing_outside,
         rm_is_refused_while_a_unit_uses_the_image,
         reimporting_a_tag_restarts_its_units_on_the_new_image,
+        a_layer_keeps_owners_modes_links_devices_and_xattrs,
+        an_index_gives_the_amd64_image_run_by_digest_with_its_healthcheck,
     ]])
 }
 

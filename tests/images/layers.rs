@@ -1,0 +1,90 @@
+//! What a layer keeps (owners, modes, hard links, device nodes, fifos, xattrs),
+//! and choosing from an index: the linux/amd64 entry, run by digest, with the
+//! image's Healthcheck as the unit's check.
+
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+use serde_json::json;
+use tar::EntryType as T;
+
+use crate::build::{self, Comp, Layer, busybox_base};
+use crate::common::*;
+use crate::{Unmounts, images, import, ok, sh_image};
+
+pub fn a_layer_keeps_owners_modes_links_devices_and_xattrs() {
+    let sup = Sup::prepare(&[]);
+    let layer = Layer::new()
+        .dir("m")
+        .file_owned("m/suid", b"#!/bin/sh\n", 0o4755, 1234)
+        .raw(T::Link, "m/hard", "m/suid", b"")
+        .node("m/null", T::Char, 1, 3)
+        .node("m/fifo", T::Fifo, 0, 0)
+        .xattr_next("user.sup-test", "kept")
+        .file("m/x", b"x", 0o600)
+        .symlink("m/link", "/etc/passwd")
+        .finish();
+    let tarball = sup.path().join("meta.tar");
+    std::fs::write(&tarball, &layer).expect("tarball");
+    ok("import", &import(&sup, &tarball, Some("meta:1")));
+    let dir = images(&sup)
+        .join("layers/sha256")
+        .join(&build::sha(&layer)["sha256:".len()..])
+        .join("m");
+    let meta = |name: &str| std::fs::symlink_metadata(dir.join(name)).expect(name);
+    let suid = meta("suid");
+    assert_eq!((suid.uid(), suid.gid()), (1234, 1234), "owner kept");
+    assert_eq!(
+        suid.mode() & 0o7777,
+        0o4755,
+        "setuid kept (chown came first)"
+    );
+    let hard = meta("hard");
+    assert_eq!(
+        (hard.ino(), hard.nlink()),
+        (suid.ino(), 2),
+        "one file, two names"
+    );
+    let null = meta("null");
+    assert!(null.file_type().is_char_device());
+    assert_eq!(null.rdev(), nix::sys::stat::makedev(1, 3));
+    assert!(meta("fifo").file_type().is_fifo());
+    assert_eq!(meta("x").mode() & 0o777, 0o600);
+    let x = xattr::get(dir.join("x"), "user.sup-test").expect("read xattr");
+    assert_eq!(x.as_deref(), Some(&b"kept"[..]), "PAX xattr applied");
+    assert_eq!(
+        std::fs::read_link(dir.join("link")).expect("symlink"),
+        std::path::Path::new("/etc/passwd"),
+        "stored as written, never followed"
+    );
+}
+
+pub fn an_index_gives_the_amd64_image_run_by_digest_with_its_healthcheck() {
+    let sup = Sup::prepare(&[]);
+    let _m = Unmounts(sup.path().to_path_buf());
+    let layout = sup.path().join("multi");
+    let other = sh_image(
+        vec![(busybox_base(), Comp::Gzip)],
+        "echo arm > /data/which; exec sleep 1000",
+        json!({}),
+    );
+    build::oci_layout_for(&layout, &other, "1", "arm64");
+    let image = sh_image(
+        vec![(busybox_base(), Comp::Gzip)],
+        "echo amd64 > /data/which; exec sleep 1000",
+        json!({"Healthcheck": {"Test": ["CMD-SHELL", "test -e /data/which"], "Interval": 200_000_000u64}}),
+    );
+    let digest = build::oci_layout(&layout, &image, "1");
+    let out = ok("import", &import(&sup, &layout, Some("multi:1")));
+    assert!(
+        out.contains(&digest),
+        "the linux/amd64 entry, not the first: {out}"
+    );
+    sup.write_unit("m", &format!("[container]\nimage = \"multi@{digest}\"\n"));
+    let sup = sup.launch();
+    let which = wait_file(&crate::upper(&sup, "m").join("data/which"));
+    assert_eq!(which, "amd64\n");
+    sup.wait_status("the image's healthcheck passes", |s| {
+        s.iter()
+            .any(|u| u["name"] == "m" && u["health"] == "healthy")
+    });
+}
