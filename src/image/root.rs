@@ -49,13 +49,19 @@ pub fn prepare(
     root: &Path,
 ) -> Result<(), ImageError> {
     let store = Store::new(state_dir);
-    let _lock = store.lock()?;
     let dir = store.unit_dir(unit);
+    let data = options(r);
+    let record = dir.join("mounted");
+    let current =
+        || is_mount_point(root) && std::fs::read_to_string(&record).is_ok_and(|m| m == data);
+    // A restart: mounted already, no need to wait for an import's lock.
+    if current() {
+        return Ok(());
+    }
+    let _lock = store.lock()?;
     for d in [&r.upper, &r.work, &root.to_path_buf()] {
         std::fs::create_dir_all(d).map_err(|e| io("create", d, e))?;
     }
-    let data = options(r);
-    let record = dir.join("mounted");
     if is_mount_point(root) {
         if std::fs::read_to_string(&record).is_ok_and(|m| m == data) {
             return Ok(());

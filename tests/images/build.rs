@@ -125,7 +125,7 @@ pub fn busybox_base() -> Vec<u8> {
     l = l.dir_mode("data", 0o1777).dir_mode("tmp", 0o1777);
     l = l.file("bin/busybox", &busybox, 0o755);
     for applet in [
-        "sh", "ls", "cat", "echo", "id", "sleep", "pwd", "test", "touch", "wc", "stat",
+        "sh", "ls", "cat", "echo", "id", "sleep", "pwd", "test", "touch", "wc", "stat", "true",
     ] {
         l = l.symlink(&format!("bin/{applet}"), "busybox");
     }
