@@ -103,7 +103,9 @@ fn import(
         done.unpacked,
         started.elapsed()
     );
-    // Units using this tag run the old image until supd reloads them.
+    // Units using this tag run the old image until supd reloads them, and
+    // units rejected for want of this image wait for a reload too. A reload
+    // leaves every other unit as it is (supd applies file edits by itself).
     let tag = Reference::Tag(done.name.clone());
     let users: Vec<String> = store
         .uses()?
@@ -113,21 +115,22 @@ fn import(
         })
         .map(|(unit, _)| unit)
         .collect();
-    if users.is_empty() {
-        return Ok(out);
-    }
     let request = Request {
         v: PROTOCOL_VERSION,
         command: Command::Reload { dry_run: false },
     };
-    match Client::connect(socket).and_then(|mut c| c.request(&request)) {
-        Ok(Reply::Reload { plan, .. }) => {
-            out.push_str(&format!(
-                "supd reloaded: restarted {}\n",
-                list_or_none(&plan.restarted)
-            ));
-        }
-        Ok(other) => out.push_str(&format!("supd did not reload: {other:?}\n")),
+    match Client::connect(socket) {
+        Ok(mut client) => match client.request(&request) {
+            Ok(Reply::Reload { plan, .. }) => out.push_str(&format!(
+                "supd reloaded: restarted {}; added {}\n",
+                list_or_none(&plan.restarted),
+                list_or_none(&plan.added)
+            )),
+            Ok(other) => out.push_str(&format!("supd did not reload: {other:?}\n")),
+            Err(e) => out.push_str(&format!("supd did not reload ({e}): run `supctl reload`\n")),
+        },
+        // No supd: nothing runs the old image, unless one is unreachable.
+        Err(_) if users.is_empty() => {}
         Err(e) => out.push_str(&format!(
             "units {} use {}: supd could not be asked to reload ({e}); run `supctl reload`\n",
             users.join(", "),

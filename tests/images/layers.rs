@@ -88,3 +88,81 @@ pub fn an_index_gives_the_amd64_image_run_by_digest_with_its_healthcheck() {
             .any(|u| u["name"] == "m" && u["health"] == "healthy")
     });
 }
+
+pub fn a_unit_whose_image_is_missing_starts_once_it_is_imported() {
+    let sup = Sup::start(&[("late", "[container]\nimage = \"late:1\"\n")]);
+    let _m = Unmounts(sup.path().to_path_buf());
+    let status = sup.wait_status("rejected for want of its image", |s| {
+        s.iter().any(|u| {
+            u["name"] == "late"
+                && u["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("not in the store"))
+        })
+    });
+    assert_eq!(status[0]["state"], "failed", "{status:?}");
+    let image = sh_image(
+        vec![(busybox_base(), Comp::Zstd)],
+        "echo up > /data/up; exec sleep 1000",
+        json!({}),
+    );
+    build::oci_layout(&sup.path().join("late"), &image, "1");
+    // supd's own CLI, as a script would run it.
+    let out = std::process::Command::new(SUPD)
+        .args(["image", "import"])
+        .arg(sup.path().join("late"))
+        .args(["--name", "late:1", "--state-dir"])
+        .arg(sup.state_dir())
+        .output()
+        .expect("run supd image import");
+    let text = ok("supd image import", &out);
+    assert!(text.contains("added late"), "{text}");
+    assert_eq!(
+        wait_file(&crate::upper(&sup, "late").join("data/up")),
+        "up\n"
+    );
+}
+
+pub fn concurrent_imports_share_one_base_layer() {
+    let sup = Sup::prepare(&[]);
+    let base = busybox_base();
+    let children: Vec<_> = (0..3)
+        .map(|i| {
+            let top = Layer::new().file(&format!("top{i}"), b"t", 0o644).finish();
+            let image = sh_image(
+                vec![(base.clone(), Comp::Gzip), (top, Comp::Gzip)],
+                "true",
+                json!({}),
+            );
+            let dir = sup.path().join(format!("c{i}"));
+            build::oci_layout(&dir, &image, "1");
+            std::process::Command::new(SUPCTL)
+                .arg("--state-dir")
+                .arg(sup.state_dir())
+                .args(["image", "import"])
+                .arg(&dir)
+                .args(["--name", &format!("c:{i}")])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn supctl")
+        })
+        .collect();
+    let mut unpacked = 0;
+    for child in children {
+        let out = child.wait_with_output().expect("supctl");
+        let text = ok("import", &out);
+        unpacked += text.matches("2 unpacked").count();
+    }
+    assert_eq!(unpacked, 1, "exactly one import unpacked the shared base");
+    let layers = std::fs::read_dir(images(&sup).join("layers/sha256"))
+        .expect("layers")
+        .count();
+    assert_eq!(layers, 4, "one base and three tops");
+    assert_eq!(
+        std::fs::read_dir(images(&sup).join("tmp"))
+            .expect("tmp")
+            .count(),
+        0
+    );
+}

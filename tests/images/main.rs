@@ -31,6 +31,8 @@ fn main() -> std::process::ExitCode {
         reimporting_a_tag_restarts_its_units_on_the_new_image,
         a_layer_keeps_owners_modes_links_devices_and_xattrs,
         an_index_gives_the_amd64_image_run_by_digest_with_its_healthcheck,
+        a_unit_whose_image_is_missing_starts_once_it_is_imported,
+        concurrent_imports_share_one_base_layer,
     ]])
 }
 
