@@ -184,6 +184,18 @@ pub(super) fn read_container(
     }
 }
 
+/// `args` (in `[container]` or `[service]`): strings, NUL-free like `exec`.
+pub(super) fn read_args(v: Value, r: &mut Reader) -> Vec<String> {
+    let Some(list) = r.array(Some(v), "an array of strings", "args", limits::ARGS) else {
+        return Vec::new();
+    };
+    let args = r.each(list.into_inner(), |r, a| r.string(Some(a)));
+    for arg in args.iter().filter(|a| a.get_ref().contains('\0')) {
+        r.report(arg.span(), "args must not contain NUL bytes");
+    }
+    args.into_iter().map(Spanned::into_inner).collect()
+}
+
 /// `image` (a reference, checked against the store when supd loads the unit)
 /// and `args`, which only an image unit takes.
 fn read_image(
@@ -194,13 +206,7 @@ fn read_image(
     r: &mut Reader,
 ) -> Option<crate::unit::ImageSpec> {
     let args_span = args.as_ref().map(Spanned::span);
-    let args = args.and_then(|v| r.array(Some(v), "an array of strings", "args", limits::ARGS));
-    let args: Vec<String> = args.map_or_else(Vec::new, |list| {
-        r.each(list.into_inner(), |r, a| r.string(Some(a)))
-            .into_iter()
-            .map(Spanned::into_inner)
-            .collect()
-    });
+    let args = args.map_or_else(Vec::new, |v| read_args(v, r));
     let Some(image) = r.string(image) else {
         if let Some(span) = args_span {
             r.report(

@@ -14,6 +14,7 @@ use crate::unit::values::{self, DURATION_EXPECTED, SIGNAL_EXPECTED, SIZE_EXPECTE
 const UNIT_KEYS: &[&str] = &["description", "after", "requires"];
 const SERVICE_KEYS: &[&str] = &[
     "exec",
+    "args",
     "env",
     "workdir",
     "user",
@@ -82,13 +83,29 @@ pub(super) fn duration(r: &mut Reader, v: Option<Value>, what: &str) -> Option<S
 }
 
 /// `image` is the unit's `[container] image`: then `exec` may be left out (the
-/// image's Entrypoint and Cmd apply) and a written `stop_signal` is noted.
+/// image's Entrypoint and Cmd apply), `args` may be written here as well as in
+/// `[container]`, and a written `stop_signal` is noted.
 pub(super) fn read_service(
     v: Value,
-    image: Option<&mut crate::unit::ImageSpec>,
+    mut image: Option<&mut crate::unit::ImageSpec>,
     r: &mut Reader,
 ) -> Option<Service> {
     let mut t = r.table(Some(v), SERVICE_KEYS)?;
+    if let Some(v) = t.take("args") {
+        let span = v.span();
+        let args = super::container::read_args(v, r);
+        match image.as_deref_mut() {
+            None => r.report(
+                span,
+                "args needs `image` in [container]: without an image, write the arguments in exec",
+            ),
+            Some(img) if !img.args.is_empty() => r.report(
+                span,
+                "args is written in both [service] and [container]: keep one",
+            ),
+            Some(img) => img.args = args,
+        }
+    }
     let exec = match t.take("exec") {
         // Filled in from the image's config when supd loads the unit.
         None if image.is_some() => Some(Vec::new()),

@@ -578,6 +578,9 @@ fn image_units_may_leave_out_exec_and_service() {
     }
     let u = parse("[container]\nimage = \"web:1\"\n[service]\nstop_signal = \"SIGINT\"\n").unwrap();
     assert!(u.container.image.unwrap().stop_signal_written);
+    // `args` may be written in [service] too.
+    let u = parse("[container]\nimage = \"web:1\"\n[service]\nargs = [\"-v\"]\n").unwrap();
+    assert_eq!(u.container.image.unwrap().args, ["-v"]);
 }
 
 #[test]
@@ -598,6 +601,18 @@ fn image_key_errors() {
         ("[container]\nimage = \"a b\"\n", "must be NAME:TAG"),
         ("[container]\nimage = 3\n", "expected a string"),
         ("[service]\nrestart = \"always\"\n", "missing `exec`"),
+        (
+            "[service]\nexec = [\"/bin/true\"]\nargs = [\"x\"]\n",
+            "args needs `image` in [container]",
+        ),
+        (
+            "[container]\nimage = \"w:1\"\nargs = [\"a\"]\n[service]\nargs = [\"b\"]\n",
+            "args is written in both",
+        ),
+        (
+            "[container]\nimage = \"w:1\"\nargs = [\"a\\u0000\"]\n",
+            "NUL",
+        ),
     ] {
         let errors = crate::unit::parse_unit("web", std::path::Path::new("units/web.toml"), text)
             .expect_err(text);
