@@ -13,6 +13,9 @@ use nix::mount::{MntFlags, MsFlags};
 use super::{ImageError, Store};
 use crate::unit::ResolvedImage;
 
+/// Where the default mounts of a container go.
+const MOUNT_POINTS: [&str; 3] = ["proc", "dev", "sys"];
+
 /// overlayfs's mount options for these layers.
 pub fn options(r: &ResolvedImage) -> String {
     let lower: Vec<String> = r
@@ -69,6 +72,18 @@ pub fn prepare(
         // Another image (a tag imported again): the new layers under the same upper.
         nix::mount::umount2(root, MntFlags::MNT_DETACH)
             .map_err(|e| io("unmount the old root", root, e.into()))?;
+    }
+    // Mount points a minimal image (an exported tarball) may lack: made here,
+    // as root, since a unit in a user namespace could not create them.
+    for point in MOUNT_POINTS {
+        if !r.lower.iter().any(|l| l.join(point).exists()) {
+            let d = r.upper.join(point);
+            if let Err(e) = std::fs::create_dir(&d)
+                && e.kind() != std::io::ErrorKind::AlreadyExists
+            {
+                return Err(io("create", &d, e));
+            }
+        }
     }
     // The layers it stacks, for `prune` (it may be an image no tag names any more).
     let lowers: Vec<String> = r
