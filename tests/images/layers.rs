@@ -166,3 +166,33 @@ pub fn concurrent_imports_share_one_base_layer() {
         0
     );
 }
+
+pub fn a_minimal_image_runs_in_a_user_namespace() {
+    let busybox = std::fs::read("/bin/busybox").expect("busybox");
+    // An export of a root with no /proc, /dev or /sys.
+    let root = Layer::new()
+        .dir("bin")
+        .file("bin/busybox", &busybox, 0o755)
+        .symlink("bin/sh", "busybox")
+        .symlink("bin/id", "busybox")
+        .symlink("bin/sleep", "busybox")
+        .dir_mode("data", 0o1777)
+        .finish();
+    let sup = Sup::prepare(&[(
+        "uns",
+        "[container]\nimage = \"mini:1\"\nnamespaces = [\"user\", \"mnt\", \"pid\"]\nuserns_base = 300000\n\
+         [service]\nexec = [\"/bin/sh\", \"-c\", \"id -u > /data/who; exec sleep 1000\"]\n",
+    )]);
+    let _m = Unmounts(sup.path().to_path_buf());
+    let tarball = sup.path().join("mini.tar.gz");
+    std::fs::write(&tarball, build::compress(&root, Comp::Gzip)).expect("tarball");
+    ok("import", &import(&sup, &tarball, Some("mini:1")));
+    let sup = sup.launch();
+    let who = crate::upper(&sup, "uns").join("data/who");
+    assert_eq!(wait_file(&who), "0\n", "root of its user namespace");
+    let owner = std::fs::metadata(&who).expect("who").uid();
+    assert_eq!(
+        owner, 300000,
+        "written as the mapped root, in the unit's upper layer"
+    );
+}

@@ -33,6 +33,7 @@ fn main() -> std::process::ExitCode {
         an_index_gives_the_amd64_image_run_by_digest_with_its_healthcheck,
         a_unit_whose_image_is_missing_starts_once_it_is_imported,
         concurrent_imports_share_one_base_layer,
+        a_minimal_image_runs_in_a_user_namespace,
     ]])
 }
 
