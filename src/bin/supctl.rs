@@ -394,8 +394,11 @@ fn run(cli: Cli) -> Result<i32, Failure> {
     }
     let path = socket_path(cli.socket.as_deref(), cli.state_dir.as_deref());
     if let Cmd::Image(cmd) = cli.command {
+        // supd's socket is DIR/control.sock: with only --socket, its directory.
+        let from_socket = cli.socket.as_deref().and_then(std::path::Path::parent);
         let state_dir = cli
             .state_dir
+            .or_else(|| from_socket.map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
         let text = sup::control::image_cli::run(cmd, &state_dir, &path).map_err(|e| Failure {
             code: exit::FAILED,

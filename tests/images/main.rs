@@ -125,6 +125,11 @@ fn an_oci_layout_unit_runs_with_the_images_entrypoint_env_workdir_and_user() {
     build::tar_of_dir(&layout, &archive);
     let again = ok("import archive", &import(&sup, &archive, Some("demo:tar")));
     assert!(again.contains("(2 layers, 0 unpacked)"), "{again}");
+    let gz = sup.path().join("layout.tar.gz");
+    let bytes = std::fs::read(&archive).expect("archive");
+    std::fs::write(&gz, build::compress(&bytes, Comp::Gzip)).expect("gzip archive");
+    let gzipped = ok("import gzip archive", &import(&sup, &gz, Some("demo:gz")));
+    assert!(gzipped.contains("(2 layers, 0 unpacked)"), "{gzipped}");
     let digest = |s: &str| s.split_whitespace().nth(2).unwrap_or_default().to_owned();
     assert_eq!(digest(&out), digest(&again), "same manifest: {out} {again}");
 
