@@ -51,6 +51,20 @@ impl std::fmt::Display for Digest {
     }
 }
 
+// As the string it is, in refs.json and in-use.json.
+impl serde::Serialize for Digest {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Digest {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        Digest::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Hashes and counts the bytes read through it.
 pub struct Hashing<R> {
     inner: R,

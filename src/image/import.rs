@@ -87,7 +87,13 @@ pub fn import(store: &Store, path: &Path, opts: &ImportOptions) -> Result<Import
         store,
         layers_dir: &layers_dir,
     };
-    let (name_hint, manifest_bytes, config_bytes, layers, unpacked) = match &source {
+    let Sourced {
+        name_hint,
+        manifest: manifest_bytes,
+        config: config_bytes,
+        layers,
+        unpacked,
+    } = match &source {
         Source::Oci(dir) => ctx.oci(dir, wanted.as_deref())?,
         Source::Docker(dir) => ctx.docker(dir, wanted.as_deref())?,
         Source::Rootfs(file) => ctx.rootfs(file)?,
@@ -151,7 +157,17 @@ fn tag_of(name: &str) -> Result<String, ImageError> {
     }
 }
 
-type Read4 = (Option<String>, Vec<u8>, Vec<u8>, Vec<Digest>, usize);
+/// What reading a source gave: verified, its new layers unpacked in staging.
+struct Sourced {
+    /// The name the source carries, if any.
+    name_hint: Option<String>,
+    manifest: Vec<u8>,
+    config: Vec<u8>,
+    /// DiffIDs, bottom first.
+    layers: Vec<Digest>,
+    /// How many layers were unpacked (the others were in the store).
+    unpacked: usize,
+}
 
 struct Ctx<'a> {
     store: &'a Store,
@@ -159,7 +175,7 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn oci(&self, dir: &Path, wanted: Option<&str>) -> Result<Read4, ImageError> {
+    fn oci(&self, dir: &Path, wanted: Option<&str>) -> Result<Sourced, ImageError> {
         let index_path = dir.join("index.json");
         let index = ImageIndex::from_file(&index_path).map_err(|e| {
             ImageError::new(format!(
@@ -190,10 +206,16 @@ impl Ctx<'_> {
                 unpacked += 1;
             }
         }
-        Ok((hint, manifest_bytes, config_bytes, diff_ids, unpacked))
+        Ok(Sourced {
+            name_hint: hint,
+            manifest: manifest_bytes,
+            config: config_bytes,
+            layers: diff_ids,
+            unpacked,
+        })
     }
 
-    fn docker(&self, dir: &Path, wanted: Option<&str>) -> Result<Read4, ImageError> {
+    fn docker(&self, dir: &Path, wanted: Option<&str>) -> Result<Sourced, ImageError> {
         #[derive(Deserialize)]
         #[serde(rename_all = "PascalCase")]
         struct Entry {
@@ -245,10 +267,16 @@ impl Ctx<'_> {
         }
         let manifest_bytes = synthesize_manifest(&config_bytes, descs)?;
         let hint = tags(entry).into_iter().next();
-        Ok((hint, manifest_bytes, config_bytes, diff_ids, unpacked))
+        Ok(Sourced {
+            name_hint: hint,
+            manifest: manifest_bytes,
+            config: config_bytes,
+            layers: diff_ids,
+            unpacked,
+        })
     }
 
-    fn rootfs(&self, file: &Path) -> Result<Read4, ImageError> {
+    fn rootfs(&self, file: &Path) -> Result<Sourced, ImageError> {
         let src = LayerSrc {
             path: file.to_path_buf(),
             digest: None,
@@ -270,13 +298,13 @@ impl Ctx<'_> {
             .map_err(|e| ImageError::new(format!("cannot encode the image config: {e}")))?
             .into_bytes();
         let manifest_bytes = synthesize_manifest(&config_bytes, vec![layer_descriptor(&done)?])?;
-        Ok((
-            None,
-            manifest_bytes,
-            config_bytes,
-            vec![done.diff_id],
-            usize::from(new),
-        ))
+        Ok(Sourced {
+            name_hint: None,
+            manifest: manifest_bytes,
+            config: config_bytes,
+            layers: vec![done.diff_id],
+            unpacked: usize::from(new),
+        })
     }
 
     /// Reads one layer, verifying it; unpacks it into staging unless the store

@@ -52,19 +52,6 @@ pub struct Use {
     pub digest: Digest,
 }
 
-impl Serialize for Digest {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for Digest {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Digest::parse(&s).map_err(serde::de::Error::custom)
-    }
-}
-
 /// How a reference names an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reference {
