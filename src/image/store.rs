@@ -125,13 +125,18 @@ impl Store {
         self.root.join("units").join(unit)
     }
 
-    /// Creates the store's directories (0700: only root reads image content
-    /// that has not been started) and takes its lock, waiting for another writer.
+    /// Creates the store's directories and takes its lock, waiting for
+    /// another writer. The store is 0711: other users cannot list which
+    /// images, layers and units it has; not 0700, because a unit in a user
+    /// namespace must still reach its root (`units/UNIT/root`) by path.
     pub fn lock(&self) -> Result<Lock, ImageError> {
+        use std::os::unix::fs::PermissionsExt;
         for d in ["blobs/sha256", "layers/sha256", "tmp", "units"] {
             let p = self.root.join(d);
             std::fs::create_dir_all(&p).map_err(|e| io("create", &p, e))?;
         }
+        std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o711))
+            .map_err(|e| io("set the mode of", &self.root, e))?;
         let path = self.root.join("lock");
         let file = File::options()
             .create(true)
