@@ -318,7 +318,10 @@ impl Ctx<'_> {
         let file = File::open(&src.path)
             .map_err(|e| ImageError::io(format!("cannot open layer {shown}"), e))?;
         let mut outer = Hashing::new(file);
-        let have = want.is_some_and(|w| self.store.layer(w).is_dir());
+        // In the store, or earlier in this same image: verified, not unpacked again.
+        let have = want.is_some_and(|w| {
+            self.store.layer(w).is_dir() || self.layers_dir.join(w.hex()).is_dir()
+        });
         let staged = self.layers_dir.join("unpacking");
         let (compression, stream) = source::decompressed(&mut outer)?;
         let mut inner = Hashing::new(stream);

@@ -81,6 +81,11 @@ fn resolve_one(store: &Store, unit: &mut Unit) -> Result<Use, String> {
     let mut lower = Vec::new();
     for layer in image.layers.iter().rev() {
         let dir = store.layer(layer);
+        // The same layer twice: overlayfs refuses a lower directory given
+        // twice, and the lower copy is shadowed by the upper one entirely.
+        if lower.contains(&dir) {
+            continue;
+        }
         if !dir.is_dir() {
             return Err(format!(
                 "layer {layer} of image {:?} is missing from {}: import the image again",

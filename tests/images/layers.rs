@@ -196,3 +196,76 @@ pub fn a_minimal_image_runs_in_a_user_namespace() {
         "written as the mapped root, in the unit's upper layer"
     );
 }
+
+pub fn nested_indexes_and_old_docker_archives_with_a_shared_layer() {
+    // An index whose entry is another index (a multi-platform image).
+    let sup = Sup::prepare(&[(
+        "twice",
+        "[container]\nimage = \"old:1\"\n[service]\nexec = [\"/bin/sh\", \"-c\", \"cat /etc/layer > /data/l; exec sleep 1000\"]\n",
+    )]);
+    let _m = Unmounts(sup.path().to_path_buf());
+    let layout = sup.path().join("nested");
+    let image = sh_image(vec![(busybox_base(), Comp::Gzip)], "true", json!({}));
+    let digest = build::oci_layout(&layout, &image, "1");
+    let index_path = layout.join("index.json");
+    let inner = std::fs::read(&index_path).expect("index");
+    let inner_digest = build::sha(&inner);
+    std::fs::write(
+        layout
+            .join("blobs/sha256")
+            .join(&inner_digest["sha256:".len()..]),
+        &inner,
+    )
+    .expect("blob");
+    let outer = json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": inner_digest, "size": inner.len(),
+        "annotations": {"io.containerd.image.name": "nested:1"}}]});
+    std::fs::write(&index_path, serde_json::to_vec(&outer).expect("json")).expect("index");
+    let out = ok("import nested", &import(&sup, &layout, None));
+    assert!(
+        out.contains(&format!("imported nested:1 {digest}")),
+        "{out}"
+    );
+
+    // Docker before 25 wrote a layer used twice once, and a symlink to it.
+    let layer = Layer::new().file("etc/layer", b"top\n", 0o644).finish();
+    let config = json!({"architecture": "amd64", "os": "linux", "config": {"Env": ["PATH=/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [build::sha(&busybox_base()), build::sha(&layer), build::sha(&layer)]}});
+    let config = serde_json::to_vec(&config).expect("config");
+    let manifest = json!([{"Config": "config.json", "RepoTags": ["old:1"],
+        "Layers": ["base/layer.tar", "a/layer.tar", "b/layer.tar"]}]);
+    let archive = sup.path().join("old.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&archive).expect("archive"));
+    let mut add = |name: &str, data: &[u8]| {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, name, data).expect("entry");
+    };
+    add("config.json", &config);
+    add(
+        "manifest.json",
+        &serde_json::to_vec(&manifest).expect("manifest"),
+    );
+    add("base/layer.tar", &busybox_base());
+    add("a/layer.tar", &layer);
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(T::Symlink);
+    h.set_mode(0o777);
+    h.set_size(0);
+    b.append_link(&mut h, "b/layer.tar", "../a/layer.tar")
+        .expect("symlink");
+    b.finish().expect("archive");
+    drop(b);
+    let out = ok("import old docker-archive", &import(&sup, &archive, None));
+    assert!(
+        out.contains("imported old:1 ") && out.contains("(3 layers, 1 unpacked)"),
+        "{out}"
+    );
+    let sup = sup.launch();
+    assert_eq!(
+        wait_file(&crate::upper(&sup, "twice").join("data/l")),
+        "top\n"
+    );
+}

@@ -34,6 +34,7 @@ fn main() -> std::process::ExitCode {
         a_unit_whose_image_is_missing_starts_once_it_is_imported,
         concurrent_imports_share_one_base_layer,
         a_minimal_image_runs_in_a_user_namespace,
+        nested_indexes_and_old_docker_archives_with_a_shared_layer,
     ]])
 }
 
