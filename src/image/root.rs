@@ -70,8 +70,17 @@ pub fn prepare(
             return Ok(());
         }
         // Another image (a tag imported again): the new layers under the same upper.
+        let old = std::fs::metadata(root).map(|m| m.dev()).ok();
         nix::mount::umount2(root, MntFlags::MNT_DETACH)
             .map_err(|e| io("unmount the old root", root, e.into()))?;
+        if let Some(dev) = old
+            && !wait_released(dev, RELEASE_WAIT)
+        {
+            tracing::warn!(
+                unit,
+                "the old overlay root is still held after {RELEASE_WAIT:?}; mounting the new one anyway"
+            );
+        }
     }
     // Mount points a minimal image (an exported tarball) may lack: made here,
     // as root, since a unit in a user namespace could not create them.
@@ -129,6 +138,49 @@ pub fn reset(state_dir: &Path, unit: &str) -> Result<(), ImageError> {
             .map_err(|e| io("unmount", &root, e.into()))?;
     }
     super::store::remove(&dir)
+}
+
+/// How long a remount waits for the old overlay to be let go.
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Waits (bounded) until no process's mount table has the overlay `dev` any
+/// more: the namespace of a container that just exited may hold it for a
+/// moment, and overlayfs over an upper layer another live overlay uses is
+/// undefined (the kernel warns so). Only after an image change, so reading
+/// every process's mountinfo is affordable.
+fn wait_released(dev: u64, limit: std::time::Duration) -> bool {
+    let needle = format!(
+        " {}:{} ",
+        nix::sys::stat::major(dev),
+        nix::sys::stat::minor(dev)
+    );
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if !held(&needle) {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Some process's mount table has a mount whose device field is `needle`.
+fn held(needle: &str) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    procs.flatten().any(|p| {
+        let numeric = p
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit());
+        numeric
+            && std::fs::read_to_string(p.path().join("mountinfo"))
+                .is_ok_and(|info| info.lines().any(|l| l.contains(needle)))
+    })
 }
 
 /// Unmounts a unit's root, keeping its writable layer (the unit was removed).
