@@ -166,8 +166,7 @@ fn resolved(name: &str, text: &str, state: &Path) -> sup::unit::Unit {
     let unit = sup::unit::parse_unit(name, Path::new("/bench.toml"), text).expect("unit");
     let mut loaded = sup::unit::Loaded {
         units: BTreeMap::from([(name.to_owned(), unit)]),
-        errors: Vec::new(),
-        fingerprints: BTreeMap::new(),
+        ..sup::unit::Loaded::default()
     };
     sup::image::units::resolve_units(&mut loaded, state);
     assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);

@@ -143,12 +143,16 @@ pub fn assess(unit: &Unit, host: HostFacts) -> Report {
         0.3,
         "add \"pid\" to namespaces".into(),
     );
+    // A sidecar (`mode = "unit:NAME"`) joins its peer's namespace at start.
+    let own_network = has(Namespace::Net)
+        || c.join.contains_key(&Namespace::Net)
+        || matches!(unit.network.mode, crate::unit::NetworkMode::Unit(_));
     check(
         "network-namespace",
         "does not share the host's network interfaces",
-        has(Namespace::Net) || c.join.contains_key(&Namespace::Net),
+        own_network,
         0.4,
-        "add \"net\" to namespaces (a network of its own)".into(),
+        "set [network] mode = \"bridge\" (or \"none\"): a network of its own".into(),
     );
     let raw = c
         .capabilities
@@ -157,7 +161,7 @@ pub fn assess(unit: &Unit, host: HostFacts) -> Report {
         "raw-sockets",
         "cannot open raw or packet sockets on the host's network",
         !(raw
-            && !has(Namespace::Net)
+            && !own_network
             && (root
                 || p.ambient_capabilities
                     .iter()

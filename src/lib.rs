@@ -20,6 +20,7 @@ pub mod daemon;
 pub mod image;
 pub mod logs;
 pub mod memory;
+pub mod net;
 pub mod notify;
 pub mod pid1;
 pub mod procfs;

@@ -91,6 +91,8 @@ pub enum Registration {
 #[derive(Debug, Default)]
 struct Table {
     owners: HashMap<i32, ChildOf>,
+    /// Children supd waits for in a thread of its own (tools such as `nft`).
+    watched: HashMap<i32, std::sync::mpsc::Sender<ExitStatus>>,
     /// Exits nobody had registered, newest last.
     unclaimed: VecDeque<(i32, ExitStatus)>,
 }
@@ -118,6 +120,20 @@ impl Registry {
         let pid = spawn()?;
         t.claim(pid, owner);
         Ok(pid)
+    }
+
+    /// Start a child (a tool such as `nft`) whose exit goes to the returned
+    /// receiver instead of the event loop; registered before it can be reaped,
+    /// like [`Registry::spawn_registered`].
+    pub fn spawn_watched<T, E>(
+        &self,
+        spawn: impl FnOnce() -> Result<(i32, T), E>,
+    ) -> Result<(T, std::sync::mpsc::Receiver<ExitStatus>), E> {
+        let mut t = self.lock();
+        let (pid, value) = spawn()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        t.watched.insert(pid, tx);
+        Ok((value, rx))
     }
 
     /// Register a child of supd known by a pidfd taken when it was created.
@@ -204,6 +220,11 @@ impl Table {
 
     /// Route one reaped exit: to its owner, or into the unclaimed list.
     fn route(&mut self, pid: i32, status: ExitStatus) -> Option<Exit> {
+        if let Some(watcher) = self.watched.remove(&pid) {
+            // The waiting thread may have given up (timed out): nothing to tell.
+            let _ = watcher.send(status);
+            return None;
+        }
         if let Some(ChildOf {
             unit,
             attempt,

@@ -16,6 +16,11 @@ command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 ls /boot/vmlinuz-* >/dev/null 2>&1 || need+=(linux-image-amd64)
 command -v cpio >/dev/null || need+=(cpio)
 command -v cc >/dev/null || need+=(gcc)
+# Bridge networking (tests/network): netlink tools for the test's own namespaces,
+# nft for supd's NAT table, python3 for the echo server and client the units run.
+command -v ip >/dev/null || need+=(iproute2)
+command -v nft >/dev/null || need+=(nftables)
+[ -x /usr/bin/python3 ] || need+=(python3)
 # Real daemons the tests run under supd.
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then

@@ -245,6 +245,30 @@ pub struct UnitStatus {
     /// The service's last `STATUS=` (sd_notify).
     #[serde(default)]
     pub status_text: Option<String>,
+    /// Networking, for units that are not on the host's network.
+    #[serde(default)]
+    pub network: Option<NetworkStatus>,
+}
+
+/// A unit's network as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct NetworkStatus {
+    /// `none`, `bridge` or `unit:NAME`.
+    pub mode: String,
+    /// Its address on each network (bridge mode).
+    pub addresses: Vec<NetworkAddress>,
+    /// Published ports, `[host_ip:]host_port:container_port/proto`.
+    pub ports: Vec<String>,
+    /// Extra names on its networks.
+    pub aliases: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkAddress {
+    pub network: String,
+    pub address: String,
+    /// The interface inside the container (`eth0`).
+    pub interface: String,
 }
 
 impl UnitStatus {
@@ -278,6 +302,7 @@ impl UnitStatus {
             health_failures: 0,
             health_output: None,
             status_text: None,
+            network: None,
         }
     }
 }

@@ -136,8 +136,18 @@ pub fn render_table(units: &[UnitStatus], now: SystemTime) -> String {
         .map(|s| s.to_string())
         .collect::<Vec<_>>(),
     ];
+    // Addresses and ports only when some unit is networked: a table of host
+    // units keeps its width.
+    let networked = units.iter().any(|u| {
+        u.network
+            .as_ref()
+            .is_some_and(|n| !n.addresses.is_empty() || !n.ports.is_empty())
+    });
+    if networked {
+        rows[0].extend(["ADDRESS".to_string(), "PORTS".to_string()]);
+    }
     for u in units {
-        rows.push(vec![
+        let mut row = vec![
             u.name.clone(),
             state_label(u),
             format_health(u),
@@ -145,7 +155,19 @@ pub fn render_table(units: &[UnitStatus], now: SystemTime) -> String {
             format_pid(u.pid),
             u.restarts.to_string(),
             format_exit(u.last_exit.as_ref()),
-        ]);
+        ];
+        if networked {
+            let net = u.network.as_ref();
+            let first = net.and_then(|n| n.addresses.first());
+            row.push(first.map_or_else(|| "-".to_string(), |a| a.address.clone()));
+            let ports = net.map(|n| n.ports.join(",")).unwrap_or_default();
+            row.push(if ports.is_empty() {
+                "-".to_string()
+            } else {
+                ports
+            });
+        }
+        rows.push(row);
     }
     let mut out = align(&rows);
     for u in units {
@@ -229,6 +251,19 @@ pub fn render_detail(u: &UnitStatus, now: SystemTime) -> String {
     }
     if let Some(text) = &u.status_text {
         field("Status", text.clone());
+    }
+    if let Some(net) = &u.network {
+        let mut text = net.mode.clone();
+        for a in &net.addresses {
+            text.push_str(&format!(", {} {} ({})", a.interface, a.address, a.network));
+        }
+        if !net.aliases.is_empty() {
+            text.push_str(&format!(", aliases {}", net.aliases.join(" ")));
+        }
+        field("Network", text);
+        if !net.ports.is_empty() {
+            field("Ports", net.ports.join(", "));
+        }
     }
     if u.oom_kills > 0 {
         field("OOM kills", u.oom_kills.to_string());

@@ -110,6 +110,42 @@ worker-long  restarting/backoff  -        2h13m ago  -     3         signal=SIGK
 }
 
 #[test]
+fn table_shows_addresses_and_ports_once_a_unit_is_networked() {
+    let now = t("2026-05-01T12:13:03Z");
+    let mut web = unit("web", UnitState::Running, "running");
+    web.since = "2026-05-01T12:13:00Z".into();
+    web.network = Some(crate::control::proto::NetworkStatus {
+        mode: "bridge".into(),
+        addresses: vec![crate::control::proto::NetworkAddress {
+            network: "default".into(),
+            address: "10.89.0.7".into(),
+            interface: "eth0".into(),
+        }],
+        ports: vec!["8080:80/tcp".into(), "127.0.0.1:53:53/udp".into()],
+        aliases: vec![],
+    });
+    let mut host = unit("cron", UnitState::Running, "running");
+    host.since = "2026-05-01T12:13:00Z".into();
+    let out = render_table(&[web.clone(), host.clone()], now);
+    let expected = "\
+UNIT  STATE    HEALTH  SINCE   PID  RESTARTS  LAST EXIT  ADDRESS    PORTS
+web   running  -       3s ago  -    0         -          10.89.0.7  8080:80/tcp,127.0.0.1:53:53/udp
+cron  running  -       3s ago  -    0         -          -          -
+";
+    assert_eq!(out, expected);
+    let detail = render_detail(&web, now);
+    assert!(
+        detail.contains("Network: bridge, eth0 10.89.0.7 (default)"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("Ports: 8080:80/tcp, 127.0.0.1:53:53/udp"),
+        "{detail}"
+    );
+    assert!(!render_table(&[host], now).contains("ADDRESS"));
+}
+
+#[test]
 fn empty_table() {
     assert_eq!(
         render_table(&[], SystemTime::UNIX_EPOCH),

@@ -22,6 +22,7 @@ use super::cgroups::CgroupJobs;
 use super::exits::UnitExit;
 use super::health::{ProbeReport, Probes};
 use super::log_registry::LogRegistry;
+use super::network::Networks;
 use super::notify::NotifySockets;
 use super::peers::PeerPolicy;
 use super::reload::{LoadResult, Trigger};
@@ -102,6 +103,10 @@ pub struct Daemon {
     pub(super) trimmer: Trimmer,
     /// Service starts running at once (`start::START_SLOTS`).
     start_slots: Arc<Semaphore>,
+    /// Bridge networks: addresses, hosts files, bridges and nftables.
+    pub(super) networks: Networks,
+    /// The host ports a running unit publishes, held (by start attempt).
+    pub(super) published: HashMap<String, (u64, Vec<OwnedFd>)>,
 }
 
 /// The parts of the daemon beyond its core: the socket's peer policy, notify
@@ -111,6 +116,7 @@ pub struct Extras {
     pub notify: NotifySockets,
     pub probes: Probes,
     pub trimmer: Trimmer,
+    pub networks: Networks,
 }
 
 impl Daemon {
@@ -127,6 +133,7 @@ impl Daemon {
             notify,
             probes,
             trimmer,
+            networks,
         } = extras;
         let Links {
             outcomes,
@@ -162,6 +169,8 @@ impl Daemon {
             shown_changed: true,
             trimmer,
             start_slots: Arc::new(Semaphore::new(super::start::START_SLOTS)),
+            networks,
+            published: HashMap::new(),
         }
     }
 
@@ -179,7 +188,7 @@ impl Daemon {
 
     /// Handle events until a shutdown has stopped every unit. Hands back the cgroups
     /// for the final teardown.
-    pub async fn run(mut self, mut inputs: Inputs) -> (Ending, CgroupJobs) {
+    pub async fn run(mut self, mut inputs: Inputs) -> (Ending, CgroupJobs, Networks) {
         let mut debounce = Debounce::default();
         let mut fleet_deadline = None;
         loop {
@@ -255,7 +264,7 @@ impl Daemon {
             tracing::warn!(unit, code, "exiting with the exit code of the failed unit");
             self.ending.exit_code = Some((*code, *action));
         }
-        (self.ending, self.cgroups)
+        (self.ending, self.cgroups, self.networks)
     }
 
     pub(super) fn on_shutdown_request(&mut self, by: &str, halt: Halt) {
@@ -326,6 +335,11 @@ impl Daemon {
         {
             self.main_pidfds.remove(unit);
         }
+        if let Some((attempt, _)) = self.published.get(unit)
+            && running != Some(*attempt)
+        {
+            self.published.remove(unit);
+        }
     }
 
     fn on_start_outcome(&mut self, outcome: StartOutcome) {
@@ -338,6 +352,11 @@ impl Daemon {
         let actions = match outcome.result {
             Ok(spawned) => {
                 let pid = spawned.pid;
+                if !outcome.ports.is_empty() {
+                    self.published
+                        .insert(outcome.unit.clone(), (outcome.attempt, outcome.ports));
+                }
+                self.restart_namespace_sharers(&outcome.unit, now);
                 // A new process: the last one's STATUS= text is not its.
                 self.notify.status.remove(&outcome.unit);
                 if let Some(fd) = spawned.pidfd {
@@ -427,6 +446,19 @@ impl Daemon {
             return;
         };
         let spec = slot.spec.clone();
+        let net = match role {
+            Role::Main => {
+                let peer_pid = match &spec.network.mode {
+                    crate::unit::NetworkMode::Unit(peer) => {
+                        self.fleet.get(peer).and_then(|s| s.machine.pid())
+                    }
+                    _ => None,
+                };
+                self.networks.for_start(&spec, attempt, peer_pid)
+            }
+            // `exec_stop_post` runs in a container like the unit's, with only `lo`.
+            _ => Ok(None),
+        };
         self.trimmer.touch();
         self.logs.open(&unit, Some(spec.logs));
         self.notify.ensure(&spec);
@@ -438,8 +470,27 @@ impl Daemon {
             spec,
             state_dir: self.config.state_dir.clone(),
             registry: self.registry.clone(),
+            net,
         };
         job.run_in_background(self.outcomes.clone(), &self.start_slots);
+    }
+
+    /// `unit` has a new container: units in its network namespace (`mode =
+    /// "unit:NAME"`) are in the old one, and restart into the new.
+    fn restart_namespace_sharers(&mut self, unit: &str, now: Now) {
+        let sharers: Vec<String> = self
+            .fleet
+            .slots()
+            .iter()
+            .filter(|(_, s)| s.spec.network.mode == crate::unit::NetworkMode::Unit(unit.to_owned()))
+            .filter(|(_, s)| s.machine.pid().is_some())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in sharers {
+            tracing::info!(unit = %name, peer = unit, "restarting into the new network namespace of its peer");
+            let actions = self.fleet.restart(&name, now);
+            self.execute(actions);
+        }
     }
 
     pub(super) fn log_path(&self, unit: &str) -> PathBuf {

@@ -20,6 +20,7 @@ mod event_loop;
 mod exits;
 mod health;
 mod log_registry;
+mod network;
 mod notify;
 mod peers;
 mod probe_helper;
@@ -175,6 +176,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         notify,
         probes: health::Probes::new(probe_tx),
         trimmer: crate::memory::Trimmer::start(),
+        networks: network::Networks::new(&config.state_dir, registry.clone()),
     };
     let state_dir = config.state_dir.clone();
     let mut daemon = Daemon::new(config, registry, cgroups, logs, links, extras);
@@ -182,7 +184,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     tracing::info!(units = daemon.unit_count(), socket = %socket_path.display(), "supd started");
     // On a worker, where the reaper, the timers and the sockets wake it: awaited
     // here, the loop would make every event a wake-up of this thread besides.
-    let (ending, cgroups) = match tokio::spawn(daemon.run(inputs)).await {
+    let (ending, cgroups, networks) = match tokio::spawn(daemon.run(inputs)).await {
         Ok(done) => done,
         // A panic goes on to supd's main, which halts in order as before.
         Err(e) => match e.try_into_panic() {
@@ -199,6 +201,8 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     cgroups.teardown();
     // Every unit stopped: nothing uses their image roots (their upper layers stay).
     crate::image::root::unmount_all(&state_dir);
+    // nft runs as a child reaped by the reaper task: not on this thread.
+    let _ = tokio::task::spawn_blocking(move || networks.teardown()).await;
     writer.flush().await;
     tracing::info!("all units stopped; supd exits");
     Ok(ending)

@@ -119,6 +119,18 @@ impl Daemon {
     pub(super) fn apply_loaded(&mut self, loaded: Loaded, now: Option<Now>) -> ReloadPlan {
         let now = now.unwrap_or_else(Now::read);
         let (plan, actions) = self.fleet.apply_reload(&loaded, now);
+        // The new definitions, and the loaded ones of units whose files were
+        // rejected (they keep running): a unit being restarted onto a new
+        // definition still has its old one in the fleet until it stops.
+        let specs: Vec<std::sync::Arc<crate::unit::Unit>> = self
+            .fleet
+            .slots()
+            .iter()
+            .filter(|(name, _)| !loaded.units.contains_key(*name))
+            .map(|(_, s)| s.spec.clone())
+            .collect();
+        self.networks
+            .apply(loaded.units.values().chain(specs.iter().map(|s| &**s)));
         for name in &plan.updated {
             if let Some(slot) = self.fleet.get(name) {
                 let resources = slot.spec.resources.clone();
@@ -152,6 +164,7 @@ impl Daemon {
         let fleet = &self.fleet;
         self.notify.retain(|unit| fleet.get(unit).is_some());
         self.main_pidfds.retain(|unit, _| fleet.get(unit).is_some());
+        self.published.retain(|unit, _| fleet.get(unit).is_some());
         tracing::info!(
             added = plan.added.len(),
             removed = plan.removed.len(),

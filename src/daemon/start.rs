@@ -10,6 +10,7 @@ use tokio::sync::{Semaphore, mpsc};
 
 use super::cgroups::{CgroupSetupError, StartCgroup};
 use crate::cgroup::CgroupError;
+use crate::net::NetStart;
 use crate::reaper::{ChildOf, Registry, Role};
 use crate::spawn::{self, SpawnError, Spawned, Step};
 use crate::unit::Unit;
@@ -54,6 +55,8 @@ pub struct StartOutcome {
     /// The service itself (`Main`) or its `exec_stop_post` commands (`Hook`).
     pub role: Role,
     pub result: Result<Spawned, StartError>,
+    /// The published host ports, held while the service runs.
+    pub ports: Vec<std::os::fd::OwnedFd>,
 }
 
 /// Everything a start needs, moved into its thread.
@@ -67,6 +70,9 @@ pub struct StartJob {
     /// `Main` starts the service; `Hook` its `exec_stop_post` commands, in a
     /// container like its own and in its cgroup.
     pub role: Role,
+    /// Its network beyond the unit file (bridge interfaces, a joined namespace),
+    /// or why there is none to be had.
+    pub net: Result<Option<NetStart>, String>,
 }
 
 impl StartJob {
@@ -89,7 +95,8 @@ impl StartJob {
                 false => None,
             };
             tokio::task::spawn_blocking(move || {
-                let result = self.start();
+                let mut ports = Vec::new();
+                let result = self.start(&mut ports);
                 drop(slot);
                 // The loop only drops the receiver when supd exits.
                 let _ = outcomes.send(StartOutcome {
@@ -97,15 +104,33 @@ impl StartJob {
                     attempt: self.attempt,
                     role: self.role,
                     result,
+                    ports,
                 });
             });
         });
     }
 
-    fn start(&self) -> Result<Spawned, StartError> {
+    fn start(&self, ports: &mut Vec<std::os::fd::OwnedFd>) -> Result<Spawned, StartError> {
         let _held = self.cgroup.hold();
         self.cgroup.prepare(&self.spec.container.protection)?;
         let mut plan = spawn::plan(&self.spec, &self.state_dir)?;
+        let net_error = |step, message: String| SpawnError::new(step, None, None, message);
+        match &self.net {
+            Err(message) => return Err(net_error(Step::Bridge, message.clone()).into()),
+            Ok(None) => {}
+            Ok(Some(net)) => {
+                if let NetStart::Bridge(unit_net) = net {
+                    for def in &unit_net.networks {
+                        crate::net::setup::ensure_bridge(def)
+                            .map_err(|m| net_error(Step::Bridge, m))?;
+                    }
+                    super::network::write_files(unit_net);
+                    *ports = crate::net::setup::reserve_ports(&unit_net.ports)
+                        .map_err(|m| net_error(Step::ReservePort, m))?;
+                }
+                spawn::attach_network(&mut plan, net);
+            }
+        }
         if self.role == Role::Hook {
             let commands = &self.spec.service.lifecycle.exec_stop_post;
             plan = spawn::stop_post_plan(&plan, commands)

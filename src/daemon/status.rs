@@ -83,6 +83,13 @@ impl Daemon {
         });
     }
 
+    fn with_start_error(&self, name: &str, reason: String) -> String {
+        match self.start_errors.get(name) {
+            Some(e) => format!("{reason}; the last start failed: {e}"),
+            None => reason,
+        }
+    }
+
     /// Why the unit is where it is, in words: failed, restarted, stopped by a
     /// requirement's `on_failure`, or waiting for its dependencies.
     pub(super) fn failure_reason(&self, name: &str, slot: &Slot) -> Option<String> {
@@ -93,9 +100,13 @@ impl Daemon {
                     None => f.to_string(),
                 })
             }
-            Phase::Failed(f) => Some(f.to_string()),
+            // The start limit and restarts after failed starts say why they failed.
+            Phase::Failed(f) => Some(self.with_start_error(name, f.to_string())),
             // Why it is being restarted.
-            Phase::Restarting { .. } => slot.machine.last_failure().map(|f| f.to_string()),
+            Phase::Restarting { .. } => slot
+                .machine
+                .last_failure()
+                .map(|f| self.with_start_error(name, f.to_string())),
             Phase::Waiting if slot.stopped_for.is_none() => {
                 let deps = self.fleet.waiting_for(name);
                 (!deps.is_empty()).then(|| format!("waiting for {}", deps.join(", ")))
@@ -107,6 +118,35 @@ impl Daemon {
             }
             _ => None,
         }
+    }
+
+    fn network_status(
+        &self,
+        spec: &crate::unit::Unit,
+    ) -> Option<crate::control::proto::NetworkStatus> {
+        let net = &spec.network;
+        if net.mode == crate::unit::NetworkMode::Host {
+            return None;
+        }
+        let addresses = self
+            .networks
+            .addresses(&spec.name)
+            .into_iter()
+            .enumerate()
+            .map(
+                |(i, (network, address))| crate::control::proto::NetworkAddress {
+                    network,
+                    address: address.to_string(),
+                    interface: format!("eth{i}"),
+                },
+            )
+            .collect();
+        Some(crate::control::proto::NetworkStatus {
+            mode: net.mode.shown(),
+            addresses,
+            ports: net.ports.iter().map(ToString::to_string).collect(),
+            aliases: net.aliases.clone(),
+        })
     }
 
     fn unit_status(&self, name: &str, slot: &Slot) -> UnitStatus {
@@ -163,6 +203,7 @@ impl Daemon {
             health_output: health.map(|(_, _, out)| out).filter(|o| !o.is_empty()),
             // The service's own words, while it has a process to say them.
             status_text: m.pid().and_then(|_| self.notify.status.get(name).cloned()),
+            network: self.network_status(&slot.spec),
         }
     }
 

@@ -122,6 +122,13 @@ pub enum Step {
     Socket,
     GetIfFlags,
     SetIfFlags,
+    /// supd: the bridge of a network, the unit's published host ports.
+    Bridge,
+    ReservePort,
+    /// The helper: the veth pair into the container.
+    CreateVeth,
+    /// The container: its `ethN` addresses and default route.
+    ConfigureInterface,
     // Restrictions, then exec (directly or from the container's init).
     Sigprocmask,
     CloseRange,
@@ -209,6 +216,10 @@ impl fmt::Display for Step {
             Step::Socket => "socket",
             Step::GetIfFlags => "SIOCGIFFLAGS",
             Step::SetIfFlags => "SIOCSIFFLAGS",
+            Step::Bridge => "network bridge",
+            Step::ReservePort => "publish port",
+            Step::CreateVeth => "create veth",
+            Step::ConfigureInterface => "configure interface",
             Step::Sigprocmask => "sigprocmask",
             Step::CloseRange => "close_range",
             Step::Setrlimit => "setrlimit",

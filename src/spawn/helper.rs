@@ -145,8 +145,17 @@ fn prepare_child(
     if c.namespaces.contains(&Namespace::User) {
         namespaces::write_id_maps(host_proc, child, &c.uid_map, &c.gid_map)?;
     }
+    if let Some(net) = &plan.net {
+        crate::net::setup::create_veths(net, child.unsigned_abs())
+            .map_err(|e| net_error(Step::CreateVeth, &e))?;
+    }
     send_pid_with_fd(sock, child, pidfd)?;
     await_registration(sock)
+}
+
+fn net_error(step: Step, e: &crate::net::netlink::NetlinkError) -> SpawnError {
+    let errno = e.errno().map(Errno::from_raw);
+    SpawnError::new(step, None, errno, e.what.clone())
 }
 
 /// Wait until supd has registered the child (one byte). Until it is released, the
@@ -189,8 +198,11 @@ fn run_container(plan: &LaunchPlan, sock: &UnixStream) -> Result<Infallible, Spa
     if created.contains(&Namespace::Uts) {
         namespaces::set_names(c.hostname.as_deref(), c.domainname.as_deref())?;
     }
-    if created.contains(&Namespace::Net) {
-        namespaces::loopback_up()?;
+    match &plan.net {
+        Some(net) => crate::net::setup::configure_inside(net)
+            .map_err(|e| net_error(Step::ConfigureInterface, &e))?,
+        None if created.contains(&Namespace::Net) => namespaces::loopback_up()?,
+        None => {}
     }
     hooks::run_start_pre(plan)?;
     // Only a PID namespace of its own gives the init PID 1 (in a joined one it would

@@ -82,7 +82,55 @@ pub fn plan(unit: &Unit, state_dir: &Path) -> Result<LaunchPlan, SpawnError> {
         exec_start_pre: life.exec_start_pre.clone(),
         start_pre_timeout: life.start_timeout.unwrap_or(DEFAULT_START_PRE_TIMEOUT),
         ready_fd: life.ready_fd,
+        net: None,
     })
+}
+
+/// Adds what supd decided about a start's network to its plan: the interfaces
+/// to create, or the namespace to join; and the hosts files, bind-mounted
+/// read-only over `/etc/hosts` and `/etc/resolv.conf` (unless the unit mounts
+/// something there itself).
+pub fn attach_network(plan: &mut LaunchPlan, net: &crate::net::NetStart) {
+    use crate::net::NetStart;
+    let files = match net {
+        NetStart::Bridge(unit_net) => {
+            plan.net = Some(unit_net.attachment.clone());
+            Some(&unit_net.attachment)
+        }
+        NetStart::Join { netns, peer } => {
+            plan.container.join.insert(Namespace::Net, netns.clone());
+            plan.container.namespaces.remove(&Namespace::Net);
+            peer.as_deref().map(|p| &p.attachment)
+        }
+    };
+    let Some(files) = files else { return };
+    if !plan.container.namespaces.contains(&Namespace::Mnt) {
+        return;
+    }
+    for (source, target) in [
+        (&files.hosts, "/etc/hosts"),
+        (&files.resolv, "/etc/resolv.conf"),
+    ] {
+        if plan
+            .mounts
+            .iter()
+            .any(|m| m.spec.target == Path::new(target))
+        {
+            continue;
+        }
+        let mut spec = MountSpec::plain(
+            MountKind::Bind {
+                source: source.clone(),
+                recursive: false,
+            },
+            target,
+        );
+        spec.readonly = true;
+        spec.nosuid = true;
+        spec.nodev = true;
+        spec.noexec = true;
+        plan.mounts.push(PlannedMount::new(spec));
+    }
 }
 
 /// The default filter depends on the capabilities a unit keeps (its bounding set):

@@ -42,6 +42,10 @@ pub struct LaunchPlan {
     /// `ready_fd`: the descriptor the service writes its readiness line to.
     #[serde(default)]
     pub ready_fd: Option<i32>,
+    /// Bridge networking: the veth pairs the helper creates and the container
+    /// configures.
+    #[serde(default)]
+    pub net: Option<crate::net::Attachment>,
 }
 
 /// What the helper (or the container's first process) tells supd, one JSON line each.

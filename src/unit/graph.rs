@@ -54,6 +54,7 @@ pub(super) fn check_graph(units: BTreeMap<String, Unit>, invalid: &BTreeSet<Stri
         units,
         errors,
         fingerprints: BTreeMap::new(),
+        networks: BTreeMap::new(),
     }
 }
 

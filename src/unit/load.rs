@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::UnitError;
 use super::model::fnv1a64;
-use super::{Loaded, Unit, graph, parse};
+use super::{Loaded, NetworkDef, Unit, graph, netcheck, parse};
 
 /// Largest unit file read (1 MiB): real units are a few hundred bytes, and
 /// the cap bounds memory and parse time whatever lands in the directory.
@@ -30,7 +30,39 @@ pub(super) fn load_dir(dir: &Path) -> io::Result<Loaded> {
     let mut invalid = BTreeSet::new();
     let mut errors = Vec::new();
     let mut fingerprints = BTreeMap::new();
+    let mut networks = BTreeMap::new();
+    let mut broken_networks = BTreeSet::new();
     for path in files {
+        if let Some(name) = netcheck::network_file_name(&path) {
+            let parsed = read_unit_file(&path).and_then(|bytes| {
+                let text = utf8(bytes, "network file")?;
+                parse::parse_network(&name, &path, &text).map_err(Failure::Parse)
+            });
+            match parsed {
+                Ok(def) => match overlapping(&networks, &def) {
+                    Some(other) => {
+                        let message = format!(
+                            "subnet {} overlaps network {other:?}'s: networks need disjoint subnets",
+                            def.subnet
+                        );
+                        errors.push(at_start(&format!("{name}.network"), &path, message));
+                        broken_networks.insert(name);
+                    }
+                    None => {
+                        networks.insert(name, def);
+                    }
+                },
+                Err(failure) => {
+                    broken_networks.insert(name.clone());
+                    let shown = format!("{name}.network");
+                    match failure {
+                        Failure::Read(message) => errors.push(at_start(&shown, &path, message)),
+                        Failure::Parse(mut list) => errors.append(&mut list),
+                    }
+                }
+            }
+            continue;
+        }
         let name = unit_name(&path);
         let parsed = read_unit_file(&path).and_then(|bytes| {
             fingerprints.insert(name.clone(), fnv1a64(&bytes));
@@ -49,8 +81,13 @@ pub(super) fn load_dir(dir: &Path) -> io::Result<Loaded> {
             }
         }
     }
+    let networks = netcheck::with_default(networks);
+    let before: BTreeSet<String> = units.keys().cloned().collect();
+    netcheck::check_networks(&mut units, &networks, &broken_networks, &mut errors);
+    invalid.extend(before.into_iter().filter(|name| !units.contains_key(name)));
     let mut loaded = graph::check_graph(units, &invalid);
     errors.append(&mut loaded.errors);
+    loaded.networks = networks;
     // Stable sort: errors within one file keep line/column order.
     errors.sort_by(|a, b| (&a.path, a.line, a.column).cmp(&(&b.path, b.line, b.column)));
     loaded.errors = errors;
@@ -153,11 +190,26 @@ fn read_capped(file: File) -> Result<Vec<u8>, Option<io::Error>> {
 }
 
 fn parse_bytes(name: &str, path: &Path, bytes: Vec<u8>) -> Result<Unit, Failure> {
-    let text = String::from_utf8(bytes).map_err(|e| {
+    let text = utf8(bytes, "unit file")?;
+    parse::parse_unit(name, path, &text).map_err(Failure::Parse)
+}
+
+fn utf8(bytes: Vec<u8>, what: &str) -> Result<String, Failure> {
+    String::from_utf8(bytes).map_err(|e| {
         Failure::Read(format!(
-            "unit file is not valid UTF-8 (first bad byte at offset {})",
+            "{what} is not valid UTF-8 (first bad byte at offset {})",
             e.utf8_error().valid_up_to()
         ))
-    })?;
-    parse::parse_unit(name, path, &text).map_err(Failure::Parse)
+    })
+}
+
+/// A network already loaded whose subnet shares addresses with `def`'s.
+fn overlapping(networks: &BTreeMap<String, NetworkDef>, def: &NetworkDef) -> Option<String> {
+    let clash = |other: &NetworkDef| {
+        other.subnet.contains(&def.subnet.network()) || def.subnet.contains(&other.subnet.network())
+    };
+    networks
+        .values()
+        .find(|other| clash(other))
+        .map(|other| other.name.clone())
 }

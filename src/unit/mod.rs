@@ -17,6 +17,8 @@ pub mod lifecycle;
 mod load;
 mod model;
 pub mod names;
+mod netcheck;
+pub mod network;
 mod parse;
 pub mod protection;
 mod resources;
@@ -35,6 +37,7 @@ pub use lifecycle::{HealthSpec, Lifecycle, OnFailure, OnUnhealthy, Probe, Servic
 pub use model::{
     IdSpec, LogLimits, RestartPolicy, Service, StartLimit, Unit, same_except_live_settings,
 };
+pub use network::{NetworkDef, NetworkMode, NetworkSpec, PortSpec, Protocol};
 pub use protection::{DeviceSpec, ProtectSystem, Protection};
 pub use resources::{CpuMax, ResourceSpec};
 
@@ -50,6 +53,9 @@ pub struct Loaded {
     /// or rejected, by unit name. A file that was not read (unreadable,
     /// not a regular file, over the size cap) has no entry.
     pub fingerprints: BTreeMap<String, u64>,
+    /// Every valid network: the `*.network.toml` files and the built-in
+    /// `default` (unless a file replaces it).
+    pub networks: BTreeMap<String, NetworkDef>,
 }
 
 /// Parses one unit file.

@@ -13,6 +13,7 @@ use serde::{Serialize, Serializer};
 use super::isolation::ContainerSpec;
 use super::lifecycle::{HealthSpec, Lifecycle};
 use super::names::Named;
+use super::network::NetworkSpec;
 use super::resources::ResourceSpec;
 
 /// One service definition, loaded from `<dir>/<name>.toml`.
@@ -43,6 +44,8 @@ pub struct Unit {
     pub resources: ResourceSpec,
     /// The `[health]` check, if any.
     pub health: Option<HealthSpec>,
+    /// `[network]`: host networking when absent.
+    pub network: NetworkSpec,
     /// Source locations of `after`/`requires` entries, kept so the graph
     /// check can point at the offending entry. Ignored by `==` and the hash.
     #[serde(skip)]
@@ -163,6 +166,12 @@ impl Pos {
     pub(super) const START: Pos = Pos { line: 1, column: 1 };
 }
 
+impl Default for Pos {
+    fn default() -> Self {
+        Pos::START
+    }
+}
+
 /// Where each `after`/`requires` entry was written: `after[i]` is the
 /// position of `Unit::after[i]`, likewise for `requires`.
 ///
@@ -172,6 +181,10 @@ impl Pos {
 pub(super) struct DepLocations {
     pub(super) after: Vec<Pos>,
     pub(super) requires: Vec<Pos>,
+    /// `[network]`: the `networks` list (or `mode`), each `ports` entry, `ipv4`.
+    pub(super) networks: Pos,
+    pub(super) ports: Vec<Pos>,
+    pub(super) ipv4: Pos,
 }
 
 impl PartialEq for DepLocations {
@@ -204,6 +217,9 @@ struct Canonical<'a> {
     /// Skipped when absent, so units without `[health]` keep their hash.
     #[serde(skip_serializing_if = "Option::is_none")]
     health: Option<&'a HealthSpec>,
+    /// Skipped for host networking, so units without `[network]` keep their hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    network: Option<&'a NetworkSpec>,
 }
 
 impl Unit {
@@ -224,6 +240,7 @@ impl Unit {
             container: &self.container,
             resources: Some(&self.resources).filter(|r| !r.is_empty()),
             health: self.health.as_ref(),
+            network: Some(&self.network).filter(|n| !n.is_default()),
         };
         // Serialising plain structs, strings, numbers and BTreeMaps with
         // string keys cannot fail; fall back to Debug just in case.
@@ -252,6 +269,7 @@ pub fn same_except_live_settings(a: &Unit, b: &Unit) -> bool {
         container,
         resources: _,
         health,
+        network,
         deps: _,
     } = a;
     *description == b.description
@@ -261,6 +279,7 @@ pub fn same_except_live_settings(a: &Unit, b: &Unit) -> bool {
         && *logs == b.logs
         && *container == b.container
         && health.is_some() == b.health.is_some()
+        && *network == b.network
 }
 
 /// 64-bit FNV-1a: tiny, dependency-free and stable across Rust versions

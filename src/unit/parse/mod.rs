@@ -15,6 +15,7 @@ mod id_map;
 mod lifecycle;
 pub(super) mod limits;
 mod mount;
+pub(super) mod network;
 mod protection;
 mod reader;
 mod resources;
@@ -54,17 +55,42 @@ const SECTIONS: &[&str] = &[
     "device",
     "resources",
     "health",
+    "network",
 ];
 
 /// Parses and validates one unit file. See the crate-level `parse_unit`.
 pub(super) fn parse_unit(name: &str, path: &Path, text: &str) -> Result<Unit, Vec<UnitError>> {
+    parse_file(name, path, text, |doc, lines, r| {
+        if let Err(message) = check_name(name) {
+            r.report(0..0, message);
+        }
+        build_unit(name, path, doc, lines, r)
+    })
+}
+
+/// Parses one network file (`NAME.network.toml`); errors name `NAME.network`.
+pub(super) fn parse_network(
+    name: &str,
+    path: &Path,
+    text: &str,
+) -> Result<crate::unit::NetworkDef, Vec<UnitError>> {
+    let shown = format!("{name}.network");
+    parse_file(&shown, path, text, |doc, _, r| {
+        network::read_network_file(name, doc, r)
+    })
+}
+
+/// The TOML document through `build`, with every problem located.
+fn parse_file<T>(
+    name: &str,
+    path: &Path,
+    text: &str,
+    build: impl FnOnce(Spanned<DeTable>, &LineIndex, &mut Reader) -> Option<T>,
+) -> Result<T, Vec<UnitError>> {
     let lines = LineIndex::new(text);
     let mut r = Reader::default();
-    if let Err(message) = check_name(name) {
-        r.report(0..0, message);
-    }
     let unit = match DeTable::parse(text) {
-        Ok(doc) => build_unit(name, path, doc, &lines, &mut r),
+        Ok(doc) => build(doc, &lines, &mut r),
         Err(e) => {
             r.report(e.span().unwrap_or(0..0), e.message().trim_end());
             None
@@ -146,6 +172,11 @@ fn build_unit(
         }
     };
     let logs = service::read_logs(root.take("logs"), r);
+    let network = network::read_network(root.take("network"), r);
+    let mode_at = network.mode_written.as_ref().map(|m| m.span());
+    let net_at = network.at;
+    let mut network = network.spec;
+    network::reconcile(name, &mut network, mode_at.clone(), &mut container, r);
     let resources = resources::read_resources(root.take("resources"), r);
     let kind = service
         .as_ref()
@@ -154,10 +185,30 @@ fn build_unit(
     let locate =
         |list: &[Spanned<String>]| list.iter().map(|d| lines.pos(d.span().start)).collect();
     let names = |list: Vec<Spanned<String>>| list.into_iter().map(Spanned::into_inner).collect();
-    let locations = DepLocations {
+    let at = |span: Option<&reader::Span>| lines.pos(span.map_or(0, |s| s.start));
+    let mut locations = DepLocations {
         after: locate(&deps.after),
         requires: locate(&deps.requires),
+        networks: at(net_at.networks.as_ref().or(mode_at.as_ref())),
+        ports: net_at.ports.iter().map(|s| at(Some(s))).collect(),
+        ipv4: at(net_at.ipv4.as_ref()),
     };
+    let mut after: Vec<String> = names(deps.after);
+    let mut requires: Vec<String> = names(deps.requires);
+    // A unit in another's network namespace needs it running first, and goes
+    // with it.
+    if let crate::unit::NetworkMode::Unit(peer) = &network.mode {
+        let at = at(mode_at.as_ref());
+        for (list, pos) in [
+            (&mut after, &mut locations.after),
+            (&mut requires, &mut locations.requires),
+        ] {
+            if !list.contains(peer) {
+                list.push(peer.clone());
+                pos.push(at);
+            }
+        }
+    }
     let mut service = service?;
     // Something to wait for, and no limit written: systemd's default (not for a
     // oneshot job, which may take as long as it takes).
@@ -174,13 +225,14 @@ fn build_unit(
         path: path.to_owned(),
         hash: String::new(),
         description: deps.description,
-        after: names(deps.after),
-        requires: names(deps.requires),
+        after,
+        requires,
         service,
         logs,
         container,
         resources,
         health,
+        network,
         deps: locations,
     };
     unit.hash = unit.compute_hash();

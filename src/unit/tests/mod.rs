@@ -14,6 +14,7 @@ mod lifecycle;
 mod limits;
 mod load;
 mod mounts;
+mod network;
 mod protection;
 mod resources;
 mod service;
