@@ -43,12 +43,16 @@ pub struct Imported {
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
-/// Removes the staging directory when the import ends, however it ends.
-struct Staging(PathBuf);
+/// Removes the staging directory when the import ends, however it ends (then
+/// its flock goes).
+struct Staging {
+    dir: PathBuf,
+    _flock: nix::fcntl::Flock<std::fs::File>,
+}
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -69,20 +73,12 @@ struct LayerDone {
 
 pub fn import(store: &Store, path: &Path, opts: &ImportOptions) -> Result<Imported, ImageError> {
     let wanted = opts.name.as_deref().map(tag_of).transpose()?;
-    let lock = store.lock()?;
-    let unique = format!(
-        "import-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0)
-    );
-    let staging = Staging(store.tmp().join(unique));
-    let layers_dir = staging.0.join("layers");
+    let (dir, flock) = store.staging("import")?;
+    let staging = Staging { dir, _flock: flock };
+    let layers_dir = staging.dir.join("layers");
     std::fs::create_dir_all(&layers_dir)
         .map_err(|e| ImageError::io(format!("cannot create {}", layers_dir.display()), e))?;
-    let source = source::open_source(path, &staging.0)?;
+    let source = source::open_source(path, &staging.dir)?;
     let ctx = Ctx {
         store,
         layers_dir: &layers_dir,
@@ -108,16 +104,24 @@ pub fn import(store: &Store, path: &Path, opts: &ImportOptions) -> Result<Import
             )));
         }
     };
-    // Verified: move into place. A layer another import added meanwhile
-    // cannot exist (the lock), one that was there already stays.
+    // Verified: move into place, under the store's lock. A layer another
+    // import added meanwhile stays (the same content, by its digest); one this
+    // import found in the store must still be there (a prune may have run).
+    let lock = store.lock()?;
     for diff in &layers {
         let staged = layers_dir.join(diff.hex());
         let target = store.layer(diff);
-        if staged.exists() && !target.exists() {
-            std::fs::rename(&staged, &target).map_err(|e| {
-                ImageError::io(format!("cannot move layer into {}", target.display()), e)
-            })?;
+        if target.exists() {
+            continue;
         }
+        if !staged.exists() {
+            return Err(ImageError::new(format!(
+                "layer {diff} was removed from the store during the import (a prune?): import again"
+            )));
+        }
+        std::fs::rename(&staged, &target).map_err(|e| {
+            ImageError::io(format!("cannot move layer into {}", target.display()), e)
+        })?;
     }
     let manifest_digest = Digest::of(&manifest_bytes);
     let config_digest = Digest::of(&config_bytes);
@@ -125,7 +129,7 @@ pub fn import(store: &Store, path: &Path, opts: &ImportOptions) -> Result<Import
         (&config_digest, &config_bytes),
         (&manifest_digest, &manifest_bytes),
     ] {
-        let staged = staging.0.join(d.hex());
+        let staged = staging.dir.join(d.hex());
         std::fs::write(&staged, bytes)
             .map_err(|e| ImageError::io(format!("cannot write {}", staged.display()), e))?;
         let target = store.blob(d);

@@ -130,13 +130,7 @@ impl Store {
     /// images, layers and units it has; not 0700, because a unit in a user
     /// namespace must still reach its root (`units/UNIT/root`) by path.
     pub fn lock(&self) -> Result<Lock, ImageError> {
-        use std::os::unix::fs::PermissionsExt;
-        for d in ["blobs/sha256", "layers/sha256", "tmp", "units"] {
-            let p = self.root.join(d);
-            std::fs::create_dir_all(&p).map_err(|e| io("create", &p, e))?;
-        }
-        std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o711))
-            .map_err(|e| io("set the mode of", &self.root, e))?;
+        self.create_dirs()?;
         let path = self.root.join("lock");
         let file = File::options()
             .create(true)
@@ -147,6 +141,36 @@ impl Store {
         let flock = Flock::lock(file, FlockArg::LockExclusive)
             .map_err(|(_, e)| io("lock", &path, std::io::Error::from(e)))?;
         Ok(Lock { _flock: flock })
+    }
+
+    fn create_dirs(&self) -> Result<(), ImageError> {
+        use std::os::unix::fs::PermissionsExt;
+        for d in ["blobs/sha256", "layers/sha256", "tmp", "units"] {
+            let p = self.root.join(d);
+            std::fs::create_dir_all(&p).map_err(|e| io("create", &p, e))?;
+        }
+        std::fs::set_permissions(&self.root, std::fs::Permissions::from_mode(0o711))
+            .map_err(|e| io("set the mode of", &self.root, e))
+    }
+
+    /// A new staging directory under `tmp/`, flocked for as long as the
+    /// returned lock lives, so `prune` leaves it alone. An import unpacks
+    /// there without the store's lock (which it takes only to move what it
+    /// verified into place): reloads and unit starts do not wait for it.
+    pub fn staging(&self, prefix: &str) -> Result<(PathBuf, Flock<File>), ImageError> {
+        self.create_dirs()?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = self
+            .tmp()
+            .join(format!("{prefix}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir(&dir).map_err(|e| io("create", &dir, e))?;
+        let file = File::open(&dir).map_err(|e| io("open", &dir, e))?;
+        let flock = Flock::lock(file, FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, e)| io("lock", &dir, std::io::Error::from(e)))?;
+        Ok((dir, flock))
     }
 
     /// Tags and the manifests they name.
@@ -294,6 +318,13 @@ impl Store {
         let tmp = self.tmp();
         for e in std::fs::read_dir(&tmp).map_err(|e| io("list", &tmp, e))? {
             let e = e.map_err(|e| io("list", &tmp, e))?;
+            // An import still at work holds its staging directory's flock.
+            let busy = File::open(e.path())
+                .ok()
+                .is_some_and(|f| Flock::lock(f, FlockArg::LockExclusiveNonblock).is_err());
+            if busy {
+                continue;
+            }
             freed.bytes += disk_usage(&e.path());
             remove(&e.path())?;
         }

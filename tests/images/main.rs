@@ -35,6 +35,7 @@ fn main() -> std::process::ExitCode {
         concurrent_imports_share_one_base_layer,
         a_minimal_image_runs_in_a_user_namespace,
         nested_indexes_and_old_docker_archives_with_a_shared_layer,
+        prune_leaves_a_running_imports_staging_alone,
     ]])
 }
 
