@@ -39,6 +39,16 @@ pub fn plan(unit: &Unit, state_dir: &Path) -> Result<LaunchPlan, SpawnError> {
                 e.to_string(),
             )
         })?;
+        if let Some(w) = &svc.workdir {
+            super::mounts::create_dir_in(root, w).map_err(|e| {
+                SpawnError::new(
+                    Step::PrepareImageRoot,
+                    Some(&w.to_string_lossy()),
+                    Some(e),
+                    "create the working directory in the image root",
+                )
+            })?;
+        }
     }
     let (credentials, account) = identity::resolve(
         root,

@@ -101,10 +101,11 @@ pub fn a_unit_whose_image_is_missing_starts_once_it_is_imported() {
         })
     });
     assert_eq!(status[0]["state"], "failed", "{status:?}");
+    // A WorkingDir the image does not have: made, as Docker does.
     let image = sh_image(
         vec![(busybox_base(), Comp::Zstd)],
-        "echo up > /data/up; exec sleep 1000",
-        json!({}),
+        "pwd > /data/up; exec sleep 1000",
+        json!({"WorkingDir": "/app/run"}),
     );
     build::oci_layout(&sup.path().join("late"), &image, "1");
     // supd's own CLI, as a script would run it.
@@ -119,7 +120,7 @@ pub fn a_unit_whose_image_is_missing_starts_once_it_is_imported() {
     assert!(text.contains("added late"), "{text}");
     assert_eq!(
         wait_file(&crate::upper(&sup, "late").join("data/up")),
-        "up\n"
+        "/app/run\n"
     );
 }
 
