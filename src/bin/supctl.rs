@@ -402,7 +402,7 @@ fn run(cli: Cli) -> Result<i32, Failure> {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
         let text = sup::control::image_cli::run(cmd, &state_dir, &path).map_err(|e| Failure {
             code: exit::FAILED,
-            message: format!("supctl: {e}"),
+            message: e.to_string(),
         })?;
         out(&text)?;
         return Ok(exit::OK);

@@ -398,16 +398,9 @@ fn full(rel: &Rel) -> Vec<std::ffi::OsString> {
     v
 }
 
+/// A path inside the layer, quoted, for messages (`.` for the layer root).
 fn show(parts: &[std::ffi::OsString]) -> String {
     let p: PathBuf = parts.iter().collect();
-    format!(
-        "{:?}",
-        if parts.is_empty() {
-            Path::new(".")
-        } else {
-            p.as_path()
-        }
-        .display()
-        .to_string()
-    )
+    let p = if parts.is_empty() { Path::new(".") } else { &p };
+    format!("{:?}", p.display().to_string())
 }
