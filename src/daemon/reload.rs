@@ -35,11 +35,22 @@ pub struct LoadResult {
     result: std::io::Result<Loaded>,
 }
 
+/// The units loaded now, shared with the reader: see `unit::load_dir_preferring`.
+pub type Incumbents = std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>;
+
 /// Read and parse every unit file of `dir` in a blocking thread, and resolve
 /// the images of image units in the store under `state_dir`.
-pub async fn read_dir(dir: PathBuf, state_dir: PathBuf) -> std::io::Result<Loaded> {
+pub async fn read_dir(
+    dir: PathBuf,
+    state_dir: PathBuf,
+    incumbents: Incumbents,
+) -> std::io::Result<Loaded> {
     tokio::task::spawn_blocking(move || {
-        let mut loaded = unit::load_dir(&dir)?;
+        let incumbents = incumbents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mut loaded = unit::load_dir_preferring(&dir, &incumbents)?;
         crate::image::units::resolve_units(&mut loaded, &state_dir);
         Ok(loaded)
     })
@@ -51,12 +62,13 @@ pub async fn read_dir(dir: PathBuf, state_dir: PathBuf) -> std::io::Result<Loade
 pub fn spawn_worker(
     dir: PathBuf,
     state_dir: PathBuf,
+    incumbents: Incumbents,
     out: mpsc::UnboundedSender<LoadResult>,
 ) -> mpsc::UnboundedSender<Trigger> {
     let (tx, mut triggers) = mpsc::unbounded_channel::<Trigger>();
     tokio::spawn(async move {
         while let Some(trigger) = triggers.recv().await {
-            let result = read_dir(dir.clone(), state_dir.clone()).await;
+            let result = read_dir(dir.clone(), state_dir.clone(), incumbents.clone()).await;
             if out.send(LoadResult { trigger, result }).is_err() {
                 return;
             }
@@ -129,8 +141,20 @@ impl Daemon {
             .filter(|(name, _)| !loaded.units.contains_key(*name))
             .map(|(_, s)| s.spec.clone())
             .collect();
-        self.networks
+        let moved = self
+            .networks
             .apply(loaded.units.values().chain(specs.iter().map(|s| &**s)));
+        let mut actions = actions;
+        for unit in moved {
+            if self
+                .fleet
+                .get(&unit)
+                .is_some_and(|s| s.machine.pid().is_some())
+            {
+                tracing::info!(unit = %unit, "its address changed (a fixed ipv4 took it): restarting");
+                actions.extend(self.fleet.restart(&unit, now));
+            }
+        }
         for name in &plan.updated {
             if let Some(slot) = self.fleet.get(name) {
                 let resources = slot.spec.resources.clone();
@@ -144,6 +168,11 @@ impl Daemon {
                 self.loaded_fingerprints.insert(name.clone(), *fp);
             }
         }
+        *self
+            .incumbents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            self.fleet.slots().keys().cloned().collect();
         let fleet = &self.fleet;
         self.loaded_fingerprints
             .retain(|name, _| fleet.get(name).is_some());
@@ -164,7 +193,16 @@ impl Daemon {
         let fleet = &self.fleet;
         self.notify.retain(|unit| fleet.get(unit).is_some());
         self.main_pidfds.retain(|unit, _| fleet.get(unit).is_some());
-        self.published.retain(|unit, _| fleet.get(unit).is_some());
+        let gone: Vec<String> = self
+            .published
+            .keys()
+            .filter(|unit| fleet.get(unit).is_none())
+            .cloned()
+            .collect();
+        for unit in gone {
+            self.published.remove(&unit);
+            self.networks.set_publishing(&unit, false);
+        }
         tracing::info!(
             added = plan.added.len(),
             removed = plan.removed.len(),
@@ -175,6 +213,15 @@ impl Daemon {
             "units loaded"
         );
         self.execute(actions);
+        self.emit(
+            None,
+            crate::control::proto::EventKind::Reload {
+                added: plan.added.clone(),
+                removed: plan.removed.clone(),
+                restarted: plan.restarted.clone(),
+                rejected: self.rejected.keys().cloned().collect(),
+            },
+        );
         plan
     }
 
@@ -187,10 +234,16 @@ impl Daemon {
         }
         // Dropped and loaded again since (not within one event, but cheap to be sure).
         gone.retain(|unit| self.fleet.get(unit).is_none());
+        // A reload only drops what belongs to units no longer in the fleet; units
+        // removed then were still stopping, so what they left is dropped here.
         for unit in &gone {
             crate::image::root::release(self.state_dir(), unit);
             self.logs.forget(unit);
+            self.counters.forget(unit);
             self.start_errors.remove(unit);
+            self.loaded_fingerprints.remove(unit);
+            self.main_pidfds.remove(unit);
+            self.notify.forget(unit);
         }
         self.cgroups.forget(&gone);
         self.start_errors.shrink_after_churn();
