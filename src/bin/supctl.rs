@@ -27,7 +27,7 @@ use std::time::SystemTime;
 
 use clap::{Parser, Subcommand};
 
-use sup::control::client::{Client, ClientError, socket_path};
+use sup::control::client::{Client, ClientError, DEFAULT_STATE_DIR, socket_path};
 use sup::control::exit;
 use sup::control::proto::{Command, PROTOCOL_VERSION, Reply, Request, UnitState, UnitStatus};
 use sup::control::{render, render_audit};
@@ -120,6 +120,14 @@ enum Cmd {
         /// More fields, e.g. WATCHDOG=1, STOPPING=1, EXTEND_TIMEOUT_USEC=5000000
         #[arg(value_name = "KEY=VALUE")]
         fields: Vec<String>,
+    },
+    /// Manage the image store: import, ls, inspect, rm, prune (see docs/images.md)
+    #[command(subcommand)]
+    Image(sup::control::image_cli::ImageCmd),
+    /// Discard an image unit's writable layer (the unit must be stopped)
+    Reset {
+        #[arg(value_name = "UNIT", required = true)]
+        units: Vec<String>,
     },
     /// Stream what happens (state changes, exits, restarts, health, reloads) live
     Events {
@@ -436,12 +444,28 @@ fn run(cli: Cli) -> Result<i32, Failure> {
         return cmd_notify(ready, status, fields);
     }
     let path = socket_path(cli.socket.as_deref(), cli.state_dir.as_deref());
+    if let Cmd::Image(cmd) = cli.command {
+        // supd's socket is DIR/control.sock: with only --socket, its directory.
+        let from_socket = cli.socket.as_deref().and_then(std::path::Path::parent);
+        let state_dir = cli
+            .state_dir
+            .or_else(|| from_socket.map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        let text = sup::control::image_cli::run(cmd, &state_dir, &path).map_err(|e| Failure {
+            code: exit::FAILED,
+            message: e.to_string(),
+        })?;
+        out(&text)?;
+        return Ok(exit::OK);
+    }
     match cli.command {
         Cmd::Status { units, json } => cmd_status(&path, units, json),
         Cmd::Start { units, wait } => cmd_units(&path, Command::Start { units, wait }),
         Cmd::Stop { units, wait } => cmd_units(&path, Command::Stop { units, wait }),
         Cmd::Restart { units, wait } => cmd_units(&path, Command::Restart { units, wait }),
         Cmd::ResetFailed { units } => cmd_units(&path, Command::ResetFailed { units }),
+        Cmd::Reset { units } => cmd_units(&path, Command::Reset { units }),
+        Cmd::Image(_) => Ok(exit::OK),
         Cmd::Reload { dry_run } => cmd_reload(&path, dry_run),
         Cmd::Top { iterations } => cmd_top(&path, iterations),
         Cmd::Audit { units, json } => cmd_audit(&path, units, json),

@@ -47,6 +47,10 @@ pub enum Command {
     ResetFailed {
         units: Vec<String>,
     },
+    /// Discard stopped image units' writable layers (docs/images.md).
+    Reset {
+        units: Vec<String>,
+    },
     /// Re-read the unit directory and apply the difference.
     Reload {
         #[serde(default)]
@@ -221,6 +225,12 @@ pub struct UnitStatus {
     pub hash: String,
     /// Unit file the definition was loaded from.
     pub path: String,
+    /// `[container] image` as written, and the manifest digest it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The image's ExposedPorts (`80/tcp`): what it listens on, not published.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposed_ports: Vec<String>,
     /// Set when the file on disk was rejected and the loaded definition kept running.
     pub definition_error: Option<String>,
     /// Where the unit's output is written.
@@ -299,6 +309,8 @@ impl UnitStatus {
             want: String::new(),
             hash: String::new(),
             path: String::new(),
+            image: None,
+            exposed_ports: Vec::new(),
             definition_error: None,
             log_file: String::new(),
             disk_differs: false,
@@ -387,6 +399,9 @@ pub struct ReloadPlan {
     pub unchanged: Vec<String>,
     /// `file:line:column: message` for each definition that was rejected.
     pub rejected: Vec<String>,
+    /// Why units change besides their files: `UNIT: image NAME:TAG is now sha256:...`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -409,6 +424,7 @@ impl From<&crate::supervise::ReloadPlan> for ReloadPlan {
             updated: p.updated.clone(),
             unchanged: p.unchanged.clone(),
             rejected: p.rejected.iter().map(ToString::to_string).collect(),
+            images: Vec::new(),
         }
     }
 }

@@ -277,6 +277,15 @@ pub fn render_detail(u: &UnitStatus, now: SystemTime) -> String {
     if let Some(leftover) = &u.leftover {
         field("Found at start", leftover.clone());
     }
+    if let Some(image) = &u.image {
+        field("Image", image.clone());
+    }
+    if !u.exposed_ports.is_empty() {
+        field(
+            "Exposed ports",
+            format!("{} (not published)", u.exposed_ports.join(", ")),
+        );
+    }
     field("Log file", u.log_file.clone());
     if u.disk_differs && u.definition_error.is_none() {
         out.push_str(&format!("{}\n", disk_differs_warning(u)));
@@ -410,6 +419,9 @@ pub fn render_reload(plan: &ReloadPlan, applied: bool) -> String {
     ));
     for rejected in &plan.rejected {
         out.push_str(&format!("rejected: {rejected}\n"));
+    }
+    for note in &plan.images {
+        out.push_str(&format!("image changed: {note}\n"));
     }
     if !applied {
         out.push_str("(dry run, nothing applied)\n");

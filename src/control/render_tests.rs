@@ -248,10 +248,11 @@ fn reload_plan() {
         updated: vec![],
         unchanged: vec!["d".into()],
         rejected: vec!["units/e.toml:1:1: expected `=`".into()],
+        images: vec!["c: image app:1 is now sha256:b (was sha256:a)".into()],
     };
     assert_eq!(
         render_reload(&plan, false),
-        "added: a, b\nrestarted: c\nunchanged: 1 unit\nrejected: units/e.toml:1:1: expected `=`\n(dry run, nothing applied)\n"
+        "added: a, b\nrestarted: c\nunchanged: 1 unit\nrejected: units/e.toml:1:1: expected `=`\nimage changed: c: image app:1 is now sha256:b (was sha256:a)\n(dry run, nothing applied)\n"
     );
     assert_eq!(
         render_reload(&ReloadPlan::default(), true),

@@ -55,11 +55,62 @@ impl Daemon {
             Command::Stop { units, .. } => self.for_units(&units, |f, u| f.stop(u, now)),
             Command::Restart { units, .. } => self.for_units(&units, |f, u| f.restart(u, now)),
             Command::ResetFailed { units } => self.for_units(&units, |f, u| f.reset_failed(u, now)),
+            Command::Reset { units } => return self.reset_images(units, answer),
             Command::Audit { units } => self.audit(&units),
             Command::Poweroff => self.halt(Halt::Poweroff),
             Command::Reboot => self.halt(Halt::Reboot),
         };
         let _ = answer.send(Answer::Reply(reply));
+    }
+
+    /// `reset`: discard stopped image units' writable layers (unmount their
+    /// root, remove the upper layer), in a blocking thread: a big upper layer
+    /// takes a while to remove.
+    fn reset_images(&mut self, units: Vec<String>, answer: oneshot::Sender<Answer>) {
+        let refuse = |message: String| {
+            Answer::Reply(Reply::Error {
+                code: ErrorCode::BadRequest,
+                message,
+            })
+        };
+        if let Some(refusal) = self.unknown_units(&units) {
+            let _ = answer.send(Answer::Reply(refusal));
+            return;
+        }
+        for u in &units {
+            let Some(slot) = self.fleet.get(u) else {
+                continue;
+            };
+            if slot.spec.container.image.is_none() {
+                let _ = answer.send(refuse(format!(
+                    "{u} has no [container] image: nothing to reset"
+                )));
+                return;
+            }
+            if !slot.machine.is_settled_down() {
+                let _ = answer.send(refuse(format!(
+                    "{u} is running: stop it first (`supctl stop --wait {u}`), then reset it"
+                )));
+                return;
+            }
+        }
+        let progress = self.progress(&units).unwrap_or_default();
+        let state_dir = self.state_dir().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let results = progress
+                .into_iter()
+                .map(|p| {
+                    let outcome = crate::image::root::reset(&state_dir, &p.name);
+                    UnitResult {
+                        ok: outcome.is_ok(),
+                        message: outcome.err().map(|e| e.to_string()),
+                        name: p.name,
+                        state: p.state,
+                    }
+                })
+                .collect();
+            let _ = answer.send(Answer::Reply(Reply::Done { results }));
+        });
     }
 
     /// `audit`: each unit's exposure report, from its loaded definition.

@@ -108,12 +108,16 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     state_dir::prepare(&config.state_dir).map_err(DaemonError::StateDir)?;
     state_dir::prepare(&logs_dir).map_err(DaemonError::StateDir)?;
     let incumbents = reload::Incumbents::default();
-    let loaded = reload::read_dir(config.units_dir.clone(), incumbents.clone())
-        .await
-        .map_err(|source| DaemonError::UnitsDir {
-            path: config.units_dir.clone(),
-            source,
-        })?;
+    let loaded = reload::read_dir(
+        config.units_dir.clone(),
+        config.state_dir.clone(),
+        incumbents.clone(),
+    )
+    .await
+    .map_err(|source| DaemonError::UnitsDir {
+        path: config.units_dir.clone(),
+        source,
+    })?;
     reload::log_rejections(&loaded);
     let socket_path = config.state_dir.join(crate::control::client::SOCKET_NAME);
     let listener = server::bind(&socket_path).map_err(|source| DaemonError::Socket {
@@ -162,7 +166,12 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         cgroups.oom_reader(),
         annotated_tx,
     ));
-    let reloads = reload::spawn_worker(config.units_dir.clone(), incumbents.clone(), loaded_tx);
+    let reloads = reload::spawn_worker(
+        config.units_dir.clone(),
+        config.state_dir.clone(),
+        incumbents.clone(),
+        loaded_tx,
+    );
     let peers = peers::PeerPolicy::new(cgroups.subtree_paths());
     let policy = peers.clone();
     let counters = metrics::Counters::default();
@@ -203,6 +212,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         networks: network::Networks::new(&config.state_dir, registry.clone()),
         counters,
     };
+    let state_dir = config.state_dir.clone();
     let mut daemon = Daemon::new(config, registry, cgroups, logs, links, extras);
     daemon.apply_loaded(loaded, None);
     tracing::info!(units = daemon.unit_count(), socket = %socket_path.display(), "supd started");
@@ -223,6 +233,8 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     let _ = std::fs::remove_file(&socket_path);
     kill_stray_children();
     cgroups.teardown();
+    // Every unit stopped: nothing uses their image roots (their upper layers stay).
+    crate::image::root::unmount_all(&state_dir);
     // nft runs as a child reaped by the reaper task: not on this thread.
     let _ = tokio::task::spawn_blocking(move || networks.teardown()).await;
     writer.flush().await;

@@ -176,6 +176,16 @@ impl Daemon {
             want: if m.want_up() { "up" } else { "down" }.into(),
             hash: slot.spec.hash.clone(),
             path: slot.spec.path.display().to_string(),
+            image: slot
+                .spec
+                .container
+                .image
+                .as_ref()
+                .map(|i| match &i.resolved {
+                    Some(r) => format!("{} ({})", i.reference, r.digest),
+                    None => i.reference.clone(),
+                }),
+            exposed_ports: image_ports(&slot.spec),
             definition_error,
             log_file: self.log_path(name).display().to_string(),
             // Filled in off the loop; limits are known here.
@@ -272,4 +282,16 @@ fn stopped_by_on_failure(unit: &str, action: crate::unit::OnFailure) -> String {
         _ => String::new(),
     };
     format!("required unit {unit} failed (its on_failure = \"{name}\"){again}")
+}
+
+/// An image unit's ExposedPorts, as its image declares them.
+fn image_ports(unit: &crate::unit::Unit) -> Vec<String> {
+    let resolved = unit
+        .container
+        .image
+        .as_ref()
+        .and_then(|i| i.resolved.as_ref());
+    resolved
+        .map(|r| r.exposed_ports.clone())
+        .unwrap_or_default()
 }

@@ -49,6 +49,8 @@ pub enum Step {
     ResolveUser,
     ResolveGroup,
     CreateOverlayDir,
+    /// Mounting an image unit's overlay root (supd, before the helper).
+    PrepareImageRoot,
     CompileSeccomp,
     // In supd: starting the helper and talking to it.
     Cgroup,
@@ -150,6 +152,7 @@ impl fmt::Display for Step {
             Step::ResolveUser => "resolve user",
             Step::ResolveGroup => "resolve group",
             Step::CreateOverlayDir => "create overlay directory",
+            Step::PrepareImageRoot => "prepare image root",
             Step::CompileSeccomp => "compile seccomp filter",
             Step::Cgroup => "cgroup",
             Step::EncodePlan => "encode plan",

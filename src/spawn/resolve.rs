@@ -23,6 +23,33 @@ const DEFAULT_START_PRE_TIMEOUT: std::time::Duration = std::time::Duration::from
 pub fn plan(unit: &Unit, state_dir: &Path) -> Result<LaunchPlan, SpawnError> {
     let svc = &unit.service;
     let root = unit.container.rootfs.as_deref().unwrap_or(Path::new("/"));
+    // An image unit's root is mounted (once, kept across restarts) before its
+    // user is looked up in the image's /etc/passwd.
+    if let Some(resolved) = unit
+        .container
+        .image
+        .as_ref()
+        .and_then(|i| i.resolved.as_ref())
+    {
+        crate::image::root::prepare(state_dir, &unit.name, resolved, root).map_err(|e| {
+            SpawnError::new(
+                Step::PrepareImageRoot,
+                Some(&root.to_string_lossy()),
+                None,
+                e.to_string(),
+            )
+        })?;
+        if let Some(w) = &svc.workdir {
+            super::mounts::create_dir_in(root, w).map_err(|e| {
+                SpawnError::new(
+                    Step::PrepareImageRoot,
+                    Some(&w.to_string_lossy()),
+                    Some(e),
+                    "create the working directory in the image root",
+                )
+            })?;
+        }
+    }
     let (credentials, account) = identity::resolve(
         root,
         svc.user.as_ref(),

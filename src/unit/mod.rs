@@ -11,6 +11,7 @@
 
 mod error;
 mod graph;
+mod image;
 mod isolation;
 pub mod lifecycle;
 mod load;
@@ -27,6 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 pub use error::UnitError;
+pub use image::{ImageSpec, ResolvedImage};
 pub use isolation::{
     Capability, ContainerSpec, IdMapRange, MountKind, MountSpec, MountType, Namespace, Propagation,
     Rlimit, RlimitResource,

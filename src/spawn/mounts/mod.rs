@@ -30,6 +30,18 @@ use crate::unit::{ContainerSpec, MountSpec};
 pub use cgroupfs::CgroupMount;
 pub use protect::notify_socket_in_container;
 
+/// Creates the directory `path` (as the container sees it) inside `root`
+/// where it is missing, resolved in the root: an image unit's working
+/// directory, which Docker creates too.
+pub fn create_dir_in(
+    root: &std::path::Path,
+    path: &std::path::Path,
+) -> Result<(), nix::errno::Errno> {
+    root::Root::open(root, true)?
+        .resolve(path, root::Create::Dir)
+        .map(drop)
+}
+
 /// A filesystem type supd mounts (binds aside).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

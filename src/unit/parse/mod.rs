@@ -150,8 +150,27 @@ fn build_unit(
     let root = Spanned::new(0..0, DeValue::Table(doc.into_inner()));
     let mut root = r.table(Some(root), SECTIONS)?;
     let deps = service::read_unit_section(root.take("unit"), r);
+    let network = network::read_network(root.take("network"), r);
+    // `mode = "none"`/`"bridge"` give the unit a network namespace of its own, as
+    // `"net"` in `namespaces` does: it decides the default capabilities.
+    let own_net = matches!(
+        network.spec.mode,
+        crate::unit::NetworkMode::None | crate::unit::NetworkMode::Bridge
+    );
+    // Before [service]: an image unit may leave out `exec` (and [service]).
+    let mut container = container::read_container(
+        root.take("container"),
+        root.take("mount"),
+        root.take("device"),
+        own_net,
+        r,
+    );
     let service = match root.take("service") {
-        Some(v) => service::read_service(v, r),
+        Some(v) => service::read_service(v, container.image.as_mut(), r),
+        None if container.image.is_some() => {
+            let empty = Spanned::new(0..0, DeValue::Table(Default::default()));
+            service::read_service(empty, container.image.as_mut(), r)
+        }
         None => {
             r.report(
                 0..0,
@@ -161,20 +180,6 @@ fn build_unit(
         }
     };
     let logs = service::read_logs(root.take("logs"), r);
-    let network = network::read_network(root.take("network"), r);
-    // `mode = "none"`/`"bridge"` give the unit a network namespace of its own, as
-    // `"net"` in `namespaces` does: it decides the default capabilities.
-    let own_net = matches!(
-        network.spec.mode,
-        crate::unit::NetworkMode::None | crate::unit::NetworkMode::Bridge
-    );
-    let mut container = container::read_container(
-        root.take("container"),
-        root.take("mount"),
-        root.take("device"),
-        own_net,
-        r,
-    );
     let mode_at = network.mode_written.as_ref().map(|m| m.span());
     let net_at = network.at;
     let mut network = network.spec;

@@ -14,6 +14,7 @@ use crate::unit::values::{self, DURATION_EXPECTED, SIGNAL_EXPECTED, SIZE_EXPECTE
 const UNIT_KEYS: &[&str] = &["description", "after", "requires"];
 const SERVICE_KEYS: &[&str] = &[
     "exec",
+    "args",
     "env",
     "workdir",
     "user",
@@ -81,9 +82,35 @@ pub(super) fn duration(r: &mut Reader, v: Option<Value>, what: &str) -> Option<S
     })
 }
 
-pub(super) fn read_service(v: Value, r: &mut Reader) -> Option<Service> {
+/// `image` is the unit's `[container] image`: then `exec` may be left out (the
+/// image's Entrypoint and Cmd apply), `args` may be written here as well as in
+/// `[container]`, and a written `stop_signal` is noted.
+pub(super) fn read_service(
+    v: Value,
+    mut image: Option<&mut crate::unit::ImageSpec>,
+    r: &mut Reader,
+) -> Option<Service> {
     let mut t = r.table(Some(v), SERVICE_KEYS)?;
-    let exec = check_exec(t.take("exec"), t.span(), r);
+    if let Some(v) = t.take("args") {
+        let span = v.span();
+        let args = super::container::read_args(v, r);
+        match image.as_deref_mut() {
+            None => r.report(
+                span,
+                "args needs `image` in [container]: without an image, write the arguments in exec",
+            ),
+            Some(img) if !img.args.is_empty() => r.report(
+                span,
+                "args is written in both [service] and [container]: keep one",
+            ),
+            Some(img) => img.args = args,
+        }
+    }
+    let exec = match t.take("exec") {
+        // Filled in from the image's config when supd loads the unit.
+        None if image.is_some() => Some(Vec::new()),
+        v => check_exec(v, t.span(), r),
+    };
     let env = read_env(t.take("env"), r);
     let workdir = r.absolute_path(t.take("workdir"), "workdir");
     let id = |r: &mut Reader, v| {
@@ -102,6 +129,9 @@ pub(super) fn read_service(v: Value, r: &mut Reader) -> Option<Service> {
     let reset_after = duration(r, t.take("restart_reset_after"), "restart_reset_after");
     let start_limit = read_start_limit(t.take("start_limit"), r);
     let stop_signal = r.scalar(t.take("stop_signal"), SIGNAL_EXPECTED, values::signal);
+    if let Some(image) = image {
+        image.stop_signal_written = stop_signal.is_some();
+    }
     let stop_timeout = duration(r, t.take("stop_timeout"), "stop_timeout");
     let codes = t.take("success_exit_codes");
     let success_exit_codes = r
