@@ -47,4 +47,4 @@ else
 fi
 # The dev profile: the release profile uses LTO (for a fast-starting helper),
 # which would make every test binary slow to build.
-cargo test --all-targets "$@"
+cargo test --all-targets --no-fail-fast "$@"

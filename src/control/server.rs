@@ -214,7 +214,10 @@ async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphor
     };
     match answer {
         Answer::Reply(reply @ Reply::Done { .. }) if wait.is_some() => {
-            if let (Some((goal, units)), Reply::Done { .. }) = (wait, &reply) {
+            if let (Some((goal, _)), Reply::Done { results }) = (wait, &reply) {
+                // Every unit the request acted on: a stop also lists the units
+                // stopped with the named ones, in order.
+                let units: Vec<String> = results.iter().map(|r| r.name.clone()).collect();
                 let reply = wait_for(&handle, changes, goal, &units, &mut rd).await;
                 let _ = send(&mut wr, &reply).await;
             }

@@ -44,8 +44,12 @@ impl Daemon {
                 return;
             }
             Command::Start { units, .. } => self.for_units(&units, |f, u| f.start(u, now)),
-            Command::Stop { units, .. } => self.for_units(&units, |f, u| f.stop(u, now)),
-            Command::Restart { units, .. } => self.for_units(&units, |f, u| f.restart(u, now)),
+            Command::Stop { units, .. } => self.stop_units(&units, now),
+            Command::Restart { units, .. } => {
+                let mut reply = self.for_units(&units, |f, u| f.restart(u, now));
+                note_results(&mut reply, "restart requested");
+                reply
+            }
             Command::ResetFailed { units } => self.for_units(&units, |f, u| f.reset_failed(u, now)),
             Command::Audit { units } => self.audit(&units),
             Command::Poweroff => self.halt(Halt::Poweroff),
@@ -93,6 +97,11 @@ impl Daemon {
             let actions = f(&mut self.fleet, u);
             self.execute(actions);
         }
+        self.results(units)
+    }
+
+    /// Each unit's state now, as an accepted request's results.
+    fn results(&self, units: &[String]) -> Reply {
         let results = self
             .progress(units)
             .unwrap_or_default()
@@ -105,6 +114,28 @@ impl Daemon {
             })
             .collect();
         Reply::Done { results }
+    }
+
+    /// `stop`: the reply lists every unit the stop takes down, in the order they go
+    /// (units requiring a named one first), so `--wait` waits for them all and
+    /// `supctl` says what was stopped.
+    fn stop_units(&mut self, units: &[String], now: Now) -> Reply {
+        if let Some(refusal) = self.unknown_units(units) {
+            return refusal;
+        }
+        let mut order: Vec<String> = Vec::new();
+        for u in units {
+            for n in self.fleet.stop_order(u) {
+                if !order.contains(&n) {
+                    order.push(n);
+                }
+            }
+        }
+        for u in units {
+            let actions = self.fleet.stop(u, now);
+            self.execute(actions);
+        }
+        self.results(&order)
     }
 
     /// The coarse state of the named units (for `--wait`).
@@ -148,6 +179,15 @@ impl Daemon {
             })
             .collect();
         detail.join("; ")
+    }
+}
+
+/// Adds `note` to every result of an accepted request without its own message.
+fn note_results(reply: &mut Reply, note: &str) {
+    if let Reply::Done { results } = reply {
+        for r in results.iter_mut().filter(|r| r.message.is_none()) {
+            r.message = Some(note.to_string());
+        }
     }
 }
 

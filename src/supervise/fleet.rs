@@ -87,6 +87,31 @@ impl Fleet {
         required.chain(ordered).cloned().collect()
     }
 
+    /// What an operator stop of `name` stops, in the order they go down: the units
+    /// that require it (directly or not), deepest first, then `name`; only those
+    /// that are not already down (`name` itself always).
+    pub fn stop_order(&self, name: &str) -> Vec<String> {
+        fn visit(fleet: &Fleet, n: &str, seen: &mut BTreeSet<String>, out: &mut Vec<String>) {
+            if !seen.insert(n.to_string()) {
+                return;
+            }
+            for d in fleet.graph.requiring(n) {
+                visit(fleet, &d, seen, out);
+            }
+            out.push(n.to_string());
+        }
+        let mut order = Vec::new();
+        visit(self, name, &mut BTreeSet::new(), &mut order);
+        order.retain(|n| {
+            n == name
+                || self
+                    .slots
+                    .get(n)
+                    .is_some_and(|s| s.machine.want_up() || !s.machine.is_settled_down())
+        });
+        order
+    }
+
     /// Removed units dropped (their process gone) since the last call.
     pub fn take_forgotten(&mut self) -> Vec<String> {
         std::mem::take(&mut self.forgotten)

@@ -184,6 +184,8 @@ fn operator_stop_propagates_to_requiring_units_only() {
         now,
     );
     let pids = bring_up(&mut fleet, first, now);
+    assert_eq!(fleet.stop_order("db"), ["web", "db"], "what a stop lists");
+    assert_eq!(fleet.stop_order("web"), ["web"]);
     fleet.stop("db", now);
     assert_eq!(state(&fleet, "web"), State::Stopping);
     assert_eq!(state(&fleet, "db"), State::Running, "waits for web");
