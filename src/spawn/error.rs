@@ -50,6 +50,8 @@ pub enum Step {
     ResolveGroup,
     CreateOverlayDir,
     CompileSeccomp,
+    EnvFile,
+    Credentials,
     // In supd: starting the helper and talking to it.
     Cgroup,
     EncodePlan,
@@ -151,6 +153,8 @@ impl fmt::Display for Step {
             Step::ResolveGroup => "resolve group",
             Step::CreateOverlayDir => "create overlay directory",
             Step::CompileSeccomp => "compile seccomp filter",
+            Step::EnvFile => "env_file",
+            Step::Credentials => "credentials",
             Step::Cgroup => "cgroup",
             Step::EncodePlan => "encode plan",
             Step::Socketpair => "socketpair",

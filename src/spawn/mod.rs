@@ -19,6 +19,7 @@
 //! - `error`: `SpawnError`, what any step reports.
 
 mod accounts;
+mod envfile;
 mod error;
 mod handover;
 pub mod helper;

@@ -46,6 +46,11 @@ pub fn plan(unit: &Unit, state_dir: &Path) -> Result<LaunchPlan, SpawnError> {
             env.insert("WATCHDOG_USEC".into(), w.as_micros().to_string());
         }
     }
+    env.extend(read_env_files(&svc.env_file)?);
+    if !svc.credentials.is_empty() {
+        let detail = "[credentials] is not supported by this supd yet";
+        return Err(SpawnError::new(Step::Credentials, None, None, detail));
+    }
     env.extend(svc.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     Ok(LaunchPlan {
         unit: unit.name.clone(),
@@ -67,6 +72,33 @@ pub fn plan(unit: &Unit, state_dir: &Path) -> Result<LaunchPlan, SpawnError> {
         ready_fd: life.ready_fd,
         net: None,
     })
+}
+
+/// The variables of the unit's `env_file`s, read now (each start sees the files
+/// as they are), in order: a later file overrides an earlier one. A missing file
+/// fails the start unless it was written with a leading `-`.
+fn read_env_files(files: &[crate::unit::EnvFile]) -> Result<Vec<(String, String)>, SpawnError> {
+    let mut out = Vec::new();
+    for f in files {
+        let shown = f.path.to_string_lossy();
+        let text = match std::fs::read(&f.path) {
+            Ok(bytes) => String::from_utf8(bytes)
+                .map_err(|_| SpawnError::new(Step::EnvFile, Some(&shown), None, "not UTF-8"))?,
+            Err(e) if f.optional && e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                let detail = if e.kind() == std::io::ErrorKind::NotFound {
+                    "missing (write it as \"-PATH\" in env_file if it is optional)"
+                } else {
+                    ""
+                };
+                return Err(SpawnError::io(Step::EnvFile, Some(&shown), &e, detail));
+            }
+        };
+        let vars = super::envfile::parse(&text, &f.path)
+            .map_err(|e| SpawnError::new(Step::EnvFile, None, None, e))?;
+        out.extend(vars);
+    }
+    Ok(out)
 }
 
 /// Adds what supd decided about a start's network to its plan: the interfaces

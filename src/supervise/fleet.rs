@@ -203,7 +203,7 @@ impl Fleet {
         (plan, out)
     }
 
-    /// Operator start: the unit and, transitively, every unit it requires.
+    /// Operator start: the unit and, transitively, every unit it requires or wants.
     pub fn start(&mut self, name: &str, now: Now) -> Vec<UnitAction> {
         let mut out = Vec::new();
         self.start_with_requirements(name, now, &mut out);
@@ -219,12 +219,16 @@ impl Fleet {
         out
     }
 
-    /// Operator restart of one unit (dependents keep running; requirements start).
+    /// Operator restart of one unit (dependents keep running; requirements and
+    /// wanted units start).
     pub fn restart(&mut self, name: &str, now: Now) -> Vec<UnitAction> {
         let mut out = Vec::new();
         self.event(name, Event::Restart, now, &mut out);
-        let requires = self.slots.get(name).map(|s| s.spec.requires.clone());
-        for req in requires.iter().flatten() {
+        let pulled = self
+            .slots
+            .get(name)
+            .map(|s| [&s.spec.requires[..], &s.spec.wants[..]].concat());
+        for req in pulled.iter().flatten() {
             self.start_with_requirements(req, now, &mut out);
         }
         self.settle(now, &mut out);
@@ -419,7 +423,10 @@ impl Fleet {
             if slot.removing {
                 continue;
             }
+            // Wanted units start too; nothing waits for them, and their failure
+            // touches nobody (they are not edges of the graph).
             stack.extend(slot.spec.requires.iter().cloned());
+            stack.extend(slot.spec.wants.iter().cloned());
             self.event(&n, Event::Start, now, out);
         }
     }

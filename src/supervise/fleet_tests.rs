@@ -454,3 +454,35 @@ fn a_waiting_unit_says_what_it_waits_for() {
     assert_eq!(fleet.waiting_for("web"), Vec::<String>::new());
     assert_eq!(fleet.waiting_for("nobody"), Vec::<String>::new());
 }
+
+#[test]
+fn wants_starts_the_wanted_unit_whose_failure_changes_nothing() {
+    let now = Now::read();
+    let mut fleet = Fleet::default();
+    let app = parse(
+        "app",
+        "[unit]\nwants = [\"flaky\"]\n[service]\nexec = [\"app\"]\n",
+    );
+    let flaky = parse("flaky", "[service]\nexec = [\"flaky\"]\nrestart = \"no\"\n");
+    let (_, first) = fleet.apply_reload(&loaded(vec![app, flaky]), now);
+    let pids = bring_up(&mut fleet, first, now);
+    for unit in ["app", "flaky"] {
+        fleet.stop(unit, now);
+        exit(&mut fleet, unit, pids[unit], ExitStatus::Signal(15), now);
+        assert_eq!(state(&fleet, unit), State::Inactive);
+    }
+    let first = fleet.start("app", now);
+    let mut started = spawned_units(&first);
+    started.sort();
+    assert_eq!(started, ["app", "flaky"], "no ordering: both at once");
+    let pids = bring_up(&mut fleet, first, now);
+    exit(&mut fleet, "flaky", pids["flaky"], ExitStatus::Code(1), now);
+    assert_eq!(state(&fleet, "flaky"), State::Failed);
+    assert_eq!(
+        state(&fleet, "app"),
+        State::Running,
+        "its failure is not app's"
+    );
+    fleet.stop("flaky", now);
+    assert_eq!(state(&fleet, "app"), State::Running, "nor is its stop");
+}
