@@ -47,6 +47,19 @@ pub enum Command {
     ResetFailed {
         units: Vec<String>,
     },
+    /// Allow the units to start again (`now`: and start them).
+    Enable {
+        units: Vec<String>,
+        #[serde(default)]
+        now: bool,
+    },
+    /// Keep the units stopped, across supd's restarts too; stops them now.
+    Disable {
+        units: Vec<String>,
+        /// Accepted for systemctl's habit; a disable always stops the units.
+        #[serde(default)]
+        now: bool,
+    },
     /// Re-read the unit directory and apply the difference.
     Reload {
         #[serde(default)]
@@ -238,6 +251,13 @@ pub struct UnitStatus {
     /// Networking, for units that are not on the host's network.
     #[serde(default)]
     pub network: Option<NetworkStatus>,
+    /// False once the operator disabled the unit (`supctl disable`).
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
 }
 
 /// A unit's network as `status` shows it.
@@ -291,6 +311,7 @@ impl UnitStatus {
             health_output: None,
             status_text: None,
             network: None,
+            enabled: true,
         }
     }
 }

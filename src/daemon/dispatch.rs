@@ -43,11 +43,18 @@ impl Daemon {
                 });
                 return;
             }
-            Command::Start { units, .. } => self.for_units(&units, |f, u| f.start(u, now)),
+            Command::Start { units, .. } => {
+                let mut reply = self.for_units(&units, |f, u| f.start(u, now));
+                self.mark_disabled(&mut reply);
+                reply
+            }
+            Command::Enable { units, now: start } => self.enable_units(&units, start, now),
+            Command::Disable { units, .. } => self.disable_units(&units, now),
             Command::Stop { units, .. } => self.stop_units(&units, now),
             Command::Restart { units, .. } => {
                 let mut reply = self.for_units(&units, |f, u| f.restart(u, now));
                 note_results(&mut reply, "restart requested");
+                self.mark_disabled(&mut reply);
                 reply
             }
             Command::ResetFailed { units } => self.for_units(&units, |f, u| f.reset_failed(u, now)),
@@ -101,7 +108,7 @@ impl Daemon {
     }
 
     /// Each unit's state now, as an accepted request's results.
-    fn results(&self, units: &[String]) -> Reply {
+    pub(super) fn results(&self, units: &[String]) -> Reply {
         let results = self
             .progress(units)
             .unwrap_or_default()
@@ -119,7 +126,7 @@ impl Daemon {
     /// `stop`: the reply lists every unit the stop takes down, in the order they go
     /// (units requiring a named one first), so `--wait` waits for them all and
     /// `supctl` says what was stopped.
-    fn stop_units(&mut self, units: &[String], now: Now) -> Reply {
+    pub(super) fn stop_units(&mut self, units: &[String], now: Now) -> Reply {
         if let Some(refusal) = self.unknown_units(units) {
             return refusal;
         }
@@ -154,7 +161,7 @@ impl Daemon {
     }
 
     /// The refusal of a request naming units that are not loaded, if it names any.
-    fn unknown_units(&self, units: &[String]) -> Option<Reply> {
+    pub(super) fn unknown_units(&self, units: &[String]) -> Option<Reply> {
         let missing: Vec<String> = units
             .iter()
             .filter(|u| self.fleet.get(u).is_none())

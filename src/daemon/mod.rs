@@ -16,6 +16,7 @@
 mod actions;
 mod cgroups;
 mod dispatch;
+mod enable;
 mod event_loop;
 mod exits;
 mod health;
@@ -175,6 +176,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         networks: network::Networks::new(&config.state_dir, registry.clone()),
     };
     let mut daemon = Daemon::new(config, registry, cgroups, logs, links, extras);
+    daemon.load_disabled();
     daemon.apply_loaded(loaded, None);
     tracing::info!(units = daemon.unit_count(), socket = %socket_path.display(), "supd started");
     // On a worker, where the reaper, the timers and the sockets wake it: awaited

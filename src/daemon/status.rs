@@ -108,8 +108,19 @@ impl Daemon {
                 .last_failure()
                 .map(|f| self.with_start_error(name, f.to_string())),
             Phase::Waiting if slot.stopped_for.is_none() => {
-                let deps = self.fleet.waiting_for(name);
+                let deps: Vec<String> = self
+                    .fleet
+                    .waiting_for(name)
+                    .into_iter()
+                    .map(|d| match self.fleet.is_disabled(&d) {
+                        true => format!("{d} (disabled)"),
+                        false => d,
+                    })
+                    .collect();
                 (!deps.is_empty()).then(|| format!("waiting for {}", deps.join(", ")))
+            }
+            Phase::Inactive if slot.stopped_for.is_none() && self.fleet.is_disabled(name) => {
+                Some(super::enable::disabled_reason(name))
             }
             Phase::Inactive | Phase::Waiting | Phase::Stopping { .. } | Phase::Cleaning { .. } => {
                 slot.stopped_for
@@ -194,6 +205,7 @@ impl Daemon {
             // The service's own words, while it has a process to say them.
             status_text: m.pid().and_then(|_| self.notify.status.get(name).cloned()),
             network: self.network_status(&slot.spec),
+            enabled: !self.fleet.is_disabled(name),
         }
     }
 
@@ -213,6 +225,7 @@ impl Daemon {
             log_file: self.log_path(name).display().to_string(),
             disk_differs: true,
             leftover: self.cgroups.leftover(name).map(describe_leftover),
+            enabled: !self.fleet.is_disabled(name),
             ..UnitStatus::new(name, UnitState::Failed)
         }
     }

@@ -54,6 +54,10 @@ pub struct Fleet {
     /// Removed units dropped since the last `take_forgotten`: what the daemon keeps
     /// about them besides the slot goes too.
     forgotten: Vec<String>,
+    /// Units the operator disabled (`supctl disable`): never started, not by
+    /// supd's start, a reload, a dependent or an `on_failure`. Names, so a
+    /// unit keeps it while its file is away.
+    disabled: BTreeSet<String>,
 }
 
 impl Fleet {
@@ -63,6 +67,21 @@ impl Fleet {
 
     pub fn get(&self, name: &str) -> Option<&Slot> {
         self.slots.get(name)
+    }
+
+    /// Whether the operator disabled `name`.
+    pub fn is_disabled(&self, name: &str) -> bool {
+        self.disabled.contains(name)
+    }
+
+    /// Mark `name` disabled or not. Disabling stops nothing by itself (see
+    /// `stop`); enabling starts nothing.
+    pub fn set_disabled(&mut self, name: &str, disabled: bool) {
+        if disabled {
+            self.disabled.insert(name.to_string());
+        } else {
+            self.disabled.remove(name);
+        }
     }
 
     /// What a waiting unit waits for, in the order of its lists: the units it
@@ -223,6 +242,9 @@ impl Fleet {
     /// wanted units start).
     pub fn restart(&mut self, name: &str, now: Now) -> Vec<UnitAction> {
         let mut out = Vec::new();
+        if self.disabled.contains(name) {
+            return out;
+        }
         self.event(name, Event::Restart, now, &mut out);
         let pulled = self
             .slots
@@ -396,6 +418,9 @@ impl Fleet {
             OnFailure::None | OnFailure::Poweroff | OnFailure::Reboot | OnFailure::Exit => return,
         };
         for dependent in self.graph.requiring(name) {
+            if event == Event::Restart && self.disabled.contains(&dependent) {
+                continue;
+            }
             let affected = if event == Event::Stop {
                 self.stop_with_dependents(&dependent, now, out)
             } else {
@@ -420,7 +445,7 @@ impl Fleet {
             let Some(slot) = self.slots.get(&n) else {
                 continue;
             };
-            if slot.removing {
+            if slot.removing || self.disabled.contains(&n) {
                 continue;
             }
             // Wanted units start too; nothing waits for them, and their failure

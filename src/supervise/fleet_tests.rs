@@ -486,3 +486,29 @@ fn wants_starts_the_wanted_unit_whose_failure_changes_nothing() {
     fleet.stop("flaky", now);
     assert_eq!(state(&fleet, "app"), State::Running, "nor is its stop");
 }
+
+#[test]
+fn a_disabled_unit_is_started_by_nothing() {
+    let now = Now::read();
+    let mut fleet = Fleet::default();
+    fleet.set_disabled("db", true);
+    let (_, first) = fleet.apply_reload(
+        &loaded(vec![
+            unit("db", &[], &[], "1"),
+            unit("web", &[], &["db"], "2"),
+        ]),
+        now,
+    );
+    assert!(spawned_units(&first).is_empty(), "web waits for db");
+    assert_eq!(state(&fleet, "db"), State::Inactive);
+    assert_eq!(state(&fleet, "web"), State::Starting);
+    assert_eq!(fleet.waiting_for("web"), ["db"]);
+    assert!(spawned_units(&fleet.start("web", now)).is_empty());
+    assert!(spawned_units(&fleet.start("db", now)).is_empty());
+    assert!(spawned_units(&fleet.restart("db", now)).is_empty());
+    fleet.set_disabled("db", false);
+    let actions = fleet.start("db", now);
+    assert_eq!(spawned_units(&actions), ["db"]);
+    let pids = bring_up(&mut fleet, actions, now);
+    assert!(pids.contains_key("web"), "web follows once db is up");
+}
