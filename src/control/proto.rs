@@ -251,6 +251,13 @@ pub struct UnitStatus {
     /// Networking, for units that are not on the host's network.
     #[serde(default)]
     pub network: Option<NetworkStatus>,
+    /// Host pid of the service's main process: `pid` itself, or the service under
+    /// the container's init.
+    #[serde(default)]
+    pub main_pid: Option<i32>,
+    /// The same process's pid inside the unit's pid namespace (`NSpid`).
+    #[serde(default)]
+    pub main_pid_in_container: Option<i32>,
     /// False once the operator disabled the unit (`supctl disable`).
     #[serde(default = "enabled_by_default")]
     pub enabled: bool,
@@ -311,6 +318,8 @@ impl UnitStatus {
             health_output: None,
             status_text: None,
             network: None,
+            main_pid: None,
+            main_pid_in_container: None,
             enabled: true,
         }
     }

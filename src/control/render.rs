@@ -221,6 +221,13 @@ pub fn render_detail(u: &UnitStatus, now: SystemTime) -> String {
         );
     }
     field("PID", format_pid(u.pid));
+    if let Some(main) = u.main_pid {
+        let inside = match u.main_pid_in_container {
+            Some(n) if n != main => format!(" ({n} in the container)"),
+            _ => String::new(),
+        };
+        field("Main PID", format!("{main}{inside}"));
+    }
     field("Restarts", u.restarts.to_string());
     let last_exit = match &u.last_exit {
         Some(exit) => format!(

@@ -170,6 +170,9 @@ impl Daemon {
         let res = &slot.spec.resources;
         let failed = matches!(m.phase(), Phase::Failed(_));
         let health = self.probes.shown(name, failed);
+        let main_pid = m
+            .pid()
+            .and_then(|pid| main_pid(pid, crate::supervise::runs_under_init(&slot.spec.container)));
         UnitStatus {
             name: name.to_string(),
             description: slot.spec.description.clone(),
@@ -205,6 +208,8 @@ impl Daemon {
             // The service's own words, while it has a process to say them.
             status_text: m.pid().and_then(|_| self.notify.status.get(name).cloned()),
             network: self.network_status(&slot.spec),
+            main_pid,
+            main_pid_in_container: main_pid.and_then(crate::procfs::pid_in_namespace),
             enabled: !self.fleet.is_disabled(name),
         }
     }
@@ -229,6 +234,21 @@ impl Daemon {
             ..UnitStatus::new(name, UnitState::Failed)
         }
     }
+}
+
+/// The service's own process: `pid` itself, or under the container's init the
+/// child it started (in a process group of its own; the first child if none
+/// is), which is not there yet (None) right after the container's start.
+fn main_pid(pid: i32, under_init: bool) -> Option<i32> {
+    if !under_init {
+        return Some(pid);
+    }
+    let children = crate::procfs::children(pid);
+    children
+        .iter()
+        .copied()
+        .find(|&c| crate::procfs::ProcStat::read(c).is_some_and(|s| s.pgrp == c))
+        .or_else(|| children.first().copied())
 }
 
 fn health_word(h: Health) -> &'static str {

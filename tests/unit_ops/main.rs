@@ -5,7 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::harness::{self, root, trials};
@@ -14,6 +14,10 @@ use common::*;
 fn main() -> std::process::ExitCode {
     harness::main(trials![root => [
         disable_survives_a_supd_restart_and_enable_undoes_it,
+        main_pid_is_the_service_under_the_containers_init,
+        env_files_are_read_at_each_start,
+        a_missing_env_file_fails_the_start_unless_optional,
+        a_wanted_unit_failing_does_not_stop_the_wanter,
     ]])
 }
 
@@ -23,7 +27,6 @@ fn idle(head: &str) -> String {
 }
 
 /// A directory below the test's own that every container may write.
-#[allow(dead_code)]
 fn out_dir(sup: &Sup) -> PathBuf {
     set_mode(sup.path(), 0o755);
     shared_dir(sup.path(), "out")
@@ -101,4 +104,173 @@ fn disable_survives_a_supd_restart_and_enable_undoes_it() {
     ok(&sup.supctl(&["enable", "--now", "db"]));
     sup.wait_all_running();
     assert!(!sup.state_dir().join("disabled/db").exists());
+}
+
+fn main_pid_is_the_service_under_the_containers_init() {
+    let sup = Sup::prepare(&[]);
+    let out = out_dir(&sup);
+    let script = |file: &str| format!("echo $$ > {}/{file}; exec sleep 1000", out.display());
+    sup.write_unit(
+        "boxed",
+        &(sh_unit("", &script("boxed")) + "stop_timeout = \"2s\"\n"),
+    );
+    sup.write_unit(
+        "bare",
+        &(sh_unit("[container]\ninit = false", &script("bare")) + "stop_timeout = \"2s\"\n"),
+    );
+    let sup = sup.launch();
+    sup.wait_all_running();
+    let inside: i64 = wait_file(&out.join("boxed")).trim().parse().expect("pid");
+    let boxed = sup.wait_status("boxed's main pid", |s| {
+        s.iter()
+            .any(|u| u["name"] == "boxed" && u["main_pid"].is_i64())
+    });
+    let boxed = boxed.iter().find(|u| u["name"] == "boxed").expect("boxed");
+    let main = boxed["main_pid"].as_i64().expect("main_pid");
+    assert_ne!(
+        boxed["pid"].as_i64(),
+        Some(main),
+        "init is not the service: {boxed:#}"
+    );
+    assert_eq!(
+        boxed["main_pid_in_container"].as_i64(),
+        Some(inside),
+        "{boxed:#}"
+    );
+    let comm = std::fs::read_to_string(format!("/proc/{main}/comm")).expect("comm");
+    assert_eq!(comm.trim(), "sleep");
+    let detail = stdout(&sup.supctl(&["status", "boxed"]));
+    assert!(
+        detail.contains(&format!("Main PID: {main} ({inside} in the container)")),
+        "{detail}"
+    );
+    let bare = sup.unit("bare");
+    assert_eq!(bare["main_pid"], bare["pid"], "{bare:#}");
+    let bare_inside: i64 = wait_file(&out.join("bare")).trim().parse().expect("pid");
+    assert_eq!(bare["main_pid_in_container"].as_i64(), Some(bare_inside));
+}
+
+/// A unit that writes the variables it was given (`env`, sorted) to `out/NAME`,
+/// once per start, then idles.
+fn env_reporter(out: &Path, name: &str, service_keys: &str) -> String {
+    let script = format!(
+        "env | sort > {o}/{name}.tmp; mv {o}/{name}.tmp {o}/{name}; exec sleep 1000",
+        o = out.display()
+    );
+    sh_unit("", &script) + "stop_timeout = \"2s\"\n" + service_keys
+}
+
+fn var<'t>(env: &'t str, key: &str) -> Option<&'t str> {
+    env.lines().find_map(|l| l.strip_prefix(&format!("{key}=")))
+}
+
+fn env_files_are_read_at_each_start() {
+    let sup = Sup::prepare(&[]);
+    let out = out_dir(&sup);
+    let base = sup.path().join("app.env");
+    let local = sup.path().join("local.env");
+    std::fs::write(
+        &base,
+        "# settings\nexport GREETING='hello world'\nLEVEL=debug # a comment\nSHARED=base\nQUOTED=\"a\\\"b\"\n",
+    )
+    .expect("env file");
+    std::fs::write(&local, "SHARED=local\nOVERRIDDEN=file\n").expect("env file");
+    let keys = format!(
+        "env_file = [{:?}, {:?}, \"-{}/absent.env\"]\nenv = {{ OVERRIDDEN = \"env\" }}\n",
+        base.display().to_string(),
+        local.display().to_string(),
+        sup.path().display()
+    );
+    sup.write_unit("app", &env_reporter(&out, "app", &keys));
+    let sup = sup.launch();
+    sup.wait_all_running();
+    let env = wait_file(&out.join("app"));
+    assert_eq!(var(&env, "GREETING"), Some("hello world"), "{env}");
+    assert_eq!(var(&env, "LEVEL"), Some("debug"));
+    assert_eq!(var(&env, "QUOTED"), Some("a\"b"));
+    assert_eq!(var(&env, "SHARED"), Some("local"), "a later file wins");
+    assert_eq!(
+        var(&env, "OVERRIDDEN"),
+        Some("env"),
+        "env wins over the files"
+    );
+    // An edit applies at the next start, without a reload.
+    std::fs::remove_file(out.join("app")).expect("rm");
+    std::fs::write(&base, "GREETING=edited\n").expect("edit");
+    ok(&sup.supctl(&["restart", "--wait", "app"]));
+    let env = wait_file(&out.join("app"));
+    assert_eq!(var(&env, "GREETING"), Some("edited"), "{env}");
+    assert_eq!(var(&env, "LEVEL"), None);
+}
+
+fn a_missing_env_file_fails_the_start_unless_optional() {
+    let sup = Sup::prepare(&[]);
+    let out = out_dir(&sup);
+    let missing = sup.path().join("missing.env");
+    let broken = sup.path().join("broken.env");
+    std::fs::write(&broken, "OK=1\nthis line is secret\n").expect("env file");
+    let keys = |file: &Path| {
+        format!(
+            "restart = \"no\"\nenv_file = [{:?}]\n",
+            file.display().to_string()
+        )
+    };
+    sup.write_unit("needs", &env_reporter(&out, "needs", &keys(&missing)));
+    sup.write_unit("broken", &env_reporter(&out, "broken", &keys(&broken)));
+    let optional = format!("env_file = [\"-{}\"]\n", missing.display());
+    sup.write_unit("optional", &env_reporter(&out, "optional", &optional));
+    let sup = sup.launch();
+    sup.wait_state("optional", "running");
+    let needs = sup.wait_state("needs", "failed");
+    let reason = needs["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("env_file") && reason.contains(&missing.display().to_string()),
+        "{needs:#}"
+    );
+    let broken = sup.wait_state("broken", "failed");
+    let reason = broken["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains(&format!("{}:2:", broken_path(&sup))),
+        "{broken:#}"
+    );
+    assert!(
+        !reason.contains("secret"),
+        "the line is not quoted: {reason}"
+    );
+    // Once the file exists, a start works.
+    std::fs::write(&missing, "X=1\n").expect("env file");
+    ok(&sup.supctl(&["start", "--wait", "needs"]));
+}
+
+fn broken_path(sup: &Sup) -> String {
+    sup.path().join("broken.env").display().to_string()
+}
+
+fn a_wanted_unit_failing_does_not_stop_the_wanter() {
+    let sup = Sup::start(&[
+        ("app", &idle("[unit]\nwants = [\"flaky\"]")),
+        (
+            "flaky",
+            &(sh_unit("", "sleep 0.5; exit 3") + "restart = \"no\"\n"),
+        ),
+    ]);
+    sup.wait_state("app", "running");
+    let flaky = sup.wait_state("flaky", "failed");
+    assert_eq!(flaky["last_exit"]["code"], 3);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        sup.unit("app")["state"],
+        "running",
+        "its failure is not app's"
+    );
+    // Starting app starts what it wants again (and does not wait for it).
+    ok(&sup.supctl(&["stop", "--wait", "app"]));
+    ok(&sup.supctl(&["start", "--wait", "app"]));
+    let flaky = sup.unit("flaky");
+    assert!(
+        ["starting", "running"].contains(&flaky["state"].as_str().unwrap_or("")),
+        "started along: {flaky:#}"
+    );
+    sup.wait_state("flaky", "failed");
+    assert_eq!(sup.unit("app")["state"], "running");
 }
