@@ -175,6 +175,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         trimmer: crate::memory::Trimmer::start(),
         networks: network::Networks::new(&config.state_dir, registry.clone()),
     };
+    let config_state_dir = config.state_dir.clone();
     let mut daemon = Daemon::new(config, registry, cgroups, logs, links, extras);
     daemon.load_disabled();
     daemon.apply_loaded(loaded, None);
@@ -196,6 +197,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     let _ = std::fs::remove_file(&socket_path);
     kill_stray_children();
     cgroups.teardown();
+    crate::spawn::credentials::teardown(&config_state_dir);
     // nft runs as a child reaped by the reaper task: not on this thread.
     let _ = tokio::task::spawn_blocking(move || networks.teardown()).await;
     writer.flush().await;

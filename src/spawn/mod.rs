@@ -19,6 +19,7 @@
 //! - `error`: `SpawnError`, what any step reports.
 
 mod accounts;
+pub mod credentials;
 mod envfile;
 mod error;
 mod handover;

@@ -47,9 +47,21 @@ pub fn plan(unit: &Unit, state_dir: &Path) -> Result<LaunchPlan, SpawnError> {
         }
     }
     env.extend(read_env_files(&svc.env_file)?);
+    let mut mounts = plan_mounts(unit, state_dir)?;
     if !svc.credentials.is_empty() {
-        let detail = "[credentials] is not supported by this supd yet";
-        return Err(SpawnError::new(Step::Credentials, None, None, detail));
+        // Last: over whatever the unit mounts at /run.
+        mounts.push(super::credentials::prepare(
+            &unit.name,
+            &svc.credentials,
+            &unit.container,
+            credentials.as_ref(),
+            &host.state_dir,
+        )?);
+        let dir = super::credentials::container_dir(&unit.name);
+        env.insert(
+            "CREDENTIALS_DIRECTORY".into(),
+            dir.to_string_lossy().into_owned(),
+        );
     }
     env.extend(svc.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     Ok(LaunchPlan {
@@ -59,7 +71,7 @@ pub fn plan(unit: &Unit, state_dir: &Path) -> Result<LaunchPlan, SpawnError> {
         workdir: svc.workdir.clone().unwrap_or_else(|| PathBuf::from("/")),
         credentials,
         umask: svc.umask,
-        mounts: plan_mounts(unit, state_dir)?,
+        mounts,
         host,
         seccomp: if unit.container.seccomp {
             Some(default_seccomp(&unit.container.capabilities)?)

@@ -18,6 +18,8 @@ fn main() -> std::process::ExitCode {
         env_files_are_read_at_each_start,
         a_missing_env_file_fails_the_start_unless_optional,
         a_wanted_unit_failing_does_not_stop_the_wanter,
+        credentials_are_private_read_only_files_shown_nowhere,
+        a_missing_credential_fails_the_start,
     ]])
 }
 
@@ -273,4 +275,124 @@ fn a_wanted_unit_failing_does_not_stop_the_wanter() {
     );
     sup.wait_state("flaky", "failed");
     assert_eq!(sup.unit("app")["state"], "running");
+}
+
+const SECRET: &str = "s3cr3t-VALUE-4711";
+
+/// A service that reports what it finds in `$CREDENTIALS_DIRECTORY` to `out/NAME`.
+fn credential_reporter(out: &Path, name: &str, head: &str, keys: &str) -> String {
+    let o = out.display();
+    let commands = "echo dir=$CREDENTIALS_DIRECTORY; \
+         echo content=$(cat $CREDENTIALS_DIRECTORY/db_password); \
+         echo file=$(stat -c '%a %u %g' $CREDENTIALS_DIRECTORY/db_password); \
+         echo top=$(stat -c '%a %u' $CREDENTIALS_DIRECTORY); \
+         echo me=$(id -u); \
+         if touch $CREDENTIALS_DIRECTORY/new 2>/dev/null; then echo write=yes; else echo write=no; fi";
+    let script =
+        format!("({commands}) > {o}/{name}.tmp; mv {o}/{name}.tmp {o}/{name}; exec sleep 1000");
+    sh_unit(head, &script) + "stop_timeout = \"2s\"\n" + keys
+}
+
+fn field<'t>(report: &'t str, key: &str) -> &'t str {
+    report
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {report}"))
+}
+
+fn credentials_are_private_read_only_files_shown_nowhere() {
+    let sup = Sup::prepare(&[]);
+    let out = out_dir(&sup);
+    let secret = sup.path().join("db.pass");
+    std::fs::write(&secret, SECRET).expect("secret");
+    set_mode(&secret, 0o600);
+    let keys = format!(
+        "user = 4711\n[credentials]\ndb_password = {:?}\n",
+        secret.display().to_string()
+    );
+    sup.write_unit("app", &credential_reporter(&out, "app", "", &keys));
+    let userns = "[container]\nnamespaces = [\"user\", \"mnt\", \"pid\"]\nuserns_base = 200000";
+    let keys = format!(
+        "[credentials]\ndb_password = {:?}\n",
+        secret.display().to_string()
+    );
+    sup.write_unit("boxed", &credential_reporter(&out, "boxed", userns, &keys));
+    let sup = sup.launch();
+    sup.wait_all_running();
+    let app = wait_file(&out.join("app"));
+    assert_eq!(field(&app, "dir"), "/run/credentials/app", "{app}");
+    assert_eq!(field(&app, "content"), SECRET);
+    assert_eq!(
+        field(&app, "file"),
+        "400 4711 4711",
+        "mode 0400, the service's"
+    );
+    assert_eq!(field(&app, "top"), "500 4711");
+    assert_eq!(field(&app, "me"), "4711");
+    assert_eq!(field(&app, "write"), "no", "read-only");
+    let boxed = wait_file(&out.join("boxed"));
+    assert_eq!(field(&boxed, "content"), SECRET, "{boxed}");
+    assert_eq!(
+        field(&boxed, "file"),
+        "400 0 0",
+        "the namespace's root owns it"
+    );
+    assert_eq!(field(&boxed, "write"), "no");
+    let host = sup.state_dir().join("credentials/boxed/db_password");
+    let meta = std::fs::metadata(&host).expect("host side");
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&meta),
+        200_000,
+        "mapped uid on the host"
+    );
+    // Nowhere in what supd shows: status, logs, a dry-run reload's plan.
+    std::fs::write(&secret, format!("{SECRET}-changed")).expect("secret");
+    let edited = std::fs::read_to_string(sup.units_dir().join("app.toml"))
+        .expect("unit")
+        .replace("user = 4711", "user = 4712");
+    sup.write_unit("app", &edited);
+    for args in [
+        &["status", "--json"][..],
+        &["status", "app"],
+        &["status", "boxed"],
+        &["logs", "app"],
+        &["logs", "boxed"],
+        &["reload", "--dry-run"],
+        &["audit", "app"],
+    ] {
+        let o = sup.supctl(args);
+        let text = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(
+            !text.contains(SECRET),
+            "supctl {args:?} shows the secret: {text}"
+        );
+    }
+    let dry = stdout(&sup.supctl(&["reload", "--dry-run"]));
+    assert!(dry.contains("restarted: app"), "{dry}");
+    assert!(!sup.log.text().contains(SECRET), "supd's log");
+    // A restart copies the file afresh.
+    std::fs::remove_file(out.join("boxed")).expect("rm");
+    ok(&sup.supctl(&["restart", "--wait", "boxed"]));
+    let boxed = wait_file(&out.join("boxed"));
+    assert_eq!(field(&boxed, "content"), format!("{SECRET}-changed"));
+}
+
+fn a_missing_credential_fails_the_start() {
+    let sup = Sup::prepare(&[]);
+    let out = out_dir(&sup);
+    let missing = sup.path().join("nowhere.pass");
+    let keys = format!(
+        "restart = \"no\"\n[credentials]\ndb_password = {:?}\n",
+        missing.display().to_string()
+    );
+    sup.write_unit("app", &credential_reporter(&out, "app", "", &keys));
+    let sup = sup.launch();
+    let app = sup.wait_state("app", "failed");
+    let reason = app["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("credential db_password")
+            && reason.contains(&missing.display().to_string())
+            && reason.contains("No such file"),
+        "{app:#}"
+    );
 }
