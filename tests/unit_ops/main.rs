@@ -20,6 +20,11 @@ fn main() -> std::process::ExitCode {
         a_wanted_unit_failing_does_not_stop_the_wanter,
         credentials_are_private_read_only_files_shown_nowhere,
         a_missing_credential_fails_the_start,
+        credentials_reach_a_unit_with_a_rootfs,
+        stop_and_restart_say_what_they_did,
+        restart_count_does_not_lag_during_backoff,
+        relative_directories_show_as_absolute_paths,
+        a_second_supd_on_the_socket_says_why_once,
     ]])
 }
 
@@ -395,4 +400,115 @@ fn a_missing_credential_fails_the_start() {
             && reason.contains("No such file"),
         "{app:#}"
     );
+}
+
+fn credentials_reach_a_unit_with_a_rootfs() {
+    let sup = Sup::prepare(&[]);
+    let out = out_dir(&sup);
+    let root = busybox_rootfs(&sup.path().join("root"));
+    let secret = sup.path().join("token");
+    std::fs::write(&secret, SECRET).expect("secret");
+    let o = out.display();
+    let head = format!(
+        "[container]\nrootfs = {:?}\n[[mount]]\ntype = \"bind\"\nsource = \"{o}\"\ntarget = \"/out\"",
+        root.display().to_string()
+    );
+    let script = "cat $CREDENTIALS_DIRECTORY/token > /out/rootfs.tmp; mv /out/rootfs.tmp /out/rootfs; exec sleep 1000";
+    let text = sh_unit(&head, script)
+        + &format!(
+            "stop_timeout = \"2s\"\n[credentials]\ntoken = {:?}\n",
+            secret.display().to_string()
+        );
+    sup.write_unit("boxed", &text);
+    let sup = sup.launch();
+    sup.wait_all_running();
+    let seen = wait_file_exact(&out.join("rootfs"));
+    assert_eq!(seen, SECRET);
+}
+
+/// A file's contents once it exists (written whole by a rename).
+fn wait_file_exact(path: &Path) -> String {
+    let mut text = None;
+    wait_until(&format!("{}", path.display()), || {
+        text = std::fs::read_to_string(path).ok();
+        text.is_some()
+    });
+    text.unwrap_or_default()
+}
+
+fn stop_and_restart_say_what_they_did() {
+    let sup = Sup::start(&[
+        ("db", &idle("")),
+        ("web", &idle("[unit]\nrequires = [\"db\"]")),
+        ("cron", &idle("[unit]\nafter = [\"db\"]")),
+    ]);
+    sup.wait_all_running();
+    let said = ok(&sup.supctl(&["restart", "web"]));
+    assert!(
+        said.contains("web: ") && said.contains("restart requested"),
+        "{said}"
+    );
+    sup.wait_all_running();
+    let said = ok(&sup.supctl(&["stop", "--wait", "db"]));
+    assert_eq!(
+        said, "web: inactive\ndb: inactive\n",
+        "in the order they stopped"
+    );
+    assert_eq!(
+        sup.unit("cron")["state"],
+        "running",
+        "after alone is not stopped"
+    );
+    let said = ok(&sup.supctl(&["stop", "--wait", "db"]));
+    assert_eq!(said, "db: inactive\n", "web was already down");
+}
+
+fn restart_count_does_not_lag_during_backoff() {
+    let text = sh_unit("", "exit 1") + "restart_delay = \"30s\"\nrestart_max_delay = \"30s\"\n";
+    let sup = Sup::start(&[("crash", &text)]);
+    let crash = sup.wait_state("crash", "restarting");
+    assert_eq!(
+        crash["restarts"], 1,
+        "the restart under way counts: {crash:#}"
+    );
+    ok(&sup.supctl(&["stop", "crash"]));
+}
+
+fn relative_directories_show_as_absolute_paths() {
+    let sup = Sup::prepare(&[("app", &idle(""))]);
+    let mut supd = std::process::Command::new(SUPD)
+        .current_dir(sup.path())
+        .args(["--units", "units", "--state-dir", "state", "--cgroup-root"])
+        .arg(sup.cgroup_root())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("supd");
+    sup.log.collect(supd.stderr.take().expect("stderr"));
+    sup.log.wait_for("supd started");
+    let app = sup.wait_state("app", "running");
+    let want = |p: &str| sup.path().join(p).display().to_string();
+    assert_eq!(app["path"], want("units/app.toml"), "{app:#}");
+    assert_eq!(app["log_file"], want("state/logs/app.log"));
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(supd.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    assert!(supd.wait().expect("wait").success());
+}
+
+fn a_second_supd_on_the_socket_says_why_once() {
+    let sup = Sup::start(&[("app", &idle(""))]);
+    let second = std::process::Command::new(SUPD)
+        .args(sup.supd_args())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("second supd");
+    assert_eq!(second.status.code(), Some(1));
+    let err = stderr(&second);
+    assert_eq!(err.matches("cannot listen on").count(), 1, "{err}");
+    sup.wait_state("app", "running");
 }
