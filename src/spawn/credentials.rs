@@ -183,9 +183,14 @@ pub fn teardown(state_dir: &Path) {
         return;
     };
     for e in entries.flatten() {
-        while umount2(&e.path(), MntFlags::MNT_DETACH).is_ok() {}
-        let _ = std::fs::remove_dir(e.path());
+        remove(&e.path());
     }
+}
+
+/// One unit's credentials tmpfs (`host_dir`) unmounted and its mount point removed.
+pub fn remove(dir: &Path) {
+    while umount2(dir, MntFlags::MNT_DETACH).is_ok() {}
+    let _ = std::fs::remove_dir(dir);
 }
 
 #[cfg(test)]

@@ -380,6 +380,11 @@ fn credentials_are_private_read_only_files_shown_nowhere() {
     ok(&sup.supctl(&["restart", "--wait", "boxed"]));
     let boxed = wait_file(&out.join("boxed"));
     assert_eq!(field(&boxed, "content"), format!("{SECRET}-changed"));
+    // A removed unit's copies go with it.
+    std::fs::remove_file(sup.units_dir().join("boxed.toml")).expect("rm");
+    ok(&sup.supctl(&["reload"]));
+    let gone = sup.state_dir().join("credentials/boxed");
+    wait_until("boxed's credentials to go", || !gone.exists());
 }
 
 fn a_missing_credential_fails_the_start() {
