@@ -5,7 +5,7 @@ use tokio::sync::oneshot;
 
 use super::event_loop::Daemon;
 use super::reload::{Trigger, shutting_down};
-use crate::control::proto::{Command, ErrorCode, Reply, UnitAudit, UnitResult};
+use crate::control::proto::{Command, ErrorCode, Reply, UnitAudit, UnitResult, UnitState};
 use crate::control::server::{Answer, Query, UnitProgress};
 use crate::pid1::Halt;
 use crate::supervise::{Fleet, Now, UnitAction};
@@ -142,7 +142,19 @@ impl Daemon {
             let actions = self.fleet.stop(u, now);
             self.execute(actions);
         }
-        self.results(&order)
+        let mut reply = self.results(&order);
+        // A unit still up waits for the units ordered after it to stop first.
+        if let Reply::Done { results } = &mut reply {
+            for r in results.iter_mut().filter(|r| {
+                matches!(
+                    r.state,
+                    UnitState::Running | UnitState::Starting | UnitState::Restarting
+                )
+            }) {
+                r.message = Some("stop requested".into());
+            }
+        }
+        reply
     }
 
     /// The coarse state of the named units (for `--wait`).

@@ -76,7 +76,10 @@ impl Daemon {
         let mut reply = self.stop_units(units, now);
         if let Reply::Done { results } = &mut reply {
             for r in results.iter_mut().filter(|r| units.contains(&r.name)) {
-                r.message = Some("disabled".into());
+                r.message = Some(match r.message {
+                    Some(_) => "disabled, stop requested".into(),
+                    None => "disabled".into(),
+                });
             }
         }
         reply
