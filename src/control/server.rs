@@ -55,6 +55,9 @@ pub struct UnitProgress {
     pub name: String,
     pub state: UnitState,
     pub reason: Option<String>,
+    /// Waiting for a unit that nothing will start (a disabled requirement): a
+    /// wait for it to come up ends here, failed.
+    pub blocked: bool,
 }
 
 #[derive(Debug)]
@@ -337,7 +340,13 @@ async fn wait_for<R: AsyncRead + Unpin>(
             }
             None => return shutting_down(),
         };
-        let verdicts: Vec<Option<bool>> = statuses.iter().map(|s| verdict(goal, s.state)).collect();
+        let verdicts: Vec<Option<bool>> = statuses
+            .iter()
+            .map(|s| match goal {
+                Goal::Up if s.blocked => Some(false),
+                _ => verdict(goal, s.state),
+            })
+            .collect();
         if verdicts.iter().all(Option::is_some) {
             return Reply::Done {
                 results: statuses

@@ -166,6 +166,12 @@ impl Daemon {
                     name: name.clone(),
                     state: super::status::unit_state(slot.machine.state()),
                     reason: self.failure_reason(name, slot).or_else(|| stop_note(slot)),
+                    blocked: matches!(slot.machine.phase(), crate::supervise::Phase::Waiting)
+                        && self
+                            .fleet
+                            .waiting_for(name)
+                            .iter()
+                            .any(|d| self.fleet.is_disabled(d)),
                 }),
                 None => Err(self.not_found_message(std::slice::from_ref(name))),
             })

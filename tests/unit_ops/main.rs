@@ -99,6 +99,17 @@ fn disable_survives_a_supd_restart_and_enable_undoes_it() {
         "{}",
         stderr(&refused)
     );
+    // Waiting for web to come up ends at once: nothing will start db.
+    let waited = sup.supctl_within(
+        &["start", "--wait", "web"],
+        std::time::Duration::from_secs(10),
+    );
+    assert_eq!(waited.status.code(), Some(1));
+    assert!(
+        stderr(&waited).contains("waiting for db (disabled)"),
+        "{}",
+        stderr(&waited)
+    );
     // enable alone starts nothing.
     ok(&sup.supctl(&["enable", "db"]));
     std::thread::sleep(std::time::Duration::from_millis(300));
