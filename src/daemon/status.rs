@@ -59,14 +59,36 @@ impl Daemon {
             .filter(|(_, s)| self.cgroups.is_live(&s.name))
             .map(|(i, s)| (i, s.name.clone()))
             .collect();
-        let reader = match self.cgroups.usage_reader() {
-            Some(r) if !with_cgroup.is_empty() => r,
-            _ => {
+        // The service's own process, found in /proc.
+        let with_pid: Vec<(usize, i32, bool)> = out
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let slot = self.fleet.get(&s.name)?;
+                let under_init = crate::supervise::runs_under_init(&slot.spec.container);
+                Some((i, s.pid?, under_init))
+            })
+            .collect();
+        let reader = self
+            .cgroups
+            .usage_reader()
+            .filter(|_| !with_cgroup.is_empty());
+        if reader.is_none() && with_pid.is_empty() {
+            let _ = answer.send(Answer::Reply(Reply::Status { units: out }));
+            return;
+        }
+        tokio::task::spawn_blocking(move || {
+            for (i, pid, under_init) in with_pid {
+                if let Some(status) = out.get_mut(i) {
+                    status.main_pid = main_pid(pid, under_init);
+                    status.main_pid_in_container =
+                        status.main_pid.and_then(crate::procfs::pid_in_namespace);
+                }
+            }
+            let Some(reader) = reader else {
                 let _ = answer.send(Answer::Reply(Reply::Status { units: out }));
                 return;
-            }
-        };
-        tokio::task::spawn_blocking(move || {
+            };
             for (i, unit) in with_cgroup {
                 let usage = reader.read(&unit);
                 if let Some(status) = out.get_mut(i)
@@ -170,9 +192,6 @@ impl Daemon {
         let res = &slot.spec.resources;
         let failed = matches!(m.phase(), Phase::Failed(_));
         let health = self.probes.shown(name, failed);
-        let main_pid = m
-            .pid()
-            .and_then(|pid| main_pid(pid, crate::supervise::runs_under_init(&slot.spec.container)));
         UnitStatus {
             name: name.to_string(),
             description: slot.spec.description.clone(),
@@ -208,8 +227,9 @@ impl Daemon {
             // The service's own words, while it has a process to say them.
             status_text: m.pid().and_then(|_| self.notify.status.get(name).cloned()),
             network: self.network_status(&slot.spec),
-            main_pid,
-            main_pid_in_container: main_pid.and_then(crate::procfs::pid_in_namespace),
+            // Read from /proc off the loop (`answer_status`).
+            main_pid: None,
+            main_pid_in_container: None,
             enabled: !self.fleet.is_disabled(name),
         }
     }
