@@ -110,17 +110,26 @@ impl Fleet {
     /// that require it (directly or not), deepest first, then `name`; only those
     /// that are not already down (`name` itself always).
     pub fn stop_order(&self, name: &str) -> Vec<String> {
-        fn visit(fleet: &Fleet, n: &str, seen: &mut BTreeSet<String>, out: &mut Vec<String>) {
-            if !seen.insert(n.to_string()) {
-                return;
-            }
-            for d in fleet.graph.requiring(n) {
-                visit(fleet, &d, seen, out);
-            }
-            out.push(n.to_string());
-        }
+        // Depth first over "required by", each unit after everything requiring
+        // it; with a stack of its own, for long chains.
         let mut order = Vec::new();
-        visit(self, name, &mut BTreeSet::new(), &mut order);
+        let mut seen = BTreeSet::from([name.to_string()]);
+        let mut stack = vec![(name.to_string(), self.graph.requiring(name), 0)];
+        while let Some((n, dependents, next)) = stack.last_mut() {
+            match dependents.get(*next).cloned() {
+                Some(d) => {
+                    *next += 1;
+                    if seen.insert(d.clone()) {
+                        let deeper = self.graph.requiring(&d);
+                        stack.push((d, deeper, 0));
+                    }
+                }
+                None => {
+                    order.push(std::mem::take(n));
+                    stack.pop();
+                }
+            }
+        }
         order.retain(|n| {
             n == name
                 || self

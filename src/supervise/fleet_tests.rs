@@ -512,3 +512,21 @@ fn a_disabled_unit_is_started_by_nothing() {
     let pids = bring_up(&mut fleet, actions, now);
     assert!(pids.contains_key("web"), "web follows once db is up");
 }
+
+#[test]
+fn stop_order_lists_each_unit_after_everything_requiring_it() {
+    let now = Now::read();
+    let mut fleet = Fleet::default();
+    let (_, first) = fleet.apply_reload(
+        &loaded(vec![
+            unit("a", &[], &[], "1"),
+            unit("b", &[], &["a"], "2"),
+            unit("c", &[], &["b", "a"], "3"),
+            unit("d", &[], &["a"], "4"),
+        ]),
+        now,
+    );
+    bring_up(&mut fleet, first, now);
+    assert_eq!(fleet.stop_order("a"), ["c", "b", "d", "a"]);
+    assert_eq!(fleet.stop_order("b"), ["c", "b"]);
+}
