@@ -140,9 +140,11 @@ pub fn prepare(
         return Err(e);
     }
     let target = container_dir(unit);
-    if container.rootfs.is_none() {
+    let in_tmpfs = in_own_tmpfs(container, &target);
+    if container.rootfs.is_none() && !in_tmpfs {
         // The mount point, on the host's own tree the container sees: an empty
-        // directory (a rootfs gets it made inside by the mount plan).
+        // directory (a rootfs, or a tmpfs of the unit's, gets it made inside by
+        // the mount plan).
         std::fs::create_dir_all(&target).map_err(|e| error(None, &target, e))?;
     }
     let mut spec = MountSpec::plain(
@@ -156,7 +158,22 @@ pub fn prepare(
     spec.nosuid = true;
     spec.nodev = true;
     spec.noexec = true;
-    Ok(PlannedMount::new(spec))
+    Ok(PlannedMount {
+        in_fresh_mount: in_tmpfs,
+        ..PlannedMount::new(spec)
+    })
+}
+
+/// Whether the deepest mount the unit declares over `target` is a tmpfs (its
+/// own `/run`, say): then the mount point is made in that tmpfs, never on the
+/// host.
+fn in_own_tmpfs(container: &ContainerSpec, target: &Path) -> bool {
+    container
+        .mounts
+        .iter()
+        .filter(|m| target.starts_with(&m.target))
+        .max_by_key(|m| m.target.components().count())
+        .is_some_and(|m| matches!(m.kind, MountKind::Tmpfs { .. }))
 }
 
 fn fill(dir: &Path, contents: &[(&String, Vec<u8>)], uid: u32, gid: u32) -> Result<(), SpawnError> {
@@ -196,6 +213,36 @@ pub fn remove(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_mount_point_is_made_in_the_units_own_tmpfs() {
+        let container = |mounts: &str| {
+            crate::unit::parse_unit(
+                "app",
+                Path::new("/u/app.toml"),
+                &format!("[service]\nexec = [\"/bin/true\"]\n{mounts}"),
+            )
+            .expect("unit")
+            .container
+        };
+        let target = container_dir("app");
+        let tmpfs = |at: &str| format!("[[mount]]\ntype = \"tmpfs\"\ntarget = \"{at}\"\n");
+        let bind = |at: &str| {
+            format!("[[mount]]\ntype = \"bind\"\nsource = \"/srv\"\ntarget = \"{at}\"\n")
+        };
+        let cases = [
+            (String::new(), false),
+            (tmpfs("/run"), true),
+            (tmpfs("/run/credentials"), true),
+            (tmpfs("/srv"), false),
+            (bind("/run"), false),
+            (tmpfs("/run") + &bind("/run/credentials"), false),
+            (bind("/run") + &tmpfs("/run/credentials"), true),
+        ];
+        for (mounts, want) in cases {
+            assert_eq!(in_own_tmpfs(&container(&mounts), &target), want, "{mounts}");
+        }
+    }
 
     #[test]
     fn ids_map_through_the_user_namespace() {

@@ -21,6 +21,7 @@ fn main() -> std::process::ExitCode {
         credentials_are_private_read_only_files_shown_nowhere,
         a_missing_credential_fails_the_start,
         credentials_reach_a_unit_with_a_rootfs,
+        credentials_reach_a_unit_with_its_own_run,
         stop_and_restart_say_what_they_did,
         restart_count_does_not_lag_during_backoff,
         relative_directories_show_as_absolute_paths,
@@ -527,4 +528,31 @@ fn a_second_supd_on_the_socket_says_why_once() {
     let err = stderr(&second);
     assert_eq!(err.matches("cannot listen on").count(), 1, "{err}");
     sup.wait_state("app", "running");
+}
+
+fn credentials_reach_a_unit_with_its_own_run() {
+    let sup = Sup::prepare(&[]);
+    let out = out_dir(&sup);
+    let secret = sup.path().join("token");
+    std::fs::write(&secret, SECRET).expect("secret");
+    // A name of this test's own: the mount point must not appear on the host.
+    let name = format!("ownrun-{}", std::process::id());
+    let host_point = Path::new("/run/credentials").join(&name);
+    let o = out.display();
+    let script = format!(
+        "cat $CREDENTIALS_DIRECTORY/token > {o}/ownrun.tmp; mv {o}/ownrun.tmp {o}/ownrun; exec sleep 1000"
+    );
+    let text = sh_unit("[[mount]]\ntype = \"tmpfs\"\ntarget = \"/run\"", &script)
+        + &format!(
+            "stop_timeout = \"2s\"\n[credentials]\ntoken = {:?}\n",
+            secret.display().to_string()
+        );
+    sup.write_unit(&name, &text);
+    let sup = sup.launch();
+    sup.wait_all_running();
+    assert_eq!(wait_file_exact(&out.join("ownrun")), SECRET);
+    assert!(
+        !host_point.exists(),
+        "made in the unit's /run, not the host's"
+    );
 }
