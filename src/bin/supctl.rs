@@ -79,6 +79,22 @@ enum Cmd {
         #[arg(long)]
         wait: bool,
     },
+    /// Allow disabled units to start again (with --now, also start them)
+    Enable {
+        #[arg(value_name = "UNIT", required = true)]
+        units: Vec<String>,
+        /// Also start the units (and what they require)
+        #[arg(long)]
+        now: bool,
+    },
+    /// Stop units and keep them stopped, across supd restarts, until `enable`
+    Disable {
+        #[arg(value_name = "UNIT", required = true)]
+        units: Vec<String>,
+        /// Accepted for systemctl's habit: disable always stops the units
+        #[arg(long)]
+        now: bool,
+    },
     /// Clear the failed state (and start limit) of units
     ResetFailed {
         #[arg(value_name = "UNIT", required = true)]
@@ -466,6 +482,8 @@ fn run(cli: Cli) -> Result<i32, Failure> {
         Cmd::ResetFailed { units } => cmd_units(&path, Command::ResetFailed { units }),
         Cmd::Reset { units } => cmd_units(&path, Command::Reset { units }),
         Cmd::Image(_) => Ok(exit::OK),
+        Cmd::Enable { units, now } => cmd_units(&path, Command::Enable { units, now }),
+        Cmd::Disable { units, now } => cmd_units(&path, Command::Disable { units, now }),
         Cmd::Reload { dry_run } => cmd_reload(&path, dry_run),
         Cmd::Top { iterations } => cmd_top(&path, iterations),
         Cmd::Audit { units, json } => cmd_audit(&path, units, json),

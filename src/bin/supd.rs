@@ -135,11 +135,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Absolute, so status shows where units and logs are whatever the directory
+    // supctl runs in.
+    let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
     let config = Config {
         control_group,
         metrics_listen: cli.metrics_listen,
-        units_dir: cli.units,
-        state_dir: cli.state_dir,
+        units_dir: absolute(cli.units),
+        state_dir: absolute(cli.state_dir),
         cgroup_root: cli.cgroup_root,
         forward_output: cli.forward_output || pid1,
     };
@@ -151,7 +154,7 @@ fn main() -> ExitCode {
     let ending = match outcome {
         Ok(Ok(ending)) => Ok(ending),
         Ok(Err(e)) => {
-            tracing::error!("{e}");
+            // Once: supd's log is on stderr too.
             eprintln!("supd: {e}");
             Err(())
         }

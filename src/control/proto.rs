@@ -51,6 +51,19 @@ pub enum Command {
     Reset {
         units: Vec<String>,
     },
+    /// Allow the units to start again (`now`: and start them).
+    Enable {
+        units: Vec<String>,
+        #[serde(default)]
+        now: bool,
+    },
+    /// Keep the units stopped, across supd's restarts too; stops them now.
+    Disable {
+        units: Vec<String>,
+        /// Accepted for systemctl's habit; a disable always stops the units.
+        #[serde(default)]
+        now: bool,
+    },
     /// Re-read the unit directory and apply the difference.
     Reload {
         #[serde(default)]
@@ -268,6 +281,20 @@ pub struct UnitStatus {
     /// Networking, for units that are not on the host's network.
     #[serde(default)]
     pub network: Option<NetworkStatus>,
+    /// Host pid of the service's main process: `pid` itself, or the service under
+    /// the container's init.
+    #[serde(default)]
+    pub main_pid: Option<i32>,
+    /// The same process's pid inside the unit's pid namespace (`NSpid`).
+    #[serde(default)]
+    pub main_pid_in_container: Option<i32>,
+    /// False once the operator disabled the unit (`supctl disable`).
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
 }
 
 /// A unit's network as `status` shows it.
@@ -323,6 +350,9 @@ impl UnitStatus {
             health_output: None,
             status_text: None,
             network: None,
+            main_pid: None,
+            main_pid_in_container: None,
+            enabled: true,
         }
     }
 }

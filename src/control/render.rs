@@ -147,9 +147,13 @@ pub fn render_table(units: &[UnitStatus], now: SystemTime) -> String {
         rows[0].extend(["ADDRESS".to_string(), "PORTS".to_string()]);
     }
     for u in units {
+        let mut state = state_label(u);
+        if !u.enabled {
+            state.push_str(" (disabled)");
+        }
         let mut row = vec![
             u.name.clone(),
-            state_label(u),
+            state,
             format_health(u),
             relative_rfc3339(&u.since, now),
             format_pid(u.pid),
@@ -210,7 +214,20 @@ pub fn render_detail(u: &UnitStatus, now: SystemTime) -> String {
         ),
     );
     field("Want", u.want.clone());
+    if !u.enabled {
+        field(
+            "Enabled",
+            format!("no: kept stopped (`supctl enable {}`)", u.name),
+        );
+    }
     field("PID", format_pid(u.pid));
+    if let Some(main) = u.main_pid {
+        let inside = match u.main_pid_in_container {
+            Some(n) if n != main => format!(" ({n} in the container)"),
+            _ => String::new(),
+        };
+        field("Main PID", format!("{main}{inside}"));
+    }
     field("Restarts", u.restarts.to_string());
     let last_exit = match &u.last_exit {
         Some(exit) => format!(

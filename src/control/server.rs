@@ -56,6 +56,9 @@ pub struct UnitProgress {
     pub name: String,
     pub state: UnitState,
     pub reason: Option<String>,
+    /// Waiting for a unit that nothing will start (a disabled requirement): a
+    /// wait for it to come up ends here, failed.
+    pub blocked: bool,
 }
 
 #[derive(Debug)]
@@ -258,7 +261,10 @@ async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphor
     };
     match answer {
         Answer::Reply(reply @ Reply::Done { .. }) if wait.is_some() => {
-            if let (Some((goal, units)), Reply::Done { .. }) = (wait, &reply) {
+            if let (Some((goal, _)), Reply::Done { results }) = (wait, &reply) {
+                // Every unit the request acted on: a stop also lists the units
+                // stopped with the named ones, in order.
+                let units: Vec<String> = results.iter().map(|r| r.name.clone()).collect();
                 let reply = wait_for(&handle, changes, goal, &units, &mut rd).await;
                 let _ = send(&mut wr, &reply).await;
             }
@@ -410,7 +416,13 @@ async fn wait_for<R: AsyncRead + Unpin>(
             }
             None => return shutting_down(),
         };
-        let verdicts: Vec<Option<bool>> = statuses.iter().map(|s| verdict(goal, s.state)).collect();
+        let verdicts: Vec<Option<bool>> = statuses
+            .iter()
+            .map(|s| match goal {
+                Goal::Up if s.blocked => Some(false),
+                _ => verdict(goal, s.state),
+            })
+            .collect();
         if verdicts.iter().all(Option::is_some) {
             return Reply::Done {
                 results: statuses

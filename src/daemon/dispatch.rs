@@ -5,7 +5,7 @@ use tokio::sync::oneshot;
 
 use super::event_loop::Daemon;
 use super::reload::{Trigger, shutting_down};
-use crate::control::proto::{Command, ErrorCode, Reply, UnitAudit, UnitResult};
+use crate::control::proto::{Command, ErrorCode, Reply, UnitAudit, UnitResult, UnitState};
 use crate::control::server::{Answer, Query, UnitProgress};
 use crate::pid1::Halt;
 use crate::supervise::{Fleet, Now, UnitAction};
@@ -51,9 +51,20 @@ impl Daemon {
                 let _ = answer.send(reply);
                 return;
             }
-            Command::Start { units, .. } => self.for_units(&units, |f, u| f.start(u, now)),
-            Command::Stop { units, .. } => self.for_units(&units, |f, u| f.stop(u, now)),
-            Command::Restart { units, .. } => self.for_units(&units, |f, u| f.restart(u, now)),
+            Command::Start { units, .. } => {
+                let mut reply = self.for_units(&units, |f, u| f.start(u, now));
+                self.mark_disabled(&mut reply);
+                reply
+            }
+            Command::Enable { units, now: start } => self.enable_units(&units, start, now),
+            Command::Disable { units, .. } => self.disable_units(&units, now),
+            Command::Stop { units, .. } => self.stop_units(&units, now),
+            Command::Restart { units, .. } => {
+                let mut reply = self.for_units(&units, |f, u| f.restart(u, now));
+                note_results(&mut reply, "restart requested");
+                self.mark_disabled(&mut reply);
+                reply
+            }
             Command::ResetFailed { units } => self.for_units(&units, |f, u| f.reset_failed(u, now)),
             Command::Reset { units } => return self.reset_images(units, answer),
             Command::Audit { units } => self.audit(&units),
@@ -152,6 +163,11 @@ impl Daemon {
             let actions = f(&mut self.fleet, u);
             self.execute(actions);
         }
+        self.results(units)
+    }
+
+    /// Each unit's state now, as an accepted request's results.
+    pub(super) fn results(&self, units: &[String]) -> Reply {
         let results = self
             .progress(units)
             .unwrap_or_default()
@@ -166,6 +182,40 @@ impl Daemon {
         Reply::Done { results }
     }
 
+    /// `stop`: the reply lists every unit the stop takes down, in the order they go
+    /// (units requiring a named one first), so `--wait` waits for them all and
+    /// `supctl` says what was stopped.
+    pub(super) fn stop_units(&mut self, units: &[String], now: Now) -> Reply {
+        if let Some(refusal) = self.unknown_units(units) {
+            return refusal;
+        }
+        let mut order: Vec<String> = Vec::new();
+        for u in units {
+            for n in self.fleet.stop_order(u) {
+                if !order.contains(&n) {
+                    order.push(n);
+                }
+            }
+        }
+        for u in units {
+            let actions = self.fleet.stop(u, now);
+            self.execute(actions);
+        }
+        let mut reply = self.results(&order);
+        // A unit still up waits for the units ordered after it to stop first.
+        if let Reply::Done { results } = &mut reply {
+            for r in results.iter_mut().filter(|r| {
+                matches!(
+                    r.state,
+                    UnitState::Running | UnitState::Starting | UnitState::Restarting
+                )
+            }) {
+                r.message = Some("stop requested".into());
+            }
+        }
+        reply
+    }
+
     /// The coarse state of the named units (for `--wait`).
     fn progress(&self, units: &[String]) -> Result<Vec<UnitProgress>, String> {
         units
@@ -175,6 +225,12 @@ impl Daemon {
                     name: name.clone(),
                     state: super::status::unit_state(slot.machine.state()),
                     reason: self.failure_reason(name, slot).or_else(|| stop_note(slot)),
+                    blocked: matches!(slot.machine.phase(), crate::supervise::Phase::Waiting)
+                        && self
+                            .fleet
+                            .waiting_for(name)
+                            .iter()
+                            .any(|d| self.fleet.is_disabled(d)),
                 }),
                 None => Err(self.not_found_message(std::slice::from_ref(name))),
             })
@@ -182,7 +238,7 @@ impl Daemon {
     }
 
     /// The refusal of a request naming units that are not loaded, if it names any.
-    fn unknown_units(&self, units: &[String]) -> Option<Reply> {
+    pub(super) fn unknown_units(&self, units: &[String]) -> Option<Reply> {
         let missing: Vec<String> = units
             .iter()
             .filter(|u| self.fleet.get(u).is_none())
@@ -207,6 +263,15 @@ impl Daemon {
             })
             .collect();
         detail.join("; ")
+    }
+}
+
+/// Adds `note` to every result of an accepted request without its own message.
+fn note_results(reply: &mut Reply, note: &str) {
+    if let Reply::Done { results } = reply {
+        for r in results.iter_mut().filter(|r| r.message.is_none()) {
+            r.message = Some(note.to_string());
+        }
     }
 }
 

@@ -16,6 +16,7 @@
 mod actions;
 mod cgroups;
 mod dispatch;
+mod enable;
 mod event_loop;
 mod events;
 mod exits;
@@ -214,6 +215,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     };
     let state_dir = config.state_dir.clone();
     let mut daemon = Daemon::new(config, registry, cgroups, logs, links, extras);
+    daemon.load_disabled();
     daemon.apply_loaded(loaded, None);
     tracing::info!(units = daemon.unit_count(), socket = %socket_path.display(), "supd started");
     // On a worker, where the reaper, the timers and the sockets wake it: awaited
@@ -235,6 +237,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     cgroups.teardown();
     // Every unit stopped: nothing uses their image roots (their upper layers stay).
     crate::image::root::unmount_all(&state_dir);
+    crate::spawn::credentials::teardown(&state_dir);
     // nft runs as a child reaped by the reaper task: not on this thread.
     let _ = tokio::task::spawn_blocking(move || networks.teardown()).await;
     writer.flush().await;

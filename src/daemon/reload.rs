@@ -246,6 +246,18 @@ impl Daemon {
             self.notify.forget(unit);
         }
         self.cgroups.forget(&gone);
+        // Their credentials' tmpfs (if any) goes with them.
+        let dirs: Vec<std::path::PathBuf> = gone
+            .iter()
+            .map(|u| crate::spawn::credentials::host_dir(self.state_dir(), u))
+            .filter(|d| d.exists())
+            .collect();
+        if !dirs.is_empty() {
+            tokio::task::spawn_blocking(move || {
+                dirs.iter()
+                    .for_each(|d| crate::spawn::credentials::remove(d))
+            });
+        }
         self.start_errors.shrink_after_churn();
         self.main_pidfds.shrink_after_churn();
         self.loaded_fingerprints.shrink_after_churn();

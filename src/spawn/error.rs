@@ -52,6 +52,8 @@ pub enum Step {
     /// Mounting an image unit's overlay root (supd, before the helper).
     PrepareImageRoot,
     CompileSeccomp,
+    EnvFile,
+    Credentials,
     // In supd: starting the helper and talking to it.
     Cgroup,
     EncodePlan,
@@ -154,6 +156,8 @@ impl fmt::Display for Step {
             Step::CreateOverlayDir => "create overlay directory",
             Step::PrepareImageRoot => "prepare image root",
             Step::CompileSeccomp => "compile seccomp filter",
+            Step::EnvFile => "env_file",
+            Step::Credentials => "credentials",
             Step::Cgroup => "cgroup",
             Step::EncodePlan => "encode plan",
             Step::Socketpair => "socketpair",

@@ -19,6 +19,8 @@
 //! - `error`: `SpawnError`, what any step reports.
 
 pub mod accounts;
+pub mod credentials;
+mod envfile;
 mod error;
 mod handover;
 pub mod helper;

@@ -35,7 +35,7 @@ pub use isolation::{
 };
 pub use lifecycle::{HealthSpec, Lifecycle, OnFailure, OnUnhealthy, Probe, ServiceType};
 pub use model::{
-    IdSpec, LogLimits, RestartPolicy, Service, StartLimit, Unit, same_except_live_settings,
+    EnvFile, IdSpec, LogLimits, RestartPolicy, Service, StartLimit, Unit, same_except_live_settings,
 };
 pub use network::{NetworkDef, NetworkMode, NetworkSpec, PortSpec, Protocol};
 pub use protection::{DeviceSpec, ProtectSystem, Protection};

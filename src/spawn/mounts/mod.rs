@@ -81,6 +81,11 @@ pub struct PlannedMount {
     /// A default on a directory the host may lack (`/var/tmp`): left out where
     /// the target is missing instead of failing the start.
     pub optional: bool,
+    /// The target lies in a tmpfs the plan mounts before it (the unit's own
+    /// `/run`, for its credentials): what is missing is made there, on the
+    /// host's root too.
+    #[serde(default)]
+    pub in_fresh_mount: bool,
 }
 
 impl PlannedMount {
@@ -90,6 +95,7 @@ impl PlannedMount {
             spec,
             overlay_dirs: None,
             optional: false,
+            in_fresh_mount: false,
         }
     }
 }

@@ -56,6 +56,7 @@ const SECTIONS: &[&str] = &[
     "resources",
     "health",
     "network",
+    "credentials",
 ];
 
 /// Parses and validates one unit file. See the crate-level `parse_unit`.
@@ -180,6 +181,9 @@ fn build_unit(
         }
     };
     let logs = service::read_logs(root.take("logs"), r);
+    let credentials_at = root.take("credentials");
+    let credentials_span = credentials_at.as_ref().map(Spanned::span);
+    let credentials = service::read_credentials(credentials_at, r);
     let mode_at = network.mode_written.as_ref().map(|m| m.span());
     let net_at = network.at;
     let mut network = network.spec;
@@ -196,12 +200,14 @@ fn build_unit(
     let mut locations = DepLocations {
         after: locate(&deps.after),
         requires: locate(&deps.requires),
+        wants: locate(&deps.wants),
         networks: at(net_at.networks.as_ref().or(mode_at.as_ref())),
         ports: net_at.ports.iter().map(|s| at(Some(s))).collect(),
         ipv4: at(net_at.ipv4.as_ref()),
     };
     let mut after: Vec<String> = names(deps.after);
     let mut requires: Vec<String> = names(deps.requires);
+    let wants: Vec<String> = names(deps.wants);
     // A unit in another's network namespace needs it running first, and goes
     // with it.
     if let crate::unit::NetworkMode::Unit(peer) = &network.mode {
@@ -216,7 +222,19 @@ fn build_unit(
             }
         }
     }
+    // Credentials are a private mount of the container: they need its own mount
+    // namespace.
+    if let Some(span) = credentials_span
+        && !credentials.is_empty()
+        && !container.namespaces.contains(&crate::unit::Namespace::Mnt)
+    {
+        r.report(
+            span,
+            "[credentials] needs the unit's own mount namespace: add \"mnt\" to [container] namespaces",
+        );
+    }
     let mut service = service?;
+    service.credentials = credentials;
     // Something to wait for, and no limit written: systemd's default (not for a
     // oneshot job, which may take as long as it takes).
     let lc = &mut service.lifecycle;
@@ -234,6 +252,7 @@ fn build_unit(
         description: deps.description,
         after,
         requires,
+        wants,
         service,
         logs,
         container,
