@@ -1,8 +1,13 @@
 //! Watching a running supd (issue 15): `supctl events`, `--control-group` readers
-//! and `--metrics-listen`, with real containers. Needs root; ignored otherwise.
+//! `--metrics-listen` and `--log-target`, with real containers. Needs root; ignored otherwise.
 
 #[path = "../common/mod.rs"]
 mod common;
+mod log_target;
+
+use log_target::{
+    a_missing_journal_socket_stops_supd_at_start, unit_output_goes_to_journald_and_syslog_sockets,
+};
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -15,6 +20,8 @@ fn main() -> std::process::ExitCode {
         events_stream_a_crash_with_its_exit_code_and_the_restart,
         control_group_members_read_but_cannot_change_anything,
         metrics_are_scraped_and_parse,
+        unit_output_goes_to_journald_and_syslog_sockets,
+        a_missing_journal_socket_stops_supd_at_start,
     ]])
 }
 
