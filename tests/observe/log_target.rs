@@ -196,3 +196,52 @@ pub fn a_missing_journal_socket_stops_supd_at_start() {
     );
     assert!(!sup.state_dir().join("control.sock").exists());
 }
+
+/// Floods its output, then says one more line a little later.
+const SPEWER: &str = "[service]\nexec = [\"/bin/sh\", \"-c\", \"seq 1 100000; sleep 3; echo after-flood; exec sleep 100\"]\n";
+
+/// A journal that reads nothing for a while: the unit's output is not slowed (every
+/// line reaches memory at once), lines are dropped, and once the journal reads again
+/// supd says how many it dropped.
+pub fn a_stuck_journal_drops_lines_and_never_slows_the_unit() {
+    let sup = Sup::prepare(&[("spew", SPEWER)]);
+    let journal_path = sup.path().join("journal.sock");
+    let journal = UnixDatagram::bind(&journal_path).expect("bind journal");
+    let mut sup = launch_with(
+        sup,
+        &[
+            "--log-target",
+            "journald",
+            "--journal-socket",
+            path_str(&journal_path),
+        ],
+    );
+    // Nobody reads the journal, yet the whole flood reaches memory quickly.
+    let started = Instant::now();
+    common::wait_until_within("the flood in memory", Duration::from_secs(10), || {
+        stdout(&sup.supctl(&["logs", "-n", "1", "spew"])).contains("100000")
+    });
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let records = receive_until(&journal, |d| {
+        d.iter()
+            .any(|d| String::from_utf8_lossy(d).contains("MESSAGE=after-flood\n"))
+    });
+    let notice = records
+        .iter()
+        .map(|d| journal_fields(d))
+        .find(|f| {
+            field(f, "MESSAGE").is_some_and(|m| {
+                m.contains("lines of unit output dropped: journald too slow or unavailable")
+            })
+        })
+        .expect("a notice of dropped lines");
+    assert_eq!(field(&notice, "SYSLOG_IDENTIFIER"), Some("supd"));
+    assert_eq!(field(&notice, "PRIORITY"), Some("4"));
+    sup.log.wait_for("lines of unit output dropped");
+    let received = records
+        .iter()
+        .filter(|d| String::from_utf8_lossy(d).contains("SUP_UNIT=spew\n"))
+        .count();
+    assert!(received < 100_001, "some were dropped: {received}");
+    sup.stop();
+}

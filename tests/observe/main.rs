@@ -1,12 +1,15 @@
-//! Watching a running supd (issue 15): `supctl events`, `--control-group` readers
-//! `--metrics-listen` and `--log-target`, with real containers. Needs root; ignored otherwise.
+//! Watching a running supd (issue 15): `supctl events`, `--control-group` readers,
+//! `--metrics-listen` and `--log-target`, with real containers. Needs root; ignored
+//! otherwise.
 
 #[path = "../common/mod.rs"]
 mod common;
 mod log_target;
 
 use log_target::{
-    a_missing_journal_socket_stops_supd_at_start, unit_output_goes_to_journald_and_syslog_sockets,
+    a_missing_journal_socket_stops_supd_at_start,
+    a_stuck_journal_drops_lines_and_never_slows_the_unit,
+    unit_output_goes_to_journald_and_syslog_sockets,
 };
 
 use std::io::{BufRead, BufReader};
@@ -22,6 +25,7 @@ fn main() -> std::process::ExitCode {
         metrics_are_scraped_and_parse,
         unit_output_goes_to_journald_and_syslog_sockets,
         a_missing_journal_socket_stops_supd_at_start,
+        a_stuck_journal_drops_lines_and_never_slows_the_unit,
     ]])
 }
 
