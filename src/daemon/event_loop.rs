@@ -558,8 +558,9 @@ impl Daemon {
         }
     }
 
-    pub(super) fn log_path(&self, unit: &str) -> PathBuf {
-        self.logs.path(unit)
+    /// The unit's log file; none when unit output does not go to files.
+    pub(super) fn log_path(&self, unit: &str) -> Option<PathBuf> {
+        self.logs.file(unit)
     }
 }
 

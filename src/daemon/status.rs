@@ -177,7 +177,10 @@ impl Daemon {
             hash: slot.spec.hash.clone(),
             path: slot.spec.path.display().to_string(),
             definition_error,
-            log_file: self.log_path(name).display().to_string(),
+            log_file: self
+                .log_path(name)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             // Filled in off the loop; limits are known here.
             usage: self.cgroups.is_live(name).then(|| Usage {
                 memory_max: res.memory_max,
@@ -210,7 +213,10 @@ impl Daemon {
                 .map(|e| e.path.display().to_string())
                 .unwrap_or_default(),
             definition_error: Some(text),
-            log_file: self.log_path(name).display().to_string(),
+            log_file: self
+                .log_path(name)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             disk_differs: true,
             leftover: self.cgroups.leftover(name).map(describe_leftover),
             ..UnitStatus::new(name, UnitState::Failed)

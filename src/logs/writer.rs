@@ -131,6 +131,11 @@ impl LogWriter {
         })
     }
 
+    /// Whether lines are written to files (`--log-target` names `file`).
+    pub fn writes_files(&self) -> bool {
+        self.to_files
+    }
+
     /// Queue a line, waiting for room.
     pub(super) async fn send(&self, job: Job) {
         // The writer only goes away when supd exits.

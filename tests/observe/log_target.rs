@@ -169,6 +169,7 @@ pub fn unit_output_goes_to_journald_and_syslog_sockets() {
 
     // Not written to a file, still in memory for `supctl logs`.
     assert!(!sup.state_dir().join("logs/talk.log").exists());
+    assert_eq!(sup.unit("talk")["log_file"], "", "no log file in status");
     let logs = sup.supctl(&["logs", "talk"]);
     assert!(
         stdout(&logs).contains("out-line") && stdout(&logs).contains("err-line"),
