@@ -175,9 +175,18 @@ impl Encode for Syslog {
     }
 }
 
+/// How long supd's exit waits for lines still queued for a log daemon.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+
+enum Message {
+    Line(Arc<str>, Entry),
+    /// Answered once every line queued before it is sent (or dropped).
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
 /// A handle to one target's thread.
 pub(super) struct Remote {
-    tx: SyncSender<(Arc<str>, Entry)>,
+    tx: SyncSender<Message>,
     dropped: Arc<AtomicU64>,
 }
 
@@ -205,7 +214,7 @@ impl Remote {
     fn start(name: &'static str, path: &Path, encode: impl Encode) -> io::Result<Remote> {
         let socket = UnixDatagram::unbound()?;
         socket.set_write_timeout(Some(SEND_TIMEOUT))?;
-        let (tx, rx) = sync_channel::<(Arc<str>, Entry)>(REMOTE_QUEUE);
+        let (tx, rx) = sync_channel::<Message>(REMOTE_QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         let shared = dropped.clone();
         let path = path.to_path_buf();
@@ -214,7 +223,7 @@ impl Remote {
             .spawn(move || {
                 // Set while sends fail, so a missing daemon is reported once.
                 let mut failing = false;
-                for (unit, entry) in rx {
+                for message in rx {
                     let lost = shared.swap(0, Ordering::Relaxed);
                     if lost > 0 {
                         let text = format!(
@@ -226,6 +235,13 @@ impl Remote {
                             shared.fetch_add(lost, Ordering::Relaxed);
                         }
                     }
+                    let (unit, entry) = match message {
+                        Message::Line(unit, entry) => (unit, entry),
+                        Message::Flush(done) => {
+                            let _ = done.send(());
+                            continue;
+                        }
+                    };
                     match socket.send_to(&encode.line(&unit, &entry), &path) {
                         Ok(_) => failing = false,
                         Err(e) => {
@@ -243,9 +259,29 @@ impl Remote {
 
     /// Queue a line; never waits (a full queue drops it and counts it).
     pub(super) fn send(&self, unit: &Arc<str>, entry: &Entry) {
-        if let Err(TrySendError::Full(_)) = self.tx.try_send((unit.clone(), entry.clone())) {
+        let line = Message::Line(unit.clone(), entry.clone());
+        if let Err(TrySendError::Full(_)) = self.tx.try_send(line) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Wait until the lines queued so far are sent, for at most `FLUSH_TIMEOUT`
+    /// (supd exits: a stuck daemon must not hold that up).
+    pub(super) async fn flush(&self) {
+        let deadline = tokio::time::Instant::now() + FLUSH_TIMEOUT;
+        let (done, wait) = tokio::sync::oneshot::channel();
+        let mut flush = Message::Flush(done);
+        loop {
+            match self.tx.try_send(flush) {
+                Ok(()) => break,
+                Err(TrySendError::Full(back)) if tokio::time::Instant::now() < deadline => {
+                    flush = back;
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Err(_) => return,
+            }
+        }
+        let _ = tokio::time::timeout_at(deadline, wait).await;
     }
 }
 
@@ -369,9 +405,10 @@ mod tests {
         assert!(t.check().expect_err("plain").contains("not a socket"));
     }
 
-    /// Nobody reads the socket: lines are dropped and counted, never waited for.
-    #[test]
-    fn a_stuck_daemon_drops_lines_without_blocking() {
+    /// Nobody reads the socket: lines are dropped and counted, never waited for, and
+    /// a flush (supd exiting) gives up after a second.
+    #[tokio::test]
+    async fn a_stuck_daemon_drops_lines_without_blocking() {
         let dir = tempfile::tempdir().expect("tempdir");
         let sock = dir.path().join("journal");
         let server = UnixDatagram::bind(&sock).expect("bind");
@@ -385,6 +422,13 @@ mod tests {
         assert!(
             remote.dropped.load(Ordering::Relaxed) > 0,
             "dropped and counted"
+        );
+        let flushing = std::time::Instant::now();
+        remote.flush().await;
+        let waited = flushing.elapsed();
+        assert!(
+            waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+            "{waited:?}"
         );
         let mut buf = vec![0u8; 65536];
         let n = server.recv(&mut buf).expect("recv");

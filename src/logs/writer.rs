@@ -192,11 +192,15 @@ impl LogWriter {
         }
     }
 
-    /// Wait until every line queued so far is in its file.
+    /// Wait until every line queued so far is in its file, and sent to journald
+    /// or syslog (for at most a second each: a stuck daemon drops them).
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.files.send(Job::Flush(done)).await.is_ok() {
             let _ = wait.await;
+        }
+        for remote in [&self.journald, &self.syslog].into_iter().flatten() {
+            remote.flush().await;
         }
     }
 }
