@@ -432,4 +432,36 @@ mod tests {
         assert!(!path.exists(), "no file");
         assert_eq!(log.tail(5).len(), 2, "kept in memory");
     }
+
+    /// `--log-target file,journald`: both.
+    #[tokio::test]
+    async fn targets_combine() {
+        use std::os::unix::net::UnixDatagram;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let journal = UnixDatagram::bind(dir.path().join("journal")).expect("bind");
+        journal
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        let targets = Targets {
+            files: true,
+            journald: Some(dir.path().join("journal")),
+            syslog: None,
+        };
+        let writer = LogWriter::start_with(false, &targets).expect("writer");
+        assert!(writer.writes_files());
+        let path = dir.path().join("u.log");
+        let limits = LogLimits {
+            max_size: 1 << 20,
+            max_files: 1,
+        };
+        let log = SharedLog::new("u", path.clone(), limits, writer.clone());
+        log.append(super::super::Stream::Stderr, "both".into())
+            .await;
+        writer.flush().await;
+        let mut buf = vec![0u8; 65536];
+        let n = journal.recv(&mut buf).expect("journal datagram");
+        assert!(buf[..n].starts_with(b"MESSAGE=both\nPRIORITY=3\n"));
+        let text = std::fs::read_to_string(&path).expect("file");
+        assert!(text.ends_with(" [stderr] both\n"), "{text}");
+    }
 }
