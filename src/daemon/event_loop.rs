@@ -315,7 +315,6 @@ impl Daemon {
             .filter(|s| s.machine.attempt() == exit.attempt)
             .and_then(|s| s.machine.pid());
         if main == Some(exit.pid) {
-            tracing::info!(unit = %exit.owner, pid = exit.pid, status = %exit.status, "process exited");
             let shown = crate::supervise::decode_init_status(exit.status);
             let (code, signal) = match shown {
                 crate::supervise::ExitStatus::Code(c) => (Some(c), None),
@@ -327,6 +326,14 @@ impl Daemon {
                     ),
                 ),
             };
+            // Named as status and events name it (`code=1`, `signal=SIGTERM`): a
+            // container's init reports its service's signal as 128 + N.
+            let named = match (code, &signal) {
+                (Some(c), _) => format!("code={c}"),
+                (None, Some(s)) => format!("signal={s}"),
+                (None, None) => String::new(),
+            };
+            tracing::info!(unit = %exit.owner, pid = exit.pid, exit = %named, "process exited");
             self.counters
                 .exit(&exit.owner, code, signal.as_deref(), oom_killed);
             let kind = crate::control::proto::EventKind::Exit {

@@ -246,3 +246,19 @@ pub fn a_stuck_journal_drops_lines_and_never_slows_the_unit() {
     assert!(received < 100_001, "some were dropped: {received}");
     sup.stop();
 }
+
+/// supd's own log names a main process's exit as status does (`signal=SIGTERM`, not
+/// the `exit code 143` a container's init reports for it).
+pub fn supd_log_names_exits_as_status_does() {
+    let mut sup = Sup::start(&[("sleepy", "[service]\nexec = [\"/bin/sleep\", \"100\"]\n")]);
+    sup.wait_state("sleepy", "running");
+    let out = sup.supctl(&["stop", "sleepy"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let unit = sup.wait_state("sleepy", "inactive");
+    assert_eq!(unit["last_exit"]["signal"], "SIGTERM", "{unit}");
+    let line = sup
+        .log
+        .wait_for_all(&["process exited", "unit=sleepy", "exit=signal=SIGTERM"]);
+    assert!(!line.contains("143"), "{line}");
+    sup.stop();
+}

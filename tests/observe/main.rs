@@ -8,7 +8,7 @@ mod log_target;
 
 use log_target::{
     a_missing_journal_socket_stops_supd_at_start,
-    a_stuck_journal_drops_lines_and_never_slows_the_unit,
+    a_stuck_journal_drops_lines_and_never_slows_the_unit, supd_log_names_exits_as_status_does,
     unit_output_goes_to_journald_and_syslog_sockets,
 };
 
@@ -26,6 +26,7 @@ fn main() -> std::process::ExitCode {
         unit_output_goes_to_journald_and_syslog_sockets,
         a_missing_journal_socket_stops_supd_at_start,
         a_stuck_journal_drops_lines_and_never_slows_the_unit,
+        supd_log_names_exits_as_status_does,
     ]])
 }
 
