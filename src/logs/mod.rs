@@ -191,6 +191,14 @@ impl SharedLog {
         self.lock().limits
     }
 
+    /// The last `n` lines in memory that `filter` accepts, oldest first.
+    pub fn tail_matching(&self, n: usize, filter: &history::Filter) -> Vec<Entry> {
+        let memory = self.lock();
+        let matching: Vec<&Entry> = memory.recent.iter().filter(|e| filter.accepts(e)).collect();
+        let skip = matching.len().saturating_sub(n);
+        matching.into_iter().skip(skip).cloned().collect()
+    }
+
     /// The last `n` lines, oldest first.
     pub fn tail(&self, n: usize) -> Vec<Entry> {
         let memory = self.lock();
