@@ -56,6 +56,18 @@ pub struct Link {
 
 type Result<T> = std::result::Result<T, NetlinkError>;
 
+/// An IPv4 `address/prefix` on link `index`, as added or deleted.
+fn address_message(index: u32, address: Ipv4Addr, prefix: u8) -> AddressMessage {
+    let mut msg = AddressMessage::default();
+    msg.header.family = AddressFamily::Inet;
+    msg.header.prefix_len = prefix;
+    msg.header.index = index;
+    msg.attributes.push(AddressAttribute::Local(address.into()));
+    msg.attributes
+        .push(AddressAttribute::Address(address.into()));
+    msg
+}
+
 fn link_of(link: LinkMessage) -> Link {
     let mut out = Link {
         index: link.header.index,
@@ -214,17 +226,9 @@ impl Netlink {
 
     /// Adds `address/prefix` to link `index` (`EEXIST` if it has it).
     pub fn add_address(&mut self, index: u32, address: Ipv4Addr, prefix: u8) -> Result<()> {
-        let mut msg = AddressMessage::default();
-        msg.header.family = AddressFamily::Inet;
-        msg.header.prefix_len = prefix;
-        msg.header.index = index;
-        msg.attributes.push(AddressAttribute::Local(address.into()));
-        msg.attributes
-            .push(AddressAttribute::Address(address.into()));
-        self.create(
-            RouteNetlinkMessage::NewAddress(msg),
-            &format!("add address {address}/{prefix}"),
-        )
+        let msg = address_message(index, address, prefix);
+        let what = format!("add address {address}/{prefix}");
+        self.create(RouteNetlinkMessage::NewAddress(msg), &what)
     }
 
     /// Every IPv4 address of the namespace: (link index, address, prefix length).
@@ -255,13 +259,7 @@ impl Netlink {
 
     /// Removes `address/prefix` from link `index`.
     pub fn delete_address(&mut self, index: u32, address: Ipv4Addr, prefix: u8) -> Result<()> {
-        let mut msg = AddressMessage::default();
-        msg.header.family = AddressFamily::Inet;
-        msg.header.prefix_len = prefix;
-        msg.header.index = index;
-        msg.attributes.push(AddressAttribute::Local(address.into()));
-        msg.attributes
-            .push(AddressAttribute::Address(address.into()));
+        let msg = address_message(index, address, prefix);
         let what = format!("delete address {address}/{prefix}");
         self.request(RouteNetlinkMessage::DelAddress(msg), 0, &what)
             .map(drop)

@@ -185,7 +185,16 @@ impl Sup {
 
     /// Start supd through `wrapper`, a command that runs the command line it is given
     /// by exec'ing it (e.g. `prlimit --nofile=256:256`), so the child is supd itself.
-    pub fn launch_via(mut self, wrapper: &[&str]) -> Sup {
+    pub fn launch_via(self, wrapper: &[&str]) -> Sup {
+        self.launch_full(wrapper, &[])
+    }
+
+    /// Start supd with `extra` arguments after the test's own.
+    pub fn launch_with(self, extra: &[&str]) -> Sup {
+        self.launch_full(&[], extra)
+    }
+
+    fn launch_full(mut self, wrapper: &[&str], extra: &[&str]) -> Sup {
         let (program, args) = match wrapper.split_first() {
             Some((program, args)) => (OsString::from(program), args),
             None => (OsString::from(SUPD), &[][..]),
@@ -197,6 +206,7 @@ impl Sup {
         }
         let mut child = cmd
             .args(self.supd_args())
+            .args(extra)
             .env("SUPD_LOG", "debug")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

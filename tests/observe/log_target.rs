@@ -7,7 +7,6 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::common::{self, Sup, stderr, stdout};
-use super::launch_exact;
 
 /// Prints on both streams, then a line that looks like journal fields.
 const TALKER: &str = "[service]\nexec = [\"/bin/sh\", \"-c\", \"echo out-line; echo err-line >&2; printf 'MESSAGE=forged\\\\nPRIORITY=0\\\\n'; exec sleep 100\"]\n";
@@ -74,17 +73,7 @@ fn field<'a>(fields: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a str> {
 }
 
 fn launch_with(sup: Sup, extra: &[&str]) -> Sup {
-    let mut args = vec![common::SUPD.to_owned()];
-    args.extend(
-        sup.supd_args()
-            .into_iter()
-            .map(|a| a.to_string_lossy().into_owned()),
-    );
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let wrapper: Vec<&str> = std::iter::once("/usr/bin/env")
-        .chain(args.iter().map(String::as_str))
-        .collect();
-    launch_exact(sup, &wrapper)
+    sup.launch_with(extra)
 }
 
 fn path_str(p: &Path) -> &str {

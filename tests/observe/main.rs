@@ -108,17 +108,7 @@ fn control_group_members_read_but_cannot_change_anything() {
             .to_owned()
     };
     let sup = Sup::prepare(&[("calm", "[service]\nexec = [\"/bin/sleep\", \"100\"]\n")]);
-    let mut args = vec![common::SUPD.to_owned()];
-    args.extend(
-        sup.supd_args()
-            .into_iter()
-            .map(|a| a.to_string_lossy().into_owned()),
-    );
-    args.extend(["--control-group".to_owned(), group.clone()]);
-    let wrapper: Vec<&str> = std::iter::once("/usr/bin/env")
-        .chain(args.iter().map(String::as_str))
-        .collect();
-    let mut sup = launch_exact(sup, &wrapper);
+    let mut sup = sup.launch_with(&["--control-group", &group]);
     sup.wait_all_running();
     let as_member = |verb: &[&str], groups: &str| {
         Command::new("setpriv")
@@ -167,24 +157,6 @@ fn control_group_members_read_but_cannot_change_anything() {
     let _ = Command::new("groupdel").arg(&group).status();
 }
 
-/// Start supd through `wrapper` (which already holds supd and all its arguments).
-fn launch_exact(sup: Sup, wrapper: &[&str]) -> Sup {
-    let mut child = Command::new(wrapper[0])
-        .args(&wrapper[1..])
-        .env("SUPD_LOG", "debug")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn supd");
-    let mut sup = sup;
-    sup.log.collect(child.stderr.take().expect("stderr"));
-    sup.child = Some(child);
-    sup.log.wait_for("supd started");
-    sup
-}
-
 fn metrics_are_scraped_and_parse() {
     let port = 20000 + (std::process::id() % 20000) as u16;
     let sup = Sup::prepare(&[
@@ -195,17 +167,7 @@ fn metrics_are_scraped_and_parse() {
         ),
     ]);
     let addr = format!("127.0.0.1:{port}");
-    let mut args = vec![common::SUPD.to_owned()];
-    args.extend(
-        sup.supd_args()
-            .into_iter()
-            .map(|a| a.to_string_lossy().into_owned()),
-    );
-    args.extend(["--metrics-listen".to_owned(), addr.clone()]);
-    let wrapper: Vec<&str> = std::iter::once("/usr/bin/env")
-        .chain(args.iter().map(String::as_str))
-        .collect();
-    let mut sup = launch_exact(sup, &wrapper);
+    let mut sup = sup.launch_with(&["--metrics-listen", &addr]);
     sup.wait_status("a crash counted", |u| {
         u.iter()
             .any(|u| u["name"] == "crash" && u["restarts"].as_u64() >= Some(1))
