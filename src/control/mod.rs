@@ -2,6 +2,8 @@
 //! `render`, `exit`) and supd's server side (`server`).
 
 pub mod client;
+pub mod exec;
+pub mod exec_client;
 pub mod exit;
 pub mod proto;
 pub mod render;

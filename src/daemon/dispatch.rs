@@ -43,6 +43,27 @@ impl Daemon {
                 });
                 return;
             }
+            Command::Kill { unit, signal, all } => {
+                return self.kill_request(unit, &signal, all, answer);
+            }
+            Command::Exec {
+                unit,
+                argv,
+                tty,
+                user,
+                env,
+                workdir,
+            } => {
+                let req = super::exec::ExecRequest {
+                    unit,
+                    argv,
+                    tty,
+                    user,
+                    env,
+                    workdir,
+                };
+                return self.exec_request(req, answer);
+            }
             Command::Start { units, .. } => self.for_units(&units, |f, u| f.start(u, now)),
             Command::Stop { units, .. } => self.for_units(&units, |f, u| f.stop(u, now)),
             Command::Restart { units, .. } => self.for_units(&units, |f, u| f.restart(u, now)),

@@ -39,7 +39,7 @@ use std::os::fd::RawFd;
 pub use error::{EarlyOutput, SpawnError, Step};
 pub use handover::{spawn, spawn_with_helper};
 pub use hooks::stop_post_plan;
-pub use resolve::{attach_network, effective_mounts, plan};
+pub use resolve::{attach_network, effective_mounts, plan, run_as};
 pub use types::{Credentials, LaunchPlan, Report, Spawned};
 
 /// The fd on which the helper finds its control socket.

@@ -1,0 +1,157 @@
+//! `supctl exec`'s side: pass supctl's own stdin, stdout and stderr with the
+//! request (the command reads and writes them directly), or with a terminal
+//! (`-t`) a fresh pty's slave, while supctl puts its own terminal in raw mode,
+//! copies between it and the pty's master, and passes its window size on (at the
+//! start and at every SIGWINCH). Ends with the command's status.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
+
+use super::client::{Client, ClientError};
+use super::proto::{Reply, Request};
+
+/// How long output still in the pty is copied once the command has ended
+/// (a background process may hold the terminal open for longer).
+const DRAIN: Duration = Duration::from_millis(500);
+
+/// Send `request` (an `exec`) and wait for its answer: `exit`, or an error.
+pub fn run(
+    client: &mut Client,
+    request: &Request,
+    tty: bool,
+) -> Result<Option<Reply>, ClientError> {
+    if !tty {
+        let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
+        client.send_with_fds(request, &[i.as_fd(), o.as_fd(), e.as_fd()])?;
+        return client.recv();
+    }
+    let stdin = std::io::stdin();
+    let size = window_size(stdin.as_fd());
+    let pty = nix::pty::openpty(size.as_ref(), None).map_err(|e| ClientError::Io(e.into()))?;
+    let slave = pty.slave;
+    client.send_with_fds(request, &[slave.as_fd(), slave.as_fd(), slave.as_fd()])?;
+    // The command holds the slave now: when it (and what it started) ends, reading
+    // the master says so.
+    drop(slave);
+    let master = pty.master;
+    let _raw = RawMode::enter(stdin.as_fd());
+    forward_window_size(&master);
+    let done = copy_output(&master)?;
+    copy_input(&master)?;
+    let reply = client.recv();
+    let _ = done.recv_timeout(DRAIN);
+    reply
+}
+
+/// The terminal's window size, if `fd` is one.
+fn window_size(fd: BorrowedFd<'_>) -> Option<nix::pty::Winsize> {
+    let mut ws = nix::pty::Winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one winsize into the struct we own.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+    (r == 0).then_some(ws)
+}
+
+fn set_window_size(master: BorrowedFd<'_>, ws: &nix::pty::Winsize) {
+    // SAFETY: TIOCSWINSZ reads one winsize from the struct we own.
+    unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, ws) };
+}
+
+/// At every SIGWINCH, the terminal's new size goes to the pty (a thread that
+/// takes the signal with sigwait; every other thread has it blocked).
+fn forward_window_size(master: &OwnedFd) {
+    let Ok(master) = master.try_clone() else {
+        return;
+    };
+    let mut winch = SigSet::empty();
+    winch.add(Signal::SIGWINCH);
+    if pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&winch), None).is_err() {
+        return;
+    }
+    std::thread::spawn(move || {
+        while winch.wait().is_ok() {
+            if let Some(ws) = window_size(std::io::stdin().as_fd()) {
+                set_window_size(master.as_fd(), &ws);
+            }
+        }
+    });
+}
+
+/// Copy the pty's output to stdout until the pty has no writer left; the
+/// receiver hears when.
+fn copy_output(master: &OwnedFd) -> Result<mpsc::Receiver<()>, ClientError> {
+    let mut from = std::fs::File::from(master.try_clone().map_err(ClientError::Io)?);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        let mut out = std::io::stdout();
+        // EIO once the last holder of the slave closed it.
+        while let Ok(n @ 1..) = from.read(&mut buf) {
+            if out
+                .write_all(buf.get(..n).unwrap_or_default())
+                .and_then(|()| out.flush())
+                .is_err()
+            {
+                break;
+            }
+        }
+        let _ = tx.send(());
+    });
+    Ok(rx)
+}
+
+/// Copy stdin to the pty (keystrokes, in raw mode) until stdin ends.
+fn copy_input(master: &OwnedFd) -> Result<(), ClientError> {
+    let mut to = std::fs::File::from(master.try_clone().map_err(ClientError::Io)?);
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        let mut input = std::io::stdin();
+        while let Ok(n @ 1..) = input.read(&mut buf) {
+            if to.write_all(buf.get(..n).unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// supctl's terminal in raw mode (keystrokes such as Ctrl-C go to the command's
+/// terminal), restored when dropped; nothing when stdin is not a terminal.
+struct RawMode {
+    fd: std::os::fd::RawFd,
+    saved: Option<Termios>,
+}
+
+impl RawMode {
+    fn enter(fd: BorrowedFd<'_>) -> RawMode {
+        let saved = tcgetattr(fd).ok();
+        if let Some(saved) = &saved {
+            let mut raw = saved.clone();
+            cfmakeraw(&mut raw);
+            let _ = tcsetattr(fd, SetArg::TCSANOW, &raw);
+        }
+        RawMode {
+            fd: fd.as_raw_fd(),
+            saved,
+        }
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        if let Some(saved) = &self.saved {
+            // SAFETY: fd 0 stays open for the whole of supctl's run.
+            let fd = unsafe { BorrowedFd::borrow_raw(self.fd) };
+            let _ = tcsetattr(fd, SetArg::TCSADRAIN, saved);
+        }
+    }
+}
