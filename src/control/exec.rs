@@ -157,6 +157,11 @@ pub async fn serve<R: AsyncRead + Unpin>(
             "exec failed: {}",
             String::from_utf8_lossy(&output).trim()
         ))),
+        // Killed with the rest of the unit (stopped, restarted) before it could
+        // report.
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(internal(
+            "the command was killed before it ended by itself (did its unit stop?)".into(),
+        )),
         Err(e) => Err(internal(format!("exec helper ended without a status: {e}"))),
     }
 }

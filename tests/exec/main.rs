@@ -390,8 +390,24 @@ pub fn exec_is_refused_to_other_users_and_for_units_not_running() {
     );
     set_mode(&socket, 0o600);
 
+    // A command running when its unit stops goes with it.
+    let running = Command::new(SUPCTL)
+        .arg("--state-dir")
+        .arg(sup.state_dir())
+        .args(["exec", "app", "sleep", "4545"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("supctl exec");
+    wait_until("the exec'd sleep", || {
+        pid_with_cmdline("sleep 4545").is_some()
+    });
     let o = sup.supctl(&["stop", "--wait", "app"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    let o = wait_bounded(running, Duration::from_secs(30)).expect("exec ended");
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("did its unit stop?"), "{}", stderr(&o));
     let o = exec(&sup, &["app", "id"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("app is not running"), "{}", stderr(&o));
