@@ -32,7 +32,13 @@ impl Daemon {
         let reply = |answer: oneshot::Sender<Answer>, r| {
             let _ = answer.send(Answer::Reply(r));
         };
-        let (sig, first, attempt, under_init, state) = match self.kill_target(&unit, signal) {
+        let Target {
+            sig,
+            first,
+            attempt,
+            under_init,
+            state,
+        } = match self.kill_target(&unit, signal) {
             Ok(t) => t,
             Err(r) => return reply(answer, *r),
         };
@@ -64,14 +70,8 @@ impl Daemon {
         });
     }
 
-    /// The signal, the unit's first process, its start, whether it runs under
-    /// an init, and its state; or the refusal.
-    #[allow(clippy::type_complexity)]
-    fn kill_target(
-        &self,
-        unit: &str,
-        signal: &str,
-    ) -> Result<(Signal, i32, u64, bool, UnitState), Box<Reply>> {
+    /// What to signal, or the refusal.
+    fn kill_target(&self, unit: &str, signal: &str) -> Result<Target, Box<Reply>> {
         let sig = crate::unit::values::parse_signal(signal).map_err(|message| {
             Box::new(Reply::Error {
                 code: ErrorCode::BadRequest,
@@ -86,8 +86,25 @@ impl Daemon {
             return Err(Box::new(not_running(unit, state)));
         };
         let under_init = runs_under_init(&slot.spec.container);
-        Ok((sig, first, slot.machine.attempt(), under_init, state))
+        Ok(Target {
+            sig,
+            first,
+            attempt: slot.machine.attempt(),
+            under_init,
+            state,
+        })
     }
+}
+
+/// A `kill` about to be carried out.
+struct Target {
+    sig: Signal,
+    /// The container's first process (its init, or the service).
+    first: i32,
+    /// The start it belongs to.
+    attempt: u64,
+    under_init: bool,
+    state: UnitState,
 }
 
 /// The refusal of `exec` or `kill` for a unit without a process.

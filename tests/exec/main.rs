@@ -25,6 +25,7 @@ fn main() -> std::process::ExitCode {
         exec_is_refused_to_other_users_and_for_units_not_running,
         kill_reaches_the_main_process_or_every_process,
         kill_with_sigkill_restarts_a_restart_always_unit,
+        kill_and_exec_work_without_init_and_without_namespaces,
     ]])
 }
 
@@ -486,4 +487,49 @@ pub fn kill_with_sigkill_restarts_a_restart_always_unit() {
     let svc = s.iter().find(|u| u["name"] == "svc").expect("svc");
     assert_eq!(svc["last_exit"]["signal"], "SIGKILL", "{svc}");
     assert_ne!(pid_of(svc), first, "a new process");
+}
+
+/// With `init = false` the service is the container's first process; with no
+/// namespaces at all an exec only joins the unit's cgroup and restrictions.
+pub fn kill_and_exec_work_without_init_and_without_namespaces() {
+    let (sup, out) = shared(&[]);
+    let file = out.join("bare");
+    let script = format!(
+        "trap 'echo hup >> {f}' HUP; echo up >> {f}; while :; do sleep 0.1; done",
+        f = file.display()
+    );
+    sup.write_unit("bare", &unit("init = false\n", &script));
+    sup.write_unit("host", &unit("namespaces = []\n", "exec sleep 1000"));
+    let sup = sup.launch();
+    sup.wait_state("bare", "running");
+    wait_lines(&file, 1);
+    let o = sup.supctl(&["kill", "-s", "HUP", "bare"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(wait_lines(&file, 2), "up\nhup\n");
+    let o = exec(
+        &sup,
+        &["bare", "sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '"],
+    );
+    assert!(
+        stdout(&o).contains("trap"),
+        "pid 1 is the service: {}",
+        stdout(&o)
+    );
+
+    let service = pid_of(&sup.wait_state("host", "running"));
+    let o = exec(
+        &sup,
+        &[
+            "host",
+            "sh",
+            "-c",
+            "cat /proc/self/cgroup; grep Seccomp: /proc/self/status",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let own = std::fs::read_to_string(format!("/proc/{service}/cgroup")).expect("cgroup");
+    assert!(text.starts_with(&own), "the unit's cgroup: {text} vs {own}");
+    assert!(text.contains("Seccomp:\t2"), "{text}");
+    assert_eq!(sup.unit("host")["state"], "running");
 }
