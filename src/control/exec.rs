@@ -222,6 +222,39 @@ mod tests {
         );
     }
 
+    #[test]
+    fn kill_and_exec_requests_have_defaults() {
+        use super::super::proto::Command;
+        let kill =
+            super::super::server::decode_request(b"{\"v\":1,\"cmd\":\"kill\",\"unit\":\"web\"}")
+                .expect("kill");
+        assert_eq!(
+            kill.command,
+            Command::Kill {
+                unit: "web".into(),
+                signal: "SIGTERM".into(),
+                all: false
+            }
+        );
+        let exec = super::super::server::decode_request(
+            b"{\"v\":1,\"cmd\":\"exec\",\"unit\":\"web\",\"argv\":[\"id\"]}",
+        )
+        .expect("exec");
+        assert_eq!(
+            exec.command,
+            Command::Exec {
+                unit: "web".into(),
+                argv: vec!["id".into()],
+                tty: false,
+                user: None,
+                env: vec![],
+                workdir: None
+            }
+        );
+        let unknown = b"{\"v\":1,\"cmd\":\"exec\",\"unit\":\"web\",\"argv\":[],\"root\":true}";
+        assert!(super::super::server::decode_request(unknown).is_err());
+    }
+
     #[tokio::test]
     async fn descriptors_travel_with_the_request_line() {
         let (client, server) = std::os::unix::net::UnixStream::pair().expect("pair");

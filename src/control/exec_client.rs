@@ -109,16 +109,24 @@ fn copy_output(master: &OwnedFd) -> Result<mpsc::Receiver<()>, ClientError> {
     Ok(rx)
 }
 
-/// Copy stdin to the pty (keystrokes, in raw mode) until stdin ends.
+/// Copy stdin to the pty (keystrokes, in raw mode) until stdin ends; the end of
+/// a stdin that is not a terminal (`echo ls | supctl exec -t ...`) is passed on as
+/// the terminal's end-of-file character.
 fn copy_input(master: &OwnedFd) -> Result<(), ClientError> {
     let mut to = std::fs::File::from(master.try_clone().map_err(ClientError::Io)?);
+    let eof = tcgetattr(master.as_fd())
+        .ok()
+        .map(|t| t.control_chars[nix::sys::termios::SpecialCharacterIndices::VEOF as usize]);
     std::thread::spawn(move || {
         let mut buf = [0u8; 8192];
         let mut input = std::io::stdin();
         while let Ok(n @ 1..) = input.read(&mut buf) {
             if to.write_all(buf.get(..n).unwrap_or_default()).is_err() {
-                break;
+                return;
             }
+        }
+        if let Some(eof) = eof.filter(|_| !std::io::IsTerminal::is_terminal(&input)) {
+            let _ = to.write_all(&[eof]);
         }
     });
     Ok(())
