@@ -468,7 +468,9 @@ fn run(cli: Cli) -> Result<i32, Failure> {
 /// `exec`: the command's exit code (128+N when killed by signal N).
 fn cmd_exec(path: &std::path::Path, command: Command, tty: bool) -> Result<i32, Failure> {
     if let Command::Exec { env, .. } = &command
-        && let Some(bad) = env.iter().find(|kv| !kv.contains('='))
+        && let Some(bad) = env
+            .iter()
+            .find(|kv| kv.split_once('=').is_none_or(|(k, _)| k.is_empty()))
     {
         return Err(Failure {
             code: exit::USAGE,

@@ -41,11 +41,21 @@ impl Daemon {
     }
 
     fn exec_launcher(&self, req: ExecRequest) -> Result<Launcher, Box<Reply>> {
-        if req.argv.is_empty() {
-            return Err(Box::new(Reply::Error {
+        let bad = |message: String| {
+            Box::new(Reply::Error {
                 code: crate::control::proto::ErrorCode::BadRequest,
-                message: "exec needs a command".into(),
-            }));
+                message,
+            })
+        };
+        if req.argv.is_empty() {
+            return Err(bad("exec needs a command".into()));
+        }
+        if let Some(kv) = req
+            .env
+            .iter()
+            .find(|kv| kv.split_once('=').is_none_or(|(k, _)| k.is_empty()))
+        {
+            return Err(bad(format!("env {kv:?}: expected KEY=VALUE")));
         }
         let Some(slot) = self.fleet.get(&req.unit) else {
             return Err(Box::new(self.not_found(std::slice::from_ref(&req.unit))));
