@@ -1,13 +1,13 @@
 //! Giving memory back after a burst of work (a storm of crash-looping units that
 //! are then removed).
 //!
-//! Two things keep memory that a burst needed once it is over. Maps sized for a
+//! Several things keep memory that a burst needed once it is over. Maps sized for a
 //! thousand units keep their capacity when the units go: `Shrink::shrink_after_churn`
 //! lets it go once they are mostly empty. And glibc's malloc keeps freed memory in
 //! its arenas (one per thread that allocated, up to eight per CPU; tokio's blocking
 //! pool runs up to 512 threads in a burst of starts): after a 1000-unit storm about
 //! 45 MB were free inside supd's arenas and still resident, next to 3 MB in use.
-//! A setting and a trimmer give that back:
+//! Settings and a trimmer give that back:
 //! - glibc raises its thresholds as it goes: freeing a block that was mmap'd (a
 //!   `status` reply for a thousand units) raises the mmap threshold to that size and
 //!   the trim threshold to twice it, up to 64 MiB. After that, the free space at the
@@ -19,6 +19,16 @@
 //!   memory stayed 4 to 10 MB above its level before (3 MB); with one it comes
 //!   back to within 2 MB. supd's threads spend their time in syscalls, not in
 //!   malloc: one arena's lock costs nothing measurable.
+//! - No per-thread caches (glibc's tcache): every thread keeps up to 7 freed
+//!   blocks of each small size for itself, and `malloc_trim` cannot return a page
+//!   that holds one. After a storm supd's long-lived threads (tokio's workers and
+//!   its own) held about a thousand such blocks spread over the whole heap: half
+//!   of the heap's resident pages held nothing else (2.3 MB after 1000 units ×
+//!   60 s). Only the `GLIBC_TUNABLES` environment variable turns them off, read
+//!   when a program starts, so supd starts itself over once with it set
+//!   (`restart_without_thread_caches`; the helpers it spawns get an empty
+//!   environment and keep theirs). Small blocks then come from the one arena
+//!   under its lock: 500 starts took as long (docs/reliability.md).
 //! - `Trimmer` hands free pages in the middle of the arenas back to the kernel with
 //!   `malloc_trim(0)` once supd has been quiet (no start, no unit dropped) for
 //!   `QUIET`. Nothing polls: the trimmer sleeps until the first activity after a
@@ -36,6 +46,52 @@ use tokio::sync::Notify;
 /// idle blocking thread (10 s), so the threads of the burst are gone and what they
 /// held is free by then.
 pub const QUIET: Duration = Duration::from_secs(12);
+
+/// The glibc tunable that turns malloc's per-thread caches off (see the module's
+/// comment). Tunables are read only when a program starts.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const NO_THREAD_CACHE: &str = "glibc.malloc.tcache_count=0";
+
+/// Start supd over with malloc's per-thread caches turned off, unless they already
+/// are (or `GLIBC_TUNABLES` sets them otherwise: the operator's choice stands).
+/// Call first thing in `main`, while supd has one thread and has done nothing
+/// else. Returns only if supd is not started over: not glibc, no `/proc` yet (the
+/// kernel's PID 1 before it mounts it), or the exec failed.
+pub fn restart_without_thread_caches() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::process::CommandExt;
+
+        let mut tunables = std::env::var_os("GLIBC_TUNABLES").unwrap_or_default();
+        let name = b"glibc.malloc.tcache_count";
+        if tunables.as_bytes().windows(name.len()).any(|w| w == name) {
+            return;
+        }
+        // The binary's real path, not /proc/self/exe: the process name (comm) is
+        // taken from it, and tools and tests find supd by that name (started
+        // through a symlink, it becomes the name of the file linked to).
+        let Ok(exe) = std::env::current_exe() else {
+            return;
+        };
+        if !exe.exists() {
+            return; // replaced on disk since it started
+        }
+        if !tunables.is_empty() {
+            tunables.push(":");
+        }
+        tunables.push(NO_THREAD_CACHE);
+        let mut args = std::env::args_os();
+        let mut command = std::process::Command::new(&exe);
+        if let Some(arg0) = args.next() {
+            command.arg0(arg0);
+        }
+        let error = command.args(args).env("GLIBC_TUNABLES", tunables).exec();
+        eprintln!(
+            "supd: cannot start over with malloc's thread caches off ({error}); memory may stay high after a burst"
+        );
+    }
+}
 
 /// glibc's default mmap and trim thresholds, fixed (see the module's comment).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -88,6 +144,15 @@ impl<K: Eq + Hash, V, S: BuildHasher> Shrink for HashMap<K, V, S> {
 }
 
 impl<T: Eq + Hash, S: BuildHasher> Shrink for HashSet<T, S> {
+    fn len_and_capacity(&self) -> (usize, usize) {
+        (self.len(), self.capacity())
+    }
+    fn shrink_to_len(&mut self, capacity: usize) {
+        self.shrink_to(capacity);
+    }
+}
+
+impl<T> Shrink for Vec<T> {
     fn len_and_capacity(&self) -> (usize, usize) {
         (self.len(), self.capacity())
     }

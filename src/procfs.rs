@@ -77,3 +77,24 @@ mod tests {
         assert!(!own.is_zombie());
     }
 }
+
+/// supd's own resident memory and open descriptors (for its metrics).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SelfUsage {
+    pub rss_bytes: u64,
+    pub open_fds: u64,
+}
+
+pub fn self_usage() -> SelfUsage {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    let open_fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+    SelfUsage {
+        rss_bytes: rss_kib.saturating_mul(1024),
+        open_fds,
+    }
+}

@@ -158,6 +158,14 @@ enum Cmd {
         #[arg(value_name = "UNIT")]
         unit: String,
     },
+    /// Stream what happens (state changes, exits, restarts, health, reloads) live
+    Events {
+        #[arg(value_name = "UNIT")]
+        units: Vec<String>,
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+    },
     /// Show a unit's output
     Logs {
         #[arg(value_name = "UNIT")]
@@ -195,6 +203,7 @@ fn unexpected(reply: &Reply) -> Failure {
         Reply::Audit { .. } => "audit",
         Reply::Log(_) => "log",
         Reply::Exit { .. } => "exit",
+        Reply::Event(_) => "event",
         Reply::End => "end",
         Reply::Error { .. } => "error",
     };
@@ -461,6 +470,37 @@ fn run(cli: Cli) -> Result<i32, Failure> {
         } => {
             stream_logs(&path, unit, lines, follow, |line| out(&format!("{line}\n")))?;
             Ok(exit::OK)
+        }
+        Cmd::Events { units, json } => cmd_events(&path, units, json),
+    }
+}
+
+/// `events`: print every event until supd goes away or the output is closed.
+fn cmd_events(path: &std::path::Path, units: Vec<String>, json: bool) -> Result<i32, Failure> {
+    let mut client = Client::connect(path)?;
+    client.send(&request(Command::Events { units }))?;
+    loop {
+        match client.recv()? {
+            Some(Reply::Event(event)) => {
+                let line = if json {
+                    serde_json::to_string(&event).map_err(|e| Failure {
+                        code: exit::FAILED,
+                        message: format!("cannot encode event: {e}"),
+                    })?
+                } else {
+                    render::render_event(&event)
+                };
+                out(&format!("{line}\n"))?;
+            }
+            Some(Reply::Error { code, message }) => {
+                return Err(Failure {
+                    code: exit::for_error_code(code),
+                    message,
+                });
+            }
+            Some(other) => return Err(unexpected(&other)),
+            // supd stopped: the stream ends.
+            None => return Ok(exit::OK),
         }
     }
 }

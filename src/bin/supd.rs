@@ -37,6 +37,14 @@ struct Cli {
     /// Validate the units directory, print every error and exit (non-zero on errors).
     #[arg(long)]
     check: bool,
+    /// Members of this group (name or gid) may use the read-only verbs of supctl
+    /// (status, logs, top, events, audit); everything else stays root-only.
+    #[arg(long, value_name = "GROUP")]
+    control_group: Option<String>,
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9477). Off by
+    /// default.
+    #[arg(long, value_name = "ADDR")]
+    metrics_listen: Option<std::net::SocketAddr>,
     /// Format of supd's own log on stderr. The level comes from SUPD_LOG (default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
@@ -56,6 +64,10 @@ fn main() -> ExitCode {
         Some(a) if a == spawn::join::JOIN_ARG => spawn::join::main(),
         _ => {}
     }
+    // The helpers above are short-lived and keep malloc's thread caches. supd drops
+    // them (memory a burst needed goes back), before anything else so nothing runs
+    // twice.
+    sup::memory::restart_without_thread_caches();
     let pid1 = sup::pid1::is_pid1();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -92,7 +104,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let control_group = match cli.control_group.as_deref().map(resolve_group).transpose() {
+        Ok(gid) => gid,
+        Err(e) => {
+            eprintln!("supd: --control-group: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let config = Config {
+        control_group,
+        metrics_listen: cli.metrics_listen,
         units_dir: cli.units,
         state_dir: cli.state_dir,
         cgroup_root: cli.cgroup_root,
@@ -235,4 +256,17 @@ fn become_subreaper() {
     {
         eprintln!("supd: cannot become child subreaper: {e}");
     }
+}
+
+/// A group name (looked up in /etc/group, no NSS) or a numeric gid.
+fn resolve_group(name: &str) -> Result<u32, String> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    let group = std::fs::read_to_string("/etc/group")
+        .map_err(|e| format!("cannot read /etc/group: {e}"))?;
+    let accounts = spawn::accounts::Accounts::parse("", &group);
+    accounts.group_by_name(name).map(|g| g.gid).ok_or_else(|| {
+        format!("no group {name:?} in /etc/group (create it, or give a numeric gid)")
+    })
 }

@@ -69,6 +69,12 @@ pub enum Command {
         #[serde(default)]
         follow: bool,
     },
+    /// A live stream of events about the named units (or all), one `Reply::Event`
+    /// each, until the client hangs up.
+    Events {
+        #[serde(default)]
+        units: Vec<String>,
+    },
     /// Send `signal` (a name such as `HUP`/`SIGHUP`, or a number) to the unit's
     /// main process, or with `all` to every process of its cgroup.
     Kill {
@@ -113,7 +119,10 @@ impl Command {
     pub fn is_mutating(&self) -> bool {
         !matches!(
             self,
-            Command::Status { .. } | Command::Logs { .. } | Command::Audit { .. }
+            Command::Status { .. }
+                | Command::Logs { .. }
+                | Command::Audit { .. }
+                | Command::Events { .. }
         )
     }
 }
@@ -138,6 +147,8 @@ pub enum Reply {
         units: Vec<UnitAudit>,
     },
     Log(LogLine),
+    /// One event of an `events` stream.
+    Event(Event),
     /// How an `exec`'d command ended: its exit code, or the signal that killed it.
     Exit {
         code: Option<i32>,
@@ -462,4 +473,54 @@ impl UnitAudit {
                 .collect(),
         }
     }
+}
+
+/// Something that happened, as `supctl events` streams it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// RFC 3339, UTC, milliseconds.
+    pub time: String,
+    /// The unit it is about; none for supd-wide events (reload, dropped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum EventKind {
+    /// The unit changed state (a restart shows as `restarting`, with the count).
+    State {
+        state: UnitState,
+        sub_state: String,
+        previous: UnitState,
+        restarts: u32,
+    },
+    /// The unit's main process exited.
+    Exit {
+        pid: i32,
+        #[serde(default)]
+        code: Option<i32>,
+        #[serde(default)]
+        signal: Option<String>,
+        oom_killed: bool,
+    },
+    /// A start failed before the service ran.
+    StartFailed { error: String },
+    /// The health check's verdict changed.
+    Health {
+        health: String,
+        #[serde(default)]
+        previous: Option<String>,
+    },
+    /// The unit directory was read and applied.
+    Reload {
+        added: Vec<String>,
+        removed: Vec<String>,
+        restarted: Vec<String>,
+        rejected: Vec<String>,
+    },
+    /// This client fell behind: `count` events were dropped for it.
+    Dropped { count: u64 },
 }

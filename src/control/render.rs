@@ -420,3 +420,62 @@ pub fn render_reload(plan: &ReloadPlan, applied: bool) -> String {
 #[cfg(test)]
 #[path = "render_tests.rs"]
 mod tests;
+
+/// One line of `supctl events`: `TIME UNIT: what happened`.
+pub fn render_event(e: &crate::control::proto::Event) -> String {
+    use crate::control::proto::EventKind as K;
+    let what = match &e.kind {
+        K::State {
+            state,
+            sub_state,
+            previous,
+            restarts,
+        } => {
+            let mut s = format!("{state}");
+            if !sub_state.is_empty() && sub_state != &state.to_string() {
+                s.push_str(&format!("/{sub_state}"));
+            }
+            s.push_str(&format!(" (was {previous})"));
+            if *state == crate::control::proto::UnitState::Restarting {
+                s.push_str(&format!(", restart {restarts}"));
+            }
+            s
+        }
+        K::Exit {
+            pid,
+            code,
+            signal,
+            oom_killed,
+        } => {
+            let how = match (code, signal) {
+                (Some(c), _) => format!("code={c}"),
+                (None, Some(s)) => format!("signal={s}"),
+                (None, None) => "unknown".into(),
+            };
+            let oom = if *oom_killed { " (OOM-killed)" } else { "" };
+            format!("process {pid} exited, {how}{oom}")
+        }
+        K::StartFailed { error } => format!("start failed: {error}"),
+        K::Health { health, previous } => match previous {
+            Some(p) => format!("health {health} (was {p})"),
+            None => format!("health {health}"),
+        },
+        K::Reload {
+            added,
+            removed,
+            restarted,
+            rejected,
+        } => format!(
+            "units reloaded: {} added, {} removed, {} restarted, {} rejected",
+            added.len(),
+            removed.len(),
+            restarted.len(),
+            rejected.len()
+        ),
+        K::Dropped { count } => format!("{count} events dropped: this client fell behind"),
+    };
+    match &e.unit {
+        Some(unit) => format!("{} {unit}: {what}", e.time),
+        None => format!("{} supd: {what}", e.time),
+    }
+}

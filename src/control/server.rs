@@ -65,6 +65,8 @@ pub enum Answer {
     /// For `exec`: how to start the command, given its stdin, stdout and stderr
     /// (run in a blocking thread by the connection task, which then waits for it).
     Exec(super::exec::Launcher),
+    /// For `events`: the stream, read by the connection task itself.
+    Events(broadcast::Receiver<Arc<crate::control::proto::Event>>),
 }
 
 /// What every connection task needs.
@@ -75,6 +77,9 @@ pub struct Handle {
     pub changes: watch::Receiver<u64>,
     /// Besides root, the only uid allowed (supd's own).
     pub owner_uid: u32,
+    /// `--control-group`: members (primary or supplementary group) may use the
+    /// read-only verbs.
+    pub read_gid: Option<u32>,
     /// A further check of the connecting process (by pid): Err says why it is
     /// refused (e.g. it runs inside a unit).
     pub peer_check: PeerCheck,
@@ -110,6 +115,14 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     let listener = UnixListener::bind(path)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(listener)
+}
+
+/// `--control-group`: the socket becomes `root:GROUP` mode 0660, so members can
+/// connect (what they may ask is checked per request).
+pub fn share_with_group(path: &Path, gid: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::chown(path, None, Some(gid))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))
 }
 
 /// Accept connections forever.
@@ -154,11 +167,19 @@ fn refuse_busy(stream: UnixStream) {
 async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphore>) {
     let cred = stream.peer_cred().ok();
     let uid = cred.map(|c| c.uid());
+    let reader_only = !authorised(uid, handle.owner_uid)
+        && handle.read_gid.is_some_and(|gid| {
+            cred.is_some_and(|c| c.gid() == gid) || peer_groups(&stream).contains(&gid)
+        });
     let (rd, mut wr) = stream.into_split();
     // Checked before reading anything: a stranger gets no time on supd.
-    if !authorised(uid, handle.owner_uid) {
+    if !authorised(uid, handle.owner_uid) && !reader_only {
+        let group = match handle.read_gid {
+            Some(gid) => format!(", and members of group {gid} may read"),
+            None => String::new(),
+        };
         let msg = format!(
-            "permission denied: uid {} may not control supd (only root and uid {} may)",
+            "permission denied: uid {} may not control supd (only root and uid {} may{group})",
             uid.map_or("unknown".into(), |u| u.to_string()),
             handle.owner_uid
         );
@@ -178,6 +199,12 @@ async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphor
             return error(&mut wr, ErrorCode::Timeout, msg).await;
         }
     };
+    if reader_only && request.command.is_mutating() {
+        let msg = "permission denied: members of the control group may only read \
+                   (status, logs, top, events, audit); this needs root"
+            .to_string();
+        return error(&mut wr, ErrorCode::PermissionDenied, msg).await;
+    }
     let wait = match &request.command {
         Command::Start { wait, units } | Command::Restart { wait, units } => {
             wait.then(|| (Goal::Up, units.clone()))
@@ -186,7 +213,14 @@ async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphor
         _ => None,
     };
     let mut rd = BufReader::new(rd);
-    let follow = matches!(request.command, Command::Logs { follow: true, .. });
+    let follow = matches!(
+        request.command,
+        Command::Logs { follow: true, .. } | Command::Events { .. }
+    );
+    let filter = match &request.command {
+        Command::Events { units } => units.clone(),
+        _ => Vec::new(),
+    };
     let exec = matches!(request.command, Command::Exec { .. });
     let lines = match request.command {
         Command::Logs { lines, .. } => lines,
@@ -234,10 +268,35 @@ async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphor
                 let _ = send(&mut wr, &reply).await;
             }
         }
+        Answer::Events(rx) => stream_events(rx, &filter, &mut rd, &mut wr).await,
     }
 }
 
-/// Root and supd's own user may do everything; nobody else may do anything.
+/// The supplementary groups of the process at the other end (`SO_PEERGROUPS`),
+/// as they were when it connected; empty if the kernel cannot tell.
+fn peer_groups(stream: &UnixStream) -> Vec<u32> {
+    use std::os::fd::AsRawFd;
+    let mut groups = vec![0u32; 256];
+    let mut len = (groups.len() * std::mem::size_of::<u32>()) as libc::socklen_t;
+    // SAFETY: the buffer holds `len` bytes and outlives the call; the kernel writes
+    // at most `len` bytes and sets `len` to what it wrote.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERGROUPS,
+            groups.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Vec::new();
+    }
+    groups.truncate(len as usize / std::mem::size_of::<u32>());
+    groups
+}
+
+/// Root and supd's own user may do everything; others only what `read_gid` allows.
 fn authorised(uid: Option<u32>, owner: u32) -> bool {
     matches!(uid, Some(u) if u == 0 || u == owner)
 }
@@ -416,6 +475,40 @@ async fn stream_log<R: AsyncRead + Unpin>(
             },
             // Any read result (EOF or data) means the client is done with us.
             _ = rd.read(&mut probe) => return,
+        }
+    }
+}
+
+/// Every event for the client (about `units`, or all when empty, and supd-wide
+/// ones) until it hangs up. One that falls behind is told how many events it
+/// missed and goes on from the newest.
+async fn stream_events<R: AsyncRead + Unpin>(
+    mut rx: broadcast::Receiver<Arc<crate::control::proto::Event>>,
+    units: &[String],
+    rd: &mut BufReader<R>,
+    wr: &mut OwnedWriteHalf,
+) {
+    use crate::control::proto::{Event, EventKind};
+    let mut probe = [0u8; 1];
+    loop {
+        let event = tokio::select! {
+            next = rx.recv() => match next {
+                Ok(event) => event,
+                Err(broadcast::error::RecvError::Lagged(count)) => Arc::new(Event {
+                    time: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+                    unit: None,
+                    kind: EventKind::Dropped { count },
+                }),
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            _ = rd.read(&mut probe) => return,
+        };
+        let wanted = match &event.unit {
+            Some(unit) => units.is_empty() || units.contains(unit),
+            None => true,
+        };
+        if wanted && send(wr, &Reply::Event(Event::clone(&event))).await.is_err() {
+            return;
         }
     }
 }

@@ -340,7 +340,11 @@ impl UsageReader {
         let now = Instant::now();
         let mut seen = self.cpu_seen.lock().unwrap_or_else(|p| p.into_inner());
         let cpu_percent = raw.cpu_usage_usec.and_then(|cpu| {
-            let samples = seen.entry(unit.to_string()).or_default();
+            // Room for all samples at once: a deque that grew query by query during
+            // a storm would leave its blocks all over the heap.
+            let samples = seen
+                .entry(unit.to_string())
+                .or_insert_with(|| VecDeque::with_capacity(CPU_SAMPLES + 1));
             cpu_percent(samples, cpu, now)
         });
         Usage { raw, cpu_percent }

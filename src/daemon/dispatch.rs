@@ -64,6 +64,14 @@ impl Daemon {
                 };
                 return self.exec_request(req, answer);
             }
+            Command::Events { units } => {
+                let reply = match self.unknown_units(&units) {
+                    Some(refusal) => Answer::Reply(refusal),
+                    None => Answer::Events(self.subscribe_events()),
+                };
+                let _ = answer.send(reply);
+                return;
+            }
             Command::Start { units, .. } => self.for_units(&units, |f, u| f.start(u, now)),
             Command::Stop { units, .. } => self.for_units(&units, |f, u| f.stop(u, now)),
             Command::Restart { units, .. } => self.for_units(&units, |f, u| f.restart(u, now)),

@@ -60,6 +60,7 @@ pub struct Links {
     pub outcomes: mpsc::UnboundedSender<StartOutcome>,
     pub changes: watch::Sender<u64>,
     pub reloads: mpsc::UnboundedSender<Trigger>,
+    pub incumbents: super::reload::Incumbents,
 }
 
 pub struct Daemon {
@@ -80,6 +81,8 @@ pub struct Daemon {
     /// Bumped after every event, so `--wait` requests look again.
     changes: watch::Sender<u64>,
     pub(super) reloads: mpsc::UnboundedSender<Trigger>,
+    /// The loaded units, for the reader (a new unit cannot take their ports).
+    pub(super) incumbents: super::reload::Incumbents,
     pub(super) shutting_down: bool,
     ending: Ending,
     /// Who may use the control socket (units with `control_socket = true`).
@@ -105,8 +108,12 @@ pub struct Daemon {
     start_slots: Arc<Semaphore>,
     /// Bridge networks: addresses, hosts files, bridges and nftables.
     pub(super) networks: Networks,
+    /// What the metrics count that only the loop sees.
+    pub(super) counters: super::metrics::Counters,
+    /// `supctl events` listeners and what they last saw.
+    pub(super) events: super::events::EventBus,
     /// The host ports a running unit publishes, held (by start attempt).
-    pub(super) published: HashMap<String, (u64, Vec<OwnedFd>)>,
+    pub(super) published: HashMap<String, (u64, Vec<(crate::unit::PortSpec, OwnedFd)>)>,
 }
 
 /// The parts of the daemon beyond its core: the socket's peer policy, notify
@@ -117,6 +124,7 @@ pub struct Extras {
     pub probes: Probes,
     pub trimmer: Trimmer,
     pub networks: Networks,
+    pub counters: super::metrics::Counters,
 }
 
 impl Daemon {
@@ -134,11 +142,13 @@ impl Daemon {
             probes,
             trimmer,
             networks,
+            counters,
         } = extras;
         let Links {
             outcomes,
             changes,
             reloads,
+            incumbents,
         } = links;
         Daemon {
             config,
@@ -153,6 +163,7 @@ impl Daemon {
             outcomes,
             changes,
             reloads,
+            incumbents,
             shutting_down: false,
             ending: Ending {
                 halt: Halt::Poweroff,
@@ -171,6 +182,8 @@ impl Daemon {
             start_slots: Arc::new(Semaphore::new(super::start::START_SLOTS)),
             networks,
             published: HashMap::new(),
+            events: Default::default(),
+            counters,
         }
     }
 
@@ -206,6 +219,7 @@ impl Daemon {
             }
             if std::mem::take(&mut self.shown_changed) {
                 self.changes.send_modify(|v| *v = v.wrapping_add(1));
+                self.emit_changes();
             }
             if self.shutting_down && self.fleet.all_settled_down() {
                 break;
@@ -302,6 +316,26 @@ impl Daemon {
             .and_then(|s| s.machine.pid());
         if main == Some(exit.pid) {
             tracing::info!(unit = %exit.owner, pid = exit.pid, status = %exit.status, "process exited");
+            let shown = crate::supervise::decode_init_status(exit.status);
+            let (code, signal) = match shown {
+                crate::supervise::ExitStatus::Code(c) => (Some(c), None),
+                crate::supervise::ExitStatus::Signal(s) => (
+                    None,
+                    Some(
+                        nix::sys::signal::Signal::try_from(s)
+                            .map_or_else(|_| s.to_string(), |s| s.as_str().to_owned()),
+                    ),
+                ),
+            };
+            self.counters
+                .exit(&exit.owner, code, signal.as_deref(), oom_killed);
+            let kind = crate::control::proto::EventKind::Exit {
+                pid: exit.pid,
+                code,
+                signal,
+                oom_killed,
+            };
+            self.emit(Some(&exit.owner), kind);
             if oom_killed {
                 tracing::warn!(unit = %exit.owner, pid = exit.pid, "OOM-killed: the unit's cgroup reached memory_max");
             }
@@ -317,8 +351,10 @@ impl Daemon {
             oom_killed,
             Now::read(),
         );
-        self.execute(actions);
+        // Before a restart in `actions`: the old process's host ports are let go
+        // first, or the new start would find them taken.
         self.prune_main_pidfd(&exit.owner);
+        self.execute(actions);
     }
 
     /// A main process's pidfd is kept while that process runs (probes join it):
@@ -339,6 +375,7 @@ impl Daemon {
             && running != Some(*attempt)
         {
             self.published.remove(unit);
+            self.networks.set_publishing(unit, false);
         }
     }
 
@@ -352,9 +389,11 @@ impl Daemon {
         let actions = match outcome.result {
             Ok(spawned) => {
                 let pid = spawned.pid;
+                self.counters.started(outcome.took);
                 if !outcome.ports.is_empty() {
                     self.published
                         .insert(outcome.unit.clone(), (outcome.attempt, outcome.ports));
+                    self.networks.set_publishing(&outcome.unit, true);
                 }
                 self.restart_namespace_sharers(&outcome.unit, now);
                 // A new process: the last one's STATUS= text is not its.
@@ -387,6 +426,10 @@ impl Daemon {
             }
             Err(error) => {
                 tracing::error!(unit = %outcome.unit, "start failed: {error}");
+                let kind = crate::control::proto::EventKind::StartFailed {
+                    error: error.to_string(),
+                };
+                self.emit(Some(&outcome.unit), kind);
                 if let Some(output) = error.early_output() {
                     let out = output
                         .stdout
@@ -454,7 +497,9 @@ impl Daemon {
                     }
                     _ => None,
                 };
-                self.networks.for_start(&spec, attempt, peer_pid)
+                self.networks
+                    .for_start(&spec, attempt, peer_pid)
+                    .and_then(|net| self.check_ports_free(&unit, &spec).map(|()| net))
             }
             // `exec_stop_post` runs in a container like the unit's, with only `lo`.
             _ => Ok(None),
@@ -473,6 +518,26 @@ impl Daemon {
             net,
         };
         job.run_in_background(self.outcomes.clone(), &self.start_slots);
+    }
+
+    /// A port another unit still holds (it is stopping, or its definition
+    /// changed) is a start error that names it.
+    fn check_ports_free(&self, unit: &str, spec: &crate::unit::Unit) -> Result<(), String> {
+        for port in &spec.network.ports {
+            let holder = self
+                .published
+                .iter()
+                .filter(|(u, _)| *u != unit)
+                .find(|(_, (_, held))| held.iter().any(|(p, _)| p.clashes_with(port)))
+                .map(|(u, _)| u);
+            if let Some(holder) = holder {
+                return Err(format!(
+                    "cannot publish port {port}: unit {holder:?} still holds host port {}",
+                    port.host_port
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// `unit` has a new container: units in its network namespace (`mode =

@@ -24,7 +24,7 @@ pub async fn annotate(
     driver: Option<Arc<CgroupTree>>,
     out: mpsc::UnboundedSender<UnitExit>,
 ) {
-    // OOM kills already accounted per unit.
+    // OOM kills already accounted per unit, for units that had any.
     let mut seen: HashMap<String, u64> = HashMap::new();
     while let Some(exit) = exits.recv().await {
         // Only a main process's exit is explained by an OOM kill.
@@ -49,7 +49,14 @@ pub async fn annotate(
             }
             None => 0,
         };
-        let before = seen.insert(exit.owner.clone(), count).unwrap_or(0);
+        // Only units with OOM kills have an entry (a missing one counts 0): a storm
+        // of crash-looping units that come and go leaves no name behind. A removed
+        // unit's cgroup goes with it, and one of the same name starts again at 0.
+        let before = if count == 0 {
+            seen.remove(&exit.owner).unwrap_or(0)
+        } else {
+            seen.insert(exit.owner.clone(), count).unwrap_or(0)
+        };
         let oom_killed = count > before;
         if out.send(UnitExit { exit, oom_killed }).is_err() {
             return;

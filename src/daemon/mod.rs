@@ -17,11 +17,13 @@ mod actions;
 mod cgroups;
 mod dispatch;
 mod event_loop;
+mod events;
 mod exec;
 mod exits;
 mod health;
 mod kill;
 mod log_registry;
+mod metrics;
 mod network;
 mod notify;
 mod peers;
@@ -55,6 +57,10 @@ pub struct Config {
     pub cgroup_root: String,
     /// Copy every line of unit output to supd's stderr (the console, as PID 1).
     pub forward_output: bool,
+    /// `--control-group`: the gid whose members may use the read-only verbs.
+    pub control_group: Option<u32>,
+    /// `--metrics-listen`: where to serve Prometheus metrics.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// How supd's run ended: what the machine should do next (PID 1) and whether a
@@ -89,6 +95,11 @@ pub enum DaemonError {
         signal: &'static str,
         source: std::io::Error,
     },
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("cannot start the log writer: {0}")]
     LogWriter(std::io::Error),
 }
@@ -98,7 +109,8 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     let logs_dir = config.state_dir.join("logs");
     state_dir::prepare(&config.state_dir).map_err(DaemonError::StateDir)?;
     state_dir::prepare(&logs_dir).map_err(DaemonError::StateDir)?;
-    let loaded = reload::read_dir(config.units_dir.clone())
+    let incumbents = reload::Incumbents::default();
+    let loaded = reload::read_dir(config.units_dir.clone(), incumbents.clone())
         .await
         .map_err(|source| DaemonError::UnitsDir {
             path: config.units_dir.clone(),
@@ -110,6 +122,12 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         path: socket_path.clone(),
         source,
     })?;
+    if let Some(gid) = config.control_group {
+        server::share_with_group(&socket_path, gid).map_err(|source| DaemonError::Socket {
+            path: socket_path.clone(),
+            source,
+        })?;
+    }
     let writer = LogWriter::start(config.forward_output).map_err(DaemonError::LogWriter)?;
 
     let registry = Registry::default();
@@ -146,15 +164,24 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         cgroups.oom_reader(),
         annotated_tx,
     ));
-    let reloads = reload::spawn_worker(config.units_dir.clone(), loaded_tx);
+    let reloads = reload::spawn_worker(config.units_dir.clone(), incumbents.clone(), loaded_tx);
     let peers = peers::PeerPolicy::new(cgroups.subtree_paths());
     let policy = peers.clone();
+    let counters = metrics::Counters::default();
+    if let Some(addr) = config.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| DaemonError::Metrics { addr, source })?;
+        tracing::info!(%addr, "serving metrics on /metrics");
+        tokio::spawn(metrics::serve(listener, query_tx.clone(), counters.clone()));
+    }
     let server_task = tokio::spawn(server::serve(
         listener,
         server::Handle {
             queries: query_tx,
             changes: changes_rx,
             owner_uid: nix::unistd::geteuid().as_raw(),
+            read_gid: config.control_group,
             peer_check: std::sync::Arc::new(move |pid| policy.check(pid)),
         },
     ));
@@ -164,6 +191,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         outcomes: outcome_tx,
         changes,
         reloads,
+        incumbents,
     };
     let notify = notify::NotifySockets::new(
         config.state_dir.join(crate::notify::socket::NOTIFY_DIR),
@@ -175,6 +203,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         probes: health::Probes::new(probe_tx),
         trimmer: crate::memory::Trimmer::start(),
         networks: network::Networks::new(&config.state_dir, registry.clone()),
+        counters,
     };
     let mut daemon = Daemon::new(config, registry, cgroups, logs, links, extras);
     daemon.apply_loaded(loaded, None);

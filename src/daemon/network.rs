@@ -23,10 +23,21 @@ pub struct Networks {
     units: HashMap<String, Arc<UnitNet>>,
     /// The networks that have a bridge now (what the last load asked for).
     in_use: BTreeMap<String, NetworkDef>,
+    /// Each bridged unit's published ports, at its address.
+    forwards: BTreeMap<String, Vec<firewall::Forward>>,
+    /// Units whose ports are published now: running, their host ports held. Only
+    /// theirs are forwarded, so a unit that is stopped, or failed to get its
+    /// port, never takes a port's traffic from whoever has it.
+    publishing: std::collections::BTreeSet<String>,
+    /// The table last asked for.
     firewall: Option<firewall::Wanted>,
     worker: SerialWorker,
     registry: Registry,
 }
+
+/// Addresses remembered for units that are gone (or not loaded this time), per
+/// network: they come back to the same address unless it was taken meanwhile.
+const REMEMBERED_MAX: usize = 4096;
 
 impl Networks {
     pub fn new(state_dir: &Path, registry: Registry) -> Networks {
@@ -40,6 +51,8 @@ impl Networks {
             assigned,
             units: HashMap::new(),
             in_use: BTreeMap::new(),
+            forwards: BTreeMap::new(),
+            publishing: Default::default(),
             firewall: None,
             worker: SerialWorker::new("sup-net"),
             registry,
@@ -47,8 +60,9 @@ impl Networks {
     }
 
     /// The start data of every bridged unit among `units`, from scratch, and the
-    /// host brought in line (in the background).
-    pub fn apply<'a>(&mut self, units: impl Iterator<Item = &'a Unit> + Clone) {
+    /// host brought in line (in the background). Returns the units whose
+    /// addresses changed (a fixed `ipv4` took one): running, they must restart.
+    pub fn apply<'a>(&mut self, units: impl Iterator<Item = &'a Unit> + Clone) -> Vec<String> {
         let bridged: Vec<&Unit> = units
             .clone()
             .filter(|u| u.network.mode == NetworkMode::Bridge)
@@ -74,8 +88,33 @@ impl Networks {
                 })
                 .collect();
             let previous = self.assigned.get(name).cloned().unwrap_or_default();
-            assigned.insert(name.clone(), ipam::assign(def, &wanted, &previous));
+            let mut now = ipam::assign(def, &wanted, &previous);
+            // Units not loaded now keep their address on file, unless taken.
+            let taken: std::collections::BTreeSet<Ipv4Addr> = now.values().copied().collect();
+            let kept: Vec<(String, Ipv4Addr)> = previous
+                .into_iter()
+                .filter(|(unit, ip)| !now.contains_key(unit) && !taken.contains(ip))
+                .take(REMEMBERED_MAX)
+                .collect();
+            now.extend(kept);
+            assigned.insert(name.clone(), now);
         }
+        // Networks no unit is on now are remembered as they were.
+        for (name, previous) in &self.assigned {
+            assigned
+                .entry(name.clone())
+                .or_insert_with(|| previous.clone());
+        }
+        let moved: Vec<String> = self
+            .units
+            .iter()
+            .filter(|(unit, net)| {
+                net.attachment.interfaces.iter().any(|i| {
+                    assigned.get(&i.network).and_then(|a| a.get(*unit)) != Some(&i.address)
+                })
+            })
+            .map(|(unit, _)| unit.clone())
+            .collect();
         let resolv = resolv_text();
         let mut per_unit = HashMap::new();
         for u in &bridged {
@@ -123,47 +162,83 @@ impl Networks {
             };
             per_unit.insert(u.name.clone(), Arc::new(net));
         }
-        let forwards = bridged
+        let forwards: BTreeMap<String, Vec<firewall::Forward>> = bridged
             .iter()
             .filter_map(|u| {
                 let first = u.network.networks.first()?;
                 let to = *assigned.get(first)?.get(&u.name)?;
-                Some(
-                    u.network
-                        .ports
-                        .iter()
-                        .map(move |p| firewall::Forward { port: *p, to }),
-                )
+                let list = u
+                    .network
+                    .ports
+                    .iter()
+                    .map(|p| firewall::Forward { port: *p, to });
+                Some((u.name.clone(), list.collect()))
             })
-            .flatten()
             .collect();
-        let wanted = firewall::Wanted {
-            networks: in_use.values().cloned().collect(),
-            forwards,
-        };
         let save = (assigned != self.assigned).then(|| assigned.clone());
         let files: Vec<Arc<UnitNet>> = per_unit
             .iter()
             .filter(|(name, net)| self.units.get(*name) != Some(*net))
             .map(|(_, net)| net.clone())
             .collect();
-        let firewall_changed = self.firewall.as_ref() != Some(&wanted);
+        let gone: Vec<String> = self
+            .units
+            .keys()
+            .filter(|u| !per_unit.contains_key(*u))
+            .cloned()
+            .collect();
         let job = HostJob {
             dir: self.dir.clone(),
             save,
             files,
-            networks: in_use.values().cloned().collect(),
-            firewall: firewall_changed.then(|| wanted.clone()),
-            had_table: self
-                .firewall
-                .as_ref()
-                .is_some_and(|w| !w.networks.is_empty()),
+            gone,
+            networks: Some(in_use.values().cloned().collect()),
+            firewall: None,
+            had_table: false,
             registry: self.registry.clone(),
         };
         self.assigned = assigned;
         self.units = per_unit;
         self.in_use = in_use;
-        self.firewall = Some(wanted);
+        self.forwards = forwards;
+        self.queue(job);
+        moved
+    }
+
+    /// A unit's host ports are held (its service runs) or let go: its ports are
+    /// forwarded, or not, from now on.
+    pub fn set_publishing(&mut self, unit: &str, publishing: bool) {
+        let changed = match publishing {
+            true => self.publishing.insert(unit.to_owned()),
+            false => self.publishing.remove(unit),
+        };
+        if changed {
+            let job = HostJob::only_firewall(&self.dir, &self.registry);
+            self.queue(job);
+        }
+    }
+
+    /// Runs `job` on the worker, with the table brought up to date if it changed.
+    fn queue(&mut self, mut job: HostJob) {
+        let forwards = self
+            .forwards
+            .iter()
+            .filter(|(unit, _)| self.publishing.contains(*unit))
+            .flat_map(|(_, f)| f.iter().cloned())
+            .collect();
+        let wanted = firewall::Wanted {
+            networks: self.in_use.values().cloned().collect(),
+            forwards,
+            fence_host: false,
+        };
+        if self.firewall.as_ref() != Some(&wanted) {
+            job.had_table = self
+                .firewall
+                .as_ref()
+                .is_some_and(|w| !w.networks.is_empty());
+            job.firewall = Some(wanted.clone());
+            self.firewall = Some(wanted);
+        }
         self.worker.run(move || job.run());
     }
 
@@ -239,7 +314,10 @@ struct HostJob {
     dir: PathBuf,
     save: Option<Assigned>,
     files: Vec<Arc<UnitNet>>,
-    networks: Vec<NetworkDef>,
+    /// Units no longer bridged: their hosts files go.
+    gone: Vec<String>,
+    /// `None`: the bridges are left as they are (a firewall-only job).
+    networks: Option<Vec<NetworkDef>>,
     firewall: Option<firewall::Wanted>,
     /// The previous load made a table.
     had_table: bool,
@@ -247,6 +325,19 @@ struct HostJob {
 }
 
 impl HostJob {
+    fn only_firewall(dir: &Path, registry: &Registry) -> HostJob {
+        HostJob {
+            dir: dir.to_owned(),
+            save: None,
+            files: Vec::new(),
+            gone: Vec::new(),
+            networks: None,
+            firewall: None,
+            had_table: false,
+            registry: registry.clone(),
+        }
+    }
+
     fn run(self) {
         let units = self.dir.join("units");
         if let Err(e) = crate::daemon::state_dir::prepare(&self.dir)
@@ -266,29 +357,42 @@ impl HostJob {
         for net in &self.files {
             write_files(net);
         }
-        for def in &self.networks {
-            if let Err(e) = setup::ensure_bridge(def) {
-                tracing::error!("{e}");
+        for unit in &self.gone {
+            for name in [format!("{unit}.hosts"), format!("{unit}.resolv.conf")] {
+                let _ = std::fs::remove_file(units.join(name));
             }
         }
-        let keep: Vec<String> = self.networks.iter().map(NetworkDef::bridge).collect();
-        let removed = match setup::remove_bridges_except(&keep) {
-            Ok(removed) => removed,
-            Err(e) => {
-                tracing::warn!("removing unused bridges: {e}");
-                Vec::new()
+        let mut removed = Vec::new();
+        if let Some(networks) = &self.networks {
+            // Stale bridges first: one may still hold a subnet a network now has.
+            let keep: Vec<String> = networks.iter().map(NetworkDef::bridge).collect();
+            match setup::remove_bridges_except(&keep) {
+                Ok(list) => removed = list,
+                Err(e) => tracing::warn!("removing unused bridges: {e}"),
             }
-        };
-        if !removed.is_empty() {
-            tracing::info!(?removed, "bridges removed");
+            if !removed.is_empty() {
+                tracing::info!(?removed, "bridges removed");
+            }
+            for def in networks {
+                if let Err(e) = setup::ensure_bridge(def) {
+                    tracing::error!("{e}");
+                }
+            }
         }
         // Without bridges (and none left over) supd has no table either: `nft`
         // is not needed on hosts that do not use bridge networking.
         let firewall = self
             .firewall
             .filter(|w| !w.networks.is_empty() || !removed.is_empty() || self.had_table);
-        if let Some(wanted) = &firewall {
-            let rules = firewall::ruleset((!wanted.networks.is_empty()).then_some(wanted));
+        if let Some(mut wanted) = firewall {
+            // Known once a bridge has been made (here, or by a start), and kept
+            // in the state directory for the next supd (which finds it on).
+            let marker = self.dir.join("ip_forward-was-off");
+            if setup::forwarding_is_ours() && !marker.exists() {
+                let _ = std::fs::write(&marker, "supd turned net.ipv4.ip_forward on\n");
+            }
+            wanted.fence_host = marker.exists();
+            let rules = firewall::ruleset((!wanted.networks.is_empty()).then_some(&wanted));
             match setup::apply_nft(&self.registry, &rules) {
                 Ok(()) => tracing::info!(
                     networks = wanted.networks.len(),

@@ -35,22 +35,32 @@ pub struct LoadResult {
     result: std::io::Result<Loaded>,
 }
 
+/// The units loaded now, shared with the reader: see `unit::load_dir_preferring`.
+pub type Incumbents = std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>;
+
 /// Read and parse every unit file of `dir` in a blocking thread.
-pub async fn read_dir(dir: PathBuf) -> std::io::Result<Loaded> {
-    tokio::task::spawn_blocking(move || unit::load_dir(&dir))
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(format!("reading units: {e}"))))
+pub async fn read_dir(dir: PathBuf, incumbents: Incumbents) -> std::io::Result<Loaded> {
+    tokio::task::spawn_blocking(move || {
+        let incumbents = incumbents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        unit::load_dir_preferring(&dir, &incumbents)
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(format!("reading units: {e}"))))
 }
 
 /// Start the reader; send it triggers, receive `LoadResult`s on `out`.
 pub fn spawn_worker(
     dir: PathBuf,
+    incumbents: Incumbents,
     out: mpsc::UnboundedSender<LoadResult>,
 ) -> mpsc::UnboundedSender<Trigger> {
     let (tx, mut triggers) = mpsc::unbounded_channel::<Trigger>();
     tokio::spawn(async move {
         while let Some(trigger) = triggers.recv().await {
-            let result = read_dir(dir.clone()).await;
+            let result = read_dir(dir.clone(), incumbents.clone()).await;
             if out.send(LoadResult { trigger, result }).is_err() {
                 return;
             }
@@ -121,8 +131,20 @@ impl Daemon {
             .filter(|(name, _)| !loaded.units.contains_key(*name))
             .map(|(_, s)| s.spec.clone())
             .collect();
-        self.networks
+        let moved = self
+            .networks
             .apply(loaded.units.values().chain(specs.iter().map(|s| &**s)));
+        let mut actions = actions;
+        for unit in moved {
+            if self
+                .fleet
+                .get(&unit)
+                .is_some_and(|s| s.machine.pid().is_some())
+            {
+                tracing::info!(unit = %unit, "its address changed (a fixed ipv4 took it): restarting");
+                actions.extend(self.fleet.restart(&unit, now));
+            }
+        }
         for name in &plan.updated {
             if let Some(slot) = self.fleet.get(name) {
                 let resources = slot.spec.resources.clone();
@@ -136,6 +158,11 @@ impl Daemon {
                 self.loaded_fingerprints.insert(name.clone(), *fp);
             }
         }
+        *self
+            .incumbents
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            self.fleet.slots().keys().cloned().collect();
         let fleet = &self.fleet;
         self.loaded_fingerprints
             .retain(|name, _| fleet.get(name).is_some());
@@ -156,7 +183,16 @@ impl Daemon {
         let fleet = &self.fleet;
         self.notify.retain(|unit| fleet.get(unit).is_some());
         self.main_pidfds.retain(|unit, _| fleet.get(unit).is_some());
-        self.published.retain(|unit, _| fleet.get(unit).is_some());
+        let gone: Vec<String> = self
+            .published
+            .keys()
+            .filter(|unit| fleet.get(unit).is_none())
+            .cloned()
+            .collect();
+        for unit in gone {
+            self.published.remove(&unit);
+            self.networks.set_publishing(&unit, false);
+        }
         tracing::info!(
             added = plan.added.len(),
             removed = plan.removed.len(),
@@ -167,6 +203,15 @@ impl Daemon {
             "units loaded"
         );
         self.execute(actions);
+        self.emit(
+            None,
+            crate::control::proto::EventKind::Reload {
+                added: plan.added.clone(),
+                removed: plan.removed.clone(),
+                restarted: plan.restarted.clone(),
+                rejected: self.rejected.keys().cloned().collect(),
+            },
+        );
         plan
     }
 
@@ -179,9 +224,15 @@ impl Daemon {
         }
         // Dropped and loaded again since (not within one event, but cheap to be sure).
         gone.retain(|unit| self.fleet.get(unit).is_none());
+        // A reload only drops what belongs to units no longer in the fleet; units
+        // removed then were still stopping, so what they left is dropped here.
         for unit in &gone {
             self.logs.forget(unit);
+            self.counters.forget(unit);
             self.start_errors.remove(unit);
+            self.loaded_fingerprints.remove(unit);
+            self.main_pidfds.remove(unit);
+            self.notify.forget(unit);
         }
         self.cgroups.forget(&gone);
         self.start_errors.shrink_after_churn();

@@ -56,7 +56,9 @@ pub struct StartOutcome {
     pub role: Role,
     pub result: Result<Spawned, StartError>,
     /// The published host ports, held while the service runs.
-    pub ports: Vec<std::os::fd::OwnedFd>,
+    pub ports: Vec<(crate::unit::PortSpec, std::os::fd::OwnedFd)>,
+    /// From the job's beginning (waiting for a slot included) to its outcome.
+    pub took: std::time::Duration,
 }
 
 /// Everything a start needs, moved into its thread.
@@ -88,6 +90,7 @@ impl StartJob {
         let limited =
             self.role == Role::Main && self.spec.service.lifecycle.exec_start_pre.is_empty();
         let slots = slots.clone();
+        let begun = std::time::Instant::now();
         tokio::spawn(async move {
             // Never closed: a start that finds it closed anyway just runs.
             let slot = match limited {
@@ -105,12 +108,16 @@ impl StartJob {
                     role: self.role,
                     result,
                     ports,
+                    took: begun.elapsed(),
                 });
             });
         });
     }
 
-    fn start(&self, ports: &mut Vec<std::os::fd::OwnedFd>) -> Result<Spawned, StartError> {
+    fn start(
+        &self,
+        ports: &mut Vec<(crate::unit::PortSpec, std::os::fd::OwnedFd)>,
+    ) -> Result<Spawned, StartError> {
         let _held = self.cgroup.hold();
         self.cgroup.prepare(&self.spec.container.protection)?;
         let mut plan = spawn::plan(&self.spec, &self.state_dir)?;

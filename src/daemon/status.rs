@@ -218,7 +218,7 @@ impl Daemon {
     }
 }
 
-fn health_word(h: Health) -> &'static str {
+pub(super) fn health_word(h: Health) -> &'static str {
     match h {
         Health::Starting => "starting",
         Health::Healthy => "healthy",

@@ -37,6 +37,8 @@ pub struct Wanted {
     /// The networks that have a bridge.
     pub networks: Vec<NetworkDef>,
     pub forwards: Vec<Forward>,
+    /// supd turned `ip_forward` on: forward nothing that is not a unit's.
+    pub fence_host: bool,
 }
 
 /// The transaction that replaces the table with one for `wanted`; `None` builds
@@ -67,8 +69,22 @@ fn build(w: &Wanted) -> Vec<NfListObject<'static>> {
         base("output", NfChainType::NAT, NfHook::Output, -100),
         base("postrouting", NfChainType::NAT, NfHook::Postrouting, 100),
         base("forward", NfChainType::Filter, NfHook::Forward, 0),
+        // Before conntrack and NAT: what a unit sends, as it sent it.
+        base("guard", NfChainType::Filter, NfHook::Prerouting, -300),
         chain("ports"),
     ];
+    // `route_localnet` lets 127.0.0.0/8 leave for the bridges (published ports
+    // on 127.0.0.1); nothing may come from them to it (a unit with raw sockets
+    // would reach the host's loopback-only services: CVE-2020-8558). Replies to
+    // the published ports arrive addressed to the gateway, so they pass.
+    out.push(rule(
+        "guard",
+        vec![
+            matches(meta(MetaKey::Iifname), string("sup-*")),
+            matches(field("ip", "daddr"), prefix(Ipv4Addr::LOCALHOST, 8)),
+            Statement::Drop(None),
+        ],
+    ));
     // Published ports: only for packets to one of the host's own addresses.
     for hook in ["prerouting", "output"] {
         out.push(rule(
@@ -104,7 +120,28 @@ fn build(w: &Wanted) -> Vec<NfListObject<'static>> {
             Statement::Masquerade(None),
         ],
     ));
+    // Published ports in, and replies to what units opened, pass; nothing else
+    // reaches a unit from elsewhere (as Docker since 28.0): not the LAN, which
+    // could route to the subnets, nor another network.
     out.push(rule("forward", vec![is_dnat(), Statement::Accept(None)]));
+    out.push(rule(
+        "forward",
+        vec![ct_is("state", "established"), Statement::Accept(None)],
+    ));
+    out.push(rule(
+        "forward",
+        vec![ct_is("state", "related"), Statement::Accept(None)],
+    ));
+    if w.fence_host {
+        out.push(rule(
+            "forward",
+            vec![
+                not_matches(meta(MetaKey::Iifname), string("sup-*")),
+                not_matches(meta(MetaKey::Oifname), string("sup-*")),
+                Statement::Drop(None),
+            ],
+        ));
+    }
     for net in &w.networks {
         let bridge = net.bridge();
         let subnet = || prefix(net.subnet.network(), net.subnet.prefix_len().into());
@@ -119,21 +156,25 @@ fn build(w: &Wanted) -> Vec<NfListObject<'static>> {
                 Statement::Masquerade(None),
             ],
         ));
+        // Nothing new from elsewhere into the network.
+        out.push(rule(
+            "forward",
+            vec![
+                matches(meta(MetaKey::Oifname), string(bridge.clone())),
+                not_matches(meta(MetaKey::Iifname), string(bridge.clone())),
+                Statement::Drop(None),
+            ],
+        ));
         if net.internal {
-            // No way out and no way in, except published ports (accepted above).
-            for (from, to) in [
-                (MetaKey::Iifname, MetaKey::Oifname),
-                (MetaKey::Oifname, MetaKey::Iifname),
-            ] {
-                out.push(rule(
-                    "forward",
-                    vec![
-                        matches(meta(from), string(bridge.clone())),
-                        not_matches(meta(to), string(bridge.clone())),
-                        Statement::Drop(None),
-                    ],
-                ));
-            }
+            // And nothing out.
+            out.push(rule(
+                "forward",
+                vec![
+                    matches(meta(MetaKey::Iifname), string(bridge.clone())),
+                    not_matches(meta(MetaKey::Oifname), string(bridge)),
+                    Statement::Drop(None),
+                ],
+            ));
             continue;
         }
         // Egress: masquerade what leaves the network for elsewhere.
@@ -141,18 +182,8 @@ fn build(w: &Wanted) -> Vec<NfListObject<'static>> {
             "postrouting",
             vec![
                 matches(field("ip", "saddr"), subnet()),
-                not_matches(meta(MetaKey::Oifname), string(bridge.clone())),
-                Statement::Masquerade(None),
-            ],
-        ));
-        // Networks are walled off from each other.
-        out.push(rule(
-            "forward",
-            vec![
-                matches(meta(MetaKey::Iifname), string(bridge.clone())),
-                matches(meta(MetaKey::Oifname), string("sup-*")),
                 not_matches(meta(MetaKey::Oifname), string(bridge)),
-                Statement::Drop(None),
+                Statement::Masquerade(None),
             ],
         ));
     }
@@ -238,19 +269,24 @@ fn prefix(addr: Ipv4Addr, len: u32) -> Expression<'static> {
     }))
 }
 
-/// `ct status dnat`: the DNAT bit is set (a flag test, not an equality: the
-/// status has other bits too).
-fn is_dnat() -> Statement<'static> {
-    let status = Expression::Named(NamedExpression::CT(CT {
-        key: "status".into(),
+/// `ct KEY VALUE` for a flag key (`state`, `status`): the flag is set.
+fn ct_is(key: &'static str, flag: &'static str) -> Statement<'static> {
+    let left = Expression::Named(NamedExpression::CT(CT {
+        key: key.into(),
         family: None,
         dir: None,
     }));
     Statement::Match(Match {
-        left: status,
-        right: string("dnat"),
+        left,
+        right: string(flag),
         op: Operator::IN,
     })
+}
+
+/// `ct status dnat`: the DNAT bit is set (a flag test, not an equality: the
+/// status has other bits too).
+fn is_dnat() -> Statement<'static> {
+    ct_is("status", "dnat")
 }
 
 fn fib_daddr_type() -> Expression<'static> {
@@ -273,6 +309,7 @@ mod tests {
                 port: parse_port("127.0.0.1:8080:80").unwrap(),
                 to: "10.89.0.7".parse().unwrap(),
             }],
+            fence_host: false,
         };
         let json = serde_json::to_string(&ruleset(Some(&wanted))).unwrap();
         let add = json.find(r#"{"add":{"table""#).unwrap();
@@ -295,9 +332,11 @@ mod tests {
         let rules = build(&Wanted {
             networks: vec![net],
             forwards: vec![],
+            fence_host: false,
         });
         let json = serde_json::to_string(&rules).unwrap();
-        assert_eq!(json.matches(r#""drop""#).count(), 2, "{json}");
+        // Loopback guard, nothing in, nothing out.
+        assert_eq!(json.matches(r#""drop""#).count(), 3, "{json}");
         // Only the localhost and hairpin masquerades, no egress NAT.
         assert_eq!(json.matches(r#""masquerade""#).count(), 2, "{json}");
     }

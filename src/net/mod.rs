@@ -79,13 +79,15 @@ pub enum NetStart {
     },
 }
 
-/// The host end of the `index`th veth pair of start `attempt` of `unit`: `sv`, 6
-/// hex digits of a hash of the unit, 4 of the attempt, the index (13 bytes). A
-/// name of its own per start: the previous container's veth may still exist (the
-/// kernel tears a network namespace down in the background), and deleting it
-/// first would cost a start tens of milliseconds of RCU waits.
+/// The host end of the `index`th veth pair of start `attempt` of `unit`: `sv`, 8
+/// hex digits of a hash of the unit, 4 of the attempt, the index (15 bytes, the
+/// most an interface name has). A name of its own per start: the previous
+/// container's veth may still exist (the kernel tears a network namespace down
+/// in the background), and deleting it first would cost a start tens of
+/// milliseconds of RCU waits. Two units whose hashes collide (1 in 2^32 per
+/// pair) are told apart by the alias before anything is deleted.
 pub fn veth_name(unit: &str, attempt: u64, index: usize) -> String {
-    let hash = crate::unit::fingerprint(unit.as_bytes()) & 0xff_ffff;
+    let hash = crate::unit::fingerprint(unit.as_bytes()) as u32;
     let attempt = attempt & 0xffff;
-    format!("{VETH_PREFIX}{hash:06x}{attempt:04x}{}", index % 10)
+    format!("{VETH_PREFIX}{hash:08x}{attempt:04x}{}", index % 10)
 }

@@ -56,6 +56,22 @@ pub struct Link {
 
 type Result<T> = std::result::Result<T, NetlinkError>;
 
+fn link_of(link: LinkMessage) -> Link {
+    let mut out = Link {
+        index: link.header.index,
+        name: String::new(),
+        alias: None,
+    };
+    for attr in link.attributes {
+        match attr {
+            LinkAttribute::IfName(n) => out.name = n,
+            LinkAttribute::IfAlias(a) => out.alias = Some(a),
+            _ => {}
+        }
+    }
+    out
+}
+
 impl Netlink {
     pub fn open() -> Result<Netlink> {
         let fail = |source| NetlinkError {
@@ -84,35 +100,23 @@ impl Netlink {
                 RouteNetlinkMessage::NewLink(link) => Some(link),
                 _ => None,
             })
-            .map(|link| {
-                let mut out = Link {
-                    index: link.header.index,
-                    name: String::new(),
-                    alias: None,
-                };
-                for attr in link.attributes {
-                    match attr {
-                        LinkAttribute::IfName(n) => out.name = n,
-                        LinkAttribute::IfAlias(a) => out.alias = Some(a),
-                        _ => {}
-                    }
-                }
-                out
-            })
+            .map(link_of)
             .collect())
     }
 
     /// The index of the link called `name`, if there is one.
     pub fn index_of(&mut self, name: &str) -> Result<Option<u32>> {
+        Ok(self.find(name)?.map(|l| l.index))
+    }
+
+    /// The link called `name`, if there is one.
+    pub fn find(&mut self, name: &str) -> Result<Option<Link>> {
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(name.to_owned()));
-        match self.request(
-            RouteNetlinkMessage::GetLink(msg),
-            0,
-            &format!("find link {name}"),
-        ) {
+        let what = format!("find link {name}");
+        match self.request(RouteNetlinkMessage::GetLink(msg), 0, &what) {
             Ok(replies) => Ok(replies.into_iter().find_map(|m| match m {
-                RouteNetlinkMessage::NewLink(link) => Some(link.header.index),
+                RouteNetlinkMessage::NewLink(link) => Some(link_of(link)),
                 _ => None,
             })),
             Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
@@ -161,10 +165,10 @@ impl Netlink {
             LinkInfo::Kind(InfoKind::Veth),
             LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer_msg))),
         ]));
-        self.create(
-            RouteNetlinkMessage::NewLink(msg),
-            &format!("create veth {host}"),
-        )
+        let what = format!("create veth {host}");
+        self.create(RouteNetlinkMessage::NewLink(msg), &what)?;
+        // The kernel ignores an alias given at creation.
+        self.set_alias(host, alias)
     }
 
     pub fn set_alias(&mut self, name: &str, alias: &str) -> Result<()> {
@@ -221,6 +225,46 @@ impl Netlink {
             RouteNetlinkMessage::NewAddress(msg),
             &format!("add address {address}/{prefix}"),
         )
+    }
+
+    /// Every IPv4 address of the namespace: (link index, address, prefix length).
+    pub fn addresses(&mut self) -> Result<Vec<(u32, Ipv4Addr, u8)>> {
+        let mut msg = AddressMessage::default();
+        msg.header.family = AddressFamily::Inet;
+        let replies = self.request(
+            RouteNetlinkMessage::GetAddress(msg),
+            NLM_F_DUMP,
+            "list addresses",
+        )?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewAddress(a) => Some(a),
+                _ => None,
+            })
+            .filter_map(|a| {
+                let ip = a.attributes.iter().find_map(|attr| match attr {
+                    AddressAttribute::Local(std::net::IpAddr::V4(ip))
+                    | AddressAttribute::Address(std::net::IpAddr::V4(ip)) => Some(*ip),
+                    _ => None,
+                })?;
+                Some((a.header.index, ip, a.header.prefix_len))
+            })
+            .collect())
+    }
+
+    /// Removes `address/prefix` from link `index`.
+    pub fn delete_address(&mut self, index: u32, address: Ipv4Addr, prefix: u8) -> Result<()> {
+        let mut msg = AddressMessage::default();
+        msg.header.family = AddressFamily::Inet;
+        msg.header.prefix_len = prefix;
+        msg.header.index = index;
+        msg.attributes.push(AddressAttribute::Local(address.into()));
+        msg.attributes
+            .push(AddressAttribute::Address(address.into()));
+        let what = format!("delete address {address}/{prefix}");
+        self.request(RouteNetlinkMessage::DelAddress(msg), 0, &what)
+            .map(drop)
     }
 
     /// The default route through `gateway`.

@@ -29,8 +29,34 @@ pub fn ensure_bridge(def: &NetworkDef) -> Result<(), String> {
     let bridge = def.bridge();
     let fail = |e: NetlinkError| format!("network {:?}: {e}", def.name);
     let mut nl = Netlink::open().map_err(fail)?;
-    let index = match nl.index_of(&bridge).map_err(fail)? {
-        Some(index) => index,
+    let links = nl.links().map_err(fail)?;
+    let addresses = nl.addresses().map_err(fail)?;
+    // A subnet the host already uses elsewhere would take over its routes.
+    let subnet = def.subnet;
+    for (index, ip, prefix) in &addresses {
+        let Some(link) = links.iter().find(|l| l.index == *index) else {
+            continue;
+        };
+        // Other networks' bridges: their subnets were checked against this one
+        // at load (a stale one is about to be removed).
+        let ours = link
+            .alias
+            .as_deref()
+            .is_some_and(|a| a.starts_with(ALIAS_PREFIX));
+        if link.name == "lo" || ours {
+            continue;
+        }
+        let theirs = ipnet::Ipv4Net::new(*ip, *prefix).map(|n| n.trunc()).ok();
+        if subnet.contains(ip) || theirs.is_some_and(|n| n.contains(&subnet.network())) {
+            return Err(format!(
+                "network {:?}: subnet {subnet} overlaps {ip}/{prefix} of interface {}: \
+                 choose another subnet in {}.network.toml",
+                def.name, link.name, def.name
+            ));
+        }
+    }
+    let index = match links.iter().find(|l| l.name == bridge) {
+        Some(link) => link.index,
         None => {
             let alias = format!("{ALIAS_PREFIX}network {}", def.name);
             nl.add_bridge(&bridge, &alias).map_err(fail)?;
@@ -39,7 +65,14 @@ pub fn ensure_bridge(def: &NetworkDef) -> Result<(), String> {
                 .ok_or_else(|| format!("network {:?}: bridge {bridge} vanished", def.name))?
         }
     };
-    match nl.add_address(index, def.gateway, def.subnet.prefix_len()) {
+    // An edited subnet leaves the old gateway address behind: it goes.
+    let prefix = def.subnet.prefix_len();
+    for (_, ip, p) in addresses.iter().filter(|(i, ..)| *i == index) {
+        if (*ip, *p) != (def.gateway, prefix) {
+            nl.delete_address(index, *ip, *p).map_err(fail)?;
+        }
+    }
+    match nl.add_address(index, def.gateway, prefix) {
         Err(e) if e.errno() != Some(libc::EEXIST) => return Err(fail(e)),
         _ => {}
     }
@@ -49,9 +82,22 @@ pub fn ensure_bridge(def: &NetworkDef) -> Result<(), String> {
     };
     sysctl(&format!("/proc/sys/net/ipv4/conf/{bridge}/route_localnet"))?;
     if !def.internal {
-        sysctl("/proc/sys/net/ipv4/ip_forward")?;
+        let forwarding = "/proc/sys/net/ipv4/ip_forward";
+        if std::fs::read_to_string(forwarding).is_ok_and(|v| v.trim() == "0") {
+            FORWARDING_IS_OURS.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        sysctl(forwarding)?;
     }
     Ok(())
+}
+
+/// supd turned `ip_forward` on (it was off): the host forwards nothing but its
+/// units' traffic, as before (see `firewall`).
+static FORWARDING_IS_OURS: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+pub fn forwarding_is_ours() -> bool {
+    FORWARDING_IS_OURS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Deletes every bridge supd made that is not in `keep` (networks removed, or
@@ -100,7 +146,7 @@ pub fn write_in_place(path: &Path, text: &str) -> io::Result<()> {
 /// Holds each published host port with a listening socket while the unit runs,
 /// so that another program cannot take it (its traffic would be DNAT'ed away
 /// from it anyway) and a port already in use is a clear start error.
-pub fn reserve_ports(ports: &[PortSpec]) -> Result<Vec<OwnedFd>, String> {
+pub fn reserve_ports(ports: &[PortSpec]) -> Result<Vec<(PortSpec, OwnedFd)>, String> {
     let mut held = Vec::new();
     for p in ports {
         let ip = p.host_ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED);
@@ -117,7 +163,7 @@ pub fn reserve_ports(ports: &[PortSpec]) -> Result<Vec<OwnedFd>, String> {
             };
             format!("cannot publish port {p}: {e}{hint}")
         })?;
-        held.push(fd);
+        held.push((*p, fd));
     }
     Ok(held)
 }
@@ -137,7 +183,13 @@ pub fn create_veths(attachment: &Attachment, child: u32) -> Result<(), NetlinkEr
             nl.add_veth(&iface.host_name, &iface.alias, bridge, &iface.name, child)
         };
         match add(&mut nl) {
+            // Only a leftover of this very unit is replaced; anything else is an
+            // error, never deleted.
             Err(e) if e.errno() == Some(libc::EEXIST) => {
+                let alias = nl.find(&iface.host_name)?.and_then(|l| l.alias);
+                if alias.as_deref() != Some(iface.alias.as_str()) {
+                    return Err(e);
+                }
                 nl.delete(&iface.host_name)?;
                 add(&mut nl)?;
             }

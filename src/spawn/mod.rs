@@ -18,7 +18,7 @@
 //! - `sys`: the raw syscalls (posix_spawn, pidfds, descriptor flags);
 //! - `error`: `SpawnError`, what any step reports.
 
-mod accounts;
+pub mod accounts;
 mod error;
 mod handover;
 pub mod helper;

@@ -176,8 +176,8 @@ fn host_facts(unit: &Unit, state_dir: &Path) -> HostFacts {
 /// The unit's mounts plus the defaults a container needs to see itself
 /// consistently and to protect the host (see docs/isolation.md): with its own PID
 /// and mount namespaces a fresh `/proc` (so host processes are not visible); with
-/// a `rootfs` or `private_devices` a minimal `/dev`; with a `rootfs` a read-only
-/// `/sys`; with `private_tmp` an empty tmpfs on `/tmp` and `/var/tmp` (left out
+/// a `rootfs` or `private_devices` a minimal `/dev`; with a `rootfs` or a network
+/// namespace of its own a read-only `/sys`; with `private_tmp` an empty tmpfs on `/tmp` and `/var/tmp` (left out
 /// where the directory is missing). A mount the unit declares on the same target
 /// replaces the default. The protections that act on what is already there
 /// (read-only directories, masks) are planned in `mounts`.
@@ -200,7 +200,9 @@ pub fn effective_mounts(c: &ContainerSpec) -> Vec<PlannedMount> {
     if c.rootfs.is_some() || p.private_devices {
         default(MountKind::Dev, "/dev");
     }
-    if c.rootfs.is_some() {
+    // A sysfs mounted in the unit's own network namespace lists its interfaces,
+    // not the host's (/sys/class/net).
+    if c.rootfs.is_some() || has(Namespace::Net) {
         default(MountKind::Sysfs, "/sys");
     }
     if p.private_tmp {

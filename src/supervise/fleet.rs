@@ -13,6 +13,7 @@ use super::graph::{Class, Graph};
 use super::machine::{Action, Event, ExitStatus, Machine, Phase};
 use super::reload::{ReloadPlan, same_definition};
 use super::time::Now;
+use crate::memory::Shrink;
 use crate::unit::{ContainerSpec, Loaded, Namespace, OnFailure, OnUnhealthy, Unit};
 
 /// One loaded unit: its definition and its life cycle.
@@ -143,7 +144,12 @@ impl Fleet {
                 || crate::unit::same_except_live_settings(&slot.spec, unit)
             {
                 // Same process: keep it, take the new definition (path, hash, limits).
-                slot.spec = Arc::new(unit.clone());
+                // An unchanged one is not copied again: a copy made at every reload
+                // lands wherever the heap has room, and after a storm of units that
+                // came and went, such long-lived blocks keep its pages resident.
+                if *slot.spec != *unit {
+                    slot.spec = Arc::new(unit.clone());
+                }
                 self.graph.replace(name, &slot.spec, &mut self.dirty);
                 slot.next_spec = None;
             } else {
@@ -443,6 +449,8 @@ impl Fleet {
                 break;
             }
         }
+        // A reload puts every unit on it: room for a thousand names goes with them.
+        self.dirty.shrink_after_churn();
     }
 
     /// Drop the removed units whose process is gone; their neighbours see them go.

@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::machine::{Machine, Phase};
+use crate::memory::Shrink;
 use crate::unit::Unit;
 
 /// What the units next to a unit see of its state.
@@ -231,6 +232,26 @@ impl Graph {
         for dep in old {
             self.prune(dep);
         }
+        self.release_tail();
+    }
+
+    /// Free nodes at the end of the vector go, and it shrinks once mostly empty:
+    /// after a storm of units that came and went (they were added last, so theirs
+    /// are the last nodes) it does not keep room for all of them.
+    fn release_tail(&mut self) {
+        let before = self.nodes.len();
+        // A free node has no name (see `prune`); a used one always has one.
+        while self.nodes.last().is_some_and(|n| n.name.is_empty()) {
+            self.nodes.pop();
+        }
+        if self.nodes.len() == before {
+            return;
+        }
+        let len = self.nodes.len();
+        self.free.retain(|&id| id < len);
+        self.nodes.shrink_after_churn();
+        self.free.shrink_after_churn();
+        self.ids.shrink_after_churn();
     }
 
     /// `name`'s definition is now `new`: move its edges if its lists changed.

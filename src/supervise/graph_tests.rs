@@ -264,3 +264,31 @@ fn duplicate_entries_count_once_each_way() {
     assert!(g.dependents_down("db"));
     assert!(g.requiring("db").is_empty());
 }
+
+#[test]
+fn units_that_came_and_went_leave_no_room_behind() {
+    let mut g = Graph::default();
+    let mut dirty = Vec::new();
+    let db = unit("db", &[], &[]);
+    g.add("db", &db, UP, &mut dirty);
+    // A storm: a thousand units, each requiring db and one name nobody loads.
+    let storm: Vec<Unit> = (0..1000)
+        .map(|i| unit(&format!("c{i}"), &[], &["db", &format!("gone{i}")]))
+        .collect();
+    for u in &storm {
+        g.add(&u.name, u, Class::MISSING, &mut dirty);
+    }
+    assert!(g.nodes.capacity() >= 2001);
+    // Removed in any order: the nodes go once the last ones are free.
+    for u in storm.iter().rev().step_by(2).chain(storm.iter().step_by(2)) {
+        g.remove(&u.name, &mut dirty);
+    }
+    assert_eq!(g.nodes.len(), 1, "only db is left");
+    assert!(g.nodes.capacity() < 64, "{}", g.nodes.capacity());
+    assert!(g.free.is_empty() && g.ids.len() == 1);
+    // The ids handed out afterwards are valid ones.
+    let web = unit("web", &["db"], &["cache"]);
+    g.add("web", &web, COMING_UP, &mut dirty);
+    g.check(&[("db", &db, UP), ("web", &web, COMING_UP)])
+        .expect("counters match a recount");
+}

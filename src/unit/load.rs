@@ -16,7 +16,7 @@ use super::{Loaded, NetworkDef, Unit, graph, netcheck, parse};
 pub(super) const MAX_FILE_SIZE: u64 = 1024 * 1024;
 
 /// See [`super::load_dir`].
-pub(super) fn load_dir(dir: &Path) -> io::Result<Loaded> {
+pub(super) fn load_dir(dir: &Path, incumbents: &BTreeSet<String>) -> io::Result<Loaded> {
     let mut files = Vec::new();
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
@@ -30,8 +30,16 @@ pub(super) fn load_dir(dir: &Path) -> io::Result<Loaded> {
     let mut invalid = BTreeSet::new();
     let mut errors = Vec::new();
     let mut fingerprints = BTreeMap::new();
-    let mut networks = BTreeMap::new();
     let mut broken_networks = BTreeSet::new();
+    // The built-in `default` first (unless a file replaces it), so that no
+    // network file overlaps it either.
+    let default_file = files.iter().any(|p| {
+        netcheck::network_file_name(p).as_deref() == Some(super::network::DEFAULT_NETWORK)
+    });
+    let mut networks = match default_file {
+        true => BTreeMap::new(),
+        false => netcheck::with_default(BTreeMap::new()),
+    };
     for path in files {
         if let Some(name) = netcheck::network_file_name(&path) {
             let parsed = read_unit_file(&path).and_then(|bytes| {
@@ -81,9 +89,14 @@ pub(super) fn load_dir(dir: &Path) -> io::Result<Loaded> {
             }
         }
     }
-    let networks = netcheck::with_default(networks);
     let before: BTreeSet<String> = units.keys().cloned().collect();
-    netcheck::check_networks(&mut units, &networks, &broken_networks, &mut errors);
+    netcheck::check_networks(
+        &mut units,
+        &networks,
+        &broken_networks,
+        incumbents,
+        &mut errors,
+    );
     invalid.extend(before.into_iter().filter(|name| !units.contains_key(name)));
     let mut loaded = graph::check_graph(units, &invalid);
     errors.append(&mut loaded.errors);

@@ -81,7 +81,14 @@ pub fn fingerprint(bytes: &[u8]) -> u64 {
 /// never prevents good ones from loading.
 /// Returns `Err` only when the directory itself cannot be read.
 pub fn load_dir(dir: &Path) -> std::io::Result<Loaded> {
-    load::load_dir(dir)
+    load::load_dir(dir, &BTreeSet::new())
+}
+
+/// [`load_dir`], where a clash over a host port or a fixed address is settled in
+/// favour of `incumbents` (the units already loaded): a new unit cannot take a
+/// running unit's port. Between two incumbents, or two newcomers, name order.
+pub fn load_dir_preferring(dir: &Path, incumbents: &BTreeSet<String>) -> std::io::Result<Loaded> {
+    load::load_dir(dir, incumbents)
 }
 
 /// Checks `after`/`requires` across units.

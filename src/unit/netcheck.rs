@@ -21,6 +21,7 @@ pub(super) fn check_networks(
     units: &mut BTreeMap<String, Unit>,
     networks: &BTreeMap<String, NetworkDef>,
     broken: &BTreeSet<String>,
+    incumbents: &BTreeSet<String>,
     errors: &mut Vec<UnitError>,
 ) {
     let mut rejected = BTreeSet::new();
@@ -37,7 +38,10 @@ pub(super) fn check_networks(
     // Fixed addresses and ports, first come (in name order) first served.
     let mut fixed: BTreeMap<(String, Ipv4Addr), String> = BTreeMap::new();
     let mut published: Vec<(PortSpec, String)> = Vec::new();
-    for unit in units.values() {
+    // Incumbents first: what they hold, they keep.
+    let (first, then): (Vec<&Unit>, Vec<&Unit>) =
+        units.values().partition(|u| incumbents.contains(&u.name));
+    for unit in first.into_iter().chain(then) {
         let net = &unit.network;
         let at = &unit.deps;
         for name in &net.networks {

@@ -193,9 +193,12 @@ pub fn parse_port(text: &str) -> Result<PortSpec, String> {
         }
         _ => return Err(bad("both a host port and a container port are needed")),
     };
-    let port = |s: &str| match s.parse::<u16>() {
-        Ok(0) | Err(_) => Err(bad(&format!("{s:?} is not a port between 1 and 65535"))),
-        Ok(p) => Ok(p),
+    let port = |s: &str| {
+        let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0');
+        match s.parse::<u16>() {
+            Ok(p) if digits => Ok(p),
+            _ => Err(bad(&format!("{s:?} is not a port between 1 and 65535"))),
+        }
     };
     Ok(PortSpec {
         host_ip,
@@ -260,6 +263,8 @@ mod tests {
             ("0.0.0.0:1:2", Ok("1:2/tcp")),
             ("80", Err("both a host port")),
             ("0:80", Err("not a port")),
+            ("+80:80", Err("not a port")),
+            ("080:80", Err("not a port")),
             ("70000:80", Err("not a port")),
             ("a:1:2", Err("not an IPv4")),
             ("1:2/sctp", Err("unknown protocol")),

@@ -32,11 +32,12 @@ const HEALTHY: usize = 30;
 
 /// How far above its level before the storm supd's anonymous memory (heap and
 /// stacks, what it holds; its RSS also counts pages of its binary read in
-/// meanwhile) may stay once it has been quiet. With one malloc arena about 2 MiB
-/// stays after the CI storm and 6.3 MiB after 1000 units × 60 s (the lines of
-/// the last removed units, fragmentation); with an arena per thread it was 4 to
-/// 10 MiB at the CI size, and before the memory fixes more.
-const ANON_MARGIN_KIB: u64 = 8 * 1024;
+/// meanwhile) may stay once it has been quiet. Without malloc's per-thread caches
+/// and with nothing of the removed units left behind but the lines of the last 16,
+/// under 1 MiB stays, at the CI size and after 1000 units × 60 s alike; it was
+/// about 2 and 6.3 MiB with them, more with an arena per thread (see
+/// docs/reliability.md, "Memory after a storm").
+const ANON_MARGIN_KIB: u64 = 2 * 1024;
 
 /// PID 1 of the namespace: starts supd (`$@`), rewinds the pid counter every
 /// `$period` while `$ctl/wrap` exists, and records `rounds wraps pids` in

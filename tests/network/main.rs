@@ -10,6 +10,10 @@ use common::harness::{self, trials};
 use common::{Sup, pid_of};
 use support::*;
 
+fn stdout_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 fn gate() -> Option<String> {
     if let Some(why) = harness::root() {
         return Some(why);
@@ -37,6 +41,7 @@ fn main() -> std::process::ExitCode {
         addresses_survive_restarts_and_nothing_is_left_after_stop_or_kill,
         sidecar_shares_its_peers_namespace_across_the_peers_restarts,
         reload_restarts_only_what_changed_and_rewrites_hosts_in_place,
+        a_unit_with_raw_sockets_cannot_reach_the_hosts_loopback,
     ]])
 }
 
@@ -212,6 +217,24 @@ fn published_ports_reach_the_container_from_localhost_and_outside() {
     });
     let reason = taken.iter().find(|u| u["name"] == "taken").unwrap()["reason"].to_string();
     assert!(reason.contains("in use"), "{reason}");
+    // The unit that could not get 9090 forwards nothing: its owner still gets it.
+    let reach = ns.exec(&[
+        PYTHON,
+        "-c",
+        "import socket; socket.create_connection(('127.0.0.1', 9090), timeout=3); print('ok')",
+    ]);
+    assert_eq!(stdout_of(&reach), "ok", "9090 was taken from its owner");
+    // The LAN cannot reach a unit's unpublished ports, even with a route to it.
+    outside.ip(&["route", "add", "10.89.0.0/16", "via", "10.200.0.1"]);
+    let web_ip = addresses(&sup, "web")[0].1.clone();
+    assert!(
+        ask(&outside, &client, "tcp", &web_ip, 7000).starts_with("ERR"),
+        "LAN reached an unpublished port"
+    );
+    assert_eq!(
+        ask(&outside, &client, "tcp", "10.200.0.1", 8080),
+        "web got ping"
+    );
     sup.stop();
     let _ = holder.kill();
     let _ = holder.wait();
@@ -379,6 +402,25 @@ fn reload_restarts_only_what_changed_and_rewrites_hosts_in_place() {
         "only b may restart"
     );
 
+    // A new unit cannot take b's port: it is the one rejected.
+    sup.write_unit(
+        "thief",
+        &server_unit(
+            &server,
+            "thief",
+            7000,
+            "mode = \"bridge\"\nports = [\"8082:7000\"]",
+        ),
+    );
+    let reply = sup.supctl(&["reload"]);
+    assert!(common::stdout(&reply).contains("thief") || common::stderr(&reply).contains("thief"));
+    let thief = sup.unit("thief");
+    assert_eq!(thief["state"], "failed", "{thief}");
+    let why = thief["definition_error"].as_str().unwrap_or_default();
+    assert!(why.contains("already published by unit \"b\""), "{thief}");
+    assert_eq!(sup.unit("b")["state"], "running");
+    std::fs::remove_file(sup.units_dir().join("thief.toml")).unwrap();
+
     // The network c is on changes: c restarts, on the new subnet.
     std::fs::write(&back, "subnet = \"10.92.0.0/24\"\n").unwrap();
     assert!(sup.supctl(&["reload"]).status.success());
@@ -393,4 +435,52 @@ fn reload_restarts_only_what_changed_and_rewrites_hosts_in_place() {
     );
     assert_eq!(pid_of(&sup.unit("a")), before[0]);
     sup.stop();
+}
+
+fn a_unit_with_raw_sockets_cannot_reach_the_hosts_loopback() {
+    let ns = Netns::new("spoof");
+    let sup = Sup::prepare(&[]);
+    let spoof = spoof_script(sup.path());
+    let got = sup.path().join("got.out");
+    // A host service on every address (loopback too) that writes what it gets.
+    let mut listener = std::process::Command::new("nsenter")
+        .arg(format!("--net={}", ns.path()))
+        .args([
+            PYTHON,
+            "-c",
+            &format!(
+                "import socket\nu=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nu.bind(('0.0.0.0',7779))\n\
+                 while True:\n    d,_=u.recvfrom(100)\n    open('{0}','a').write(d.decode()+'\\n')",
+                got.display()
+            ),
+        ])
+        .spawn()
+        .expect("listener");
+    let out = sup.path().join("spoof.out");
+    // Bridged units keep net_raw (their namespace is their own), as in Docker.
+    sup.write_unit(
+        "evil",
+        &format!(
+            "[service]\nexec = [\"/bin/sh\", \"-c\", \"{PYTHON} {} 10.89.0.1 7779 > {}; sleep 100\"]\n\
+             [network]\nmode = \"bridge\"\n",
+            spoof.display(),
+            out.display()
+        ),
+    );
+    let mut sup = ns.launch(sup);
+    answer(&out, "the frames to be sent", |a| a == "sent");
+    // The control frame arrives, so the frames are well made...
+    let text = answer(&got, "the frame to the gateway", |a| {
+        a.contains("via-gateway")
+    });
+    // ...and the one for 127.0.0.1 never does (give it the same time again).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let text = std::fs::read_to_string(&got).unwrap_or(text);
+    assert!(
+        !text.contains("via-loopback"),
+        "a unit reached the host's loopback: {text}"
+    );
+    sup.stop();
+    let _ = listener.kill();
+    let _ = listener.wait();
 }

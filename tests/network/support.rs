@@ -16,7 +16,9 @@ pub struct Netns {
 
 impl Netns {
     pub fn new(tag: &str) -> Netns {
-        let name = format!("supt-{tag}-{}", std::process::id());
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("supt-{tag}-{}-{n}", std::process::id());
         run("ip", &["netns", "add", &name]);
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"]);
@@ -212,4 +214,41 @@ pub fn addresses(sup: &Sup, unit: &str) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// `spoof.py GATEWAY PORT`: from inside a unit with `net_raw`, hand-built UDP
+/// frames to the gateway's MAC: one addressed to the gateway (`via-gateway`),
+/// one to 127.0.0.1 (`via-loopback`). Prints `sent` once both left.
+const SPOOF: &str = r#"
+import socket, struct, sys, time
+gw, port = sys.argv[1], int(sys.argv[2])
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.sendto(b"arp", (gw, 9))
+time.sleep(0.3)
+mac = None
+for line in open("/proc/net/arp").read().splitlines()[1:]:
+    f = line.split()
+    if f[0] == gw:
+        mac = bytes.fromhex(f[3].replace(":", ""))
+me = open("/sys/class/net/eth0/address").read().strip()
+src_mac = bytes.fromhex(me.replace(":", ""))
+src_ip = socket.inet_aton(u.getsockname()[0]) if u.getsockname()[0] != "0.0.0.0" else None
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.connect((gw, 9)); src_ip = socket.inet_aton(s.getsockname()[0])
+def checksum(b):
+    t = sum(struct.unpack("!10H", b))
+    while t >> 16: t = (t & 0xffff) + (t >> 16)
+    return ~t & 0xffff
+raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); raw.bind(("eth0", 0))
+for dst, payload in ((gw, b"via-gateway"), ("127.0.0.1", b"via-loopback")):
+    udp = struct.pack("!HHHH", 40000, port, 8 + len(payload), 0) + payload
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 1, 0, 64, 17, 0, src_ip, socket.inet_aton(dst))
+    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
+    raw.send(mac + src_mac + b"\x08\x00" + ip + udp)
+print("sent")
+"#;
+
+pub fn spoof_script(dir: &Path) -> PathBuf {
+    let path = dir.join("spoof.py");
+    std::fs::write(&path, SPOOF).expect("write spoof");
+    path
 }

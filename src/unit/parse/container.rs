@@ -80,6 +80,7 @@ pub(super) fn read_container(
     container: Option<Value>,
     mounts: Option<Value>,
     devices: Option<Value>,
+    own_net: bool,
     r: &mut Reader,
 ) -> ContainerSpec {
     let defaults = ContainerSpec::default();
@@ -138,7 +139,7 @@ pub(super) fn read_container(
     // default set (listing it in `capabilities` keeps it).
     let capabilities = read_capabilities(t.take("capabilities"), r).unwrap_or_else(|| {
         let mut caps: BTreeSet<_> = ContainerSpec::DEFAULT_CAPABILITIES.into_iter().collect();
-        if !ns.created.contains(&Namespace::Net) {
+        if !ns.created.contains(&Namespace::Net) && !own_net {
             caps.remove(&crate::unit::Capability(caps::Capability::CAP_NET_RAW));
         }
         caps

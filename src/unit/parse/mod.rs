@@ -161,13 +161,20 @@ fn build_unit(
         }
     };
     let logs = service::read_logs(root.take("logs"), r);
+    let network = network::read_network(root.take("network"), r);
+    // `mode = "none"`/`"bridge"` give the unit a network namespace of its own, as
+    // `"net"` in `namespaces` does: it decides the default capabilities.
+    let own_net = matches!(
+        network.spec.mode,
+        crate::unit::NetworkMode::None | crate::unit::NetworkMode::Bridge
+    );
     let mut container = container::read_container(
         root.take("container"),
         root.take("mount"),
         root.take("device"),
+        own_net,
         r,
     );
-    let network = network::read_network(root.take("network"), r);
     let mode_at = network.mode_written.as_ref().map(|m| m.span());
     let net_at = network.at;
     let mut network = network.spec;

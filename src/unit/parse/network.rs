@@ -87,13 +87,22 @@ pub(super) fn read_network(v: Option<Value>, r: &mut Reader) -> Read {
         if let Some(i) = &ipv4 {
             r.report(i.span(), only_bridge("ipv4"));
         }
-        // Ports of a unit sharing another's namespace are that unit's to publish.
         if let Some(p) = ports.first() {
+            let why = match &mode {
+                NetworkMode::Host => {
+                    "with host networking the service binds the host's ports itself"
+                }
+                NetworkMode::None => "its namespace has no way in but lo",
+                // Ports of a unit sharing another's namespace are that unit's to publish.
+                NetworkMode::Unit(peer) => {
+                    &format!("publish them in unit {peer:?}, whose network it shares")
+                }
+                NetworkMode::Bridge => "",
+            };
             r.report(
                 p.span(),
                 format!(
-                    "ports can only be published for mode = \"bridge\" (the unit's mode is {:?}); \
-                     with host networking the service binds the host's ports itself",
+                    "ports can only be published for mode = \"bridge\" (the unit's mode is {:?}): {why}",
                     mode.shown()
                 ),
             );
@@ -172,7 +181,8 @@ pub(super) fn reconcile(
         r.report(
             at.clone(),
             format!(
-                "mode = {shown:?} conflicts with [container] join.net: remove one                  (mode = \"unit:NAME\" joins another unit's network and survives its restarts)"
+                "mode = {shown:?} conflicts with [container] join.net: remove one \
+                 (mode = \"unit:NAME\" joins another unit's network and survives its restarts)"
             ),
         );
         return;
@@ -191,6 +201,13 @@ pub(super) fn reconcile(
             r.report(at, "mode = \"unit:NAME\" must name another unit");
         }
         NetworkMode::Host | NetworkMode::Unit(_) => {}
+        NetworkMode::Bridge if !container.namespaces.contains(&crate::unit::Namespace::Mnt) => {
+            r.report(
+                at,
+                "mode = \"bridge\" needs a mount namespace (its names come in /etc/hosts): \
+                 keep \"mnt\" in [container] namespaces",
+            );
+        }
         NetworkMode::None | NetworkMode::Bridge => {
             container.namespaces.insert(Net);
         }
@@ -232,7 +249,19 @@ pub(super) fn read_network_file(
     let subnet = match &subnet {
         None => NetworkDef::builtin_default().subnet,
         Some(s) => match s.get_ref().parse::<Ipv4Net>() {
-            Ok(net) if net.prefix_len() <= 30 => net.trunc(),
+            Ok(net) if net.prefix_len() <= 30 => match reserved(&net.trunc()) {
+                None => net.trunc(),
+                Some(what) => {
+                    r.report(
+                        s.span(),
+                        format!(
+                            "subnet {} is {what}: use a private range such as 10.90.0.0/24",
+                            net.trunc()
+                        ),
+                    );
+                    return None;
+                }
+            },
             Ok(_) => {
                 r.report(
                     s.span(),
@@ -277,6 +306,25 @@ pub(super) fn read_network_file(
         subnet,
         gateway,
         internal,
+    })
+}
+
+/// Why a subnet cannot be a network's: it reaches into addresses that mean
+/// something else (this host, link-local, multicast, reserved), or is too wide.
+fn reserved(net: &Ipv4Net) -> Option<&'static str> {
+    const SPECIAL: [(&str, &str); 5] = [
+        ("0.0.0.0/8", "\"this network\" (0.0.0.0/8)"),
+        ("127.0.0.0/8", "loopback (127.0.0.0/8)"),
+        ("169.254.0.0/16", "link-local (169.254.0.0/16)"),
+        ("224.0.0.0/4", "multicast (224.0.0.0/4)"),
+        ("240.0.0.0/4", "reserved (240.0.0.0/4)"),
+    ];
+    if net.prefix_len() < 8 {
+        return Some("wider than /8");
+    }
+    SPECIAL.iter().find_map(|(range, what)| {
+        let range: Ipv4Net = range.parse().ok()?;
+        (range.contains(&net.network()) || net.contains(&range.network())).then_some(*what)
     })
 }
 

@@ -102,6 +102,18 @@ fn network_errors_are_located() {
             "join.net",
         ),
         ("[network]\nmtu = 1400\n", 4, 1, "unknown field"),
+        (
+            "[network]\nmode = \"bridge\"\n[container]\nnamespaces = []\n",
+            4,
+            8,
+            "needs a mount namespace",
+        ),
+        (
+            "[network]\nmode = \"unit:db\"\nports = [\"1:2\"]\n",
+            5,
+            10,
+            "publish them in unit \"db\"",
+        ),
     ];
     for (rest, line, column, needle) in table {
         assert_has_err(&with(rest), line, column, needle);
@@ -197,4 +209,63 @@ fn checks_across_files() {
         "editing a network changes its units"
     );
     assert!(l.networks.contains_key("back") && l.networks.contains_key("default"));
+}
+
+#[test]
+fn an_own_network_keeps_net_raw_whichever_way_it_is_written() {
+    let raw = Capability(caps::Capability::CAP_NET_RAW);
+    for rest in [
+        "[network]\nmode = \"bridge\"\n",
+        "[network]\nmode = \"none\"\n",
+        "[container]\nnamespaces = [\"net\", \"mnt\"]\n",
+    ] {
+        let u = parse(&with(rest)).unwrap();
+        assert!(u.container.capabilities.contains(&raw), "{rest}");
+    }
+    assert!(
+        !parse(MINIMAL)
+            .unwrap()
+            .container
+            .capabilities
+            .contains(&raw)
+    );
+}
+
+#[test]
+fn subnets_that_mean_something_else_are_refused() {
+    for subnet in [
+        "0.0.0.0/0",
+        "127.0.0.0/24",
+        "224.0.0.0/24",
+        "169.254.0.0/16",
+        "255.255.255.252/30",
+        "10.0.0.0/7",
+    ] {
+        let (l, _dir) = load(&[], &[("odd", &format!("subnet = \"{subnet}\"\n"))]);
+        assert!(!l.networks.contains_key("odd"), "{subnet} accepted");
+        assert!(
+            messages(&l)[0].contains("private range"),
+            "{subnet}: {:?}",
+            messages(&l)
+        );
+    }
+    // The built-in default counts for overlaps too.
+    let (l, _dir) = load(&[], &[("c1", "subnet = \"10.89.5.0/24\"\n")]);
+    assert!(
+        messages(&l)[0].contains("overlaps network \"default\""),
+        "{:?}",
+        messages(&l)
+    );
+    let (l, _dir) = load(
+        &[],
+        &[
+            ("default", "subnet = \"10.50.0.0/16\"\n"),
+            ("c1", "subnet = \"10.89.5.0/24\"\n"),
+        ],
+    );
+    assert!(
+        l.errors.is_empty(),
+        "a replaced default frees its range: {:?}",
+        messages(&l)
+    );
 }

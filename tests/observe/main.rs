@@ -1,0 +1,241 @@
+//! Watching a running supd (issue 15): `supctl events`, `--control-group` readers
+//! and `--metrics-listen`, with real containers. Needs root; ignored otherwise.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use common::harness::{self, root, trials};
+use common::{SUPCTL, Sup, stderr, stdout};
+
+fn main() -> std::process::ExitCode {
+    harness::main(trials![root => [
+        events_stream_a_crash_with_its_exit_code_and_the_restart,
+        control_group_members_read_but_cannot_change_anything,
+        metrics_are_scraped_and_parse,
+    ]])
+}
+
+const CRASHER: &str = "[service]\nexec = [\"/bin/sh\", \"-c\", \"sleep 0.3; exit 3\"]\nrestart = \"always\"\nrestart_delay = \"200ms\"\n";
+
+fn events_stream_a_crash_with_its_exit_code_and_the_restart() {
+    let sup = Sup::start(&[
+        ("crash", CRASHER),
+        ("calm", "[service]\nexec = [\"/bin/sleep\", \"100\"]\n"),
+    ]);
+    let mut events = Command::new(SUPCTL)
+        .arg("--state-dir")
+        .arg(sup.state_dir())
+        .args(["events", "--json", "crash"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("supctl events");
+    let lines = BufReader::new(events.stdout.take().expect("stdout"));
+    let mut seen = Vec::new();
+    for line in lines.lines() {
+        let event: serde_json::Value = serde_json::from_str(&line.expect("line")).expect("json");
+        assert_eq!(event["unit"], "crash", "filtered to crash: {event}");
+        assert!(
+            event["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{event}"
+        );
+        let done = event["event"] == "state" && event["state"] == "restarting";
+        seen.push(event);
+        if done && seen.iter().any(|e| e["event"] == "exit") {
+            break;
+        }
+    }
+    let _ = events.kill();
+    let _ = events.wait();
+    let exit = seen
+        .iter()
+        .find(|e| e["event"] == "exit")
+        .expect("an exit event");
+    assert_eq!(exit["code"], 3, "{exit}");
+    assert_eq!(exit["oom_killed"], false);
+    let restart = seen.last().expect("events");
+    assert_eq!(restart["previous"], "running", "{restart}");
+    // (How many: the restart counter of status.)
+    assert!(restart["restarts"].is_u64(), "{restart}");
+    // The human form names the unit and what happened.
+    let out = Command::new("timeout")
+        .arg("3")
+        .arg(SUPCTL)
+        .arg("--state-dir")
+        .arg(sup.state_dir())
+        .args(["events"])
+        .output()
+        .expect("events");
+    let text = stdout(&out);
+    assert!(
+        text.contains("crash: process") && text.contains("exited, code=3"),
+        "{text}"
+    );
+}
+
+fn control_group_members_read_but_cannot_change_anything() {
+    let group = format!("supread{}", std::process::id() % 100000);
+    let made = Command::new("groupadd")
+        .arg(&group)
+        .status()
+        .expect("groupadd");
+    assert!(made.success(), "groupadd {group}");
+    let gid = {
+        let out = Command::new("getent")
+            .args(["group", &group])
+            .output()
+            .expect("getent");
+        stdout(&out)
+            .split(':')
+            .nth(2)
+            .unwrap_or_default()
+            .trim()
+            .to_owned()
+    };
+    let sup = Sup::prepare(&[("calm", "[service]\nexec = [\"/bin/sleep\", \"100\"]\n")]);
+    let mut args = vec![common::SUPD.to_owned()];
+    args.extend(
+        sup.supd_args()
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned()),
+    );
+    args.extend(["--control-group".to_owned(), group.clone()]);
+    let wrapper: Vec<&str> = std::iter::once("/usr/bin/env")
+        .chain(args.iter().map(String::as_str))
+        .collect();
+    let mut sup = launch_exact(sup, &wrapper);
+    sup.wait_all_running();
+    let as_member = |verb: &[&str], groups: &str| {
+        Command::new("setpriv")
+            .args([
+                "--reuid", "65534", "--regid", "65534", "--groups", groups, SUPCTL,
+            ])
+            .arg("--state-dir")
+            .arg(sup.state_dir())
+            .args(verb)
+            .output()
+            .expect("setpriv supctl")
+    };
+    let status = as_member(&["status", "--json"], &gid);
+    assert!(
+        status.status.success(),
+        "member status: {}",
+        stderr(&status)
+    );
+    assert!(stdout(&status).contains("\"calm\""));
+    let logs = as_member(&["logs", "calm"], &gid);
+    assert!(logs.status.success(), "member logs: {}", stderr(&logs));
+    for verb in [
+        &["stop", "calm"][..],
+        &["restart", "calm"],
+        &["reload"],
+        &["poweroff"],
+    ] {
+        let out = as_member(verb, &gid);
+        assert_eq!(
+            out.status.code(),
+            Some(6),
+            "{verb:?} must be refused: {}",
+            stderr(&out)
+        );
+        assert!(stderr(&out).contains("may only read"), "{}", stderr(&out));
+    }
+    assert_eq!(
+        sup.unit("calm")["state"],
+        "running",
+        "a refused stop stopped it"
+    );
+    // Outside the group: nothing at all.
+    let stranger = as_member(&["status"], "65534");
+    assert_eq!(stranger.status.code(), Some(6), "{}", stderr(&stranger));
+    sup.stop();
+    let _ = Command::new("groupdel").arg(&group).status();
+}
+
+/// Start supd through `wrapper` (which already holds supd and all its arguments).
+fn launch_exact(sup: Sup, wrapper: &[&str]) -> Sup {
+    let mut child = Command::new(wrapper[0])
+        .args(&wrapper[1..])
+        .env("SUPD_LOG", "debug")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn supd");
+    let mut sup = sup;
+    sup.log.collect(child.stderr.take().expect("stderr"));
+    sup.child = Some(child);
+    sup.log.wait_for("supd started");
+    sup
+}
+
+fn metrics_are_scraped_and_parse() {
+    let port = 20000 + (std::process::id() % 20000) as u16;
+    let sup = Sup::prepare(&[
+        ("crash", CRASHER),
+        (
+            "calm",
+            "[service]\nexec = [\"/bin/sleep\", \"100\"]\n[resources]\nmemory_max = \"64M\"\n",
+        ),
+    ]);
+    let addr = format!("127.0.0.1:{port}");
+    let mut args = vec![common::SUPD.to_owned()];
+    args.extend(
+        sup.supd_args()
+            .into_iter()
+            .map(|a| a.to_string_lossy().into_owned()),
+    );
+    args.extend(["--metrics-listen".to_owned(), addr.clone()]);
+    let wrapper: Vec<&str> = std::iter::once("/usr/bin/env")
+        .chain(args.iter().map(String::as_str))
+        .collect();
+    let mut sup = launch_exact(sup, &wrapper);
+    sup.wait_status("a crash counted", |u| {
+        u.iter()
+            .any(|u| u["name"] == "crash" && u["restarts"].as_u64() >= Some(1))
+    });
+    let text = scrape(&addr, "/metrics");
+    let (head, body) = text.split_once("\r\n\r\n").expect("http response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("openmetrics-text"), "{head}");
+    // Every sample line is `name{labels} value`, and the exposition ends with EOF.
+    let mut samples = std::collections::BTreeMap::new();
+    for line in body
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (name, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("bad line {line:?}"));
+        let value: f64 = value
+            .parse()
+            .unwrap_or_else(|_| panic!("bad value in {line:?}"));
+        samples.insert(name.to_owned(), value);
+    }
+    assert!(body.trim_end().ends_with("# EOF"), "{body}");
+    let get = |k: &str| *samples.get(k).unwrap_or_else(|| panic!("no {k} in {body}"));
+    assert_eq!(get("sup_unit_state{unit=\"calm\",state=\"running\"}"), 1.0);
+    assert_eq!(
+        get("sup_unit_memory_max_bytes{unit=\"calm\"}"),
+        (64u64 << 20) as f64
+    );
+    assert!(get("sup_unit_exits_total{unit=\"crash\",reason=\"code\",value=\"3\"}") >= 1.0);
+    assert!(get("sup_start_latency_seconds_count") >= 2.0);
+    assert!(get("sup_supd_resident_memory_bytes") > 1e6);
+    assert!(get("sup_supd_open_fds") > 3.0);
+    assert!(samples.contains_key("sup_unit_tasks{unit=\"calm\"}"));
+    assert!(scrape(&addr, "/nope").starts_with("HTTP/1.1 404"));
+    sup.stop();
+}
+
+fn scrape(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect metrics");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
