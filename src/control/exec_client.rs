@@ -1,8 +1,10 @@
 //! `supctl exec`'s side: pass supctl's own stdin, stdout and stderr with the
 //! request (the command reads and writes them directly), or with a terminal
-//! (`-t`) a fresh pty's slave, while supctl puts its own terminal in raw mode,
-//! copies between it and the pty's master, and passes its window size on (at the
-//! start and at every SIGWINCH). Ends with the command's status.
+//! (`-t`) a fresh pty's slave (raw: the join helper copies between it and a pty
+//! of the container's, which is the command's terminal), while supctl puts its
+//! own terminal in raw mode, copies between it and the pty's master, and passes
+//! its window size on (at the start and at every SIGWINCH). Ends with the
+//! command's status.
 
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
@@ -14,6 +16,9 @@ use nix::sys::termios::{SetArg, Termios, cfmakeraw, tcgetattr, tcsetattr};
 
 use super::client::{Client, ClientError};
 use super::proto::{Reply, Request};
+
+/// The end-of-file key of a terminal with the default settings.
+const CTRL_D: u8 = 0x04;
 
 /// How long output still in the pty is copied once the command has ended
 /// (a background process may hold the terminal open for longer).
@@ -34,6 +39,12 @@ pub fn run(
     let size = window_size(stdin.as_fd());
     let pty = nix::pty::openpty(size.as_ref(), None).map_err(|e| ClientError::Io(e.into()))?;
     let slave = pty.slave;
+    // A plain pipe of bytes: the terminal that interprets them is the command's,
+    // in its container.
+    if let Ok(mut raw) = tcgetattr(slave.as_fd()) {
+        cfmakeraw(&mut raw);
+        let _ = tcsetattr(slave.as_fd(), SetArg::TCSANOW, &raw);
+    }
     client.send_with_fds(request, &[slave.as_fd(), slave.as_fd(), slave.as_fd()])?;
     // The command holds the slave now: when it (and what it started) ends, reading
     // the master says so.
@@ -114,9 +125,6 @@ fn copy_output(master: &OwnedFd) -> Result<mpsc::Receiver<()>, ClientError> {
 /// the terminal's end-of-file character.
 fn copy_input(master: &OwnedFd) -> Result<(), ClientError> {
     let mut to = std::fs::File::from(master.try_clone().map_err(ClientError::Io)?);
-    let eof = tcgetattr(master.as_fd())
-        .ok()
-        .map(|t| t.control_chars[nix::sys::termios::SpecialCharacterIndices::VEOF as usize]);
     std::thread::spawn(move || {
         let mut buf = [0u8; 8192];
         let mut input = std::io::stdin();
@@ -125,8 +133,8 @@ fn copy_input(master: &OwnedFd) -> Result<(), ClientError> {
                 return;
             }
         }
-        if let Some(eof) = eof.filter(|_| !std::io::IsTerminal::is_terminal(&input)) {
-            let _ = to.write_all(&[eof]);
+        if !std::io::IsTerminal::is_terminal(&input) {
+            let _ = to.write_all(&[CTRL_D]);
         }
     });
     Ok(())

@@ -86,7 +86,8 @@ pub enum JoinAction {
     },
     /// An operator's command (`supctl exec`): `launch.argv`, exec'd once with the
     /// helper's own stdin, stdout and stderr (the client's), in a session of its
-    /// own; with `tty` those are a terminal, which becomes its controlling one.
+    /// own; with `tty` those are the client's terminal, and the command gets a pty
+    /// of the container's, relayed to it (`join_tty`).
     /// The helper answers the first request with the command's status only (no
     /// output), and kills the command's process group if supd hangs up first.
     Command { tty: bool },
@@ -357,6 +358,9 @@ fn serve(plan: &JoinPlan, target: OwnedFd, mut sock: &UnixStream) -> Result<(), 
 /// restrictions; its status goes to supd. If supd hangs up first (its client went
 /// away), the command's process group is killed.
 fn run_command(plan: &JoinPlan, tty: bool, mut sock: &UnixStream) -> Result<(), SpawnError> {
+    if tty {
+        return super::join_tty::run(plan, sock);
+    }
     // SAFETY: the helper is single-threaded; the child only sets up its session
     // and execs (or exits).
     match unsafe { fork() }.map_err(|e| SpawnError::new(Step::Clone, None, Some(e), "exec"))? {
@@ -384,7 +388,7 @@ fn run_command(plan: &JoinPlan, tty: bool, mut sock: &UnixStream) -> Result<(), 
 }
 
 /// The command's session and process group, and its terminal.
-fn own_session(tty: bool) -> Result<(), SpawnError> {
+pub(super) fn own_session(tty: bool) -> Result<(), SpawnError> {
     nix::unistd::setsid().map_err(|e| SpawnError::new(Step::Setsid, None, Some(e), ""))?;
     if tty {
         // SAFETY: TIOCSCTTY on fd 0 with argument 0 (do not steal it).
@@ -398,7 +402,7 @@ fn own_session(tty: bool) -> Result<(), SpawnError> {
 
 /// Wait until the command ends (its status: an exit code, or minus the signal),
 /// or supd hangs up (None, once its process group is killed and it is reaped).
-fn watch_command(child: Pid, sock: &UnixStream) -> Option<i32> {
+pub(super) fn watch_command(child: Pid, sock: &UnixStream) -> Option<i32> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let pidfd = Pidfd::open(child.as_raw());
     let hung_up = loop {

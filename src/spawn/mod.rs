@@ -15,6 +15,8 @@
 //! - `helper` (the helper process): the linear setup sequence, using `namespaces`
 //!   (join, clone, id maps), `mounts`, `security`, `seccomp`, and `init` (the
 //!   container's PID 1);
+//! - `join` (a helper in a running container: health probes, `supctl exec`; with
+//!   a terminal, `join_tty`);
 //! - `sys`: the raw syscalls (posix_spawn, pidfds, descriptor flags);
 //! - `error`: `SpawnError`, what any step reports.
 
@@ -26,6 +28,7 @@ mod hooks;
 mod identity;
 mod init;
 pub mod join;
+mod join_tty;
 pub mod mounts;
 mod namespaces;
 mod resolve;

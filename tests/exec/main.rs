@@ -220,14 +220,33 @@ pub fn exec_takes_user_env_workdir_stdin_and_reports_exit_codes() {
     assert_eq!(stderr(&o), "done\n");
 }
 
-/// `-t`: the command has a controlling terminal (its /dev/pts name where the
-/// container sees the host's /dev), the client's window size, and the keys typed.
+/// `-t`: the command has a controlling terminal named in the container's
+/// /dev/pts (its own /dev, or the host's), the client's window size, and the keys
+/// typed.
 pub fn exec_gives_a_terminal_and_its_window_size() {
-    let sup = Sup::start(&[(
-        "term",
-        &unit("private_devices = false\n", "exec sleep 1000"),
-    )]);
-    sup.wait_state("term", "running");
+    let sup = Sup::start(&[
+        ("own", &unit("", "exec sleep 1000")),
+        (
+            "hostdev",
+            &unit("private_devices = false\n", "exec sleep 1000"),
+        ),
+        (
+            "userns",
+            &unit(
+                "namespaces = [\"user\", \"mnt\", \"pid\", \"uts\", \"ipc\", \"cgroup\"]\n\
+                 userns_base = 200000\n",
+                "exec sleep 1000",
+            ),
+        ),
+    ]);
+    for unit in ["own", "hostdev", "userns"] {
+        sup.wait_state(unit, "running");
+        terminal_session(&sup, unit);
+    }
+}
+
+/// `supctl exec -t ARGS` on a new pty of 33x111 whose master is returned.
+fn on_pty(sup: &Sup, args: &[&str]) -> (KillOnDrop, OwnedFd) {
     let pty = nix::pty::openpty(
         Some(&nix::pty::Winsize {
             ws_row: 33,
@@ -242,15 +261,8 @@ pub fn exec_gives_a_terminal_and_its_window_size() {
     let mut cmd = Command::new(SUPCTL);
     cmd.arg("--state-dir")
         .arg(sup.state_dir())
-        .args([
-            "exec",
-            "-t",
-            "term",
-            "sh",
-            "-c",
-            "tty; test -t 0 && test -t 1 && echo isatty; stty size; read line; \
-             echo got:$line; stty size; exit 5",
-        ])
+        .args(["exec", "-t"])
+        .args(args)
         .stdin(slave.try_clone().expect("dup"))
         .stdout(slave.try_clone().expect("dup"))
         .stderr(slave.try_clone().expect("dup"));
@@ -265,12 +277,20 @@ pub fn exec_gives_a_terminal_and_its_window_size() {
     // SAFETY: only async-signal-safe calls (setsid, ioctl) between fork and exec.
     unsafe { std::os::unix::process::CommandExt::pre_exec(&mut cmd, controlling) };
     let child = KillOnDrop(cmd.spawn().expect("supctl exec -t"));
-    drop(slave);
-    let master = pty.master;
+    (child, pty.master)
+}
+
+fn terminal_session(sup: &Sup, unit: &str) {
+    let script = "tty; test -t 0 && test -t 1 && echo isatty; stty size; read line; \
+                  echo got:$line; stty size; exit 5";
+    let (child, master) = on_pty(sup, &[unit, "sh", "-c", script]);
     let mut seen = String::new();
     read_until(&master, &mut seen, "33 111");
-    assert!(seen.contains("/dev/pts/"), "tty names the pty: {seen:?}");
-    assert!(seen.contains("isatty"), "{seen:?}");
+    assert!(
+        seen.contains("/dev/pts/"),
+        "{unit}: tty names the pty: {seen:?}"
+    );
+    assert!(seen.contains("isatty"), "{unit}: {seen:?}");
     // A new size for supctl's terminal: the kernel sends it SIGWINCH.
     let ws = nix::pty::Winsize {
         ws_row: 44,
@@ -283,10 +303,11 @@ pub fn exec_gives_a_terminal_and_its_window_size() {
     std::thread::sleep(Duration::from_millis(300));
     nix::unistd::write(&master, b"typed\r").expect("type");
     read_until(&master, &mut seen, "44 99");
-    assert!(seen.contains("got:typed"), "{seen:?}");
+    assert!(seen.contains("got:typed"), "{unit}: {seen:?}");
+    assert_eq!(seen.matches("typed").count(), 2, "echoed once: {seen:?}");
     let mut child = child;
     let status = wait_child(&mut child.0, Duration::from_secs(30));
-    assert_eq!(status.code(), Some(5), "the command's exit code; {seen:?}");
+    assert_eq!(status.code(), Some(5), "{unit}: the exit code; {seen:?}");
 }
 
 /// Read the pty master into `seen` until it holds `needle`.
@@ -346,6 +367,17 @@ pub fn exec_ends_with_its_client() {
     let _ = client.0.wait();
     wait_until("the command's process group killed", || {
         pid_with_cmdline("sleep 4343").is_none() && pid_with_cmdline("sleep 4344").is_none()
+    });
+    // With a terminal too.
+    let (mut client, master) = on_pty(&sup, &["app", "sh", "-c", "echo up; exec sleep 4345"]);
+    read_until(&master, &mut String::new(), "up");
+    wait_until("the exec'd sleep", || {
+        pid_with_cmdline("sleep 4345").is_some()
+    });
+    client.0.kill().expect("kill supctl");
+    let _ = client.0.wait();
+    wait_until("the command killed", || {
+        pid_with_cmdline("sleep 4345").is_none()
     });
     let after = sup.unit("app");
     assert_eq!(after["state"], "running", "{after}");
