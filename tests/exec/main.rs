@@ -241,8 +241,21 @@ pub fn exec_gives_a_terminal_and_its_window_size() {
     ]);
     for unit in ["own", "hostdev", "userns"] {
         sup.wait_state(unit, "running");
-        terminal_session(&sup, unit);
+        terminal_session(&sup, unit, "");
     }
+    // A root filesystem of its own (busybox: its applets by name).
+    let root = busybox_rootfs(&sup.path().join("rootfs"));
+    sup.write_unit(
+        "rootfs",
+        &unit(&format!("rootfs = {:?}\n", root), "exec sleep 1000"),
+    );
+    let o = sup.supctl(&["reload"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = sup.supctl(&["start", "--wait", "rootfs"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = exec(&sup, &["rootfs", "cat", "/etc/rootfs-marker"]);
+    assert_eq!(stdout(&o), "busybox rootfs\n", "{}", stderr(&o));
+    terminal_session(&sup, "rootfs", "busybox ");
 }
 
 /// `supctl exec -t ARGS` on a new pty of 33x111 whose master is returned.
@@ -280,9 +293,13 @@ fn on_pty(sup: &Sup, args: &[&str]) -> (KillOnDrop, OwnedFd) {
     (child, pty.master)
 }
 
-fn terminal_session(sup: &Sup, unit: &str) {
-    let script = "tty; test -t 0 && test -t 1 && echo isatty; stty size; read line; \
-                  echo got:$line; stty size; exit 5";
+/// `bb`: what comes before `tty` and `stty` (`busybox ` in a busybox root).
+fn terminal_session(sup: &Sup, unit: &str, bb: &str) {
+    let script = format!(
+        "{bb}tty; test -t 0 && test -t 1 && echo isatty; {bb}stty size; read line; \
+         echo got:$line; {bb}stty size; exit 5"
+    );
+    let script = script.as_str();
     let (child, master) = on_pty(sup, &[unit, "sh", "-c", script]);
     let mut seen = String::new();
     read_until(&master, &mut seen, "33 111");
