@@ -209,6 +209,18 @@ impl Pending {
     }
 }
 
+/// What the relay waits on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// The client's terminal (the helper's fds 0-2).
+    Client,
+    /// The container's pty.
+    Master,
+    Signals,
+    Supd,
+    Child,
+}
+
 /// Copy between the two terminals until the command has ended (its status) or
 /// supd or the client hung up (None: the command's process group is killed).
 fn relay(
@@ -234,50 +246,52 @@ fn relay(
         let want = |cond: bool, flags: PollFlags| {
             if cond { flags } else { PollFlags::empty() }
         };
-        let pid_poll = pidfd
-            .as_ref()
-            .filter(|_| status.is_none())
-            .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN));
-        let mut polled: Vec<PollFd> = [
-            PollFd::new(
-                client.as_fd(),
-                want(input.buf.is_empty() && !input.closed, PollFlags::POLLIN)
-                    | want(!output.buf.is_empty(), PollFlags::POLLOUT),
-            ),
-            PollFd::new(
-                master.as_fd(),
-                want(output.buf.is_empty() && !output.closed, PollFlags::POLLIN)
-                    | want(!input.buf.is_empty(), PollFlags::POLLOUT),
-            ),
+        let client_events = want(input.buf.is_empty() && !input.closed, PollFlags::POLLIN)
+            | want(!output.buf.is_empty(), PollFlags::POLLOUT);
+        let master_events = want(output.buf.is_empty() && !output.closed, PollFlags::POLLIN)
+            | want(!input.buf.is_empty(), PollFlags::POLLOUT);
+        // A side with nothing to wait for is left out: a hung-up pty would report
+        // POLLHUP at every poll.
+        let mut set: Vec<(Side, PollFd)> = Vec::with_capacity(5);
+        if !client_events.is_empty() {
+            set.push((Side::Client, PollFd::new(client.as_fd(), client_events)));
+        }
+        if !master_events.is_empty() {
+            set.push((Side::Master, PollFd::new(master.as_fd(), master_events)));
+        }
+        set.push((
+            Side::Signals,
             PollFd::new(signals.as_fd(), PollFlags::POLLIN),
-            PollFd::new(sock.as_fd(), PollFlags::POLLIN),
-        ]
-        .into_iter()
-        .chain(pid_poll)
-        .collect();
+        ));
+        set.push((Side::Supd, PollFd::new(sock.as_fd(), PollFlags::POLLIN)));
+        if let Some(fd) = pidfd.as_ref().filter(|_| status.is_none()) {
+            set.push((Side::Child, PollFd::new(fd.as_fd(), PollFlags::POLLIN)));
+        }
         let timeout = if ended_at.is_some() || pidfd.is_none() {
             PollTimeout::from(50u16)
         } else {
             PollTimeout::NONE
         };
+        let (sides, mut polled): (Vec<Side>, Vec<PollFd>) = set.into_iter().unzip();
         match poll(&mut polled, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(_) => break,
         }
-        let revents: Vec<bool> = polled
-            .iter()
-            .map(|p| p.revents().is_some_and(|r| !r.is_empty()))
+        let revents: Vec<(Side, bool)> = sides
+            .into_iter()
+            .zip(&polled)
+            .map(|(side, p)| (side, p.revents().is_some_and(|r| !r.is_empty())))
             .collect();
         drop(polled);
-        let ready = |i: usize| revents.get(i).copied().unwrap_or(false);
-        if ready(3) {
+        let ready = |side: Side| revents.iter().any(|(s, r)| *s == side && *r);
+        if ready(Side::Supd) {
             let mut byte = [0u8; 1];
             if matches!(nix::unistd::read(sock.as_fd(), &mut byte), Ok(0) | Err(_)) {
                 hung_up = true;
                 break;
             }
         }
-        if ready(2) {
+        if ready(Side::Signals) {
             while let Ok(Some(info)) = signals.read_signal() {
                 if info.ssi_signo == Signal::SIGHUP as u32 {
                     hung_up = true;
@@ -288,16 +302,21 @@ fn relay(
                 break;
             }
         }
-        if ready(0) {
+        if ready(Side::Client) {
             if input.buf.is_empty() && !input.closed {
                 input.fill(client.as_fd());
+                // A raw pty ends only when its other end (supctl's) is closed.
+                if input.closed {
+                    hung_up = true;
+                    break;
+                }
             }
             if !output.drain(client.as_fd()) {
                 hung_up = true;
                 break;
             }
         }
-        if ready(1) {
+        if ready(Side::Master) {
             if output.buf.is_empty() && !output.closed {
                 output.fill(master.as_fd());
             }
@@ -307,7 +326,7 @@ fn relay(
         let _ = output.drain(client.as_fd());
         let _ = input.drain(master.as_fd());
         let exited = match &pidfd {
-            Some(_) => ready(4),
+            Some(_) => ready(Side::Child),
             // Without pidfds: ask.
             None => status.is_none(),
         };
