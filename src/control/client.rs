@@ -220,6 +220,12 @@ impl Client {
         }
     }
 
+    /// Another handle on the connection, for writing while `recv` waits (an
+    /// `exec` client passing signals on).
+    pub fn try_clone_stream(&self) -> Result<UnixStream, ClientError> {
+        self.writer.try_clone().map_err(ClientError::Io)
+    }
+
     /// The next reply line, or `None` when supd closed the connection.
     pub fn recv(&mut self) -> Result<Option<Reply>, ClientError> {
         let mut line = String::new();

@@ -15,12 +15,12 @@ use std::os::unix::net::UnixStream as StdUnixStream;
 
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, recvmsg, sendmsg};
 use tokio::io::Interest;
-use tokio::io::{AsyncRead, AsyncReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedWriteHalf;
 
 use super::proto::{ErrorCode, MAX_REQUEST_BYTES, Reply, Request};
-use crate::spawn::join::{RESULT_HEAD, RESULT_MAX, decode_head};
+use crate::spawn::join::{RESULT_HEAD, RESULT_MAX, SIGNAL, decode_head};
 use crate::supervise::ExitStatus;
 
 /// Descriptors an `exec` request carries: stdin, stdout, stderr. More are closed.
@@ -130,16 +130,30 @@ pub async fn serve<R: AsyncRead + Unpin>(
         Ok(Err(message)) => return Err(internal(format!("exec failed: {message}"))),
         Err(e) => return Err(internal(format!("exec failed: {e}"))),
     };
-    let mut sock = sock
+    let sock = sock
         .set_nonblocking(true)
         .and_then(|()| UnixStream::from_std(sock))
         .map_err(|e| internal(format!("exec helper socket: {e}")))?;
-    let mut probe = [0u8; 1];
-    let result = tokio::select! {
-        r = read_result(&mut sock) => r,
-        // The client is gone (EOF, or anything it sent): dropping the socket
-        // makes the helper kill the command.
-        _ = rd.read(&mut probe) => return Ok(()),
+    let (mut from_helper, mut to_helper) = sock.into_split();
+    let result = read_result(&mut from_helper);
+    tokio::pin!(result);
+    let mut line = Vec::new();
+    let result = loop {
+        line.clear();
+        let mut limited = (&mut *rd).take(MAX_SIGNAL_LINE);
+        tokio::select! {
+            r = &mut result => break r,
+            n = limited.read_until(b'\n', &mut line) => {
+                // The client is gone (or sent what no client sends): dropping
+                // the socket makes the helper kill the command.
+                let Some(signo) = n.ok().filter(|n| *n > 0).and_then(|_| signal_of(&line)) else {
+                    return Ok(());
+                };
+                if to_helper.write_all(&[SIGNAL, signo]).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
     };
     match result {
         Ok((status, output)) if output.is_empty() => {
@@ -166,7 +180,25 @@ pub async fn serve<R: AsyncRead + Unpin>(
     }
 }
 
-async fn read_result(sock: &mut UnixStream) -> io::Result<(i32, Vec<u8>)> {
+/// Longest line a client sends while its command runs (a signal).
+const MAX_SIGNAL_LINE: u64 = 256;
+
+/// What a client sends while its command runs: a signal for the command's
+/// process group, by name (`{"signal":"SIGINT"}`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalLine {
+    pub signal: String,
+}
+
+/// The signal number a client's line asks for, if it is one.
+fn signal_of(line: &[u8]) -> Option<u8> {
+    let asked: SignalLine = serde_json::from_slice(line).ok()?;
+    let sig = crate::unit::values::parse_signal(&asked.signal).ok()?;
+    u8::try_from(sig as i32).ok()
+}
+
+async fn read_result(sock: &mut tokio::net::unix::OwnedReadHalf) -> io::Result<(i32, Vec<u8>)> {
     let mut head = [0u8; RESULT_HEAD];
     sock.read_exact(&mut head).await?;
     let (status, len) = decode_head(head)

@@ -30,7 +30,11 @@ pub fn run(
     request: &Request,
     tty: bool,
 ) -> Result<Option<Reply>, ClientError> {
+    // Before any thread starts: they all inherit the mask.
+    let signals = block_signals(tty);
+    let stream = client.try_clone_stream()?;
     if !tty {
+        pass_signals_on(signals, stream, None);
         let (i, o, e) = (std::io::stdin(), std::io::stdout(), std::io::stderr());
         client.send_with_fds(request, &[i.as_fd(), o.as_fd(), e.as_fd()])?;
         return client.recv();
@@ -51,7 +55,7 @@ pub fn run(
     drop(slave);
     let master = pty.master;
     let _raw = RawMode::enter(stdin.as_fd());
-    forward_window_size(&master);
+    pass_signals_on(signals, stream, master.try_clone().ok());
     let done = copy_output(&master)?;
     copy_input(&master)?;
     let reply = client.recv();
@@ -77,21 +81,51 @@ fn set_window_size(master: BorrowedFd<'_>, ws: &nix::pty::Winsize) {
     unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, ws) };
 }
 
-/// At every SIGWINCH, the terminal's new size goes to the pty (a thread that
-/// takes the signal with sigwait; every other thread has it blocked).
-fn forward_window_size(master: &OwnedFd) {
-    let Ok(master) = master.try_clone() else {
-        return;
-    };
-    let mut winch = SigSet::empty();
-    winch.add(Signal::SIGWINCH);
-    if pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&winch), None).is_err() {
-        return;
+/// The signals supctl passes on to the command instead of dying of them (so
+/// that, say, `timeout 10 supctl exec ...` or Ctrl-C without `-t` reach the
+/// command), and with a terminal SIGWINCH: blocked in every thread, taken by
+/// `pass_signals_on`.
+fn block_signals(tty: bool) -> SigSet {
+    let mut set = SigSet::empty();
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+    ] {
+        set.add(sig);
     }
+    if tty {
+        set.add(Signal::SIGWINCH);
+    }
+    if pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).is_err() {
+        return SigSet::empty();
+    }
+    set
+}
+
+/// A thread that takes the blocked signals: each but SIGWINCH goes to supd as a
+/// line for the command's process group; at SIGWINCH the terminal's new size
+/// goes to the pty.
+fn pass_signals_on(set: SigSet, stream: std::os::unix::net::UnixStream, pty: Option<OwnedFd>) {
     std::thread::spawn(move || {
-        while winch.wait().is_ok() {
-            if let Some(ws) = window_size(std::io::stdin().as_fd()) {
-                set_window_size(master.as_fd(), &ws);
+        let mut stream = stream;
+        while let Ok(sig) = set.wait() {
+            if sig == Signal::SIGWINCH {
+                if let (Some(pty), Some(ws)) = (&pty, window_size(std::io::stdin().as_fd())) {
+                    set_window_size(pty.as_fd(), &ws);
+                }
+                continue;
+            }
+            let line = super::exec::SignalLine {
+                signal: sig.as_str().to_string(),
+            };
+            let Ok(mut bytes) = serde_json::to_vec(&line) else {
+                continue;
+            };
+            bytes.push(b'\n');
+            if stream.write_all(&bytes).is_err() {
+                return;
             }
         }
     });

@@ -417,13 +417,8 @@ pub(super) fn watch_command(child: Pid, sock: &UnixStream) -> Option<i32> {
             Ok(_) => {}
         }
         let ready = |p: &PollFd| p.revents().is_some_and(|r| !r.is_empty());
-        if ready(&polled[1]) {
-            // Nothing but a hang-up is expected from supd now.
-            let mut byte = [0u8; 1];
-            match (&*sock).read(&mut byte) {
-                Ok(0) | Err(_) => break true,
-                Ok(_) => {}
-            }
+        if ready(&polled[1]) && !signals_from_supd(sock, Some(child)) {
+            break true;
         }
         if ready(&polled[0]) {
             break false;
@@ -442,6 +437,32 @@ pub(super) fn watch_command(child: Pid, sock: &UnixStream) -> Option<i32> {
         }
     };
     (!hung_up).then_some(status)
+}
+
+/// What supd sends while an operator's command runs: `SIGNAL` and a signal
+/// number, per signal the client passes on (supctl's SIGINT, SIGTERM, ...).
+pub const SIGNAL: u8 = b's';
+
+/// Read what supd sent and pass the signals on to the command's process group
+/// (`child`, while it is unreaped); false when supd hung up (or sent something
+/// else: it is not ours).
+pub(super) fn signals_from_supd(sock: &UnixStream, child: Option<Pid>) -> bool {
+    let mut buf = [0u8; 64];
+    let n = match (&*sock).read(&mut buf) {
+        Ok(0) | Err(_) => return false,
+        Ok(n) => n,
+    };
+    // supd writes each pair at once: a read never splits one.
+    for pair in buf.get(..n).unwrap_or_default().chunks(2) {
+        let &[SIGNAL, signo] = pair else {
+            return false;
+        };
+        if let Some(child) = child {
+            // SAFETY: kill(2) on the command's group (it leads it, and is unreaped).
+            unsafe { libc::kill(-child.as_raw(), libc::c_int::from(signo)) };
+        }
+    }
+    true
 }
 
 /// One probe: a child runs the action in a process group of its own; its status

@@ -284,12 +284,10 @@ fn relay(
             .collect();
         drop(polled);
         let ready = |side: Side| revents.iter().any(|(s, r)| *s == side && *r);
-        if ready(Side::Supd) {
-            let mut byte = [0u8; 1];
-            if matches!(nix::unistd::read(sock.as_fd(), &mut byte), Ok(0) | Err(_)) {
-                hung_up = true;
-                break;
-            }
+        let unreaped = status.is_none().then_some(child);
+        if ready(Side::Supd) && !super::join::signals_from_supd(sock, unreaped) {
+            hung_up = true;
+            break;
         }
         if ready(Side::Signals) {
             while let Ok(Some(info)) = signals.read_signal() {

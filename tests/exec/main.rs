@@ -359,10 +359,41 @@ fn wait_child(child: &mut std::process::Child, timeout: Duration) -> std::proces
     }
 }
 
-/// A client that goes away takes its command (and only it) with it.
+/// A client that goes away takes its command (and only it) with it; the signals
+/// a client gets (SIGINT, SIGTERM, ...) go to its command.
 pub fn exec_ends_with_its_client() {
     let sup = Sup::start(&[("app", &unit("", "exec sleep 1000"))]);
     let before = pid_of(&sup.wait_state("app", "running"));
+    for (signal, code, said) in [
+        (nix::sys::signal::Signal::SIGINT, 3, "got INT\n"),
+        (nix::sys::signal::Signal::SIGTERM, 4, "got TERM\n"),
+    ] {
+        let mut client = Command::new(SUPCTL)
+            .arg("--state-dir")
+            .arg(sup.state_dir())
+            .args([
+                "exec",
+                "app",
+                "sh",
+                "-c",
+                "trap 'echo got INT; exit 3' INT; trap 'echo got TERM; exit 4' TERM; \
+                 echo ready; sleep 4949 >/dev/null & wait",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("supctl exec");
+        let mut out = client.stdout.take().expect("stdout");
+        let mut ready = [0u8; 6];
+        out.read_exact(&mut ready).expect("ready");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(client.id() as i32), signal)
+            .expect("signal supctl");
+        let mut rest = String::new();
+        out.read_to_string(&mut rest).expect("output");
+        let status = wait_child(&mut client, Duration::from_secs(30));
+        assert_eq!(rest, said, "{signal}");
+        assert_eq!(status.code(), Some(code), "{signal}");
+    }
     let mut client = KillOnDrop(
         Command::new(SUPCTL)
             .arg("--state-dir")
