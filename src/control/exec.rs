@@ -4,10 +4,12 @@
 //! the client's own files (or the client's pty). The server side reads each
 //! request with `recvmsg` for this (`read_request_with_fds`); once the daemon has
 //! said how to start the command (`Launcher`), the connection task starts it in a
-//! blocking thread and waits, without holding anything up, for one of: the
-//! command's status (answered with an `exit` reply), or the client hanging up,
-//! which closes supd's end of the join helper's socket: the helper then kills the
-//! command's process group.
+//! blocking thread and waits, without holding anything up, for the command's
+//! status (answered with an `exit` reply). Meanwhile a client may send signal
+//! lines (`SignalLine`), passed to the join helper for the command's process
+//! group; a client that hangs up (or sends anything else) makes supd close its
+//! end of the helper's socket, and the helper then kills the command's process
+//! group.
 
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
