@@ -5,6 +5,7 @@
 //! - `unit`: unit files (model, parsing, validation, dependency graph);
 //! - `supervise`: the pure per-unit state machine and the fleet's dependency rules;
 //!   `audit`: how exposed a unit's definition leaves the host (pure);
+//! - `image`: OCI images imported from files, their store, unit roots;
 //! - `memory`: giving memory back after a burst (capacity of maps, malloc's arenas);
 //! - `cgroup`: the cgroup driver; `spawn`: starting containers through a helper;
 //!   `reaper`: the one `waitpid` loop; `logs`: unit output; `notify`: sd_notify
@@ -16,6 +17,7 @@ pub mod audit;
 pub mod cgroup;
 pub mod control;
 pub mod daemon;
+pub mod image;
 pub mod logs;
 pub mod memory;
 pub mod net;

@@ -51,9 +51,53 @@ pub fn processes() -> Vec<ProcStat> {
         .collect()
 }
 
+/// The children of `pid` (its main thread's), in the order the kernel lists them;
+/// empty when it is gone or the kernel lacks `CONFIG_PROC_CHILDREN`.
+pub fn children(pid: i32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+/// The pid of `pid` in its innermost pid namespace (the last `NSpid:` value of
+/// `/proc/PID/status`; the pid itself on kernels without that line).
+pub fn pid_in_namespace(pid: i32) -> Option<i32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    Some(nspid(&status).unwrap_or(pid))
+}
+
+/// The last `NSpid:` value of a `/proc/PID/status` text.
+fn nspid(status: &str) -> Option<i32> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))?
+        .split_whitespace()
+        .last()?
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nspid_is_the_innermost_pid() {
+        assert_eq!(
+            nspid("Name:\tsh\nNSpid:\t4242\t7\t1\nNSpgid:\t1\n"),
+            Some(1)
+        );
+        assert_eq!(nspid("Name:\tsh\nNSpid:\t4242\n"), Some(4242));
+        assert_eq!(nspid("Name:\tsh\n"), None);
+        let me = std::process::id() as i32;
+        assert_eq!(
+            pid_in_namespace(me),
+            Some(me),
+            "the test runs in the host's namespace"
+        );
+    }
 
     #[test]
     fn parses_names_with_spaces_and_parentheses() {

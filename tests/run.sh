@@ -46,5 +46,6 @@ else
     echo "tests/run.sh: not root: the integration tests that need root will be reported as ignored" >&2
 fi
 # The dev profile: the release profile uses LTO (for a fast-starting helper),
-# which would make every test binary slow to build.
-cargo test --all-targets "$@"
+# which would make every test binary slow to build. --no-fail-fast: a failing test
+# binary does not hide the results of the ones after it.
+cargo test --all-targets --no-fail-fast "$@"

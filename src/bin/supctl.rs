@@ -27,7 +27,7 @@ use std::time::SystemTime;
 
 use clap::{Parser, Subcommand};
 
-use sup::control::client::{Client, ClientError, socket_path};
+use sup::control::client::{Client, ClientError, DEFAULT_STATE_DIR, socket_path};
 use sup::control::exit;
 use sup::control::proto::{Command, PROTOCOL_VERSION, Reply, Request, UnitState, UnitStatus};
 use sup::control::{render, render_audit};
@@ -78,6 +78,22 @@ enum Cmd {
         /// Wait until the units are ready again (or failed)
         #[arg(long)]
         wait: bool,
+    },
+    /// Allow disabled units to start again (with --now, also start them)
+    Enable {
+        #[arg(value_name = "UNIT", required = true)]
+        units: Vec<String>,
+        /// Also start the units (and what they require)
+        #[arg(long)]
+        now: bool,
+    },
+    /// Stop units and keep them stopped, across supd restarts, until `enable`
+    Disable {
+        #[arg(value_name = "UNIT", required = true)]
+        units: Vec<String>,
+        /// Accepted for systemctl's habit: disable always stops the units
+        #[arg(long)]
+        now: bool,
     },
     /// Clear the failed state (and start limit) of units
     ResetFailed {
@@ -158,6 +174,14 @@ enum Cmd {
         #[arg(value_name = "UNIT")]
         unit: String,
     },
+    /// Manage the image store: import, ls, inspect, rm, prune (see docs/images.md)
+    #[command(subcommand)]
+    Image(sup::control::image_cli::ImageCmd),
+    /// Discard an image unit's writable layer (the unit must be stopped)
+    Reset {
+        #[arg(value_name = "UNIT", required = true)]
+        units: Vec<String>,
+    },
     /// Stream what happens (state changes, exits, restarts, health, reloads) live
     Events {
         #[arg(value_name = "UNIT")]
@@ -176,6 +200,19 @@ enum Cmd {
         /// Keep printing new lines until interrupted
         #[arg(short, long)]
         follow: bool,
+        /// Only lines from this time on: RFC 3339 (2026-11-29T21:00:00Z), or a
+        /// duration ago (10m, 2h, 1d)
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only lines up to this time (same forms as --since)
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Only lines containing TEXT
+        #[arg(long, value_name = "TEXT")]
+        grep: Option<String>,
+        /// One JSON object per line (ts, stream, line)
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -261,19 +298,22 @@ fn exchange(path: &std::path::Path, command: Command) -> Result<Reply, Failure> 
 /// following.
 fn stream_logs(
     path: &std::path::Path,
-    unit: String,
-    lines: usize,
-    follow: bool,
+    command: Command,
+    json: bool,
     mut each: impl FnMut(&str) -> Result<(), Failure>,
 ) -> Result<(), Failure> {
+    let follow = matches!(command, Command::Logs { follow: true, .. });
     let mut client = Client::connect(path)?;
-    client.send(&request(Command::Logs {
-        unit,
-        lines,
-        follow,
-    }))?;
+    client.send(&request(command))?;
     loop {
         match client.recv()? {
+            Some(Reply::Log(line)) if json => {
+                let text = serde_json::to_string(&line).map_err(|e| Failure {
+                    code: exit::FAILED,
+                    message: format!("cannot encode log line: {e}"),
+                })?;
+                each(&text)?
+            }
             Some(Reply::Log(line)) => each(&render::render_log_line(&line))?,
             Some(Reply::End) => return Ok(()),
             Some(Reply::Error { code, message }) => {
@@ -292,6 +332,24 @@ fn stream_logs(
             }
         }
     }
+}
+
+/// `--since`/`--until`: RFC 3339 as given, or a duration before `now`.
+fn absolute_time(text: &str, now: SystemTime) -> Result<String, Failure> {
+    let usage = |why: String| Failure {
+        code: exit::USAGE,
+        message: format!(
+            "{text:?}: {why}; use RFC 3339 (2026-11-29T21:00:00Z) or a duration ago (10m, 2h)"
+        ),
+    };
+    if humantime::parse_rfc3339_weak(text).is_ok() {
+        return Ok(text.to_owned());
+    }
+    let ago = humantime::parse_duration(text).map_err(|e| usage(e.to_string()))?;
+    let at = now
+        .checked_sub(ago)
+        .ok_or_else(|| usage("too far back".into()))?;
+    Ok(humantime::format_rfc3339_millis(at).to_string())
 }
 
 /// Exit code of `status`: 3 when a named unit is not running (or missing from the reply).
@@ -357,7 +415,15 @@ fn cmd_status(path: &std::path::Path, named: Vec<String>, json: bool) -> Result<
         out(&render::render_detail(unit, now))?;
         out("\n")?;
         let mut any = false;
-        let fetched = stream_logs(path, unit.name.clone(), 10, false, |line| {
+        let recent = Command::Logs {
+            unit: unit.name.clone(),
+            lines: 10,
+            follow: false,
+            since: None,
+            until: None,
+            grep: None,
+        };
+        let fetched = stream_logs(path, recent, false, |line| {
             any = true;
             out(&format!("{line}\n"))
         });
@@ -432,12 +498,30 @@ fn run(cli: Cli) -> Result<i32, Failure> {
         return cmd_notify(ready, status, fields);
     }
     let path = socket_path(cli.socket.as_deref(), cli.state_dir.as_deref());
+    if let Cmd::Image(cmd) = cli.command {
+        // supd's socket is DIR/control.sock: with only --socket, its directory.
+        let from_socket = cli.socket.as_deref().and_then(std::path::Path::parent);
+        let state_dir = cli
+            .state_dir
+            .or_else(|| from_socket.map(PathBuf::from))
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        let text = sup::control::image_cli::run(cmd, &state_dir, &path).map_err(|e| Failure {
+            code: exit::FAILED,
+            message: e.to_string(),
+        })?;
+        out(&text)?;
+        return Ok(exit::OK);
+    }
     match cli.command {
         Cmd::Status { units, json } => cmd_status(&path, units, json),
         Cmd::Start { units, wait } => cmd_units(&path, Command::Start { units, wait }),
         Cmd::Stop { units, wait } => cmd_units(&path, Command::Stop { units, wait }),
         Cmd::Restart { units, wait } => cmd_units(&path, Command::Restart { units, wait }),
         Cmd::ResetFailed { units } => cmd_units(&path, Command::ResetFailed { units }),
+        Cmd::Reset { units } => cmd_units(&path, Command::Reset { units }),
+        Cmd::Image(_) => Ok(exit::OK),
+        Cmd::Enable { units, now } => cmd_units(&path, Command::Enable { units, now }),
+        Cmd::Disable { units, now } => cmd_units(&path, Command::Disable { units, now }),
         Cmd::Reload { dry_run } => cmd_reload(&path, dry_run),
         Cmd::Top { iterations } => cmd_top(&path, iterations),
         Cmd::Audit { units, json } => cmd_audit(&path, units, json),
@@ -467,8 +551,21 @@ fn run(cli: Cli) -> Result<i32, Failure> {
             unit,
             lines,
             follow,
+            since,
+            until,
+            grep,
+            json,
         } => {
-            stream_logs(&path, unit, lines, follow, |line| out(&format!("{line}\n")))?;
+            let now = SystemTime::now();
+            let command = Command::Logs {
+                unit,
+                lines,
+                follow,
+                since: since.map(|t| absolute_time(&t, now)).transpose()?,
+                until: until.map(|t| absolute_time(&t, now)).transpose()?,
+                grep,
+            };
+            stream_logs(&path, command, json, |line| out(&format!("{line}\n")))?;
             Ok(exit::OK)
         }
         Cmd::Events { units, json } => cmd_events(&path, units, json),
@@ -603,6 +700,7 @@ mod tests {
                 unit,
                 lines,
                 follow,
+                ..
             } => {
                 assert_eq!(unit, "web");
                 assert_eq!(lines, 50);
@@ -619,6 +717,23 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn log_times_are_rfc3339_or_a_duration_ago() {
+        let now = humantime::parse_rfc3339("2026-11-29T12:00:00Z").unwrap();
+        assert_eq!(
+            absolute_time("10m", now).unwrap(),
+            "2026-11-29T11:50:00.000Z"
+        );
+        assert_eq!(
+            absolute_time("2026-11-29T11:00:00Z", now).unwrap(),
+            "2026-11-29T11:00:00Z"
+        );
+        assert_eq!(
+            absolute_time("yesterday-ish", now).unwrap_err().code,
+            exit::USAGE
+        );
     }
 
     #[test]

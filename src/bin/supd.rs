@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use sup::daemon::{self, Config, Ending};
 use sup::spawn;
 
@@ -17,9 +17,10 @@ struct Cli {
     /// Directory of unit files (one `NAME.toml` per unit).
     #[arg(long, value_name = "DIR", default_value = "/etc/sup/units")]
     units: PathBuf,
-    /// Directory for the control socket and the unit logs.
+    /// Directory for the control socket, the unit logs and the image store.
     #[arg(
         long,
+        global = true,
         value_name = "DIR",
         env = "SUP_STATE_DIR",
         default_value = "/run/sup"
@@ -48,6 +49,16 @@ struct Cli {
     /// Format of supd's own log on stderr. The level comes from SUPD_LOG (default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<SupdCmd>,
+}
+
+#[derive(Debug, Subcommand)]
+enum SupdCmd {
+    /// Manage the image store in the state directory, as `supctl image` does
+    /// (for scripts and image builders; supd need not run)
+    #[command(subcommand)]
+    Image(sup::control::image_cli::ImageCmd),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -80,6 +91,19 @@ fn main() -> ExitCode {
         Err(e) => e.exit(),
     };
     init_tracing(cli.log_format, pid1);
+    if let Some(SupdCmd::Image(cmd)) = cli.command {
+        let socket = cli.state_dir.join(sup::control::client::SOCKET_NAME);
+        return match sup::control::image_cli::run(cmd, &cli.state_dir, &socket) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("supd: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if cli.check {
         return check(&cli.units);
     }
@@ -111,11 +135,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Absolute, so status shows where units and logs are whatever the directory
+    // supctl runs in.
+    let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
     let config = Config {
         control_group,
         metrics_listen: cli.metrics_listen,
-        units_dir: cli.units,
-        state_dir: cli.state_dir,
+        units_dir: absolute(cli.units),
+        state_dir: absolute(cli.state_dir),
         cgroup_root: cli.cgroup_root,
         forward_output: cli.forward_output || pid1,
     };
@@ -127,7 +154,7 @@ fn main() -> ExitCode {
     let ending = match outcome {
         Ok(Ok(ending)) => Ok(ending),
         Ok(Err(e)) => {
-            tracing::error!("{e}");
+            // Once: supd's log is on stderr too.
             eprintln!("supd: {e}");
             Err(())
         }

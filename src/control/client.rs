@@ -332,6 +332,9 @@ mod tests {
                 unit: "web".into(),
                 lines: 10,
                 follow: false,
+                since: None,
+                until: None,
+                grep: None,
             },
         };
         client.send(&req).unwrap();
@@ -406,6 +409,9 @@ mod tests {
             unit: "a".into(),
             lines: 10,
             follow,
+            since: None,
+            until: None,
+            grep: None,
         };
         for (command, waits) in [
             (logs(true), true),

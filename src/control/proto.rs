@@ -47,6 +47,23 @@ pub enum Command {
     ResetFailed {
         units: Vec<String>,
     },
+    /// Discard stopped image units' writable layers (docs/images.md).
+    Reset {
+        units: Vec<String>,
+    },
+    /// Allow the units to start again (`now`: and start them).
+    Enable {
+        units: Vec<String>,
+        #[serde(default)]
+        now: bool,
+    },
+    /// Keep the units stopped, across supd's restarts too; stops them now.
+    Disable {
+        units: Vec<String>,
+        /// Accepted for systemctl's habit; a disable always stops the units.
+        #[serde(default)]
+        now: bool,
+    },
     /// Re-read the unit directory and apply the difference.
     Reload {
         #[serde(default)]
@@ -68,6 +85,15 @@ pub enum Command {
         lines: usize,
         #[serde(default)]
         follow: bool,
+        /// Only lines at or after this time (RFC 3339).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<String>,
+        /// Only lines at or before this time (RFC 3339).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        until: Option<String>,
+        /// Only lines containing this text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grep: Option<String>,
     },
     /// A live stream of events about the named units (or all), one `Reply::Event`
     /// each, until the client hangs up.
@@ -252,6 +278,12 @@ pub struct UnitStatus {
     pub hash: String,
     /// Unit file the definition was loaded from.
     pub path: String,
+    /// `[container] image` as written, and the manifest digest it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// The image's ExposedPorts (`80/tcp`): what it listens on, not published.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposed_ports: Vec<String>,
     /// Set when the file on disk was rejected and the loaded definition kept running.
     pub definition_error: Option<String>,
     /// Where the unit's output is written.
@@ -289,6 +321,20 @@ pub struct UnitStatus {
     /// Networking, for units that are not on the host's network.
     #[serde(default)]
     pub network: Option<NetworkStatus>,
+    /// Host pid of the service's main process: `pid` itself, or the service under
+    /// the container's init.
+    #[serde(default)]
+    pub main_pid: Option<i32>,
+    /// The same process's pid inside the unit's pid namespace (`NSpid`).
+    #[serde(default)]
+    pub main_pid_in_container: Option<i32>,
+    /// False once the operator disabled the unit (`supctl disable`).
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
 }
 
 /// A unit's network as `status` shows it.
@@ -330,6 +376,8 @@ impl UnitStatus {
             want: String::new(),
             hash: String::new(),
             path: String::new(),
+            image: None,
+            exposed_ports: Vec::new(),
             definition_error: None,
             log_file: String::new(),
             disk_differs: false,
@@ -342,6 +390,9 @@ impl UnitStatus {
             health_output: None,
             status_text: None,
             network: None,
+            main_pid: None,
+            main_pid_in_container: None,
+            enabled: true,
         }
     }
 }
@@ -418,6 +469,9 @@ pub struct ReloadPlan {
     pub unchanged: Vec<String>,
     /// `file:line:column: message` for each definition that was rejected.
     pub rejected: Vec<String>,
+    /// Why units change besides their files: `UNIT: image NAME:TAG is now sha256:...`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -440,6 +494,7 @@ impl From<&crate::supervise::ReloadPlan> for ReloadPlan {
             updated: p.updated.clone(),
             unchanged: p.unchanged.clone(),
             rejected: p.rejected.iter().map(ToString::to_string).collect(),
+            images: Vec::new(),
         }
     }
 }

@@ -147,9 +147,13 @@ pub fn render_table(units: &[UnitStatus], now: SystemTime) -> String {
         rows[0].extend(["ADDRESS".to_string(), "PORTS".to_string()]);
     }
     for u in units {
+        let mut state = state_label(u);
+        if !u.enabled {
+            state.push_str(" (disabled)");
+        }
         let mut row = vec![
             u.name.clone(),
-            state_label(u),
+            state,
             format_health(u),
             relative_rfc3339(&u.since, now),
             format_pid(u.pid),
@@ -210,7 +214,20 @@ pub fn render_detail(u: &UnitStatus, now: SystemTime) -> String {
         ),
     );
     field("Want", u.want.clone());
+    if !u.enabled {
+        field(
+            "Enabled",
+            format!("no: kept stopped (`supctl enable {}`)", u.name),
+        );
+    }
     field("PID", format_pid(u.pid));
+    if let Some(main) = u.main_pid {
+        let inside = match u.main_pid_in_container {
+            Some(n) if n != main => format!(" ({n} in the container)"),
+            _ => String::new(),
+        };
+        field("Main PID", format!("{main}{inside}"));
+    }
     field("Restarts", u.restarts.to_string());
     let last_exit = match &u.last_exit {
         Some(exit) => format!(
@@ -276,6 +293,15 @@ pub fn render_detail(u: &UnitStatus, now: SystemTime) -> String {
     }
     if let Some(leftover) = &u.leftover {
         field("Found at start", leftover.clone());
+    }
+    if let Some(image) = &u.image {
+        field("Image", image.clone());
+    }
+    if !u.exposed_ports.is_empty() {
+        field(
+            "Exposed ports",
+            format!("{} (not published)", u.exposed_ports.join(", ")),
+        );
     }
     field("Log file", u.log_file.clone());
     if u.disk_differs && u.definition_error.is_none() {
@@ -410,6 +436,9 @@ pub fn render_reload(plan: &ReloadPlan, applied: bool) -> String {
     ));
     for rejected in &plan.rejected {
         out.push_str(&format!("rejected: {rejected}\n"));
+    }
+    for note in &plan.images {
+        out.push_str(&format!("image changed: {note}\n"));
     }
     if !applied {
         out.push_str("(dry run, nothing applied)\n");

@@ -248,10 +248,11 @@ fn reload_plan() {
         updated: vec![],
         unchanged: vec!["d".into()],
         rejected: vec!["units/e.toml:1:1: expected `=`".into()],
+        images: vec!["c: image app:1 is now sha256:b (was sha256:a)".into()],
     };
     assert_eq!(
         render_reload(&plan, false),
-        "added: a, b\nrestarted: c\nunchanged: 1 unit\nrejected: units/e.toml:1:1: expected `=`\n(dry run, nothing applied)\n"
+        "added: a, b\nrestarted: c\nunchanged: 1 unit\nrejected: units/e.toml:1:1: expected `=`\nimage changed: c: image app:1 is now sha256:b (was sha256:a)\n(dry run, nothing applied)\n"
     );
     assert_eq!(
         render_reload(&ReloadPlan::default(), true),
@@ -278,4 +279,38 @@ db    running   unhealthy  77   3.0M (peak 4.0M)  12.5%  4      0
 idle  inactive  -          -    -                 -      -      0
 ";
     assert_eq!(render_top(&[db, idle]), expected);
+}
+
+#[test]
+fn disabled_units_and_the_main_pid_are_shown() {
+    let now = t("2026-05-01T10:00:05Z");
+    let off = UnitStatus {
+        enabled: false,
+        ..unit("worker", UnitState::Inactive, "dead")
+    };
+    let table = render_table(std::slice::from_ref(&off), now);
+    assert!(table.contains("inactive/dead (disabled)"), "{table}");
+    let detail = render_detail(&off, now);
+    assert!(
+        detail.contains("Enabled: no: kept stopped (`supctl enable worker`)"),
+        "{detail}"
+    );
+    assert!(!detail.contains("Main PID"), "{detail}");
+    let on = UnitStatus {
+        pid: Some(4242),
+        main_pid: Some(4243),
+        main_pid_in_container: Some(2),
+        ..unit("web", UnitState::Running, "running")
+    };
+    let detail = render_detail(&on, now);
+    assert!(
+        detail.contains("Main PID: 4243 (2 in the container)"),
+        "{detail}"
+    );
+    assert!(!detail.contains("Enabled"), "{detail}");
+    let bare = UnitStatus {
+        main_pid_in_container: Some(4243),
+        ..on
+    };
+    assert!(render_detail(&bare, now).contains("Main PID: 4243\n"));
 }

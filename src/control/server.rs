@@ -23,6 +23,7 @@ use super::proto::{
     UnitState,
 };
 use crate::logs::SharedLog;
+use crate::logs::history::Filter;
 
 /// A client must send its whole request line within this time.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -55,6 +56,9 @@ pub struct UnitProgress {
     pub name: String,
     pub state: UnitState,
     pub reason: Option<String>,
+    /// Waiting for a unit that nothing will start (a disabled requirement): a
+    /// wait for it to come up ends here, failed.
+    pub blocked: bool,
 }
 
 #[derive(Debug)]
@@ -222,9 +226,18 @@ async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphor
         _ => Vec::new(),
     };
     let exec = matches!(request.command, Command::Exec { .. });
-    let lines = match request.command {
-        Command::Logs { lines, .. } => lines,
-        _ => 0,
+    let (lines, log_filter) = match &request.command {
+        Command::Logs {
+            lines,
+            since,
+            until,
+            grep,
+            ..
+        } => match log_filter(since, until, grep) {
+            Ok(filter) => (*lines, filter),
+            Err(message) => return error(&mut wr, ErrorCode::BadRequest, message).await,
+        },
+        _ => (0, Filter::default()),
     };
     let _long_lived = if follow || wait.is_some() || exec {
         match long_lived.try_acquire_owned() {
@@ -254,7 +267,10 @@ async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphor
     };
     match answer {
         Answer::Reply(reply @ Reply::Done { .. }) if wait.is_some() => {
-            if let (Some((goal, units)), Reply::Done { .. }) = (wait, &reply) {
+            if let (Some((goal, _)), Reply::Done { results }) = (wait, &reply) {
+                // Every unit the request acted on: a stop also lists the units
+                // stopped with the named ones, in order.
+                let units: Vec<String> = results.iter().map(|r| r.name.clone()).collect();
                 let reply = wait_for(&handle, changes, goal, &units, &mut rd).await;
                 let _ = send(&mut wr, &reply).await;
             }
@@ -262,7 +278,14 @@ async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphor
         Answer::Reply(reply) => {
             let _ = send(&mut wr, &reply).await;
         }
-        Answer::Log(log) => stream_log(log, lines, follow, &mut rd, &mut wr).await,
+        Answer::Log(log) => {
+            let want = LogWant {
+                lines,
+                follow,
+                filter: log_filter,
+            };
+            stream_log(log, want, &mut rd, &mut wr).await
+        }
         Answer::Exec(launch) => {
             if let Err(reply) = super::exec::serve(launch, fds, &mut rd, &mut wr).await {
                 let _ = send(&mut wr, &reply).await;
@@ -391,7 +414,13 @@ async fn wait_for<R: AsyncRead + Unpin>(
             }
             None => return shutting_down(),
         };
-        let verdicts: Vec<Option<bool>> = statuses.iter().map(|s| verdict(goal, s.state)).collect();
+        let verdicts: Vec<Option<bool>> = statuses
+            .iter()
+            .map(|s| match goal {
+                Goal::Up if s.blocked => Some(false),
+                _ => verdict(goal, s.state),
+            })
+            .collect();
         if verdicts.iter().all(Option::is_some) {
             return Reply::Done {
                 results: statuses
@@ -434,15 +463,59 @@ fn shutting_down() -> Reply {
     }
 }
 
-async fn stream_log<R: AsyncRead + Unpin>(
-    log: SharedLog,
+/// What a `logs` request asks for.
+struct LogWant {
     lines: usize,
     follow: bool,
+    filter: Filter,
+}
+
+/// `since`/`until` (RFC 3339) and `grep` of a `logs` request.
+fn log_filter(
+    since: &Option<String>,
+    until: &Option<String>,
+    grep: &Option<String>,
+) -> Result<Filter, String> {
+    let time = |key: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(|t| {
+                humantime::parse_rfc3339_weak(t)
+                    .map_err(|e| format!("{key} {t:?} is not an RFC 3339 time: {e}"))
+            })
+            .transpose()
+    };
+    Ok(Filter {
+        since: time("since", since)?,
+        until: time("until", until)?,
+        grep: grep.clone().filter(|g| !g.is_empty()),
+    })
+}
+
+async fn stream_log<R: AsyncRead + Unpin>(
+    log: SharedLog,
+    want: LogWant,
     rd: &mut BufReader<R>,
     wr: &mut OwnedWriteHalf,
 ) {
+    let LogWant {
+        lines,
+        follow,
+        filter,
+    } = want;
+    // From the files when memory may not hold it all: a time range, a search,
+    // or more lines than memory keeps.
+    let from_files = !filter.is_empty() || lines > crate::logs::MEMORY_LINES;
+    let history = |log: &SharedLog, filter: &Filter| {
+        let (path, keep) = (log.path().clone(), log.limits().max_files);
+        let filter = filter.clone();
+        tokio::task::spawn_blocking(move || crate::logs::history::read(&path, keep, &filter, lines))
+    };
     if !follow {
-        for line in log.tail(lines) {
+        let past = match from_files {
+            true => history(&log, &filter).await.unwrap_or_default(),
+            false => log.tail(lines),
+        };
+        for line in past {
             if send(wr, &Reply::Log(line.into())).await.is_err() {
                 return;
             }
@@ -450,7 +523,12 @@ async fn stream_log<R: AsyncRead + Unpin>(
         let _ = send(wr, &Reply::End).await;
         return;
     }
-    let (tail, mut rx) = log.tail_and_follow(lines);
+    let (mut tail, mut rx) = log.tail_and_follow(lines);
+    if from_files {
+        // Lines written between the read and the subscription may show twice:
+        // better than missing one.
+        tail = history(&log, &filter).await.unwrap_or_default();
+    }
     for line in tail {
         if send(wr, &Reply::Log(line.into())).await.is_err() {
             return;
@@ -460,6 +538,9 @@ async fn stream_log<R: AsyncRead + Unpin>(
     loop {
         tokio::select! {
             next = rx.recv() => match next {
+                Ok(line) if !filter.accepts(&line) => {
+                    if filter.until.is_some_and(|u| line.at > u) { return }
+                }
                 Ok(line) => if send(wr, &Reply::Log(line.into())).await.is_err() { return },
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     // Never let a slow reader hold lines (or supd) back: it goes.

@@ -5,7 +5,7 @@ use tokio::sync::oneshot;
 
 use super::event_loop::Daemon;
 use super::reload::{Trigger, shutting_down};
-use crate::control::proto::{Command, ErrorCode, Reply, UnitAudit, UnitResult};
+use crate::control::proto::{Command, ErrorCode, Reply, UnitAudit, UnitResult, UnitState};
 use crate::control::server::{Answer, Query, UnitProgress};
 use crate::pid1::Halt;
 use crate::supervise::{Fleet, Now, UnitAction};
@@ -72,15 +72,77 @@ impl Daemon {
                 let _ = answer.send(reply);
                 return;
             }
-            Command::Start { units, .. } => self.for_units(&units, |f, u| f.start(u, now)),
-            Command::Stop { units, .. } => self.for_units(&units, |f, u| f.stop(u, now)),
-            Command::Restart { units, .. } => self.for_units(&units, |f, u| f.restart(u, now)),
+            Command::Start { units, .. } => {
+                let mut reply = self.for_units(&units, |f, u| f.start(u, now));
+                self.mark_disabled(&mut reply);
+                reply
+            }
+            Command::Enable { units, now: start } => self.enable_units(&units, start, now),
+            Command::Disable { units, .. } => self.disable_units(&units, now),
+            Command::Stop { units, .. } => self.stop_units(&units, now),
+            Command::Restart { units, .. } => {
+                let mut reply = self.for_units(&units, |f, u| f.restart(u, now));
+                note_results(&mut reply, "restart requested");
+                self.mark_disabled(&mut reply);
+                reply
+            }
             Command::ResetFailed { units } => self.for_units(&units, |f, u| f.reset_failed(u, now)),
+            Command::Reset { units } => return self.reset_images(units, answer),
             Command::Audit { units } => self.audit(&units),
             Command::Poweroff => self.halt(Halt::Poweroff),
             Command::Reboot => self.halt(Halt::Reboot),
         };
         let _ = answer.send(Answer::Reply(reply));
+    }
+
+    /// `reset`: discard stopped image units' writable layers (unmount their
+    /// root, remove the upper layer), in a blocking thread: a big upper layer
+    /// takes a while to remove.
+    fn reset_images(&mut self, units: Vec<String>, answer: oneshot::Sender<Answer>) {
+        let refuse = |message: String| {
+            Answer::Reply(Reply::Error {
+                code: ErrorCode::BadRequest,
+                message,
+            })
+        };
+        if let Some(refusal) = self.unknown_units(&units) {
+            let _ = answer.send(Answer::Reply(refusal));
+            return;
+        }
+        for u in &units {
+            let Some(slot) = self.fleet.get(u) else {
+                continue;
+            };
+            if slot.spec.container.image.is_none() {
+                let _ = answer.send(refuse(format!(
+                    "{u} has no [container] image: nothing to reset"
+                )));
+                return;
+            }
+            if !slot.machine.is_settled_down() {
+                let _ = answer.send(refuse(format!(
+                    "{u} is running: stop it first (`supctl stop --wait {u}`), then reset it"
+                )));
+                return;
+            }
+        }
+        let progress = self.progress(&units).unwrap_or_default();
+        let state_dir = self.state_dir().to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let results = progress
+                .into_iter()
+                .map(|p| {
+                    let outcome = crate::image::root::reset(&state_dir, &p.name);
+                    UnitResult {
+                        ok: outcome.is_ok(),
+                        message: outcome.err().map(|e| e.to_string()),
+                        name: p.name,
+                        state: p.state,
+                    }
+                })
+                .collect();
+            let _ = answer.send(Answer::Reply(Reply::Done { results }));
+        });
     }
 
     /// `audit`: each unit's exposure report, from its loaded definition.
@@ -122,6 +184,11 @@ impl Daemon {
             let actions = f(&mut self.fleet, u);
             self.execute(actions);
         }
+        self.results(units)
+    }
+
+    /// Each unit's state now, as an accepted request's results.
+    pub(super) fn results(&self, units: &[String]) -> Reply {
         let results = self
             .progress(units)
             .unwrap_or_default()
@@ -136,6 +203,40 @@ impl Daemon {
         Reply::Done { results }
     }
 
+    /// `stop`: the reply lists every unit the stop takes down, in the order they go
+    /// (units requiring a named one first), so `--wait` waits for them all and
+    /// `supctl` says what was stopped.
+    pub(super) fn stop_units(&mut self, units: &[String], now: Now) -> Reply {
+        if let Some(refusal) = self.unknown_units(units) {
+            return refusal;
+        }
+        let mut order: Vec<String> = Vec::new();
+        for u in units {
+            for n in self.fleet.stop_order(u) {
+                if !order.contains(&n) {
+                    order.push(n);
+                }
+            }
+        }
+        for u in units {
+            let actions = self.fleet.stop(u, now);
+            self.execute(actions);
+        }
+        let mut reply = self.results(&order);
+        // A unit still up waits for the units ordered after it to stop first.
+        if let Reply::Done { results } = &mut reply {
+            for r in results.iter_mut().filter(|r| {
+                matches!(
+                    r.state,
+                    UnitState::Running | UnitState::Starting | UnitState::Restarting
+                )
+            }) {
+                r.message = Some("stop requested".into());
+            }
+        }
+        reply
+    }
+
     /// The coarse state of the named units (for `--wait`).
     fn progress(&self, units: &[String]) -> Result<Vec<UnitProgress>, String> {
         units
@@ -145,6 +246,12 @@ impl Daemon {
                     name: name.clone(),
                     state: super::status::unit_state(slot.machine.state()),
                     reason: self.failure_reason(name, slot).or_else(|| stop_note(slot)),
+                    blocked: matches!(slot.machine.phase(), crate::supervise::Phase::Waiting)
+                        && self
+                            .fleet
+                            .waiting_for(name)
+                            .iter()
+                            .any(|d| self.fleet.is_disabled(d)),
                 }),
                 None => Err(self.not_found_message(std::slice::from_ref(name))),
             })
@@ -152,7 +259,7 @@ impl Daemon {
     }
 
     /// The refusal of a request naming units that are not loaded, if it names any.
-    fn unknown_units(&self, units: &[String]) -> Option<Reply> {
+    pub(super) fn unknown_units(&self, units: &[String]) -> Option<Reply> {
         let missing: Vec<String> = units
             .iter()
             .filter(|u| self.fleet.get(u).is_none())
@@ -177,6 +284,15 @@ impl Daemon {
             })
             .collect();
         detail.join("; ")
+    }
+}
+
+/// Adds `note` to every result of an accepted request without its own message.
+fn note_results(reply: &mut Reply, note: &str) {
+    if let Reply::Done { results } = reply {
+        for r in results.iter_mut().filter(|r| r.message.is_none()) {
+            r.message = Some(note.to_string());
+        }
     }
 }
 

@@ -315,8 +315,17 @@ impl Daemon {
             .filter(|s| s.machine.attempt() == exit.attempt)
             .and_then(|s| s.machine.pid());
         if main == Some(exit.pid) {
-            tracing::info!(unit = %exit.owner, pid = exit.pid, status = %exit.status, "process exited");
-            let shown = crate::supervise::decode_init_status(exit.status);
+            // The service's own status, as status shows it: a unit under sup's
+            // init reports its service's death by signal N as 128 + N.
+            let under_init = self
+                .fleet
+                .get(&exit.owner)
+                .is_some_and(|s| crate::supervise::runs_under_init(&s.spec.container));
+            let shown = match under_init {
+                true => crate::supervise::decode_init_status(exit.status),
+                false => exit.status,
+            };
+            tracing::info!(unit = %exit.owner, pid = exit.pid, status = %shown, "process exited");
             let (code, signal) = match shown {
                 crate::supervise::ExitStatus::Code(c) => (Some(c), None),
                 crate::supervise::ExitStatus::Signal(s) => (

@@ -16,6 +16,7 @@
 mod actions;
 mod cgroups;
 mod dispatch;
+mod enable;
 mod event_loop;
 mod events;
 mod exec;
@@ -110,12 +111,16 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     state_dir::prepare(&config.state_dir).map_err(DaemonError::StateDir)?;
     state_dir::prepare(&logs_dir).map_err(DaemonError::StateDir)?;
     let incumbents = reload::Incumbents::default();
-    let loaded = reload::read_dir(config.units_dir.clone(), incumbents.clone())
-        .await
-        .map_err(|source| DaemonError::UnitsDir {
-            path: config.units_dir.clone(),
-            source,
-        })?;
+    let loaded = reload::read_dir(
+        config.units_dir.clone(),
+        config.state_dir.clone(),
+        incumbents.clone(),
+    )
+    .await
+    .map_err(|source| DaemonError::UnitsDir {
+        path: config.units_dir.clone(),
+        source,
+    })?;
     reload::log_rejections(&loaded);
     let socket_path = config.state_dir.join(crate::control::client::SOCKET_NAME);
     let listener = server::bind(&socket_path).map_err(|source| DaemonError::Socket {
@@ -164,7 +169,12 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         cgroups.oom_reader(),
         annotated_tx,
     ));
-    let reloads = reload::spawn_worker(config.units_dir.clone(), incumbents.clone(), loaded_tx);
+    let reloads = reload::spawn_worker(
+        config.units_dir.clone(),
+        config.state_dir.clone(),
+        incumbents.clone(),
+        loaded_tx,
+    );
     let peers = peers::PeerPolicy::new(cgroups.subtree_paths());
     let policy = peers.clone();
     let counters = metrics::Counters::default();
@@ -205,7 +215,9 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         networks: network::Networks::new(&config.state_dir, registry.clone()),
         counters,
     };
+    let state_dir = config.state_dir.clone();
     let mut daemon = Daemon::new(config, registry, cgroups, logs, links, extras);
+    daemon.load_disabled();
     daemon.apply_loaded(loaded, None);
     tracing::info!(units = daemon.unit_count(), socket = %socket_path.display(), "supd started");
     // On a worker, where the reaper, the timers and the sockets wake it: awaited
@@ -225,6 +237,9 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     let _ = std::fs::remove_file(&socket_path);
     kill_stray_children();
     cgroups.teardown();
+    // Every unit stopped: nothing uses their image roots (their upper layers stay).
+    crate::image::root::unmount_all(&state_dir);
+    crate::spawn::credentials::teardown(&state_dir);
     // nft runs as a child reaped by the reaper task: not on this thread.
     let _ = tokio::task::spawn_blocking(move || networks.teardown()).await;
     writer.flush().await;

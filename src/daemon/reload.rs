@@ -38,14 +38,21 @@ pub struct LoadResult {
 /// The units loaded now, shared with the reader: see `unit::load_dir_preferring`.
 pub type Incumbents = std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>;
 
-/// Read and parse every unit file of `dir` in a blocking thread.
-pub async fn read_dir(dir: PathBuf, incumbents: Incumbents) -> std::io::Result<Loaded> {
+/// Read and parse every unit file of `dir` in a blocking thread, and resolve
+/// the images of image units in the store under `state_dir`.
+pub async fn read_dir(
+    dir: PathBuf,
+    state_dir: PathBuf,
+    incumbents: Incumbents,
+) -> std::io::Result<Loaded> {
     tokio::task::spawn_blocking(move || {
         let incumbents = incumbents
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        unit::load_dir_preferring(&dir, &incumbents)
+        let mut loaded = unit::load_dir_preferring(&dir, &incumbents)?;
+        crate::image::units::resolve_units(&mut loaded, &state_dir);
+        Ok(loaded)
     })
     .await
     .unwrap_or_else(|e| Err(std::io::Error::other(format!("reading units: {e}"))))
@@ -54,13 +61,14 @@ pub async fn read_dir(dir: PathBuf, incumbents: Incumbents) -> std::io::Result<L
 /// Start the reader; send it triggers, receive `LoadResult`s on `out`.
 pub fn spawn_worker(
     dir: PathBuf,
+    state_dir: PathBuf,
     incumbents: Incumbents,
     out: mpsc::UnboundedSender<LoadResult>,
 ) -> mpsc::UnboundedSender<Trigger> {
     let (tx, mut triggers) = mpsc::unbounded_channel::<Trigger>();
     tokio::spawn(async move {
         while let Some(trigger) = triggers.recv().await {
-            let result = read_dir(dir.clone(), incumbents.clone()).await;
+            let result = read_dir(dir.clone(), state_dir.clone(), incumbents.clone()).await;
             if out.send(LoadResult { trigger, result }).is_err() {
                 return;
             }
@@ -97,7 +105,8 @@ impl Daemon {
                 answer,
             } => {
                 let plan = self.fleet.plan_reload(&loaded);
-                let _ = answer.send(Answer::Reply(reload_reply(&plan, false)));
+                let images = image_changes(&self.fleet, &loaded);
+                let _ = answer.send(Answer::Reply(reload_reply(&plan, images, false)));
             }
             Trigger::Request {
                 dry_run: false,
@@ -106,7 +115,8 @@ impl Daemon {
                 let reply = if self.shutting_down {
                     shutting_down()
                 } else {
-                    reload_reply(&self.apply_loaded(loaded, None), true)
+                    let images = image_changes(&self.fleet, &loaded);
+                    reload_reply(&self.apply_loaded(loaded, None), images, true)
                 };
                 let _ = answer.send(Answer::Reply(reply));
             }
@@ -227,6 +237,7 @@ impl Daemon {
         // A reload only drops what belongs to units no longer in the fleet; units
         // removed then were still stopping, so what they left is dropped here.
         for unit in &gone {
+            crate::image::root::release(self.state_dir(), unit);
             self.logs.forget(unit);
             self.counters.forget(unit);
             self.start_errors.remove(unit);
@@ -235,6 +246,18 @@ impl Daemon {
             self.notify.forget(unit);
         }
         self.cgroups.forget(&gone);
+        // Their credentials' tmpfs (if any) goes with them.
+        let dirs: Vec<std::path::PathBuf> = gone
+            .iter()
+            .map(|u| crate::spawn::credentials::host_dir(self.state_dir(), u))
+            .filter(|d| d.exists())
+            .collect();
+        if !dirs.is_empty() {
+            tokio::task::spawn_blocking(move || {
+                dirs.iter()
+                    .for_each(|d| crate::spawn::credentials::remove(d))
+            });
+        }
         self.start_errors.shrink_after_churn();
         self.main_pidfds.shrink_after_churn();
         self.loaded_fingerprints.shrink_after_churn();
@@ -255,11 +278,30 @@ pub fn log_rejections(loaded: &Loaded) {
     }
 }
 
-fn reload_reply(plan: &ReloadPlan, applied: bool) -> Reply {
-    Reply::Reload {
-        plan: plan.into(),
-        applied,
-    }
+fn reload_reply(plan: &ReloadPlan, images: Vec<String>, applied: bool) -> Reply {
+    let mut plan: crate::control::proto::ReloadPlan = plan.into();
+    plan.images = images;
+    Reply::Reload { plan, applied }
+}
+
+/// Loaded units whose image is another than the one they run: a tag imported again.
+fn image_changes(fleet: &crate::supervise::Fleet, loaded: &Loaded) -> Vec<String> {
+    let digest = |u: &unit::Unit| {
+        let image = u.container.image.as_ref()?;
+        Some((
+            image.reference.clone(),
+            image.resolved.as_ref()?.digest.clone(),
+        ))
+    };
+    loaded
+        .units
+        .iter()
+        .filter_map(|(name, unit)| {
+            let (reference, new) = digest(unit)?;
+            let (_, old) = digest(&fleet.get(name)?.spec)?;
+            (old != new).then(|| format!("{name}: image {reference} is now {new} (was {old})"))
+        })
+        .collect()
 }
 
 pub(super) fn shutting_down() -> Reply {

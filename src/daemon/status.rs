@@ -59,14 +59,36 @@ impl Daemon {
             .filter(|(_, s)| self.cgroups.is_live(&s.name))
             .map(|(i, s)| (i, s.name.clone()))
             .collect();
-        let reader = match self.cgroups.usage_reader() {
-            Some(r) if !with_cgroup.is_empty() => r,
-            _ => {
+        // The service's own process, found in /proc.
+        let with_pid: Vec<(usize, i32, bool)> = out
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let slot = self.fleet.get(&s.name)?;
+                let under_init = crate::supervise::runs_under_init(&slot.spec.container);
+                Some((i, s.pid?, under_init))
+            })
+            .collect();
+        let reader = self
+            .cgroups
+            .usage_reader()
+            .filter(|_| !with_cgroup.is_empty());
+        if reader.is_none() && with_pid.is_empty() {
+            let _ = answer.send(Answer::Reply(Reply::Status { units: out }));
+            return;
+        }
+        tokio::task::spawn_blocking(move || {
+            for (i, pid, under_init) in with_pid {
+                if let Some(status) = out.get_mut(i) {
+                    status.main_pid = main_pid(pid, under_init);
+                    status.main_pid_in_container =
+                        status.main_pid.and_then(crate::procfs::pid_in_namespace);
+                }
+            }
+            let Some(reader) = reader else {
                 let _ = answer.send(Answer::Reply(Reply::Status { units: out }));
                 return;
-            }
-        };
-        tokio::task::spawn_blocking(move || {
+            };
             for (i, unit) in with_cgroup {
                 let usage = reader.read(&unit);
                 if let Some(status) = out.get_mut(i)
@@ -108,8 +130,19 @@ impl Daemon {
                 .last_failure()
                 .map(|f| self.with_start_error(name, f.to_string())),
             Phase::Waiting if slot.stopped_for.is_none() => {
-                let deps = self.fleet.waiting_for(name);
+                let deps: Vec<String> = self
+                    .fleet
+                    .waiting_for(name)
+                    .into_iter()
+                    .map(|d| match self.fleet.is_disabled(&d) {
+                        true => format!("{d} (disabled)"),
+                        false => d,
+                    })
+                    .collect();
                 (!deps.is_empty()).then(|| format!("waiting for {}", deps.join(", ")))
+            }
+            Phase::Inactive if slot.stopped_for.is_none() && self.fleet.is_disabled(name) => {
+                Some(super::enable::disabled_reason(name))
             }
             Phase::Inactive | Phase::Waiting | Phase::Stopping { .. } | Phase::Cleaning { .. } => {
                 slot.stopped_for
@@ -176,6 +209,16 @@ impl Daemon {
             want: if m.want_up() { "up" } else { "down" }.into(),
             hash: slot.spec.hash.clone(),
             path: slot.spec.path.display().to_string(),
+            image: slot
+                .spec
+                .container
+                .image
+                .as_ref()
+                .map(|i| match &i.resolved {
+                    Some(r) => format!("{} ({})", i.reference, r.digest),
+                    None => i.reference.clone(),
+                }),
+            exposed_ports: image_ports(&slot.spec),
             definition_error,
             log_file: self.log_path(name).display().to_string(),
             // Filled in off the loop; limits are known here.
@@ -194,6 +237,10 @@ impl Daemon {
             // The service's own words, while it has a process to say them.
             status_text: m.pid().and_then(|_| self.notify.status.get(name).cloned()),
             network: self.network_status(&slot.spec),
+            // Read from /proc off the loop (`answer_status`).
+            main_pid: None,
+            main_pid_in_container: None,
+            enabled: !self.fleet.is_disabled(name),
         }
     }
 
@@ -213,9 +260,25 @@ impl Daemon {
             log_file: self.log_path(name).display().to_string(),
             disk_differs: true,
             leftover: self.cgroups.leftover(name).map(describe_leftover),
+            enabled: !self.fleet.is_disabled(name),
             ..UnitStatus::new(name, UnitState::Failed)
         }
     }
+}
+
+/// The service's own process: `pid` itself, or under the container's init the
+/// child it started (in a process group of its own; the first child if none
+/// is), which is not there yet (None) right after the container's start.
+fn main_pid(pid: i32, under_init: bool) -> Option<i32> {
+    if !under_init {
+        return Some(pid);
+    }
+    let children = crate::procfs::children(pid);
+    children
+        .iter()
+        .copied()
+        .find(|&c| crate::procfs::ProcStat::read(c).is_some_and(|s| s.pgrp == c))
+        .or_else(|| children.first().copied())
 }
 
 pub(super) fn health_word(h: Health) -> &'static str {
@@ -272,4 +335,16 @@ fn stopped_by_on_failure(unit: &str, action: crate::unit::OnFailure) -> String {
         _ => String::new(),
     };
     format!("required unit {unit} failed (its on_failure = \"{name}\"){again}")
+}
+
+/// An image unit's ExposedPorts, as its image declares them.
+fn image_ports(unit: &crate::unit::Unit) -> Vec<String> {
+    let resolved = unit
+        .container
+        .image
+        .as_ref()
+        .and_then(|i| i.resolved.as_ref());
+    resolved
+        .map(|r| r.exposed_ports.clone())
+        .unwrap_or_default()
 }

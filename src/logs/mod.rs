@@ -7,6 +7,7 @@
 //! threads (`writer`), behind bounded queues: a slow disk or serial console slows the
 //! services' output at worst, never the supervisor.
 
+pub mod history;
 mod pump;
 mod writer;
 
@@ -178,6 +179,11 @@ impl SharedLog {
         if last {
             self.writer.close(&self.path).await;
         }
+    }
+
+    /// The unit's rotation limits (how many files `history` reads).
+    pub fn limits(&self) -> LogLimits {
+        self.lock().limits
     }
 
     /// The last `n` lines, oldest first.

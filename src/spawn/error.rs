@@ -49,7 +49,11 @@ pub enum Step {
     ResolveUser,
     ResolveGroup,
     CreateOverlayDir,
+    /// Mounting an image unit's overlay root (supd, before the helper).
+    PrepareImageRoot,
     CompileSeccomp,
+    EnvFile,
+    Credentials,
     // In supd: starting the helper and talking to it.
     Cgroup,
     EncodePlan,
@@ -150,7 +154,10 @@ impl fmt::Display for Step {
             Step::ResolveUser => "resolve user",
             Step::ResolveGroup => "resolve group",
             Step::CreateOverlayDir => "create overlay directory",
+            Step::PrepareImageRoot => "prepare image root",
             Step::CompileSeccomp => "compile seccomp filter",
+            Step::EnvFile => "env_file",
+            Step::Credentials => "credentials",
             Step::Cgroup => "cgroup",
             Step::EncodePlan => "encode plan",
             Step::Socketpair => "socketpair",

@@ -21,6 +21,8 @@
 //! - `error`: `SpawnError`, what any step reports.
 
 pub mod accounts;
+pub mod credentials;
+mod envfile;
 mod error;
 mod handover;
 pub mod helper;

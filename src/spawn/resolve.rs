@@ -23,6 +23,33 @@ const DEFAULT_START_PRE_TIMEOUT: std::time::Duration = std::time::Duration::from
 pub fn plan(unit: &Unit, state_dir: &Path) -> Result<LaunchPlan, SpawnError> {
     let svc = &unit.service;
     let root = unit.container.rootfs.as_deref().unwrap_or(Path::new("/"));
+    // An image unit's root is mounted (once, kept across restarts) before its
+    // user is looked up in the image's /etc/passwd.
+    if let Some(resolved) = unit
+        .container
+        .image
+        .as_ref()
+        .and_then(|i| i.resolved.as_ref())
+    {
+        crate::image::root::prepare(state_dir, &unit.name, resolved, root).map_err(|e| {
+            SpawnError::new(
+                Step::PrepareImageRoot,
+                Some(&root.to_string_lossy()),
+                None,
+                e.to_string(),
+            )
+        })?;
+        if let Some(w) = &svc.workdir {
+            super::mounts::create_dir_in(root, w).map_err(|e| {
+                SpawnError::new(
+                    Step::PrepareImageRoot,
+                    Some(&w.to_string_lossy()),
+                    Some(e),
+                    "create the working directory in the image root",
+                )
+            })?;
+        }
+    }
     let (credentials, account) = identity::resolve(
         root,
         svc.user.as_ref(),
@@ -46,6 +73,23 @@ pub fn plan(unit: &Unit, state_dir: &Path) -> Result<LaunchPlan, SpawnError> {
             env.insert("WATCHDOG_USEC".into(), w.as_micros().to_string());
         }
     }
+    env.extend(read_env_files(&svc.env_file)?);
+    let mut mounts = plan_mounts(unit, state_dir)?;
+    if !svc.credentials.is_empty() {
+        // Last: over whatever the unit mounts at /run.
+        mounts.push(super::credentials::prepare(
+            &unit.name,
+            &svc.credentials,
+            &unit.container,
+            credentials.as_ref(),
+            &host.state_dir,
+        )?);
+        let dir = super::credentials::container_dir(&unit.name);
+        env.insert(
+            "CREDENTIALS_DIRECTORY".into(),
+            dir.to_string_lossy().into_owned(),
+        );
+    }
     env.extend(svc.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     Ok(LaunchPlan {
         unit: unit.name.clone(),
@@ -54,7 +98,7 @@ pub fn plan(unit: &Unit, state_dir: &Path) -> Result<LaunchPlan, SpawnError> {
         workdir: svc.workdir.clone().unwrap_or_else(|| PathBuf::from("/")),
         credentials,
         umask: svc.umask,
-        mounts: plan_mounts(unit, state_dir)?,
+        mounts,
         host,
         seccomp: if unit.container.seccomp {
             Some(default_seccomp(&unit.container.capabilities)?)
@@ -92,6 +136,33 @@ pub fn run_as(plan: &mut LaunchPlan, unit: &Unit, user: &str) -> Result<(), Spaw
         plan.env.push(format!("LOGNAME={}", account.name));
     }
     Ok(())
+}
+
+/// The variables of the unit's `env_file`s, read now (each start sees the files
+/// as they are), in order: a later file overrides an earlier one. A missing file
+/// fails the start unless it was written with a leading `-`.
+fn read_env_files(files: &[crate::unit::EnvFile]) -> Result<Vec<(String, String)>, SpawnError> {
+    let mut out = Vec::new();
+    for f in files {
+        let shown = f.path.to_string_lossy();
+        let text = match std::fs::read(&f.path) {
+            Ok(bytes) => String::from_utf8(bytes)
+                .map_err(|_| SpawnError::new(Step::EnvFile, Some(&shown), None, "not UTF-8"))?,
+            Err(e) if f.optional && e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                let detail = if e.kind() == std::io::ErrorKind::NotFound {
+                    "missing (write it as \"-PATH\" in env_file if it is optional)"
+                } else {
+                    ""
+                };
+                return Err(SpawnError::io(Step::EnvFile, Some(&shown), &e, detail));
+            }
+        };
+        let vars = super::envfile::parse(&text, &f.path)
+            .map_err(|e| SpawnError::new(Step::EnvFile, None, None, e))?;
+        out.extend(vars);
+    }
+    Ok(out)
 }
 
 /// Adds what supd decided about a start's network to its plan: the interfaces

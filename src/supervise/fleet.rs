@@ -55,6 +55,10 @@ pub struct Fleet {
     /// Removed units dropped since the last `take_forgotten`: what the daemon keeps
     /// about them besides the slot goes too.
     forgotten: Vec<String>,
+    /// Units the operator disabled (`supctl disable`): never started, not by
+    /// supd's start, a reload, a dependent or an `on_failure`. Names, so a
+    /// unit keeps it while its file is away.
+    disabled: BTreeSet<String>,
 }
 
 impl Fleet {
@@ -64,6 +68,21 @@ impl Fleet {
 
     pub fn get(&self, name: &str) -> Option<&Slot> {
         self.slots.get(name)
+    }
+
+    /// Whether the operator disabled `name`.
+    pub fn is_disabled(&self, name: &str) -> bool {
+        self.disabled.contains(name)
+    }
+
+    /// Mark `name` disabled or not. Disabling stops nothing by itself (see
+    /// `stop`); enabling starts nothing.
+    pub fn set_disabled(&mut self, name: &str, disabled: bool) {
+        if disabled {
+            self.disabled.insert(name.to_string());
+        } else {
+            self.disabled.remove(name);
+        }
     }
 
     /// What a waiting unit waits for, in the order of its lists: the units it
@@ -86,6 +105,40 @@ impl Fleet {
             .filter(|n| !slot.spec.requires.contains(n))
             .filter(|n| machine(n).is_some_and(|m| m.is_coming_up()));
         required.chain(ordered).cloned().collect()
+    }
+
+    /// What an operator stop of `name` stops, in the order they go down: the units
+    /// that require it (directly or not), deepest first, then `name`; only those
+    /// that are not already down (`name` itself always).
+    pub fn stop_order(&self, name: &str) -> Vec<String> {
+        // Depth first over "required by", each unit after everything requiring
+        // it; with a stack of its own, for long chains.
+        let mut order = Vec::new();
+        let mut seen = BTreeSet::from([name.to_string()]);
+        let mut stack = vec![(name.to_string(), self.graph.requiring(name), 0)];
+        while let Some((n, dependents, next)) = stack.last_mut() {
+            match dependents.get(*next).cloned() {
+                Some(d) => {
+                    *next += 1;
+                    if seen.insert(d.clone()) {
+                        let deeper = self.graph.requiring(&d);
+                        stack.push((d, deeper, 0));
+                    }
+                }
+                None => {
+                    order.push(std::mem::take(n));
+                    stack.pop();
+                }
+            }
+        }
+        order.retain(|n| {
+            n == name
+                || self
+                    .slots
+                    .get(n)
+                    .is_some_and(|s| s.machine.want_up() || !s.machine.is_settled_down())
+        });
+        order
     }
 
     /// Removed units dropped (their process gone) since the last call.
@@ -184,7 +237,7 @@ impl Fleet {
         (plan, out)
     }
 
-    /// Operator start: the unit and, transitively, every unit it requires.
+    /// Operator start: the unit and, transitively, every unit it requires or wants.
     pub fn start(&mut self, name: &str, now: Now) -> Vec<UnitAction> {
         let mut out = Vec::new();
         self.start_with_requirements(name, now, &mut out);
@@ -200,12 +253,19 @@ impl Fleet {
         out
     }
 
-    /// Operator restart of one unit (dependents keep running; requirements start).
+    /// Operator restart of one unit (dependents keep running; requirements and
+    /// wanted units start).
     pub fn restart(&mut self, name: &str, now: Now) -> Vec<UnitAction> {
         let mut out = Vec::new();
+        if self.disabled.contains(name) {
+            return out;
+        }
         self.event(name, Event::Restart, now, &mut out);
-        let requires = self.slots.get(name).map(|s| s.spec.requires.clone());
-        for req in requires.iter().flatten() {
+        let pulled = self
+            .slots
+            .get(name)
+            .map(|s| [&s.spec.requires[..], &s.spec.wants[..]].concat());
+        for req in pulled.iter().flatten() {
             self.start_with_requirements(req, now, &mut out);
         }
         self.settle(now, &mut out);
@@ -373,6 +433,9 @@ impl Fleet {
             OnFailure::None | OnFailure::Poweroff | OnFailure::Reboot | OnFailure::Exit => return,
         };
         for dependent in self.graph.requiring(name) {
+            if event == Event::Restart && self.disabled.contains(&dependent) {
+                continue;
+            }
             let affected = if event == Event::Stop {
                 self.stop_with_dependents(&dependent, now, out)
             } else {
@@ -397,10 +460,13 @@ impl Fleet {
             let Some(slot) = self.slots.get(&n) else {
                 continue;
             };
-            if slot.removing {
+            if slot.removing || self.disabled.contains(&n) {
                 continue;
             }
+            // Wanted units start too; nothing waits for them, and their failure
+            // touches nobody (they are not edges of the graph).
             stack.extend(slot.spec.requires.iter().cloned());
+            stack.extend(slot.spec.wants.iter().cloned());
             self.event(&n, Event::Start, now, out);
         }
     }

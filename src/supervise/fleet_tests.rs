@@ -184,6 +184,8 @@ fn operator_stop_propagates_to_requiring_units_only() {
         now,
     );
     let pids = bring_up(&mut fleet, first, now);
+    assert_eq!(fleet.stop_order("db"), ["web", "db"], "what a stop lists");
+    assert_eq!(fleet.stop_order("web"), ["web"]);
     fleet.stop("db", now);
     assert_eq!(state(&fleet, "web"), State::Stopping);
     assert_eq!(state(&fleet, "db"), State::Running, "waits for web");
@@ -451,4 +453,80 @@ fn a_waiting_unit_says_what_it_waits_for() {
     bring_up(&mut fleet, first, now);
     assert_eq!(fleet.waiting_for("web"), Vec::<String>::new());
     assert_eq!(fleet.waiting_for("nobody"), Vec::<String>::new());
+}
+
+#[test]
+fn wants_starts_the_wanted_unit_whose_failure_changes_nothing() {
+    let now = Now::read();
+    let mut fleet = Fleet::default();
+    let app = parse(
+        "app",
+        "[unit]\nwants = [\"flaky\"]\n[service]\nexec = [\"app\"]\n",
+    );
+    let flaky = parse("flaky", "[service]\nexec = [\"flaky\"]\nrestart = \"no\"\n");
+    let (_, first) = fleet.apply_reload(&loaded(vec![app, flaky]), now);
+    let pids = bring_up(&mut fleet, first, now);
+    for unit in ["app", "flaky"] {
+        fleet.stop(unit, now);
+        exit(&mut fleet, unit, pids[unit], ExitStatus::Signal(15), now);
+        assert_eq!(state(&fleet, unit), State::Inactive);
+    }
+    let first = fleet.start("app", now);
+    let mut started = spawned_units(&first);
+    started.sort();
+    assert_eq!(started, ["app", "flaky"], "no ordering: both at once");
+    let pids = bring_up(&mut fleet, first, now);
+    exit(&mut fleet, "flaky", pids["flaky"], ExitStatus::Code(1), now);
+    assert_eq!(state(&fleet, "flaky"), State::Failed);
+    assert_eq!(
+        state(&fleet, "app"),
+        State::Running,
+        "its failure is not app's"
+    );
+    fleet.stop("flaky", now);
+    assert_eq!(state(&fleet, "app"), State::Running, "nor is its stop");
+}
+
+#[test]
+fn a_disabled_unit_is_started_by_nothing() {
+    let now = Now::read();
+    let mut fleet = Fleet::default();
+    fleet.set_disabled("db", true);
+    let (_, first) = fleet.apply_reload(
+        &loaded(vec![
+            unit("db", &[], &[], "1"),
+            unit("web", &[], &["db"], "2"),
+        ]),
+        now,
+    );
+    assert!(spawned_units(&first).is_empty(), "web waits for db");
+    assert_eq!(state(&fleet, "db"), State::Inactive);
+    assert_eq!(state(&fleet, "web"), State::Starting);
+    assert_eq!(fleet.waiting_for("web"), ["db"]);
+    assert!(spawned_units(&fleet.start("web", now)).is_empty());
+    assert!(spawned_units(&fleet.start("db", now)).is_empty());
+    assert!(spawned_units(&fleet.restart("db", now)).is_empty());
+    fleet.set_disabled("db", false);
+    let actions = fleet.start("db", now);
+    assert_eq!(spawned_units(&actions), ["db"]);
+    let pids = bring_up(&mut fleet, actions, now);
+    assert!(pids.contains_key("web"), "web follows once db is up");
+}
+
+#[test]
+fn stop_order_lists_each_unit_after_everything_requiring_it() {
+    let now = Now::read();
+    let mut fleet = Fleet::default();
+    let (_, first) = fleet.apply_reload(
+        &loaded(vec![
+            unit("a", &[], &[], "1"),
+            unit("b", &[], &["a"], "2"),
+            unit("c", &[], &["b", "a"], "3"),
+            unit("d", &[], &["a"], "4"),
+        ]),
+        now,
+    );
+    bring_up(&mut fleet, first, now);
+    assert_eq!(fleet.stop_order("a"), ["c", "b", "d", "a"]);
+    assert_eq!(fleet.stop_order("b"), ["c", "b"]);
 }

@@ -70,8 +70,13 @@ impl Machine {
     pub fn want_up(&self) -> bool {
         self.want_up
     }
+    /// Automatic restarts since the operator last started the unit; during the
+    /// backoff before a restart (and while that restart waits for its
+    /// dependencies) it counts already, so status does not lag one behind.
     pub fn restarts(&self) -> u32 {
-        self.restarts
+        let pending =
+            self.restart_pending && matches!(self.phase, Phase::Restarting { .. } | Phase::Waiting);
+        self.restarts.saturating_add(u32::from(pending))
     }
     pub fn last_exit(&self) -> Option<(ExitStatus, SystemTime)> {
         self.last_exit

@@ -83,6 +83,11 @@ fn crash_restarts_with_growing_delay_then_hits_start_limit() {
         let Phase::Restarting { at, .. } = *m.phase() else {
             panic!("expected restarting, got {:?}", m.phase())
         };
+        assert_eq!(
+            m.restarts() as i32,
+            pid - 9,
+            "the restart under way counts during its backoff"
+        );
         delays.push(at - t.mono);
         t = Now {
             mono: at,

@@ -41,6 +41,8 @@ pub fn test_service() -> crate::unit::Service {
         supplementary_groups: Vec::new(),
         umask: None,
         lifecycle: crate::unit::Lifecycle::default(),
+        env_file: Vec::new(),
+        credentials: Default::default(),
     }
 }
 

@@ -15,6 +15,8 @@ use super::model::{Pos, Unit};
 enum Kind {
     After,
     Requires,
+    /// Started along, no ordering: not an edge of the cycle check.
+    Wants,
 }
 
 impl Kind {
@@ -22,6 +24,7 @@ impl Kind {
         match self {
             Kind::After => "after",
             Kind::Requires => "requires",
+            Kind::Wants => "wants",
         }
     }
 
@@ -29,6 +32,7 @@ impl Kind {
         match self {
             Kind::After => (&unit.after, &unit.deps.after),
             Kind::Requires => (&unit.requires, &unit.deps.requires),
+            Kind::Wants => (&unit.wants, &unit.deps.wants),
         }
     }
 }
@@ -91,13 +95,13 @@ fn check_edges(
     errors: &mut Vec<UnitError>,
 ) -> bool {
     let mut seen = HashSet::new();
-    for (kind, dep, pos) in edges(unit) {
+    for (kind, dep, pos) in edges(unit).chain(entries(unit, Kind::Wants)) {
         let message = if dep == unit.name {
             format!("unit {:?} cannot list itself in {}", dep, kind.key())
         } else if invalid.contains(dep) {
-            if kind == Kind::After {
-                // Ordering against a broken unit is harmless: it just
-                // will not be running.
+            if kind != Kind::Requires {
+                // Ordering against (or wanting) a broken unit is harmless:
+                // it just will not be running.
                 continue;
             }
             format!("requires {dep:?}, whose definition has errors")

@@ -60,6 +60,10 @@ pub struct ContainerSpec {
     pub mounts: Vec<MountSpec>,
     /// What of the host the unit may reach (defaults protect it).
     pub protection: Protection,
+    /// `image`: the root is the image's layers plus the unit's own writable
+    /// layer (docs/images.md). Left out of the hash when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<super::ImageSpec>,
 }
 
 impl ContainerSpec {
@@ -110,6 +114,7 @@ impl Default for ContainerSpec {
             oom_score_adj: None,
             mounts: Vec::new(),
             protection: Protection::default(),
+            image: None,
         }
     }
 }

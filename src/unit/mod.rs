@@ -11,6 +11,7 @@
 
 mod error;
 mod graph;
+mod image;
 mod isolation;
 pub mod lifecycle;
 mod load;
@@ -27,13 +28,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 pub use error::UnitError;
+pub use image::{ImageSpec, ResolvedImage};
 pub use isolation::{
     Capability, ContainerSpec, IdMapRange, MountKind, MountSpec, MountType, Namespace, Propagation,
     Rlimit, RlimitResource,
 };
 pub use lifecycle::{HealthSpec, Lifecycle, OnFailure, OnUnhealthy, Probe, ServiceType};
 pub use model::{
-    IdSpec, LogLimits, RestartPolicy, Service, StartLimit, Unit, same_except_live_settings,
+    EnvFile, IdSpec, LogLimits, RestartPolicy, Service, StartLimit, Unit, same_except_live_settings,
 };
 pub use network::{NetworkDef, NetworkMode, NetworkSpec, PortSpec, Protocol};
 pub use protection::{DeviceSpec, ProtectSystem, Protection};

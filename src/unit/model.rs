@@ -32,6 +32,8 @@ pub struct Unit {
     pub after: Vec<String>,
     /// Units this one needs; implies `after` as well.
     pub requires: Vec<String>,
+    /// Units started with this one, whose failure does not affect it (no ordering).
+    pub wants: Vec<String>,
     /// How to run and restart the process.
     pub service: Service,
     /// Log rotation limits.
@@ -90,6 +92,21 @@ pub struct Service {
     /// when default, so units that do not use it keep their hash.
     #[serde(skip_serializing_if = "Lifecycle::is_default")]
     pub lifecycle: Lifecycle,
+    /// `env_file`: environment files read at each start, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env_file: Vec<EnvFile>,
+    /// `[credentials]`: name -> host file, copied into the container at each start.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub credentials: BTreeMap<String, PathBuf>,
+}
+
+/// One `env_file` entry: `"-/path"` is optional (a missing file is skipped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvFile {
+    /// Absolute.
+    pub path: PathBuf,
+    /// Written with a leading `-`.
+    pub optional: bool,
 }
 
 /// At most `burst` starts within `interval`.
@@ -181,6 +198,7 @@ impl Default for Pos {
 pub(super) struct DepLocations {
     pub(super) after: Vec<Pos>,
     pub(super) requires: Vec<Pos>,
+    pub(super) wants: Vec<Pos>,
     /// `[network]`: the `networks` list (or `mode`), each `ports` entry, `ipv4`.
     pub(super) networks: Pos,
     pub(super) ports: Vec<Pos>,
@@ -208,6 +226,9 @@ struct Canonical<'a> {
     description: &'a str,
     after: &'a [String],
     requires: &'a [String],
+    /// Skipped when empty, so units without `wants` keep their hash.
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    wants: &'a [String],
     service: &'a Service,
     logs: &'a LogLimits,
     container: &'a ContainerSpec,
@@ -235,6 +256,7 @@ impl Unit {
             description: &self.description,
             after: &self.after,
             requires: &self.requires,
+            wants: &self.wants,
             service: &self.service,
             logs: &self.logs,
             container: &self.container,
@@ -251,7 +273,7 @@ impl Unit {
 }
 
 /// True when `a` and `b` have the same definition apart from what supd applies to
-/// a running unit: its `resources` (written to its cgroup) and the settings of
+/// a running unit (or reads only when it starts, `wants`): its `resources` (written to its cgroup) and the settings of
 /// an existing `[health]` check (its probes start over). Adding or removing the
 /// check changes when the unit is ready: not live. Name, path and hash are
 /// ignored, like in [`Unit::compute_hash`].
@@ -264,6 +286,8 @@ pub fn same_except_live_settings(a: &Unit, b: &Unit) -> bool {
         description,
         after,
         requires,
+        // Only read when the unit starts: a change applies to its next start.
+        wants: _,
         service,
         logs,
         container,

@@ -15,6 +15,7 @@ fn main() -> std::process::ExitCode {
         events_stream_a_crash_with_its_exit_code_and_the_restart,
         control_group_members_read_but_cannot_change_anything,
         metrics_are_scraped_and_parse,
+        logs_filter_by_time_and_text_from_the_files,
     ]])
 }
 
@@ -240,4 +241,45 @@ fn scrape(addr: &str, path: &str) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).expect("read");
     out
+}
+
+fn logs_filter_by_time_and_text_from_the_files() {
+    let unit = "[service]\nexec = [\"/bin/sh\", \"-c\", \"i=0; while [ $i -lt 30 ]; do echo alpha $i; echo beta $i >&2; i=$((i+1)); done; sleep 100\"]\n";
+    let mut sup = Sup::start(&[("talk", unit)]);
+    sup.wait_all_running();
+    let logs = |args: &[&str]| {
+        let mut all = vec!["logs", "talk"];
+        all.extend_from_slice(args);
+        let out = sup.supctl(&all);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        stdout(&out)
+    };
+    common::wait_until("all 60 lines", || {
+        logs(&["-n", "100"]).lines().count() == 60
+    });
+    let beta = logs(&["--grep", "beta", "-n", "100"]);
+    assert_eq!(beta.lines().count(), 30, "{beta}");
+    assert!(beta.lines().all(|l| l.contains("[stderr] beta")), "{beta}");
+    assert_eq!(logs(&["--grep", "beta 2", "-n", "3"]).lines().count(), 3);
+    assert!(logs(&["--since", "2999-01-01T00:00:00Z"]).is_empty());
+    assert_eq!(
+        logs(&["--since", "1h", "--grep", "alpha 7"])
+            .lines()
+            .count(),
+        1
+    );
+    assert!(logs(&["--until", "2000-01-01T00:00:00Z"]).is_empty());
+    let json = logs(&["--json", "-n", "2", "--grep", "alpha"]);
+    for line in json.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json line");
+        assert_eq!(v["stream"], "stdout");
+        assert!(
+            v["line"].as_str().is_some_and(|l| l.starts_with("alpha")),
+            "{v}"
+        );
+        assert!(v["ts"].as_str().is_some_and(|t| t.ends_with('Z')));
+    }
+    let bad = sup.supctl(&["logs", "talk", "--since", "last tuesday"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    sup.stop();
 }

@@ -30,6 +30,18 @@ use crate::unit::{ContainerSpec, MountSpec};
 pub use cgroupfs::CgroupMount;
 pub use protect::notify_socket_in_container;
 
+/// Creates the directory `path` (as the container sees it) inside `root`
+/// where it is missing, resolved in the root: an image unit's working
+/// directory, which Docker creates too.
+pub fn create_dir_in(
+    root: &std::path::Path,
+    path: &std::path::Path,
+) -> Result<(), nix::errno::Errno> {
+    root::Root::open(root, true)?
+        .resolve(path, root::Create::Dir)
+        .map(drop)
+}
+
 /// A filesystem type supd mounts (binds aside).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -69,6 +81,11 @@ pub struct PlannedMount {
     /// A default on a directory the host may lack (`/var/tmp`): left out where
     /// the target is missing instead of failing the start.
     pub optional: bool,
+    /// The target lies in a tmpfs the plan mounts before it (the unit's own
+    /// `/run`, for its credentials): what is missing is made there, on the
+    /// host's root too.
+    #[serde(default)]
+    pub in_fresh_mount: bool,
 }
 
 impl PlannedMount {
@@ -78,6 +95,7 @@ impl PlannedMount {
             spec,
             overlay_dirs: None,
             optional: false,
+            in_fresh_mount: false,
         }
     }
 }

@@ -266,7 +266,12 @@ fn plan_mount(ops: &mut Vec<Op>, m: &PlannedMount, dev: &PopulateDev) -> Result<
                 flags: bind,
                 data: None,
             };
-            let mut op = Op::in_root(Step::BindMount, target, Missing::LikeSource, action);
+            let missing = if m.in_fresh_mount {
+                Missing::CreateInPrivateTmp
+            } else {
+                Missing::LikeSource
+            };
+            let mut op = Op::in_root(Step::BindMount, target, missing, action);
             op.shown = format!("{} -> {}", source.display(), target.display());
             ops.push(op);
             if spec.readonly || !flags.is_empty() {

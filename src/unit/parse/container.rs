@@ -38,6 +38,8 @@ const CONTAINER_KEYS: &[&str] = &[
     "protect_cgroups",
     "control_socket",
     "ambient_capabilities",
+    "image",
+    "args",
 ];
 
 /// Longest hostname/domainname accepted (`__NEW_UTS_LEN`).
@@ -122,6 +124,7 @@ pub(super) fn read_container(
         ns.check(Namespace::Mnt, "rootfs", root.span(), r);
     }
     let rootfs = r.absolute_path(rootfs, "rootfs").map(Spanned::into_inner);
+    let image = read_image(t.take("image"), t.take("args"), &ns, rootfs.is_some(), r);
     let readonly_root = r.boolean(t.take("readonly_root")).is_some_and(|ro| {
         if *ro.get_ref() {
             ns.check(Namespace::Mnt, "readonly_root = true", ro.span(), r);
@@ -151,8 +154,14 @@ pub(super) fn read_container(
     let rlimits = read_rlimits(t.take("rlimits"), r);
     let oom_score_adj = r.int_in(t.take("oom_score_adj"), -1000, 1000, "oom_score_adj");
     let mounts = mount::read_mounts(mounts, &ns, r);
-    let protection =
-        protection::read_protection(&mut t, devices, &ns, rootfs.is_some(), &capabilities, r);
+    let protection = protection::read_protection(
+        &mut t,
+        devices,
+        &ns,
+        rootfs.is_some() || image.is_some(),
+        &capabilities,
+        r,
+    );
 
     ContainerSpec {
         namespaces: ns.created,
@@ -172,7 +181,67 @@ pub(super) fn read_container(
         oom_score_adj: oom_score_adj.map(|n| *n.get_ref() as i32),
         mounts,
         protection,
+        image,
     }
+}
+
+/// `args` (in `[container]` or `[service]`): strings, NUL-free like `exec`.
+pub(super) fn read_args(v: Value, r: &mut Reader) -> Vec<String> {
+    let Some(list) = r.array(Some(v), "an array of strings", "args", limits::ARGS) else {
+        return Vec::new();
+    };
+    let args = r.each(list.into_inner(), |r, a| r.string(Some(a)));
+    for arg in args.iter().filter(|a| a.get_ref().contains('\0')) {
+        r.report(arg.span(), "args must not contain NUL bytes");
+    }
+    args.into_iter().map(Spanned::into_inner).collect()
+}
+
+/// `image` (a reference, checked against the store when supd loads the unit)
+/// and `args`, which only an image unit takes.
+fn read_image(
+    image: Option<Value>,
+    args: Option<Value>,
+    ns: &NsContext,
+    has_rootfs: bool,
+    r: &mut Reader,
+) -> Option<crate::unit::ImageSpec> {
+    let args_span = args.as_ref().map(Spanned::span);
+    let args = args.map_or_else(Vec::new, |v| read_args(v, r));
+    let Some(image) = r.string(image) else {
+        if let Some(span) = args_span {
+            r.report(
+                span,
+                "args needs `image` in [container]: without an image, write the arguments in exec",
+            );
+        }
+        return None;
+    };
+    let span = image.span();
+    let reference = image.into_inner();
+    if reference.is_empty()
+        || reference
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        r.report(
+            span.clone(),
+            format!("image {reference:?} must be NAME:TAG, NAME@sha256:HEX or sha256:HEX"),
+        );
+    }
+    ns.check(Namespace::Mnt, "image", span.clone(), r);
+    if has_rootfs {
+        r.report(
+            span,
+            "image and rootfs are both set: an image unit's root is the image, remove rootfs",
+        );
+    }
+    Some(crate::unit::ImageSpec {
+        reference,
+        args,
+        stop_signal_written: false,
+        resolved: None,
+    })
 }
 
 /// "one of ..." for type errors on a named value.

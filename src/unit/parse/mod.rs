@@ -56,6 +56,7 @@ const SECTIONS: &[&str] = &[
     "resources",
     "health",
     "network",
+    "credentials",
 ];
 
 /// Parses and validates one unit file. See the crate-level `parse_unit`.
@@ -150,8 +151,27 @@ fn build_unit(
     let root = Spanned::new(0..0, DeValue::Table(doc.into_inner()));
     let mut root = r.table(Some(root), SECTIONS)?;
     let deps = service::read_unit_section(root.take("unit"), r);
+    let network = network::read_network(root.take("network"), r);
+    // `mode = "none"`/`"bridge"` give the unit a network namespace of its own, as
+    // `"net"` in `namespaces` does: it decides the default capabilities.
+    let own_net = matches!(
+        network.spec.mode,
+        crate::unit::NetworkMode::None | crate::unit::NetworkMode::Bridge
+    );
+    // Before [service]: an image unit may leave out `exec` (and [service]).
+    let mut container = container::read_container(
+        root.take("container"),
+        root.take("mount"),
+        root.take("device"),
+        own_net,
+        r,
+    );
     let service = match root.take("service") {
-        Some(v) => service::read_service(v, r),
+        Some(v) => service::read_service(v, container.image.as_mut(), r),
+        None if container.image.is_some() => {
+            let empty = Spanned::new(0..0, DeValue::Table(Default::default()));
+            service::read_service(empty, container.image.as_mut(), r)
+        }
         None => {
             r.report(
                 0..0,
@@ -161,20 +181,9 @@ fn build_unit(
         }
     };
     let logs = service::read_logs(root.take("logs"), r);
-    let network = network::read_network(root.take("network"), r);
-    // `mode = "none"`/`"bridge"` give the unit a network namespace of its own, as
-    // `"net"` in `namespaces` does: it decides the default capabilities.
-    let own_net = matches!(
-        network.spec.mode,
-        crate::unit::NetworkMode::None | crate::unit::NetworkMode::Bridge
-    );
-    let mut container = container::read_container(
-        root.take("container"),
-        root.take("mount"),
-        root.take("device"),
-        own_net,
-        r,
-    );
+    let credentials_at = root.take("credentials");
+    let credentials_span = credentials_at.as_ref().map(Spanned::span);
+    let credentials = service::read_credentials(credentials_at, r);
     let mode_at = network.mode_written.as_ref().map(|m| m.span());
     let net_at = network.at;
     let mut network = network.spec;
@@ -191,12 +200,14 @@ fn build_unit(
     let mut locations = DepLocations {
         after: locate(&deps.after),
         requires: locate(&deps.requires),
+        wants: locate(&deps.wants),
         networks: at(net_at.networks.as_ref().or(mode_at.as_ref())),
         ports: net_at.ports.iter().map(|s| at(Some(s))).collect(),
         ipv4: at(net_at.ipv4.as_ref()),
     };
     let mut after: Vec<String> = names(deps.after);
     let mut requires: Vec<String> = names(deps.requires);
+    let wants: Vec<String> = names(deps.wants);
     // A unit in another's network namespace needs it running first, and goes
     // with it.
     if let crate::unit::NetworkMode::Unit(peer) = &network.mode {
@@ -211,7 +222,19 @@ fn build_unit(
             }
         }
     }
+    // Credentials are a private mount of the container: they need its own mount
+    // namespace.
+    if let Some(span) = credentials_span
+        && !credentials.is_empty()
+        && !container.namespaces.contains(&crate::unit::Namespace::Mnt)
+    {
+        r.report(
+            span,
+            "[credentials] needs the unit's own mount namespace: add \"mnt\" to [container] namespaces",
+        );
+    }
     let mut service = service?;
+    service.credentials = credentials;
     // Something to wait for, and no limit written: systemd's default (not for a
     // oneshot job, which may take as long as it takes).
     let lc = &mut service.lifecycle;
@@ -229,6 +252,7 @@ fn build_unit(
         description: deps.description,
         after,
         requires,
+        wants,
         service,
         logs,
         container,

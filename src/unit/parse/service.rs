@@ -1,6 +1,7 @@
 //! `[unit]`, `[service]` and `[logs]`.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -8,12 +9,13 @@ use toml::Spanned;
 
 use super::reader::{Reader, Span, Value};
 use super::{defaults, limits};
-use crate::unit::model::{LogLimits, RestartPolicy, Service, StartLimit};
+use crate::unit::model::{EnvFile, LogLimits, RestartPolicy, Service, StartLimit};
 use crate::unit::values::{self, DURATION_EXPECTED, SIGNAL_EXPECTED, SIZE_EXPECTED};
 
-const UNIT_KEYS: &[&str] = &["description", "after", "requires"];
+const UNIT_KEYS: &[&str] = &["description", "after", "requires", "wants"];
 const SERVICE_KEYS: &[&str] = &[
     "exec",
+    "args",
     "env",
     "workdir",
     "user",
@@ -36,6 +38,7 @@ const SERVICE_KEYS: &[&str] = &[
     "exec_start_pre",
     "exec_stop_post",
     "on_failure",
+    "env_file",
 ];
 const START_LIMIT_KEYS: &[&str] = &["burst", "interval"];
 const LOG_KEYS: &[&str] = &["max_size", "max_files"];
@@ -49,6 +52,7 @@ pub(super) struct UnitSection {
     pub(super) description: String,
     pub(super) after: Vec<Spanned<String>>,
     pub(super) requires: Vec<Spanned<String>>,
+    pub(super) wants: Vec<Spanned<String>>,
 }
 
 pub(super) fn read_unit_section(v: Option<Value>, r: &mut Reader) -> UnitSection {
@@ -64,6 +68,7 @@ pub(super) fn read_unit_section(v: Option<Value>, r: &mut Reader) -> UnitSection
     };
     let after = deps("after", r);
     let requires = deps("requires", r);
+    let wants = deps("wants", r);
     UnitSection {
         description: r
             .string(t.take("description"))
@@ -71,6 +76,7 @@ pub(super) fn read_unit_section(v: Option<Value>, r: &mut Reader) -> UnitSection
             .unwrap_or_default(),
         after,
         requires,
+        wants,
     }
 }
 
@@ -81,10 +87,37 @@ pub(super) fn duration(r: &mut Reader, v: Option<Value>, what: &str) -> Option<S
     })
 }
 
-pub(super) fn read_service(v: Value, r: &mut Reader) -> Option<Service> {
+/// `image` is the unit's `[container] image`: then `exec` may be left out (the
+/// image's Entrypoint and Cmd apply), `args` may be written here as well as in
+/// `[container]`, and a written `stop_signal` is noted.
+pub(super) fn read_service(
+    v: Value,
+    mut image: Option<&mut crate::unit::ImageSpec>,
+    r: &mut Reader,
+) -> Option<Service> {
     let mut t = r.table(Some(v), SERVICE_KEYS)?;
-    let exec = check_exec(t.take("exec"), t.span(), r);
+    if let Some(v) = t.take("args") {
+        let span = v.span();
+        let args = super::container::read_args(v, r);
+        match image.as_deref_mut() {
+            None => r.report(
+                span,
+                "args needs `image` in [container]: without an image, write the arguments in exec",
+            ),
+            Some(img) if !img.args.is_empty() => r.report(
+                span,
+                "args is written in both [service] and [container]: keep one",
+            ),
+            Some(img) => img.args = args,
+        }
+    }
+    let exec = match t.take("exec") {
+        // Filled in from the image's config when supd loads the unit.
+        None if image.is_some() => Some(Vec::new()),
+        v => check_exec(v, t.span(), r),
+    };
     let env = read_env(t.take("env"), r);
+    let env_file = read_env_files(t.take("env_file"), r);
     let workdir = r.absolute_path(t.take("workdir"), "workdir");
     let id = |r: &mut Reader, v| {
         r.scalar(v, ID_EXPECTED, values::id)
@@ -102,6 +135,9 @@ pub(super) fn read_service(v: Value, r: &mut Reader) -> Option<Service> {
     let reset_after = duration(r, t.take("restart_reset_after"), "restart_reset_after");
     let start_limit = read_start_limit(t.take("start_limit"), r);
     let stop_signal = r.scalar(t.take("stop_signal"), SIGNAL_EXPECTED, values::signal);
+    if let Some(image) = image {
+        image.stop_signal_written = stop_signal.is_some();
+    }
     let stop_timeout = duration(r, t.take("stop_timeout"), "stop_timeout");
     let codes = t.take("success_exit_codes");
     let success_exit_codes = r
@@ -161,6 +197,8 @@ pub(super) fn read_service(v: Value, r: &mut Reader) -> Option<Service> {
         supplementary_groups,
         umask: umask.map(Spanned::into_inner),
         lifecycle,
+        env_file,
+        credentials: BTreeMap::new(),
     })
 }
 
@@ -220,6 +258,66 @@ fn read_env(v: Option<Value>, r: &mut Reader) -> BTreeMap<String, String> {
         env.insert(key.into_inner(), value.into_inner());
     }
     env
+}
+
+/// `env_file = ["/etc/app/env", "-/etc/app/optional.env"]`: absolute paths, a
+/// leading `-` marks a file that may be missing.
+fn read_env_files(v: Option<Value>, r: &mut Reader) -> Vec<EnvFile> {
+    let expected = r#"an array of absolute paths like ["/etc/app/env", "-/etc/app/optional.env"]"#;
+    let Some(list) = r.array(v, expected, "env_file", limits::LIST) else {
+        return Vec::new();
+    };
+    let entries = r.each(list.into_inner(), |r, v| r.string(Some(v)));
+    let mut out = Vec::new();
+    for entry in entries {
+        let text = entry.get_ref();
+        let (optional, path) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text.as_str()),
+        };
+        if !path.starts_with('/') || path.contains('\0') {
+            r.report(
+                entry.span(),
+                format!("env_file {text:?} must be an absolute path (with a leading `-` if it may be missing)"),
+            );
+            continue;
+        }
+        out.push(EnvFile {
+            path: PathBuf::from(path),
+            optional,
+        });
+    }
+    out
+}
+
+/// `[credentials]`: `NAME = "/path/on/host"`; a name is a file name in the
+/// credentials directory.
+pub(super) fn read_credentials(v: Option<Value>, r: &mut Reader) -> BTreeMap<String, PathBuf> {
+    let entries = r
+        .entries(v, "credentials", limits::LIST)
+        .unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for (key, value) in entries {
+        let name = key.get_ref();
+        let valid = !name.is_empty()
+            && name.len() <= 255
+            && name != "."
+            && name != ".."
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-@".contains(c));
+        if !valid {
+            r.report(
+                key.span(),
+                format!("invalid credential name {name:?}: must match [A-Za-z0-9_.@-]+ (it is a file name), not . or .."),
+            );
+        }
+        let Some(path) = r.absolute_path(Some(value), "credential file") else {
+            continue;
+        };
+        out.insert(key.into_inner(), path.into_inner());
+    }
+    out
 }
 
 /// Applies defaults and checks `restart_max_delay >= restart_delay`,

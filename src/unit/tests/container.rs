@@ -194,6 +194,7 @@ fn full_container_section() {
         ],
         // A rootfs of its own: the host's system files are not there to protect.
         protection: crate::unit::Protection::defaults(true, true),
+        image: None,
     };
     assert_eq!(c, want);
     // The hash serialises the model as JSON; namespace map keys must work.
@@ -276,10 +277,10 @@ fn unknown_namespace_and_key() {
         r#"unknown namespace "network": expected one of "user", "mnt", "pid", "uts", "ipc", "net", "cgroup""#,
     );
     assert_err(
-        &with("[container]\nimage = \"x\"\n"),
+        &with("[container]\nvolume = \"x\"\n"),
         4,
         1,
-        "unknown field `image`",
+        "unknown field `volume`",
     );
     assert_err(
         &with("[container.join]\nnetwork = \"/run/netns/x\"\n"),
@@ -560,4 +561,64 @@ fn namespace_names_round_trip() {
     assert_eq!(c.namespaces, set(&[Namespace::User, Namespace::Net]));
     let err = parse_err(&with("[container]\nnamespaces = \"mnt\"\n"));
     assert!(err.message.contains("invalid type"), "{err}");
+}
+
+#[test]
+fn image_units_may_leave_out_exec_and_service() {
+    for text in [
+        "[container]\nimage = \"web:1\"\n",
+        "[container]\nimage = \"web:1\"\nargs = [\"-v\"]\n[service]\nrestart = \"always\"\n",
+    ] {
+        let u = parse(text).unwrap_or_else(|e| panic!("{text}: {e:?}"));
+        let image = u.container.image.expect("image");
+        assert_eq!(image.reference, "web:1");
+        assert!(u.service.exec.is_empty(), "filled in from the image later");
+        // Protected like a rootfs unit: the host's /dev is not there.
+        assert!(u.container.protection.private_devices, "{text}");
+    }
+    let u = parse("[container]\nimage = \"web:1\"\n[service]\nstop_signal = \"SIGINT\"\n").unwrap();
+    assert!(u.container.image.unwrap().stop_signal_written);
+    // `args` may be written in [service] too.
+    let u = parse("[container]\nimage = \"web:1\"\n[service]\nargs = [\"-v\"]\n").unwrap();
+    assert_eq!(u.container.image.unwrap().args, ["-v"]);
+}
+
+#[test]
+fn image_key_errors() {
+    for (text, message) in [
+        (
+            "[service]\nexec = [\"/bin/true\"]\n[container]\nargs = [\"x\"]\n",
+            "args needs `image` in [container]",
+        ),
+        (
+            "[container]\nimage = \"web:1\"\nrootfs = \"/srv/root\"\n",
+            "image and rootfs are both set",
+        ),
+        (
+            "[container]\nimage = \"web:1\"\nnamespaces = [\"pid\"]\n",
+            "image needs a mnt namespace",
+        ),
+        ("[container]\nimage = \"a b\"\n", "must be NAME:TAG"),
+        ("[container]\nimage = 3\n", "expected a string"),
+        ("[service]\nrestart = \"always\"\n", "missing `exec`"),
+        (
+            "[service]\nexec = [\"/bin/true\"]\nargs = [\"x\"]\n",
+            "args needs `image` in [container]",
+        ),
+        (
+            "[container]\nimage = \"w:1\"\nargs = [\"a\"]\n[service]\nargs = [\"b\"]\n",
+            "args is written in both",
+        ),
+        (
+            "[container]\nimage = \"w:1\"\nargs = [\"a\\u0000\"]\n",
+            "NUL",
+        ),
+    ] {
+        let errors = crate::unit::parse_unit("web", std::path::Path::new("units/web.toml"), text)
+            .expect_err(text);
+        assert!(
+            errors.iter().any(|e| e.message.contains(message)),
+            "{text}: want {message:?} in {errors:?}"
+        );
+    }
 }

@@ -243,3 +243,27 @@ fn long_requires_chains_are_dropped_in_one_pass() {
             .all(|e| e.message.contains("whose definition has errors") && e.line == 2)
     );
 }
+
+#[test]
+fn wants_names_known_units_and_makes_no_cycle() {
+    let l = graph(&[unit("web", "wants = [\"metrics\"]")], &[]);
+    assert_eq!(
+        l.errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [
+            r#"u/web.toml:2:10: unknown dependency "metrics" in wants: no unit file metrics.toml in this directory"#
+        ]
+    );
+    // Wanting each other is no cycle (no ordering), nor is wanting a broken unit
+    // an error; wanting itself is.
+    let l = graph(
+        &[
+            unit("a", "wants = [\"b\", \"broken\"]"),
+            unit("b", "wants = [\"a\"]"),
+        ],
+        &["broken"],
+    );
+    assert!(l.errors.is_empty(), "{:?}", l.errors);
+    assert_eq!(unit_names(&l), ["a", "b"]);
+    let l = graph(&[unit("a", "wants = [\"a\"]")], &[]);
+    assert!(l.errors[0].message.contains("cannot list itself in wants"));
+}

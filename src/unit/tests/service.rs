@@ -401,3 +401,85 @@ description = "The web frontend"
         "name and path are not part of the hash"
     );
 }
+
+#[test]
+fn env_files_credentials_and_wants() {
+    let u = parse(
+        "[unit]\nwants = [\"cache\"]\n[service]\nexec = [\"/bin/true\"]\n\
+         env_file = [\"/etc/app/env\", \"-/etc/app/optional.env\"]\n\
+         [credentials]\ndb_password = \"/etc/app/db.pass\"\n",
+    )
+    .unwrap();
+    assert_eq!(u.wants, ["cache"]);
+    assert!(u.after.is_empty(), "wants implies no ordering");
+    let files: Vec<(&Path, bool)> = u
+        .service
+        .env_file
+        .iter()
+        .map(|f| (f.path.as_path(), f.optional))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            (Path::new("/etc/app/env"), false),
+            (Path::new("/etc/app/optional.env"), true)
+        ]
+    );
+    assert_eq!(
+        u.service.credentials,
+        BTreeMap::from([("db_password".to_string(), PathBuf::from("/etc/app/db.pass"))])
+    );
+    // Units without them keep their hash.
+    assert_eq!(parse(MINIMAL).unwrap().hash, {
+        let mut m = parse(MINIMAL).unwrap();
+        m.hash = m.compute_hash();
+        m.hash
+    });
+    let cases = [
+        (
+            "env_file = [\"etc/env\"]",
+            3,
+            13,
+            "must be an absolute path",
+        ),
+        ("env_file = [\"-env\"]", 3, 13, "must be an absolute path"),
+        (
+            "env_file = \"/etc/env\"",
+            3,
+            12,
+            "an array of absolute paths",
+        ),
+        (
+            "[credentials]\n\"a/b\" = \"/x\"",
+            4,
+            1,
+            "invalid credential name",
+        ),
+        (
+            "[credentials]\n\"..\" = \"/x\"",
+            4,
+            1,
+            "invalid credential name",
+        ),
+        (
+            "[credentials]\nkey = \"x\"",
+            4,
+            7,
+            "must be an absolute path",
+        ),
+        (
+            "[container]\nnamespaces = [\"pid\"]\n[credentials]\nkey = \"/x\"",
+            5,
+            1,
+            "needs the unit's own mount namespace",
+        ),
+    ];
+    for (rest, line, column, needle) in cases {
+        let text = if rest.starts_with('[') {
+            with(rest)
+        } else {
+            format!("[service]\nexec = [\"/bin/true\"]\n{rest}\n")
+        };
+        assert_err(&text, line, column, needle);
+    }
+}
