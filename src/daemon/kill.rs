@@ -156,17 +156,20 @@ fn signal_main(
     pidfd_signal(fd.as_fd(), sig).map(|()| pid)
 }
 
-/// The service under init `init`: its child that started first (orphans it adopts
-/// come later), held by a pidfd taken while it was still the init's child.
+/// The service under init `init`: its child that leads its own process group
+/// (the service calls setsid), the first started of those (orphans the init
+/// adopts come later), as `status` shows its main pid; held by a pidfd taken
+/// while it was still the init's child.
 fn service_of(init: i32) -> Result<(i32, OwnedFd), String> {
-    let list = std::fs::read_to_string(format!("/proc/{init}/task/{init}/children"))
-        .map_err(|e| format!("cannot list the children of its init (pid {init}): {e}"))?;
-    let pid = list
-        .split_whitespace()
-        .filter_map(|p| p.parse::<i32>().ok())
-        .filter_map(|p| start_time(p).map(|t| (t, p)))
-        .min()
-        .map(|(_, p)| p)
+    let children = crate::procfs::children(init);
+    let leads = |p: i32| crate::procfs::ProcStat::read(p).is_some_and(|s| s.pgrp == p);
+    let earliest = |pids: &mut dyn Iterator<Item = i32>| {
+        pids.filter_map(|p| start_time(p).map(|t| (t, p)))
+            .min()
+            .map(|(_, p)| p)
+    };
+    let pid = earliest(&mut children.iter().copied().filter(|p| leads(*p)))
+        .or_else(|| earliest(&mut children.iter().copied()))
         .ok_or_else(|| "its service has ended (only its init is left)".to_string())?;
     let fd = pidfd_open(pid).map_err(|e| format!("pidfd_open({pid}): {e}"))?;
     // Still the init's child now that it is held: not a reused pid.
