@@ -41,10 +41,11 @@ impl std::fmt::Debug for Launcher {
 }
 
 /// Read one request line (at most `MAX_REQUEST_BYTES`) with `recvmsg`, keeping the
-/// first `EXEC_FDS` descriptors sent with it.
+/// first `EXEC_FDS` descriptors sent with it; also what was read after the line
+/// (an `exec` client's first signal, say), to be read before the rest.
 pub async fn read_request_with_fds(
     stream: &UnixStream,
-) -> Result<(Request, Vec<OwnedFd>), (ErrorCode, String)> {
+) -> Result<(Request, Vec<OwnedFd>, Vec<u8>), (ErrorCode, String)> {
     let bad = |e: io::Error| (ErrorCode::BadRequest, format!("reading request: {e}"));
     let mut line = Vec::new();
     let mut fds = Vec::new();
@@ -67,12 +68,12 @@ pub async fn read_request_with_fds(
             Err(e) => return Err(bad(e)),
         }
     }
-    // One request per connection: nothing after its line is looked at.
-    if let Some(end) = line.iter().position(|b| *b == b'\n') {
-        line.truncate(end + 1);
-    }
+    let rest = match line.iter().position(|b| *b == b'\n') {
+        Some(end) => line.split_off(end + 1),
+        None => Vec::new(),
+    };
     let request = super::server::decode_request(&line)?;
-    Ok((request, fds))
+    Ok((request, fds, rest))
 }
 
 fn recv_chunk(fd: RawFd, chunk: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
@@ -293,12 +294,13 @@ mod tests {
     async fn descriptors_travel_with_the_request_line() {
         let (client, server) = std::os::unix::net::UnixStream::pair().expect("pair");
         let (r, w) = nix::unistd::pipe().expect("pipe");
-        let line = b"{\"v\":1,\"cmd\":\"status\"}\n";
+        let line = b"{\"v\":1,\"cmd\":\"status\"}\nafter";
         use std::os::fd::AsFd;
         send_with_fds(&client, line, &[r.as_fd(), w.as_fd(), w.as_fd(), r.as_fd()]).expect("send");
         server.set_nonblocking(true).expect("nonblocking");
         let server = UnixStream::from_std(server).expect("tokio");
-        let (request, fds) = read_request_with_fds(&server).await.expect("read");
+        let (request, fds, rest) = read_request_with_fds(&server).await.expect("read");
+        assert_eq!(rest, b"after", "what follows the line is kept");
         assert!(matches!(
             request.command,
             super::super::proto::Command::Status { .. }

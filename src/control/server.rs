@@ -195,7 +195,7 @@ async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphor
     }
     // Read with recvmsg: an `exec` request carries descriptors.
     let read = super::exec::read_request_with_fds(rd.as_ref());
-    let (request, fds) = match tokio::time::timeout(REQUEST_TIMEOUT, read).await {
+    let (request, fds, rest) = match tokio::time::timeout(REQUEST_TIMEOUT, read).await {
         Ok(Ok(r)) => r,
         Ok(Err((code, message))) => return error(&mut wr, code, message).await,
         Err(_) => {
@@ -216,7 +216,8 @@ async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphor
         Command::Stop { wait, units } => wait.then(|| (Goal::Down, units.clone())),
         _ => None,
     };
-    let mut rd = BufReader::new(rd);
+    // What came after the request line is read first.
+    let mut rd = BufReader::new(std::io::Cursor::new(rest).chain(rd));
     let follow = matches!(
         request.command,
         Command::Logs { follow: true, .. } | Command::Events { .. }
