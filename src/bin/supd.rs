@@ -46,6 +46,22 @@ struct Cli {
     /// default.
     #[arg(long, value_name = "ADDR")]
     metrics_listen: Option<std::net::SocketAddr>,
+    /// Where unit output goes (besides the last lines in memory, for `supctl logs`):
+    /// `file` (STATE/logs/UNIT.log), `journald`, `syslog`, or several, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_name = "TARGET",
+        value_delimiter = ',',
+        default_value = "file"
+    )]
+    log_target: Vec<LogTarget>,
+    /// journald's native socket, for `--log-target journald`.
+    #[arg(long, value_name = "PATH", env = "SUP_JOURNAL_SOCKET", default_value = sup::logs::JOURNAL_SOCKET)]
+    journal_socket: PathBuf,
+    /// The syslog datagram socket, for `--log-target syslog`.
+    #[arg(long, value_name = "PATH", env = "SUP_SYSLOG_SOCKET", default_value = sup::logs::SYSLOG_SOCKET)]
+    syslog_socket: PathBuf,
     /// Format of supd's own log on stderr. The level comes from SUPD_LOG (default info).
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
@@ -62,9 +78,28 @@ enum SupdCmd {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogTarget {
+    File,
+    Journald,
+    Syslog,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LogFormat {
     Human,
     Json,
+}
+
+/// The targets named by `--log-target`, each socket checked.
+fn log_targets(cli: &Cli) -> Result<sup::logs::Targets, String> {
+    let has = |t| cli.log_target.contains(&t);
+    let targets = sup::logs::Targets {
+        files: has(LogTarget::File),
+        journald: has(LogTarget::Journald).then(|| cli.journal_socket.clone()),
+        syslog: has(LogTarget::Syslog).then(|| cli.syslog_socket.clone()),
+    };
+    targets.check()?;
+    Ok(targets)
 }
 
 fn main() -> ExitCode {
@@ -138,7 +173,20 @@ fn main() -> ExitCode {
     // Absolute, so status shows where units and logs are whatever the directory
     // supctl runs in.
     let absolute = |p: PathBuf| std::path::absolute(&p).unwrap_or(p);
+    let log_targets = match log_targets(&cli) {
+        Ok(targets) => targets,
+        // PID 1 must not exit: its units' output goes to files (and the console).
+        Err(e) if pid1 => {
+            eprintln!("supd: --log-target: {e}; writing unit output to files instead");
+            sup::logs::Targets::default()
+        }
+        Err(e) => {
+            eprintln!("supd: --log-target: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let config = Config {
+        log_targets,
         control_group,
         metrics_listen: cli.metrics_listen,
         units_dir: absolute(cli.units),

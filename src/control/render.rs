@@ -303,7 +303,9 @@ pub fn render_detail(u: &UnitStatus, now: SystemTime) -> String {
             format!("{} (not published)", u.exposed_ports.join(", ")),
         );
     }
-    field("Log file", u.log_file.clone());
+    if !u.log_file.is_empty() {
+        field("Log file", u.log_file.clone());
+    }
     if u.disk_differs && u.definition_error.is_none() {
         out.push_str(&format!("{}\n", disk_differs_warning(u)));
     }

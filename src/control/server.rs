@@ -506,10 +506,14 @@ async fn stream_log<R: AsyncRead + Unpin>(
     // From the files when memory may not hold it all: a time range, a search,
     // or more lines than memory keeps.
     let from_files = !filter.is_empty() || lines > crate::logs::MEMORY_LINES;
+    // Without log files (`--log-target` without `file`), memory is all there is.
     let history = |log: &SharedLog, filter: &Filter| {
         let (path, keep) = (log.path().clone(), log.limits().max_files);
-        let filter = filter.clone();
-        tokio::task::spawn_blocking(move || crate::logs::history::read(&path, keep, &filter, lines))
+        let (filter, log) = (filter.clone(), log.clone());
+        tokio::task::spawn_blocking(move || match path.exists() {
+            true => crate::logs::history::read(&path, keep, &filter, lines),
+            false => log.tail_matching(lines, &filter),
+        })
     };
     if !follow {
         let past = match from_files {

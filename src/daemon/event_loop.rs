@@ -325,7 +325,6 @@ impl Daemon {
                 true => crate::supervise::decode_init_status(exit.status),
                 false => exit.status,
             };
-            tracing::info!(unit = %exit.owner, pid = exit.pid, status = %shown, "process exited");
             let (code, signal) = match shown {
                 crate::supervise::ExitStatus::Code(c) => (Some(c), None),
                 crate::supervise::ExitStatus::Signal(s) => (
@@ -336,6 +335,14 @@ impl Daemon {
                     ),
                 ),
             };
+            // Named as status and events name it (`code=1`, `signal=SIGTERM`): a
+            // container's init reports its service's signal as 128 + N.
+            let named = match (code, &signal) {
+                (Some(c), _) => format!("code={c}"),
+                (None, Some(s)) => format!("signal={s}"),
+                (None, None) => String::new(),
+            };
+            tracing::info!(unit = %exit.owner, pid = exit.pid, exit = %named, "process exited");
             self.counters
                 .exit(&exit.owner, code, signal.as_deref(), oom_killed);
             let kind = crate::control::proto::EventKind::Exit {
@@ -567,8 +574,9 @@ impl Daemon {
         }
     }
 
-    pub(super) fn log_path(&self, unit: &str) -> PathBuf {
-        self.logs.path(unit)
+    /// The unit's log file; none when unit output does not go to files.
+    pub(super) fn log_path(&self, unit: &str) -> Option<PathBuf> {
+        self.logs.file(unit)
     }
 }
 

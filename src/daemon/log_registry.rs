@@ -44,6 +44,11 @@ impl LogRegistry {
         self.dir.join(format!("{unit}.log"))
     }
 
+    /// The unit's log file, if lines are written to files (`--log-target`).
+    pub fn file(&self, unit: &str) -> Option<PathBuf> {
+        self.writer.writes_files().then(|| self.path(unit))
+    }
+
     pub fn get(&self, unit: &str) -> Option<&SharedLog> {
         self.logs.get(unit)
     }

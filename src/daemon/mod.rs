@@ -62,6 +62,8 @@ pub struct Config {
     pub control_group: Option<u32>,
     /// `--metrics-listen`: where to serve Prometheus metrics.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `--log-target`: where unit output goes besides memory.
+    pub log_targets: crate::logs::Targets,
 }
 
 /// How supd's run ended: what the machine should do next (PID 1) and whether a
@@ -133,7 +135,8 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
             source,
         })?;
     }
-    let writer = LogWriter::start(config.forward_output).map_err(DaemonError::LogWriter)?;
+    let writer = LogWriter::start_with(config.forward_output, &config.log_targets)
+        .map_err(DaemonError::LogWriter)?;
 
     let registry = Registry::default();
     let cgroups = CgroupJobs::new(&config.cgroup_root).await;

@@ -220,7 +220,10 @@ impl Daemon {
                 }),
             exposed_ports: image_ports(&slot.spec),
             definition_error,
-            log_file: self.log_path(name).display().to_string(),
+            log_file: self
+                .log_path(name)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             // Filled in off the loop; limits are known here.
             usage: self.cgroups.is_live(name).then(|| Usage {
                 memory_max: res.memory_max,
@@ -257,7 +260,10 @@ impl Daemon {
                 .map(|e| e.path.display().to_string())
                 .unwrap_or_default(),
             definition_error: Some(text),
-            log_file: self.log_path(name).display().to_string(),
+            log_file: self
+                .log_path(name)
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             disk_differs: true,
             leftover: self.cgroups.leftover(name).map(describe_leftover),
             enabled: !self.fleet.is_disabled(name),

@@ -1,7 +1,8 @@
 //! Service output: each unit's stdout and stderr arrive through pipes (`pump`), are
 //! cut into lines, stamped, kept in memory (the last lines, for `supctl logs` and
 //! `supctl status`), broadcast to followers (`supctl logs -f`), and written to
-//! `<state>/logs/<unit>.log`, rotated by size.
+//! `<state>/logs/<unit>.log`, rotated by size, and/or sent to journald or syslog
+//! (`remote`, `supd --log-target`).
 //!
 //! Writing files and copying lines to the console (as PID 1) happen on dedicated
 //! threads (`writer`), behind bounded queues: a slow disk or serial console slows the
@@ -9,6 +10,7 @@
 
 pub mod history;
 mod pump;
+mod remote;
 mod writer;
 
 use std::collections::VecDeque;
@@ -19,6 +21,7 @@ use std::time::SystemTime;
 use tokio::sync::broadcast;
 
 pub use pump::{pump, pump_both};
+pub use remote::{JOURNAL_SOCKET, SYSLOG_SOCKET, Targets};
 pub use writer::{LogWriter, rotate};
 
 use crate::unit::LogLimits;
@@ -142,8 +145,9 @@ impl SharedLog {
     /// that writes faster than the disk is slowed down rather than losing lines.
     pub async fn append(&self, stream: Stream, line: String) {
         let (entry, limits) = self.remember(stream, line);
-        let job = self.writer.job(&self.unit, &self.path, limits, entry);
-        self.writer.send(job).await;
+        if let Some(job) = self.writer.job(&self.unit, &self.path, limits, entry) {
+            self.writer.send(job).await;
+        }
     }
 
     /// A line supd adds itself (e.g. why a start failed). Never waits.
@@ -156,8 +160,9 @@ impl SharedLog {
     pub fn notes(&self, lines: impl IntoIterator<Item = (Stream, String)>) {
         for (stream, line) in lines {
             let (entry, limits) = self.remember(stream, line);
-            let job = self.writer.job(&self.unit, &self.path, limits, entry);
-            self.writer.send_now(job);
+            if let Some(job) = self.writer.job(&self.unit, &self.path, limits, entry) {
+                self.writer.send_now(job);
+            }
         }
         if self.lock().pipes == 0 {
             self.writer.close_now(&self.path);
@@ -184,6 +189,14 @@ impl SharedLog {
     /// The unit's rotation limits (how many files `history` reads).
     pub fn limits(&self) -> LogLimits {
         self.lock().limits
+    }
+
+    /// The last `n` lines in memory that `filter` accepts, oldest first.
+    pub fn tail_matching(&self, n: usize, filter: &history::Filter) -> Vec<Entry> {
+        let memory = self.lock();
+        let matching: Vec<&Entry> = memory.recent.iter().filter(|e| filter.accepts(e)).collect();
+        let skip = matching.len().saturating_sub(n);
+        matching.into_iter().skip(skip).cloned().collect()
     }
 
     /// The last `n` lines, oldest first.

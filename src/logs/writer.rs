@@ -4,7 +4,9 @@
 //! log file, rotates by size, and reopens a file that was deleted or rotated away
 //! behind its back. Copies for the console (supd as PID 1, `--forward-output`) go
 //! through a second, lossy queue: a slow serial console drops lines (and says how
-//! many) instead of slowing anything down.
+//! many) instead of slowing anything down. Lines for journald and syslog
+//! (`--log-target`) go to their own lossy queues (`remote`); with `file` not among the
+//! targets, no file is written and nothing waits.
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -18,6 +20,7 @@ use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Entry;
+use super::remote::{Remote, Targets};
 use crate::memory::Shrink;
 use crate::unit::LogLimits;
 
@@ -49,7 +52,11 @@ struct Console {
 #[derive(Debug, Clone)]
 pub struct LogWriter {
     files: mpsc::Sender<Job>,
+    /// Lines are written to files (`--log-target file`).
+    to_files: bool,
     console: Option<Arc<Console>>,
+    journald: Option<Arc<Remote>>,
+    syslog: Option<Arc<Remote>>,
 }
 
 impl std::fmt::Debug for Job {
@@ -66,8 +73,13 @@ impl std::fmt::Debug for Console {
 
 impl LogWriter {
     /// Start the file writer thread, and with `console` the console thread that copies
-    /// every line as `UNIT: line` to supd's stderr.
+    /// every line as `UNIT: line` to supd's stderr. Lines go to files only.
     pub fn start(console: bool) -> std::io::Result<LogWriter> {
+        LogWriter::start_with(console, &Targets::default())
+    }
+
+    /// `start`, with lines going to `targets`.
+    pub fn start_with(console: bool, targets: &Targets) -> std::io::Result<LogWriter> {
         let (files, mut jobs) = mpsc::channel::<Job>(FILE_QUEUE);
         std::thread::Builder::new()
             .name("supd-logs".into())
@@ -108,7 +120,20 @@ impl LogWriter {
         } else {
             None
         };
-        Ok(LogWriter { files, console })
+        let journald = targets.journald.as_deref().map(Remote::journald);
+        let syslog = targets.syslog.as_deref().map(Remote::syslog);
+        Ok(LogWriter {
+            files,
+            to_files: targets.files,
+            console,
+            journald: journald.transpose()?.map(Arc::new),
+            syslog: syslog.transpose()?.map(Arc::new),
+        })
+    }
+
+    /// Whether lines are written to files (`--log-target` names `file`).
+    pub fn writes_files(&self) -> bool {
+        self.to_files
     }
 
     /// Queue a line, waiting for room.
@@ -127,20 +152,24 @@ impl LogWriter {
         }
     }
 
-    /// The file job for a line, after handing a copy to the console.
+    /// The file job for a line (none without files), after handing copies to the
+    /// console and to journald or syslog.
     pub(super) fn job(
         &self,
-        unit: &str,
+        unit: &Arc<str>,
         path: &Arc<PathBuf>,
         limits: LogLimits,
         entry: Entry,
-    ) -> Job {
+    ) -> Option<Job> {
         self.to_console(unit, &entry);
-        Job::Write {
+        for remote in [&self.journald, &self.syslog].into_iter().flatten() {
+            remote.send(unit, &entry);
+        }
+        self.to_files.then(|| Job::Write {
             path: path.clone(),
             limits,
             text: entry.file_text(),
-        }
+        })
     }
 
     /// Close the file once every line queued before is written: descriptors are
@@ -163,11 +192,15 @@ impl LogWriter {
         }
     }
 
-    /// Wait until every line queued so far is in its file.
+    /// Wait until every line queued so far is in its file, and sent to journald
+    /// or syslog (for at most a second each: a stuck daemon drops them).
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
         if self.files.send(Job::Flush(done)).await.is_ok() {
             let _ = wait.await;
+        }
+        for remote in [&self.journald, &self.syslog].into_iter().flatten() {
+            remote.flush().await;
         }
     }
 }
@@ -353,5 +386,82 @@ mod tests {
         writer.flush().await;
         assert_eq!(std::fs::read_to_string(&planted).expect("read"), "");
         assert!(log.tail(1)[0].line.contains("secret"), "kept in memory");
+    }
+
+    /// `--log-target journald,syslog`: every line reaches both sockets, no file is
+    /// written, and the last lines are still in memory.
+    #[tokio::test]
+    async fn lines_go_to_journald_and_syslog_instead_of_files() {
+        use std::os::unix::net::UnixDatagram;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let journal = UnixDatagram::bind(dir.path().join("journal")).expect("bind");
+        let syslog = UnixDatagram::bind(dir.path().join("syslog")).expect("bind");
+        for s in [&journal, &syslog] {
+            s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .expect("timeout");
+        }
+        let targets = Targets {
+            files: false,
+            journald: Some(dir.path().join("journal")),
+            syslog: Some(dir.path().join("syslog")),
+        };
+        let writer = LogWriter::start_with(false, &targets).expect("writer");
+        let path = dir.path().join("u.log");
+        let limits = LogLimits {
+            max_size: 1 << 20,
+            max_files: 1,
+        };
+        let log = SharedLog::new("u", path.clone(), limits, writer.clone());
+        log.append(super::super::Stream::Stdout, "out line".into())
+            .await;
+        log.note("a note".into());
+        writer.flush().await;
+        let mut buf = vec![0u8; 65536];
+        let n = journal.recv(&mut buf).expect("journal datagram");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(text.starts_with("MESSAGE=out line\nPRIORITY=6\n"), "{text}");
+        let n = journal.recv(&mut buf).expect("journal datagram");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(text.contains("MESSAGE=a note\nPRIORITY=3\n"), "{text}");
+        let n = syslog.recv(&mut buf).expect("syslog datagram");
+        let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(
+            text.starts_with("<30>") && text.ends_with("]: out line"),
+            "{text}"
+        );
+        assert!(!path.exists(), "no file");
+        assert_eq!(log.tail(5).len(), 2, "kept in memory");
+    }
+
+    /// `--log-target file,journald`: both.
+    #[tokio::test]
+    async fn targets_combine() {
+        use std::os::unix::net::UnixDatagram;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let journal = UnixDatagram::bind(dir.path().join("journal")).expect("bind");
+        journal
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        let targets = Targets {
+            files: true,
+            journald: Some(dir.path().join("journal")),
+            syslog: None,
+        };
+        let writer = LogWriter::start_with(false, &targets).expect("writer");
+        assert!(writer.writes_files());
+        let path = dir.path().join("u.log");
+        let limits = LogLimits {
+            max_size: 1 << 20,
+            max_files: 1,
+        };
+        let log = SharedLog::new("u", path.clone(), limits, writer.clone());
+        log.append(super::super::Stream::Stderr, "both".into())
+            .await;
+        writer.flush().await;
+        let mut buf = vec![0u8; 65536];
+        let n = journal.recv(&mut buf).expect("journal datagram");
+        assert!(buf[..n].starts_with(b"MESSAGE=both\nPRIORITY=3\n"));
+        let text = std::fs::read_to_string(&path).expect("file");
+        assert!(text.ends_with(" [stderr] both\n"), "{text}");
     }
 }

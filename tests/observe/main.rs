@@ -1,8 +1,16 @@
-//! Watching a running supd (issue 15): `supctl events`, `--control-group` readers
-//! and `--metrics-listen`, with real containers. Needs root; ignored otherwise.
+//! Watching a running supd (issue 15): `supctl events`, `--control-group` readers,
+//! `--metrics-listen` and `--log-target`, with real containers. Needs root; ignored
+//! otherwise.
 
 #[path = "../common/mod.rs"]
 mod common;
+mod log_target;
+
+use log_target::{
+    a_missing_journal_socket_stops_supd_at_start,
+    a_stuck_journal_drops_lines_and_never_slows_the_unit, supd_log_names_exits_as_status_does,
+    unit_output_goes_to_journald_and_syslog_sockets,
+};
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -16,6 +24,10 @@ fn main() -> std::process::ExitCode {
         control_group_members_read_but_cannot_change_anything,
         metrics_are_scraped_and_parse,
         logs_filter_by_time_and_text_from_the_files,
+        unit_output_goes_to_journald_and_syslog_sockets,
+        a_missing_journal_socket_stops_supd_at_start,
+        a_stuck_journal_drops_lines_and_never_slows_the_unit,
+        supd_log_names_exits_as_status_does,
     ]])
 }
 
