@@ -7,14 +7,14 @@
 //! The socket is `--socket PATH` if given, else `DIR/control.sock` for `--state-dir DIR`
 //! (or `$SUP_STATE_DIR`), else `/run/sup/control.sock`.
 //!
-//! Exit codes:
+//! Exit codes (`exec` exits with its command's, once it ran):
 //!
 //! | code | meaning                                                                      |
 //! |------|------------------------------------------------------------------------------|
 //! | 0    | success                                                                      |
 //! | 1    | an operation failed (a unit failed, definitions were rejected, supd internal error) |
 //! | 2    | usage error (bad arguments)                                                  |
-//! | 3    | `status`: a named unit is not running                                        |
+//! | 3    | `status`: a named unit is not running; `exec`, `kill`: the unit is not running |
 //! | 4    | a named unit is not loaded (error `not-found`)                               |
 //! | 5    | cannot reach supd (or, for `notify`, the notify socket) (no socket, stale socket, EOF before a reply, protocol or version error, supd shutting down) |
 //! | 6    | permission denied (socket EACCES or error `permission-denied`)               |
@@ -137,6 +137,43 @@ enum Cmd {
         #[arg(value_name = "KEY=VALUE")]
         fields: Vec<String>,
     },
+    /// Run a command inside a unit's running container (its namespaces, cgroup,
+    /// identity, capabilities and seccomp); exits with the command's exit code
+    Exec {
+        /// Give the command a terminal (a pty; supctl's own goes into raw mode)
+        #[arg(short = 't', long)]
+        tty: bool,
+        /// Run as USER (a name or uid of the container) instead of the service's user
+        #[arg(short = 'u', long, value_name = "USER")]
+        user: Option<String>,
+        /// Set an environment variable (repeatable)
+        #[arg(short = 'e', long = "env", value_name = "KEY=VAL")]
+        env: Vec<String>,
+        /// Working directory (default: the service's)
+        #[arg(short = 'w', long = "workdir", value_name = "DIR")]
+        workdir: Option<String>,
+        #[arg(value_name = "UNIT")]
+        unit: String,
+        /// The command and its arguments (after `--` if they start with `-`)
+        #[arg(
+            value_name = "CMD",
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true
+        )]
+        argv: Vec<String>,
+    },
+    /// Send a signal to a unit's main process (or with --all to all its processes)
+    Kill {
+        /// The signal: a name (HUP, SIGHUP) or a number
+        #[arg(short = 's', long, value_name = "SIGNAL", default_value = "SIGTERM")]
+        signal: String,
+        /// Every process of the unit's cgroup, not only the main process
+        #[arg(long)]
+        all: bool,
+        #[arg(value_name = "UNIT")]
+        unit: String,
+    },
     /// Manage the image store: import, ls, inspect, rm, prune (see docs/images.md)
     #[command(subcommand)]
     Image(sup::control::image_cli::ImageCmd),
@@ -202,6 +239,7 @@ fn unexpected(reply: &Reply) -> Failure {
         Reply::Reload { .. } => "reload",
         Reply::Audit { .. } => "audit",
         Reply::Log(_) => "log",
+        Reply::Exit { .. } => "exit",
         Reply::Event(_) => "event",
         Reply::End => "end",
         Reply::Error { .. } => "error",
@@ -490,6 +528,25 @@ fn run(cli: Cli) -> Result<i32, Failure> {
         Cmd::Poweroff => exchange(&path, Command::Poweroff).map(|_| exit::OK),
         Cmd::Reboot => exchange(&path, Command::Reboot).map(|_| exit::OK),
         Cmd::Notify { .. } => Ok(exit::OK),
+        Cmd::Exec {
+            tty,
+            user,
+            env,
+            workdir,
+            unit,
+            argv,
+        } => {
+            let command = Command::Exec {
+                unit,
+                argv,
+                tty,
+                user,
+                env,
+                workdir,
+            };
+            cmd_exec(&path, command, tty)
+        }
+        Cmd::Kill { signal, all, unit } => cmd_kill(&path, unit, signal, all),
         Cmd::Logs {
             unit,
             lines,
@@ -542,6 +599,49 @@ fn cmd_events(path: &std::path::Path, units: Vec<String>, json: bool) -> Result<
             // supd stopped: the stream ends.
             None => return Ok(exit::OK),
         }
+    }
+}
+
+/// `exec`: the command's exit code (128+N when killed by signal N).
+fn cmd_exec(path: &std::path::Path, command: Command, tty: bool) -> Result<i32, Failure> {
+    if let Command::Exec { env, .. } = &command
+        && let Some(bad) = env
+            .iter()
+            .find(|kv| kv.split_once('=').is_none_or(|(k, _)| k.is_empty()))
+    {
+        return Err(Failure {
+            code: exit::USAGE,
+            message: format!("-e {bad}: expected KEY=VALUE"),
+        });
+    }
+    let mut client = Client::connect(path)?;
+    match sup::control::exec_client::run(&mut client, &request(command), tty)? {
+        Some(Reply::Exit { code, signal }) => {
+            Ok(sup::control::exec::exit_code(code, signal.as_deref()))
+        }
+        Some(Reply::Error { code, message }) => Err(Failure {
+            code: exit::for_error_code(code),
+            message,
+        }),
+        Some(other) => Err(unexpected(&other)),
+        None => Err(ClientError::Closed.into()),
+    }
+}
+
+/// `kill`: quiet on success, like kill(1).
+fn cmd_kill(
+    path: &std::path::Path,
+    unit: String,
+    signal: String,
+    all: bool,
+) -> Result<i32, Failure> {
+    sup::unit::values::parse_signal(&signal).map_err(|message| Failure {
+        code: exit::USAGE,
+        message,
+    })?;
+    match exchange(path, Command::Kill { unit, signal, all })? {
+        Reply::Done { .. } => Ok(exit::OK),
+        other => Err(unexpected(&other)),
     }
 }
 

@@ -25,6 +25,8 @@ fn waits_for_units(command: &Command) -> bool {
         Command::Start { wait, .. }
         | Command::Stop { wait, .. }
         | Command::Restart { wait, .. } => *wait,
+        // As long as the command runs.
+        Command::Exec { .. } => true,
         _ => false,
     }
 }
@@ -194,6 +196,34 @@ impl Client {
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
             Err(e) => Err(ClientError::from_io(e)),
         }
+    }
+
+    /// `send`, with `fds` passed along with the request line (SCM_RIGHTS): the
+    /// command's stdin, stdout and stderr for `exec`.
+    pub fn send_with_fds(
+        &mut self,
+        request: &Request,
+        fds: &[std::os::fd::BorrowedFd<'_>],
+    ) -> Result<(), ClientError> {
+        self.set_timeout(if waits_for_units(&request.command) {
+            None
+        } else {
+            Some(REPLY_TIMEOUT)
+        })?;
+        let mut line = serde_json::to_vec(request)
+            .map_err(|e| ClientError::Protocol(format!("cannot encode request: {e}")))?;
+        line.push(b'\n');
+        match super::exec::send_with_fds(&self.writer, &line, fds) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            Err(e) => Err(ClientError::from_io(e)),
+        }
+    }
+
+    /// Another handle on the connection, for writing while `recv` waits (an
+    /// `exec` client passing signals on).
+    pub fn try_clone_stream(&self) -> Result<UnixStream, ClientError> {
+        self.writer.try_clone().map_err(ClientError::Io)
     }
 
     /// The next reply line, or `None` when supd closed the connection.

@@ -40,6 +40,7 @@ pub fn for_client_error(err: &ClientError) -> i32 {
 pub fn for_error_code(code: ErrorCode) -> i32 {
     match code {
         ErrorCode::NotFound => NOT_FOUND,
+        ErrorCode::NotRunning => NOT_RUNNING,
         ErrorCode::PermissionDenied => PERMISSION_DENIED,
         ErrorCode::Timeout | ErrorCode::Busy => TIMEOUT,
         ErrorCode::BadRequest | ErrorCode::UnsupportedVersion | ErrorCode::ShuttingDown => {
@@ -74,5 +75,6 @@ mod tests {
         assert_eq!(for_error_code(ErrorCode::BadRequest), 5);
         assert_eq!(for_error_code(ErrorCode::ShuttingDown), 5);
         assert_eq!(for_error_code(ErrorCode::Internal), 1);
+        assert_eq!(for_error_code(ErrorCode::NotRunning), 3);
     }
 }

@@ -3,6 +3,8 @@
 //! both binaries run on the image store (`image_cli`).
 
 pub mod client;
+pub mod exec;
+pub mod exec_client;
 pub mod exit;
 pub mod image_cli;
 pub mod proto;

@@ -101,6 +101,39 @@ pub enum Command {
         #[serde(default)]
         units: Vec<String>,
     },
+    /// Send `signal` (a name such as `HUP`/`SIGHUP`, or a number) to the unit's
+    /// main process, or with `all` to every process of its cgroup.
+    Kill {
+        unit: String,
+        #[serde(default = "default_kill_signal")]
+        signal: String,
+        #[serde(default)]
+        all: bool,
+    },
+    /// Run `argv` inside the unit's running container. The request line carries
+    /// the command's stdin, stdout and stderr as three descriptors (SCM_RIGHTS);
+    /// answered with `exit` once the command has ended.
+    Exec {
+        unit: String,
+        argv: Vec<String>,
+        /// The descriptors are a terminal: the command gets it as its controlling tty.
+        #[serde(default)]
+        tty: bool,
+        /// Run as this user (name or uid, looked up in the container) instead of
+        /// the service's.
+        #[serde(default)]
+        user: Option<String>,
+        /// `KEY=VALUE` added to (or replacing in) the service's environment.
+        #[serde(default)]
+        env: Vec<String>,
+        /// Working directory instead of the service's.
+        #[serde(default)]
+        workdir: Option<String>,
+    },
+}
+
+fn default_kill_signal() -> String {
+    "SIGTERM".to_string()
 }
 
 fn default_log_lines() -> usize {
@@ -142,6 +175,11 @@ pub enum Reply {
     Log(LogLine),
     /// One event of an `events` stream.
     Event(Event),
+    /// How an `exec`'d command ended: its exit code, or the signal that killed it.
+    Exit {
+        code: Option<i32>,
+        signal: Option<String>,
+    },
     /// End of a `logs` reply (never sent while following).
     End,
     Error {
@@ -166,6 +204,8 @@ pub enum ErrorCode {
     ShuttingDown,
     /// Too many clients at once; try again.
     Busy,
+    /// The unit has no running process (`exec`, `kill`).
+    NotRunning,
     Internal,
 }
 

@@ -4,7 +4,7 @@
 //! here, not in the daemon loop.
 //!
 //! Everything a client can hold is bounded: connections (`MAX_CONNECTIONS`, of which
-//! long-lived ones, `logs -f` and `--wait`, may take only `MAX_LONG_LIVED`, so short
+//! long-lived ones, `logs -f`, `--wait` and `exec`, may take only `MAX_LONG_LIVED`, so short
 //! requests like `status` are always served), the time to send a request
 //! (`REQUEST_TIMEOUT`) and to take each reply line (`WRITE_TIMEOUT`), and how far a
 //! follower may fall behind (a follower that lags is dropped with a message).
@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot, watch};
@@ -31,7 +31,7 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at once; more are told `busy` and closed.
 pub const MAX_CONNECTIONS: usize = 512;
-/// Of those, connections that stay open (`logs -f`, `--wait`).
+/// Of those, connections that stay open (`logs -f`, `--wait`, `exec`).
 pub const MAX_LONG_LIVED: usize = 256;
 
 /// A question for the daemon loop.
@@ -66,6 +66,9 @@ pub enum Answer {
     Reply(Reply),
     /// For `logs`: the unit's log, read by the connection task itself.
     Log(SharedLog),
+    /// For `exec`: how to start the command, given its stdin, stdout and stderr
+    /// (run in a blocking thread by the connection task, which then waits for it).
+    Exec(super::exec::Launcher),
     /// For `events`: the stream, read by the connection task itself.
     Events(broadcast::Receiver<Arc<crate::control::proto::Event>>),
 }
@@ -190,8 +193,9 @@ async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphor
         let msg = format!("permission denied: {why}");
         return error(&mut wr, ErrorCode::PermissionDenied, msg).await;
     }
-    let mut rd = BufReader::new(rd);
-    let request = match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut rd)).await {
+    // Read with recvmsg: an `exec` request carries descriptors.
+    let read = super::exec::read_request_with_fds(rd.as_ref());
+    let (request, fds, rest) = match tokio::time::timeout(REQUEST_TIMEOUT, read).await {
         Ok(Ok(r)) => r,
         Ok(Err((code, message))) => return error(&mut wr, code, message).await,
         Err(_) => {
@@ -212,6 +216,8 @@ async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphor
         Command::Stop { wait, units } => wait.then(|| (Goal::Down, units.clone())),
         _ => None,
     };
+    // What came after the request line is read first.
+    let mut rd = BufReader::new(std::io::Cursor::new(rest).chain(rd));
     let follow = matches!(
         request.command,
         Command::Logs { follow: true, .. } | Command::Events { .. }
@@ -220,6 +226,7 @@ async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphor
         Command::Events { units } => units.clone(),
         _ => Vec::new(),
     };
+    let exec = matches!(request.command, Command::Exec { .. });
     let (lines, log_filter) = match &request.command {
         Command::Logs {
             lines,
@@ -233,7 +240,7 @@ async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphor
         },
         _ => (0, Filter::default()),
     };
-    let _long_lived = if follow || wait.is_some() {
+    let _long_lived = if follow || wait.is_some() || exec {
         match long_lived.try_acquire_owned() {
             Ok(permit) => Some(permit),
             Err(_) => {
@@ -279,6 +286,11 @@ async fn connection(stream: UnixStream, handle: Handle, long_lived: Arc<Semaphor
                 filter: log_filter,
             };
             stream_log(log, want, &mut rd, &mut wr).await
+        }
+        Answer::Exec(launch) => {
+            if let Err(reply) = super::exec::serve(launch, fds, &mut rd, &mut wr).await {
+                let _ = send(&mut wr, &reply).await;
+            }
         }
         Answer::Events(rx) => stream_events(rx, &filter, &mut rd, &mut wr).await,
     }
@@ -335,19 +347,6 @@ async fn progress(handle: &Handle, units: &[String]) -> Option<Result<Vec<UnitPr
         })
         .ok()?;
     rx.await.ok()
-}
-
-/// Read one request line of at most MAX_REQUEST_BYTES.
-async fn read_request<R: AsyncRead + Unpin>(
-    rd: &mut BufReader<R>,
-) -> Result<Request, (ErrorCode, String)> {
-    let mut line = Vec::new();
-    let mut limited = (&mut *rd).take(MAX_REQUEST_BYTES as u64 + 1);
-    limited
-        .read_until(b'\n', &mut line)
-        .await
-        .map_err(|e| (ErrorCode::BadRequest, format!("reading request: {e}")))?;
-    decode_request(&line)
 }
 
 /// Decode one request line (the protocol's whole input surface, fuzzed in `fuzz/`).
@@ -602,7 +601,7 @@ async fn stream_events<R: AsyncRead + Unpin>(
 
 /// Write one reply line; a client that does not take it within `WRITE_TIMEOUT` is
 /// given up on.
-async fn send(wr: &mut OwnedWriteHalf, reply: &Reply) -> std::io::Result<()> {
+pub(super) async fn send(wr: &mut OwnedWriteHalf, reply: &Reply) -> std::io::Result<()> {
     let mut bytes = serde_json::to_vec(reply).map_err(std::io::Error::other)?;
     bytes.push(b'\n');
     match tokio::time::timeout(WRITE_TIMEOUT, wr.write_all(&bytes)).await {
@@ -636,23 +635,21 @@ mod tests {
         assert_eq!(verdict(Goal::Down, UnitState::Inactive), Some(true));
     }
 
-    #[tokio::test]
-    async fn oversized_and_malformed_requests_are_refused() {
+    #[test]
+    fn oversized_and_malformed_requests_are_refused() {
         let long = vec![b'x'; MAX_REQUEST_BYTES + 10];
-        let mut rd = BufReader::new(&long[..]);
-        let err = read_request(&mut rd).await.expect_err("too long");
+        let err = decode_request(&long).expect_err("too long");
         assert_eq!(err.0, ErrorCode::BadRequest);
-        let mut rd = BufReader::new(&b"{\"v\":1,\"cmd\":\"explode\"}\n"[..]);
+        let unknown = b"{\"v\":1,\"cmd\":\"explode\"}\n";
         assert_eq!(
-            read_request(&mut rd).await.expect_err("unknown").0,
+            decode_request(unknown).expect_err("unknown").0,
             ErrorCode::BadRequest
         );
-        let mut rd = BufReader::new(&b"{\"v\":9,\"cmd\":\"status\"}\n"[..]);
+        let version = b"{\"v\":9,\"cmd\":\"status\"}\n";
         assert_eq!(
-            read_request(&mut rd).await.expect_err("version").0,
+            decode_request(version).expect_err("version").0,
             ErrorCode::UnsupportedVersion
         );
-        let mut rd = BufReader::new(&b"{\"v\":1,\"cmd\":\"status\"}\n"[..]);
-        assert!(read_request(&mut rd).await.is_ok());
+        assert!(decode_request(b"{\"v\":1,\"cmd\":\"status\"}\n").is_ok());
     }
 }

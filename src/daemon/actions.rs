@@ -69,7 +69,7 @@ impl Daemon {
     /// what is left of its group is killed through the unit's cgroup (pidfd-checked),
     /// or died with its PID namespace; only a unit with neither is signalled by
     /// number still.
-    fn signal_group(&self, unit: &str, pgid: i32, signal: Signal) {
+    pub(super) fn signal_group(&self, unit: &str, pgid: i32, signal: Signal) {
         if self
             .registry
             .while_unreaped(pgid, unit, || signal_group(unit, pgid, signal))

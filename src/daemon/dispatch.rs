@@ -43,6 +43,27 @@ impl Daemon {
                 });
                 return;
             }
+            Command::Kill { unit, signal, all } => {
+                return self.kill_request(unit, &signal, all, answer);
+            }
+            Command::Exec {
+                unit,
+                argv,
+                tty,
+                user,
+                env,
+                workdir,
+            } => {
+                let req = super::exec::ExecRequest {
+                    unit,
+                    argv,
+                    tty,
+                    user,
+                    env,
+                    workdir,
+                };
+                return self.exec_request(req, answer);
+            }
             Command::Events { units } => {
                 let reply = match self.unknown_units(&units) {
                     Some(refusal) => Answer::Reply(refusal),

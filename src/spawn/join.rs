@@ -1,5 +1,7 @@
-//! Running something inside a unit's running container: a health probe now (and an
-//! operator's command later). `supd __join UNIT CGROUP_PROCS...` is the same
+//! Running something inside a unit's running container: a health probe, or an
+//! operator's command (`supctl exec`, `JoinAction::Command`, with the client's
+//! stdin, stdout and stderr as the helper's own, registered with the reaper as a
+//! watched child so its exit never reaches the unit's state). `supd __join UNIT CGROUP_PROCS...` is the same
 //! single-threaded helper as a start, started the same way (registered with the
 //! reaper before it can exit), with the pidfd of the container's main process on
 //! fd 4. Before it reads its plan it writes itself into the unit's cgroup (the
@@ -82,6 +84,13 @@ pub enum JoinAction {
         path: String,
         timeout_ms: u64,
     },
+    /// An operator's command (`supctl exec`): `launch.argv`, exec'd once with the
+    /// helper's own stdin, stdout and stderr (the client's), in a session of its
+    /// own; with `tty` those are the client's terminal, and the command gets a pty
+    /// of the container's, relayed to it (`join_tty`).
+    /// The helper answers the first request with the command's status only (no
+    /// output), and kills the command's process group if supd hangs up first.
+    Command { tty: bool },
 }
 
 /// The join helper's plan: the service's launch plan (identity, restrictions,
@@ -144,30 +153,72 @@ pub fn start(
     owner: &ChildOf,
     cgroup: &[CString],
 ) -> Result<(Joined, UnixStream), SpawnError> {
+    let devnull = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| SpawnError::new(Step::Open, Some("/dev/null"), Some(e), ""))?;
+    let stdio = [devnull.as_fd(), devnull.as_fd(), devnull.as_fd()];
+    launch(plan, target, cgroup, stdio, |spawn| {
+        registry.spawn_registered(owner.clone(), spawn)
+    })
+}
+
+/// `start` for an operator's command (`JoinAction::Command`): the helper gets
+/// `stdio` as its fds 0-2, and its exit is only reaped (it reports the command's
+/// status on the socket), never taken for one of the unit's.
+pub fn start_command(
+    plan: &EncodedJoinPlan,
+    target: BorrowedFd<'_>,
+    registry: &Registry,
+    cgroup: &[CString],
+    stdio: [BorrowedFd<'_>; 3],
+) -> Result<(Joined, UnixStream), SpawnError> {
+    launch(plan, target, cgroup, stdio, |spawn| {
+        // Nobody waits on the receiver: dropped, the exit is just reaped.
+        registry
+            .spawn_watched(|| spawn().map(|pid| (pid, ())))
+            .map(|((), _exit)| 0)
+    })
+}
+
+/// Spawn the join helper with `stdio`, registered by `register` (which calls the
+/// spawn it is given under the reaper's lock), send the plan and the first request.
+fn launch(
+    plan: &EncodedJoinPlan,
+    target: BorrowedFd<'_>,
+    cgroup: &[CString],
+    stdio: [BorrowedFd<'_>; 3],
+    register: impl FnOnce(&mut dyn FnMut() -> Result<i32, Errno>) -> Result<i32, Errno>,
+) -> Result<(Joined, UnixStream), SpawnError> {
     let payload = &plan.bytes;
     let len = u32::try_from(payload.len())
         .map_err(|_| SpawnError::new(Step::EncodePlan, None, None, "plan too long"))?;
     let (mut ours, theirs) =
         UnixStream::pair().map_err(|e| SpawnError::io(Step::Socketpair, None, &e, ""))?;
-    let devnull = open("/dev/null", OFlag::O_RDWR | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| SpawnError::new(Step::Open, Some("/dev/null"), Some(e), ""))?;
-    let target = target
-        .try_clone_to_owned()
-        .map_err(|e| SpawnError::io(Step::Fcntl, None, &e, "pidfd"))?;
+    let owned = |fd: BorrowedFd<'_>| {
+        fd.try_clone_to_owned()
+            .map_err(|e| SpawnError::io(Step::Fcntl, None, &e, "dup"))
+    };
+    let target = owned(target)?;
+    let [i, o, e] = stdio;
+    let (stdin, stdout, stderr) = (owned(i)?, owned(o)?, owned(e)?);
     let theirs = OwnedFd::from(theirs);
     let args: Vec<&CStr> = cgroup.iter().map(CString::as_c_str).collect();
     let mut pidfd = None;
-    let pid = registry
-        .spawn_registered(owner.clone(), || {
-            let fds = [&devnull, &devnull, &devnull, &theirs, &target];
-            let exe = c"/proc/self/exe";
-            let pid = super::handover::posix_spawn_helper(exe, JOIN_ARG, &plan.unit, &args, &fds)?;
-            pidfd = Pidfd::open(pid);
-            Ok(pid)
-        })
+    let mut pid_seen = 0;
+    let mut spawn = || {
+        let fds = [&stdin, &stdout, &stderr, &theirs, &target];
+        let exe = c"/proc/self/exe";
+        let pid = super::handover::posix_spawn_helper(exe, JOIN_ARG, &plan.unit, &args, &fds)?;
+        pidfd = Pidfd::open(pid);
+        pid_seen = pid;
+        Ok(pid)
+    };
+    register(&mut spawn)
         .map_err(|e| SpawnError::new(Step::PosixSpawn, Some("/proc/self/exe"), Some(e), "join"))?;
-    drop((devnull, theirs, target));
-    let joined = Joined { pid, pidfd };
+    drop((stdin, stdout, stderr, theirs, target));
+    let joined = Joined {
+        pid: pid_seen,
+        pidfd,
+    };
     let sent = ours
         .write_all(&len.to_le_bytes())
         .and_then(|()| ours.write_all(payload))
@@ -288,6 +339,9 @@ fn serve(plan: &JoinPlan, target: OwnedFd, mut sock: &UnixStream) -> Result<(), 
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(SpawnError::io(Step::ReadPlan, None, &e, "request")),
         }
+        if let JoinAction::Command { tty } = plan.action {
+            return run_command(plan, tty, sock);
+        }
         let frame = match probe_once(plan) {
             Ok((status, tail)) => encode_result(status, &tail),
             // This probe fails with the reason; the next may not (a fork that
@@ -297,6 +351,118 @@ fn serve(plan: &JoinPlan, target: OwnedFd, mut sock: &UnixStream) -> Result<(), 
         sock.write_all(&frame)
             .map_err(|e| SpawnError::io(Step::SendPlan, None, &e, "result"))?;
     }
+}
+
+/// An operator's command: a child in a session of its own (with `tty`, its
+/// stdin becomes its controlling terminal) execs it under the service's
+/// restrictions; its status goes to supd. If supd hangs up first (its client went
+/// away), the command's process group is killed.
+fn run_command(plan: &JoinPlan, tty: bool, mut sock: &UnixStream) -> Result<(), SpawnError> {
+    if tty {
+        return super::join_tty::run(plan, sock);
+    }
+    // SAFETY: the helper is single-threaded; the child only sets up its session
+    // and execs (or exits).
+    match unsafe { fork() }.map_err(|e| SpawnError::new(Step::Clone, None, Some(e), "exec"))? {
+        ForkResult::Child => {
+            let error =
+                match own_session(tty).and_then(|()| super::helper::exec_service(&plan.launch)) {
+                    Ok(never) => match never {},
+                    Err(e) => e,
+                };
+            // On the command's own stderr: the operator's terminal.
+            eprintln!("supd: {error}");
+            std::process::exit(127);
+        }
+        ForkResult::Parent { child } => {
+            let status = watch_command(child, sock);
+            match status {
+                Some(status) => sock
+                    .write_all(&encode_result(status, b""))
+                    .map_err(|e| SpawnError::io(Step::SendPlan, None, &e, "status")),
+                // supd hung up: nobody to tell.
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+/// The command's session and process group, and its terminal.
+pub(super) fn own_session(tty: bool) -> Result<(), SpawnError> {
+    nix::unistd::setsid().map_err(|e| SpawnError::new(Step::Setsid, None, Some(e), ""))?;
+    if tty {
+        // SAFETY: TIOCSCTTY on fd 0 with argument 0 (do not steal it).
+        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } != 0 {
+            let e = Errno::last();
+            return Err(SpawnError::new(Step::Setsid, None, Some(e), "TIOCSCTTY"));
+        }
+    }
+    Ok(())
+}
+
+/// Wait until the command ends (its status: an exit code, or minus the signal),
+/// or supd hangs up (None, once its process group is killed and it is reaped).
+pub(super) fn watch_command(child: Pid, sock: &UnixStream) -> Option<i32> {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let pidfd = Pidfd::open(child.as_raw());
+    let hung_up = loop {
+        let Some(fd) = &pidfd else { break false };
+        let mut polled = [
+            PollFd::new(fd.as_fd(), PollFlags::POLLIN),
+            PollFd::new(sock.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut polled, PollTimeout::NONE) {
+            Err(Errno::EINTR) | Ok(0) => continue,
+            Err(_) => break false,
+            Ok(_) => {}
+        }
+        let ready = |p: &PollFd| p.revents().is_some_and(|r| !r.is_empty());
+        if ready(&polled[1]) && !signals_from_supd(sock, Some(child)) {
+            break true;
+        }
+        if ready(&polled[0]) {
+            break false;
+        }
+    };
+    if hung_up {
+        // The child leads its group (setsid) and is unreaped: the id is its own.
+        let _ = killpg(child, Signal::SIGKILL);
+    }
+    let status = loop {
+        match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code)) => break code,
+            Ok(WaitStatus::Signaled(_, sig, _)) => break -(sig as i32),
+            Err(Errno::EINTR) => continue,
+            _ => break 127,
+        }
+    };
+    (!hung_up).then_some(status)
+}
+
+/// What supd sends while an operator's command runs: `SIGNAL` and a signal
+/// number, per signal the client passes on (supctl's SIGINT, SIGTERM, ...).
+pub const SIGNAL: u8 = b's';
+
+/// Read what supd sent and pass the signals on to the command's process group
+/// (`child`, while it is unreaped); false when supd hung up (or sent something
+/// else: it is not ours).
+pub(super) fn signals_from_supd(sock: &UnixStream, child: Option<Pid>) -> bool {
+    let mut buf = [0u8; 64];
+    let n = match (&*sock).read(&mut buf) {
+        Ok(0) | Err(_) => return false,
+        Ok(n) => n,
+    };
+    // supd writes each pair at once: a read never splits one.
+    for pair in buf.get(..n).unwrap_or_default().chunks(2) {
+        let &[SIGNAL, signo] = pair else {
+            return false;
+        };
+        if let Some(child) = child {
+            // SAFETY: kill(2) on the command's group (it leads it, and is unreaped).
+            unsafe { libc::kill(-child.as_raw(), libc::c_int::from(signo)) };
+        }
+    }
+    true
 }
 
 /// One probe: a child runs the action in a process group of its own; its status
@@ -385,7 +551,9 @@ fn read_tail(r: OwnedFd, deadline: Instant) -> (Vec<u8>, bool) {
 /// Inside the namespaces: the action, under the service's restrictions.
 fn act(plan: &JoinPlan) -> Result<Infallible, SpawnError> {
     let (addr, timeout_ms, http) = match &plan.action {
-        JoinAction::Exec => return super::helper::exec_service(&plan.launch),
+        JoinAction::Exec | JoinAction::Command { .. } => {
+            return super::helper::exec_service(&plan.launch);
+        }
         JoinAction::Tcp { addr, timeout_ms } => (*addr, *timeout_ms, None),
         JoinAction::Http {
             addr,

@@ -15,6 +15,8 @@
 //! - `helper` (the helper process): the linear setup sequence, using `namespaces`
 //!   (join, clone, id maps), `mounts`, `security`, `seccomp`, and `init` (the
 //!   container's PID 1);
+//! - `join` (a helper in a running container: health probes, `supctl exec`; with
+//!   a terminal, `join_tty`);
 //! - `sys`: the raw syscalls (posix_spawn, pidfds, descriptor flags);
 //! - `error`: `SpawnError`, what any step reports.
 
@@ -28,6 +30,7 @@ mod hooks;
 mod identity;
 mod init;
 pub mod join;
+mod join_tty;
 pub mod mounts;
 mod namespaces;
 mod resolve;
@@ -41,7 +44,7 @@ use std::os::fd::RawFd;
 pub use error::{EarlyOutput, SpawnError, Step};
 pub use handover::{spawn, spawn_with_helper};
 pub use hooks::stop_post_plan;
-pub use resolve::{attach_network, effective_mounts, plan};
+pub use resolve::{attach_network, effective_mounts, plan, run_as};
 pub use types::{Credentials, LaunchPlan, Report, Spawned};
 
 /// The fd on which the helper finds its control socket.

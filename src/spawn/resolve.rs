@@ -113,6 +113,31 @@ pub fn plan(unit: &Unit, state_dir: &Path) -> Result<LaunchPlan, SpawnError> {
     })
 }
 
+/// An operator's command as `user` (a name, or a uid; looked up in the unit's
+/// root like the service's own `user`) instead of the service's identity: its
+/// credentials, HOME, USER and LOGNAME. Blocking (account files).
+pub fn run_as(plan: &mut LaunchPlan, unit: &Unit, user: &str) -> Result<(), SpawnError> {
+    let root = unit.container.rootfs.as_deref().unwrap_or(Path::new("/"));
+    let spec = match user.parse::<u32>() {
+        Ok(uid) => crate::unit::IdSpec::Id(uid),
+        Err(_) => crate::unit::IdSpec::Name(user.to_string()),
+    };
+    let (credentials, account) = identity::resolve(root, Some(&spec), None, &[])?;
+    plan.credentials = credentials;
+    plan.env.retain(|kv| {
+        !["HOME=", "USER=", "LOGNAME="]
+            .iter()
+            .any(|k| kv.starts_with(k))
+    });
+    if let Some(account) = account {
+        plan.env
+            .push(format!("HOME={}", account.home.to_string_lossy()));
+        plan.env.push(format!("USER={}", account.name));
+        plan.env.push(format!("LOGNAME={}", account.name));
+    }
+    Ok(())
+}
+
 /// The variables of the unit's `env_file`s, read now (each start sees the files
 /// as they are), in order: a later file overrides an earlier one. A missing file
 /// fails the start unless it was written with a leading `-`.

@@ -141,6 +141,24 @@ fn an_oci_layout_unit_runs_with_the_images_entrypoint_env_workdir_and_user() {
         line, "hello /srv 1234 hi\n",
         "entrypoint+cmd, env, workdir, user from the image"
     );
+    // An exec runs in the image's root, as the image's user, in its workdir; -u
+    // looks users up in the image's /etc/passwd.
+    let exec = ok(
+        "exec",
+        &sup.supctl(&[
+            "exec",
+            "web",
+            "sh",
+            "-c",
+            "id -u; pwd; cat index.html; echo $GREETING",
+        ]),
+    );
+    assert_eq!(exec, "1234\n/srv\nhi\nhello\n");
+    let as_root = ok(
+        "exec -u root",
+        &sup.supctl(&["exec", "-u", "root", "web", "id", "-u"]),
+    );
+    assert_eq!(as_root, "0\n");
     let status = sup.unit("web");
     assert_eq!(status["exposed_ports"], json!(["8080/tcp"]));
     assert!(

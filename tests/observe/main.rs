@@ -135,6 +135,8 @@ fn control_group_members_read_but_cannot_change_anything() {
         &["restart", "calm"],
         &["reload"],
         &["poweroff"],
+        &["exec", "calm", "id"],
+        &["kill", "calm"],
     ] {
         let out = as_member(verb, &gid);
         assert_eq!(

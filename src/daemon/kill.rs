@@ -1,0 +1,234 @@
+//! `supctl kill`: a signal to a unit's main process, or to every process of its
+//! cgroup (`all`). Nothing else happens here: whatever the signal does to the
+//! service (an exit, a reload) reaches the fleet the usual way, so a unit killed
+//! with SIGKILL is restarted by its restart policy like any other exit.
+//!
+//! The main process is the service, not a container's init: under `sup-init` the
+//! service is the init's first child, looked up (and held by a pidfd) under the
+//! reaper's lock, while the init cannot have been reaped, so its pid names it.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+
+use nix::sys::signal::Signal;
+use tokio::sync::oneshot;
+
+use super::event_loop::Daemon;
+use crate::control::proto::{ErrorCode, Reply, UnitResult, UnitState};
+use crate::control::server::Answer;
+use crate::reaper::Registry;
+use crate::supervise::runs_under_init;
+
+impl Daemon {
+    /// `kill`: answered from a blocking thread when the service must be looked up.
+    pub(super) fn kill_request(
+        &mut self,
+        unit: String,
+        signal: &str,
+        all: bool,
+        answer: oneshot::Sender<Answer>,
+    ) {
+        // The client may have gone away; nothing to do then.
+        let reply = |answer: oneshot::Sender<Answer>, r| {
+            let _ = answer.send(Answer::Reply(r));
+        };
+        let Target {
+            sig,
+            first,
+            attempt,
+            under_init,
+            state,
+        } = match self.kill_target(&unit, signal) {
+            Ok(t) => t,
+            Err(r) => return reply(answer, *r),
+        };
+        if all {
+            // As the stop signal: each process of the cgroup but a container's
+            // init (which would pass it on to the service a second time).
+            let skip = under_init.then_some(first);
+            if !self.cgroups.signal(&unit, &[sig], skip) {
+                self.signal_group(&unit, first, sig);
+            }
+            let note = format!("{} sent to every process of the unit", sig.as_str());
+            return reply(answer, done(&unit, state, note));
+        }
+        let pidfd = self
+            .main_pidfds
+            .get(&unit)
+            .filter(|(a, _)| *a == attempt)
+            .map(|(_, fd)| fd.clone());
+        let registry = self.registry.clone();
+        tokio::task::spawn_blocking(move || {
+            let r = match signal_main(&unit, first, pidfd, under_init, sig, &registry) {
+                Ok(pid) => done(&unit, state, format!("{} sent to pid {pid}", sig.as_str())),
+                Err(message) => Reply::Error {
+                    code: ErrorCode::NotRunning,
+                    message: format!("{unit}: {message}"),
+                },
+            };
+            reply(answer, r);
+        });
+    }
+
+    /// What to signal, or the refusal.
+    fn kill_target(&self, unit: &str, signal: &str) -> Result<Target, Box<Reply>> {
+        let sig = crate::unit::values::parse_signal(signal).map_err(|message| {
+            Box::new(Reply::Error {
+                code: ErrorCode::BadRequest,
+                message,
+            })
+        })?;
+        let Some(slot) = self.fleet.get(unit) else {
+            return Err(Box::new(self.not_found(&[unit.to_string()])));
+        };
+        let state = super::status::unit_state(slot.machine.state());
+        let Some(first) = slot.machine.pid() else {
+            return Err(Box::new(not_running(unit, state)));
+        };
+        let under_init = runs_under_init(&slot.spec.container);
+        Ok(Target {
+            sig,
+            first,
+            attempt: slot.machine.attempt(),
+            under_init,
+            state,
+        })
+    }
+}
+
+/// A `kill` about to be carried out.
+struct Target {
+    sig: Signal,
+    /// The container's first process (its init, or the service).
+    first: i32,
+    /// The start it belongs to.
+    attempt: u64,
+    under_init: bool,
+    state: UnitState,
+}
+
+/// The refusal of `exec` or `kill` for a unit without a process.
+pub(super) fn not_running(unit: &str, state: UnitState) -> Reply {
+    Reply::Error {
+        code: ErrorCode::NotRunning,
+        message: format!("{unit} is not running (it is {state})"),
+    }
+}
+
+fn done(unit: &str, state: UnitState, note: String) -> Reply {
+    Reply::Done {
+        results: vec![UnitResult {
+            name: unit.to_string(),
+            ok: true,
+            state,
+            message: Some(note),
+        }],
+    }
+}
+
+/// Signal the service: the container's first process itself, or, under an init,
+/// the init's first child. Returns the host pid signalled. Blocking (procfs).
+fn signal_main(
+    unit: &str,
+    first: i32,
+    first_fd: Option<Arc<OwnedFd>>,
+    under_init: bool,
+    sig: Signal,
+    registry: &Registry,
+) -> Result<i32, String> {
+    let gone = || "its main process has just ended".to_string();
+    if !under_init {
+        if let Some(fd) = first_fd {
+            return pidfd_signal(fd.as_fd(), sig).map(|()| first);
+        }
+        let mut sent = Err(gone());
+        registry.while_unreaped(first, unit, || {
+            sent = nix::sys::signal::kill(nix::unistd::Pid::from_raw(first), sig)
+                .map_err(|e| e.to_string())
+        });
+        return sent.map(|()| first);
+    }
+    let mut found = Err(gone());
+    // The init is unreaped meanwhile: its pid, and its children's parent pid, are
+    // its own.
+    registry.while_unreaped(first, unit, || found = service_of(first));
+    let (pid, fd) = found?;
+    pidfd_signal(fd.as_fd(), sig).map(|()| pid)
+}
+
+/// The service under init `init`: its child that leads its own process group
+/// (the service calls setsid), the first started of those (orphans the init
+/// adopts come later), as `status` shows its main pid; held by a pidfd taken
+/// while it was still the init's child.
+fn service_of(init: i32) -> Result<(i32, OwnedFd), String> {
+    let children = crate::procfs::children(init);
+    let leads = |p: i32| crate::procfs::ProcStat::read(p).is_some_and(|s| s.pgrp == p);
+    let earliest = |pids: &mut dyn Iterator<Item = i32>| {
+        pids.filter_map(|p| start_time(p).map(|t| (t, p)))
+            .min()
+            .map(|(_, p)| p)
+    };
+    let pid = earliest(&mut children.iter().copied().filter(|p| leads(*p)))
+        .or_else(|| earliest(&mut children.iter().copied()))
+        .ok_or_else(|| "its service has ended (only its init is left)".to_string())?;
+    let fd = pidfd_open(pid).map_err(|e| format!("pidfd_open({pid}): {e}"))?;
+    // Still the init's child now that it is held: not a reused pid.
+    match crate::procfs::ProcStat::read(pid) {
+        Some(st) if st.ppid == init => Ok((pid, fd)),
+        _ => Err("its service has just ended".to_string()),
+    }
+}
+
+/// Field 22 of `/proc/PID/stat`: when the process started (clock ticks after boot).
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_start_time(&stat)
+}
+
+fn parse_start_time(stat: &str) -> Option<u64> {
+    // After the command (which may hold anything, parentheses too): field 3 on.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+fn pidfd_open(pid: i32) -> Result<OwnedFd, nix::errno::Errno> {
+    // SAFETY: pidfd_open(2) with a plain pid and no flags.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(nix::errno::Errno::last());
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+fn pidfd_signal(fd: BorrowedFd<'_>, sig: Signal) -> Result<(), String> {
+    // SAFETY: pidfd_send_signal(2) on a valid descriptor, with no siginfo.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            sig as libc::c_int,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    match nix::errno::Errno::last() {
+        nix::errno::Errno::ESRCH => Err("its main process has just ended".to_string()),
+        e => Err(format!("cannot signal its main process: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_time_is_field_22_after_any_command_name() {
+        let stat = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(parse_start_time(stat), Some(987_654));
+        assert_eq!(parse_start_time("42 (x) S 1"), None);
+    }
+}
