@@ -161,15 +161,7 @@ fn signal_main(
 /// adopts come later), as `status` shows its main pid; held by a pidfd taken
 /// while it was still the init's child.
 fn service_of(init: i32) -> Result<(i32, OwnedFd), String> {
-    let children = crate::procfs::children(init);
-    let leads = |p: i32| crate::procfs::ProcStat::read(p).is_some_and(|s| s.pgrp == p);
-    let earliest = |pids: &mut dyn Iterator<Item = i32>| {
-        pids.filter_map(|p| start_time(p).map(|t| (t, p)))
-            .min()
-            .map(|(_, p)| p)
-    };
-    let pid = earliest(&mut children.iter().copied().filter(|p| leads(*p)))
-        .or_else(|| earliest(&mut children.iter().copied()))
+    let pid = service_pid(init)
         .ok_or_else(|| "its service has ended (only its init is left)".to_string())?;
     let fd = pidfd_open(pid).map_err(|e| format!("pidfd_open({pid}): {e}"))?;
     // Still the init's child now that it is held: not a reused pid.
@@ -177,6 +169,21 @@ fn service_of(init: i32) -> Result<(i32, OwnedFd), String> {
         Some(st) if st.ppid == init => Ok((pid, fd)),
         _ => Err("its service has just ended".to_string()),
     }
+}
+
+/// The service under the container's init `init`: the earliest started child
+/// leading its own process group, else the earliest child; None while the init
+/// has not started it yet (or it has ended). Status' main pid is the same.
+pub(super) fn service_pid(init: i32) -> Option<i32> {
+    let children = crate::procfs::children(init);
+    let leads = |p: i32| crate::procfs::ProcStat::read(p).is_some_and(|s| s.pgrp == p);
+    let earliest = |pids: &mut dyn Iterator<Item = i32>| {
+        pids.filter_map(|p| start_time(p).map(|t| (t, p)))
+            .min()
+            .map(|(_, p)| p)
+    };
+    earliest(&mut children.iter().copied().filter(|p| leads(*p)))
+        .or_else(|| earliest(&mut children.iter().copied()))
 }
 
 /// Field 22 of `/proc/PID/stat`: when the process started (clock ticks after boot).

@@ -273,18 +273,13 @@ impl Daemon {
 }
 
 /// The service's own process: `pid` itself, or under the container's init the
-/// child it started (in a process group of its own; the first child if none
-/// is), which is not there yet (None) right after the container's start.
+/// one `kill` signals (`kill::service_pid`), which is not there yet (None) right
+/// after the container's start.
 fn main_pid(pid: i32, under_init: bool) -> Option<i32> {
-    if !under_init {
-        return Some(pid);
+    match under_init {
+        true => super::kill::service_pid(pid),
+        false => Some(pid),
     }
-    let children = crate::procfs::children(pid);
-    children
-        .iter()
-        .copied()
-        .find(|&c| crate::procfs::ProcStat::read(c).is_some_and(|s| s.pgrp == c))
-        .or_else(|| children.first().copied())
 }
 
 pub(super) fn health_word(h: Health) -> &'static str {
