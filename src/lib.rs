@@ -11,10 +11,12 @@
 //!   `reaper`: the one `waitpid` loop; `logs`: unit output; `notify`: sd_notify
 //!   messages; `procfs`, `pid1`;
 //! - `control`: the control protocol (wire types), server and client;
-//! - `daemon`: supd's event loop, wiring all of them together.
+//! - `daemon`: supd's event loop, wiring all of them together;
+//! - `cli`: the command lines of supd and supctl, their man pages and completions.
 
 pub mod audit;
 pub mod cgroup;
+pub mod cli;
 pub mod control;
 pub mod daemon;
 pub mod image;

@@ -3,92 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::Parser;
+use sup::cli::supd::{Cli, LogFormat, LogTarget, SupdCmd};
 use sup::daemon::{self, Config, Ending};
 use sup::spawn;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "supd",
-    version,
-    about = "Supervise services declared in TOML unit files"
-)]
-struct Cli {
-    /// Directory of unit files (one `NAME.toml` per unit).
-    #[arg(long, value_name = "DIR", default_value = "/etc/sup/units")]
-    units: PathBuf,
-    /// Directory for the control socket, the unit logs and the image store.
-    #[arg(
-        long,
-        global = true,
-        value_name = "DIR",
-        env = "SUP_STATE_DIR",
-        default_value = "/run/sup"
-    )]
-    state_dir: PathBuf,
-    /// Name of supd's cgroup subtree, created below supd's own cgroup.
-    #[arg(long, value_name = "NAME", default_value = "sup")]
-    cgroup_root: String,
-    /// Hostname to set when running as PID 1.
-    #[arg(long, value_name = "NAME")]
-    hostname: Option<String>,
-    /// Copy every line of unit output to supd's stderr (on by default as PID 1).
-    #[arg(long)]
-    forward_output: bool,
-    /// Validate the units directory, print every error and exit (non-zero on errors).
-    #[arg(long)]
-    check: bool,
-    /// Members of this group (name or gid) may use the read-only verbs of supctl
-    /// (status, logs, top, events, audit); everything else stays root-only.
-    #[arg(long, value_name = "GROUP")]
-    control_group: Option<String>,
-    /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9477). Off by
-    /// default.
-    #[arg(long, value_name = "ADDR")]
-    metrics_listen: Option<std::net::SocketAddr>,
-    /// Where unit output goes (besides the last lines in memory, for `supctl logs`):
-    /// `file` (STATE/logs/UNIT.log), `journald`, `syslog`, or several, comma-separated.
-    #[arg(
-        long,
-        value_enum,
-        value_name = "TARGET",
-        value_delimiter = ',',
-        default_value = "file"
-    )]
-    log_target: Vec<LogTarget>,
-    /// journald's native socket, for `--log-target journald`.
-    #[arg(long, value_name = "PATH", env = "SUP_JOURNAL_SOCKET", default_value = sup::logs::JOURNAL_SOCKET)]
-    journal_socket: PathBuf,
-    /// The syslog datagram socket, for `--log-target syslog`.
-    #[arg(long, value_name = "PATH", env = "SUP_SYSLOG_SOCKET", default_value = sup::logs::SYSLOG_SOCKET)]
-    syslog_socket: PathBuf,
-    /// Format of supd's own log on stderr. The level comes from SUPD_LOG (default info).
-    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
-    log_format: LogFormat,
-    #[command(subcommand)]
-    command: Option<SupdCmd>,
-}
-
-#[derive(Debug, Subcommand)]
-enum SupdCmd {
-    /// Manage the image store in the state directory, as `supctl image` does
-    /// (for scripts and image builders; supd need not run)
-    #[command(subcommand)]
-    Image(sup::control::image_cli::ImageCmd),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum LogTarget {
-    File,
-    Journald,
-    Syslog,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum LogFormat {
-    Human,
-    Json,
-}
 
 /// The targets named by `--log-target`, each socket checked.
 fn log_targets(cli: &Cli) -> Result<sup::logs::Targets, String> {
