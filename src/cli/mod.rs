@@ -4,3 +4,4 @@
 
 pub mod supctl;
 pub mod supd;
+pub mod unit_keys;
