@@ -2,6 +2,7 @@
 //! their man pages and shell completions are generated from the same definitions
 //! (see docs/packaging.md).
 
+pub mod generate;
 pub mod supctl;
 pub mod supd;
 pub mod unit_keys;
