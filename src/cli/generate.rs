@@ -150,6 +150,46 @@ mod tests {
         assert!(text("man/sup.unit.5").contains(".TH SUP.UNIT 5"));
     }
 
+    /// The scripts parse in their shells and the pages render without warnings, for
+    /// the checkers installed here (bash always; zsh, fish, groff when present).
+    #[test]
+    fn generated_files_are_valid_for_their_tools() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_all(dir.path()).unwrap();
+        let installed = |tool: &str| {
+            std::process::Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        for path in written {
+            let name = path.file_name().unwrap().to_str().unwrap();
+            let check: Vec<&str> = if name.ends_with(".bash") {
+                vec!["bash", "-n"]
+            } else if name.starts_with('_') {
+                vec!["zsh", "-n"]
+            } else if name.ends_with(".fish") {
+                vec!["fish", "-n"]
+            } else {
+                vec!["groff", "-ww", "-man", "-z"]
+            };
+            if !installed(check[0]) {
+                continue;
+            }
+            let out = std::process::Command::new(check[0])
+                .args(&check[1..])
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success() && out.stderr.is_empty(),
+                "{} {name}: {}",
+                check.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
     /// packaging/ holds the generated files (for packages built without running
     /// sup-gen); they must be what the definitions give today.
     #[test]
