@@ -49,9 +49,17 @@ fn man_pages(
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
         man_pages(sub.clone(), section, files)?;
     }
+    let see_also = match cmd.get_name() {
+        "supd" => Some("\\fBsupctl\\fR(1), \\fBsup.unit\\fR(5)"),
+        "supctl" => Some("\\fBsupd\\fR(8), \\fBsup.unit\\fR(5)"),
+        _ => None,
+    };
     let man = clap_mangen::Man::new(cmd).section(section).manual("sup");
     let mut page = Vec::new();
     man.render(&mut page)?;
+    if let Some(see_also) = see_also {
+        page.extend_from_slice(format!(".SH \"SEE ALSO\"\n{see_also}\n").as_bytes());
+    }
     files.push((Path::new("man").join(man.get_filename()), page));
     Ok(())
 }

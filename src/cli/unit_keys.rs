@@ -384,7 +384,7 @@ pub const KEYS: &[Key] = &[
     key(
         NETWORK_FILE,
         "subnet",
-        "IPv4 CIDR from /8 to /30, default 10.89.0.0/16 (for default)",
+        "IPv4 CIDR from /8 to /30, default 10.89.0.0/16",
     ),
     key(
         NETWORK_FILE,
