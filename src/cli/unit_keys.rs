@@ -598,6 +598,21 @@ mod tests {
                 "{section} has no keys"
             );
         }
+        // Its table of sections names each of them too.
+        let table: Vec<&str> = doc
+            .split("## Sections")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split('`').next())
+            .collect();
+        for (section, _) in SECTIONS.iter().filter(|(s, _)| *s != NETWORK_FILE) {
+            assert!(
+                table.contains(section),
+                "{section} is not in units.md's Sections table"
+            );
+        }
         // And every `## [section]` of units.md is one of ours.
         for line in doc.lines().filter(|l| l.starts_with("## `[")) {
             let name = line.trim_start_matches("## ").trim_matches('`');
