@@ -22,10 +22,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use build::{Comp, ImageDef, Layer, busybox_base};
-use nix::sys::wait::{WaitStatus, waitpid};
 use sup::image::{ImportOptions, Store};
 use sup::reaper::Registry;
 use sup::spawn;
+
+#[path = "common/timing.rs"]
+mod timing;
+use timing::{measure, report};
 
 const SUPD: &str = env!("CARGO_BIN_EXE_supd");
 
@@ -189,40 +192,5 @@ fn run(plan: &spawn::LaunchPlan) {
     let owner = sup::reaper::ChildOf::main("bench", 1);
     let spawned =
         spawn::spawn_with_helper(&helper, plan, &registry, &owner, &mut |_| Ok(())).expect("spawn");
-    loop {
-        match waitpid(None, None) {
-            Ok(WaitStatus::Exited(pid, code)) if pid.as_raw() == spawned.pid => {
-                assert_eq!(code, 0, "container failed");
-                return;
-            }
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid.as_raw() == spawned.pid => {
-                panic!("killed by {sig}")
-            }
-            Ok(_) => continue,
-            Err(e) => panic!("waitpid: {e}"),
-        }
-    }
-}
-
-fn measure(runs: usize, mut f: impl FnMut()) -> Vec<Duration> {
-    f(); // warm-up
-    (0..runs)
-        .map(|_| {
-            let t0 = Instant::now();
-            f();
-            t0.elapsed()
-        })
-        .collect()
-}
-
-fn report(name: &str, samples: &[Duration]) {
-    let mut s = samples.to_vec();
-    s.sort();
-    let pick = |q: f64| s[((s.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0;
-    println!(
-        "{name:<14} median {:7.3} ms   p99 {:7.3} ms   (n = {})",
-        pick(0.5),
-        pick(0.99),
-        s.len()
-    );
+    timing::wait_success(spawned.pid);
 }

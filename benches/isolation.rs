@@ -15,11 +15,13 @@
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
-use nix::sys::wait::{WaitStatus, waitpid};
 use sup::reaper::Registry;
 use sup::spawn;
+
+#[path = "common/timing.rs"]
+mod timing;
+use timing::{measure, report};
 
 const SUPD: &str = env!("CARGO_BIN_EXE_supd");
 
@@ -131,19 +133,7 @@ fn runner_for(text: &str, state: &Path) -> impl FnMut() + use<> {
         })
         .expect("spawn");
         // The helper and the container are both our children; wait for the container.
-        loop {
-            match waitpid(None, None) {
-                Ok(WaitStatus::Exited(pid, code)) if pid.as_raw() == spawned.pid => {
-                    assert_eq!(code, 0, "container failed");
-                    break;
-                }
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid.as_raw() == spawned.pid => {
-                    panic!("container killed by {sig}")
-                }
-                Ok(_) => continue,
-                Err(e) => panic!("waitpid: {e}"),
-            }
-        }
+        timing::wait_success(spawned.pid);
     }
 }
 
@@ -174,29 +164,6 @@ fn run(cmd: &mut Command) {
         .status()
         .expect("run");
     assert!(status.success(), "{cmd:?} failed: {status}");
-}
-
-fn measure(runs: usize, mut f: impl FnMut()) -> Vec<Duration> {
-    f(); // warm-up: page cache, lazy kernel state
-    (0..runs)
-        .map(|_| {
-            let t0 = Instant::now();
-            f();
-            t0.elapsed()
-        })
-        .collect()
-}
-
-fn report(name: &str, samples: &[Duration]) {
-    let mut s = samples.to_vec();
-    s.sort();
-    let pick = |q: f64| s[((s.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0;
-    println!(
-        "{name:<16} median {:7.2} ms   p99 {:7.2} ms   (n = {})",
-        pick(0.5),
-        pick(0.99),
-        s.len()
-    );
 }
 
 fn which(tool: &str) -> bool {

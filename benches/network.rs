@@ -12,14 +12,16 @@
 use std::ffi::CString;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use nix::sched::{CloneFlags, unshare};
-use nix::sys::wait::{WaitStatus, waitpid};
 use sup::net::{Attachment, Interface, NetStart, UnitNet, setup};
 use sup::reaper::Registry;
 use sup::spawn;
 use sup::unit::NetworkDef;
+
+#[path = "common/timing.rs"]
+mod timing;
+use timing::{report, time};
 
 const SUPD: &str = env!("CARGO_BIN_EXE_supd");
 
@@ -116,36 +118,6 @@ fn runner(unit: &sup::unit::Unit, state: &Path, net: Option<Arc<UnitNet>>) -> im
         let owner = sup::reaper::ChildOf::main("bench", attempt);
         let spawned = spawn::spawn_with_helper(&helper, &plan, &registry, &owner, &mut |_| Ok(()))
             .expect("spawn");
-        loop {
-            match waitpid(None, None) {
-                Ok(WaitStatus::Exited(pid, code)) if pid.as_raw() == spawned.pid => {
-                    assert_eq!(code, 0, "container failed");
-                    break;
-                }
-                Ok(WaitStatus::Signaled(pid, sig, _)) if pid.as_raw() == spawned.pid => {
-                    panic!("container killed by {sig}")
-                }
-                Ok(_) => continue,
-                Err(e) => panic!("waitpid: {e}"),
-            }
-        }
+        timing::wait_success(spawned.pid);
     }
-}
-
-fn time(f: &mut impl FnMut()) -> Duration {
-    let t0 = Instant::now();
-    f();
-    t0.elapsed()
-}
-
-fn report(name: &str, samples: &[Duration]) {
-    let mut s = samples.to_vec();
-    s.sort();
-    let pick = |q: f64| s[((s.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0;
-    println!(
-        "{name:<16} median {:7.2} ms   p99 {:7.2} ms   (n = {})",
-        pick(0.5),
-        pick(0.99),
-        s.len()
-    );
 }

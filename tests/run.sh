@@ -23,6 +23,10 @@ command -v nft >/dev/null || need+=(nftables)
 [ -x /usr/bin/python3 ] || need+=(python3)
 # Real daemons the tests run under supd.
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+# The microservices example, run end to end (tests/examples): nginx in front,
+# curl to ask it.
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "tests/run.sh: missing packages: ${need[*]}; run this script as root to install them (apt-get)" >&2

@@ -151,20 +151,25 @@ impl Netlink {
         self.set_alias(name, alias)
     }
 
-    /// Creates a veth pair: `host` here, in `bridge`, and `peer` directly in the
-    /// network namespace of process `peer_pid`, so it is never visible on the host.
+    /// Creates a veth pair: `host` here, in `bridge`, and `peer` (with MAC address
+    /// `peer_mac`) directly in the network namespace of process `peer_pid`, so it
+    /// is never visible on the host.
     pub fn add_veth(
         &mut self,
         host: &str,
         alias: &str,
         bridge: u32,
         peer: &str,
+        peer_mac: [u8; 6],
         peer_pid: u32,
     ) -> Result<()> {
         let mut peer_msg = LinkMessage::default();
         peer_msg
             .attributes
             .push(LinkAttribute::IfName(peer.to_owned()));
+        peer_msg
+            .attributes
+            .push(LinkAttribute::Address(peer_mac.to_vec()));
         peer_msg.attributes.push(LinkAttribute::NetNsPid(peer_pid));
         let mut msg = LinkMessage::default();
         msg.attributes.push(LinkAttribute::IfName(host.to_owned()));

@@ -179,8 +179,16 @@ pub fn create_veths(attachment: &Attachment, child: u32) -> Result<(), NetlinkEr
             what: format!("find bridge {}", iface.bridge),
             source: io::Error::from_raw_os_error(libc::ENODEV),
         })?;
+        let mac = mac_of(iface.address);
         let add = |nl: &mut Netlink| {
-            nl.add_veth(&iface.host_name, &iface.alias, bridge, &iface.name, child)
+            nl.add_veth(
+                &iface.host_name,
+                &iface.alias,
+                bridge,
+                &iface.name,
+                mac,
+                child,
+            )
         };
         match add(&mut nl) {
             // Only a leftover of this very unit is replaced; anything else is an
@@ -197,6 +205,16 @@ pub fn create_veths(attachment: &Attachment, child: u32) -> Result<(), NetlinkEr
         }
     }
     Ok(())
+}
+
+/// The MAC address of a container interface with `address`: derived from the
+/// address (locally administered, as Docker's `02:42:` + the IPv4 address), so a
+/// unit restarted on the same address has the same MAC too, and its peers' ARP
+/// entries for it stay right. A random one would leave them sending to the old
+/// container's MAC until their entry goes stale (up to about 30 s).
+pub fn mac_of(address: std::net::Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = address.octets();
+    [0x02, 0x53, a, b, c, d]
 }
 
 /// In the container's first process, in its own network namespace: `lo` and
