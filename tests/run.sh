@@ -21,6 +21,10 @@ command -v cc >/dev/null || need+=(gcc)
 command -v ip >/dev/null || need+=(iproute2)
 command -v nft >/dev/null || need+=(nftables)
 [ -x /usr/bin/python3 ] || need+=(python3)
+# The generated completions and man pages are checked with each shell and groff.
+command -v zsh >/dev/null || need+=(zsh)
+command -v fish >/dev/null || need+=(fish)
+command -v groff >/dev/null || need+=(groff-base)
 # Real daemons the tests run under supd.
 ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 # The microservices example, run end to end (tests/examples): nginx in front,
