@@ -274,8 +274,14 @@ impl Sup {
             .stderr(Stdio::piped())
             .spawn()
             .expect("run supctl");
-        wait_bounded(child, timeout)
-            .unwrap_or_else(|| panic!("supctl {args:?} did not answer within {timeout:?}"))
+        wait_bounded(child, timeout).unwrap_or_else(|| {
+            let status = self.supctl(&["status"]);
+            panic!(
+                "supctl {args:?} did not answer within {timeout:?}; status:\n{}\nsupd's log:\n{}",
+                stdout(&status),
+                self.log.text()
+            )
+        })
     }
 
     /// `supctl status --json`, parsed.
