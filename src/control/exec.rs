@@ -22,7 +22,8 @@ use tokio::net::UnixStream;
 use tokio::net::unix::OwnedWriteHalf;
 
 use super::proto::{ErrorCode, MAX_REQUEST_BYTES, Reply, Request};
-use crate::spawn::join::{RESULT_HEAD, RESULT_MAX, SIGNAL, decode_head};
+use crate::spawn::join::{RESULT_HEAD, RESULT_MAX, decode_head};
+use crate::spawn::join_command::SIGNAL;
 use crate::supervise::ExitStatus;
 
 /// Descriptors an `exec` request carries: stdin, stdout, stderr. More are closed.

@@ -11,3 +11,4 @@ pub mod proto;
 pub mod render;
 pub mod render_audit;
 pub mod server;
+mod streams;

@@ -317,13 +317,9 @@ impl Daemon {
         if main == Some(exit.pid) {
             // The service's own status, as status shows it: a unit under sup's
             // init reports its service's death by signal N as 128 + N.
-            let under_init = self
-                .fleet
-                .get(&exit.owner)
-                .is_some_and(|s| crate::supervise::runs_under_init(&s.spec.container));
-            let shown = match under_init {
-                true => crate::supervise::decode_init_status(exit.status),
-                false => exit.status,
+            let shown = match self.fleet.get(&exit.owner) {
+                Some(s) => crate::supervise::service_status(&s.spec.container, exit.status),
+                None => exit.status,
             };
             let (code, signal) = match shown {
                 crate::supervise::ExitStatus::Code(c) => (Some(c), None),

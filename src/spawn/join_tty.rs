@@ -23,7 +23,8 @@ use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid, dup2_stderr, dup2_stdin, dup2_stdout, fork};
 
-use super::join::{JoinPlan, encode_result, own_session};
+use super::join::{JoinPlan, encode_result};
+use super::join_command::own_session;
 use super::sys::Pidfd;
 use super::{SpawnError, Step};
 
@@ -285,7 +286,7 @@ fn relay(
         drop(polled);
         let ready = |side: Side| revents.iter().any(|(s, r)| *s == side && *r);
         let unreaped = status.is_none().then_some(child);
-        if ready(Side::Supd) && !super::join::signals_from_supd(sock, unreaped) {
+        if ready(Side::Supd) && !super::join_command::signals_from_supd(sock, unreaped) {
             hung_up = true;
             break;
         }

@@ -30,6 +30,7 @@ mod hooks;
 mod identity;
 mod init;
 pub mod join;
+pub mod join_command;
 mod join_tty;
 pub mod mounts;
 mod namespaces;

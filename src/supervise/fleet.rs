@@ -14,7 +14,7 @@ use super::machine::{Action, Event, ExitStatus, Machine, Phase};
 use super::reload::{ReloadPlan, same_definition};
 use super::time::Now;
 use crate::memory::Shrink;
-use crate::unit::{ContainerSpec, Loaded, Namespace, OnFailure, OnUnhealthy, Unit};
+use crate::unit::{Loaded, OnFailure, OnUnhealthy, Unit};
 
 /// One loaded unit: its definition and its life cycle.
 #[derive(Debug, Clone)]
@@ -340,14 +340,9 @@ impl Fleet {
         oom_killed: bool,
         now: Now,
     ) -> Vec<UnitAction> {
-        let under_init = self
-            .slots
-            .get(name)
-            .is_some_and(|s| runs_under_init(&s.spec.container));
-        let status = if under_init {
-            decode_init_status(status)
-        } else {
-            status
+        let status = match self.slots.get(name) {
+            Some(s) => super::service_status(&s.spec.container, status),
+            None => status,
         };
         let event = Event::Exited {
             attempt,
@@ -576,21 +571,6 @@ impl Fleet {
             return self.event(name, Event::DependentsDown, now, out);
         }
         false
-    }
-}
-
-/// Whether the unit's main process is the container init (own PID namespace).
-pub fn runs_under_init(c: &ContainerSpec) -> bool {
-    c.init && c.namespaces.contains(&Namespace::Pid)
-}
-
-/// The container init cannot die by the service's signal (a PID 1 cannot kill
-/// itself), so it exits 128+N; turn that back into "killed by signal N" so restart
-/// policies and status see what happened to the service.
-pub fn decode_init_status(status: ExitStatus) -> ExitStatus {
-    match status {
-        ExitStatus::Code(c) if (129..=128 + 64).contains(&c) => ExitStatus::Signal(c - 128),
-        other => other,
     }
 }
 

@@ -6,12 +6,14 @@ pub mod deadlines;
 mod fleet;
 mod graph;
 pub mod health;
+mod init_status;
 pub mod machine;
 mod reload;
 mod time;
 mod vocabulary;
 
-pub use fleet::{Fleet, Slot, UnitAction, decode_init_status, runs_under_init};
+pub use fleet::{Fleet, Slot, UnitAction};
+pub use init_status::{decode_init_status, runs_under_init, service_status};
 pub use machine::{
     Action, AfterStop, Event, ExitStatus, Failure, Machine, Phase, State, backoff_delay,
 };

@@ -371,8 +371,24 @@ impl Drop for Sup {
         } else if let Some(child) = self.child.take() {
             let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
             let _ = wait_bounded(child, PATIENCE);
+            // A failed test leaves nothing behind either: what supd could not
+            // remove goes (empty cgroups only; deepest first).
+            for dir in cgroup_dirs_named(&self.cgroup_root()) {
+                remove_empty_cgroups(&dir);
+            }
         }
     }
+}
+
+fn remove_empty_cgroups(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_empty_cgroups(&e.path());
+            }
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// The main pid of a unit in `supctl status --json`.

@@ -10,6 +10,7 @@ mod docs;
 mod errors;
 mod graph;
 mod id_maps;
+mod image;
 mod lifecycle;
 mod limits;
 mod load;
