@@ -243,8 +243,8 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     // Every unit stopped: nothing uses their image roots (their upper layers stay).
     crate::image::root::unmount_all(&state_dir);
     crate::spawn::credentials::teardown(&state_dir);
-    // nft runs as a child reaped by the reaper task: not on this thread.
-    let _ = tokio::task::spawn_blocking(move || networks.teardown()).await;
+    // On the network worker (nft runs as a child reaped by the reaper task).
+    networks.teardown().await;
     writer.flush().await;
     tracing::info!("all units stopped; supd exits");
     Ok(ending)

@@ -292,20 +292,27 @@ impl Networks {
     }
 
     /// At supd's exit: its table and bridges go (blocking).
-    pub fn teardown(&self) {
-        if self
+    pub async fn teardown(mut self) {
+        let had_table = self
             .firewall
             .as_ref()
-            .is_some_and(|w| !w.networks.is_empty())
-            && let Err(e) = setup::apply_nft(&self.registry, &firewall::ruleset(None))
-        {
-            tracing::warn!("removing supd's nftables table: {e}");
-        }
-        match setup::remove_bridges_except(&[]) {
-            Ok(removed) if !removed.is_empty() => tracing::info!(?removed, "bridges removed"),
-            Ok(_) => {}
-            Err(e) => tracing::warn!("removing supd's bridges: {e}"),
-        }
+            .is_some_and(|w| !w.networks.is_empty());
+        let registry = self.registry.clone();
+        let (done, finished) = tokio::sync::oneshot::channel();
+        // On the worker, after every job queued before it: a table rebuilt by a
+        // late job (a unit's ports let go while stopping) would outlive supd.
+        self.worker.run(move || {
+            if had_table && let Err(e) = setup::apply_nft(&registry, &firewall::ruleset(None)) {
+                tracing::warn!("removing supd's nftables table: {e}");
+            }
+            match setup::remove_bridges_except(&[]) {
+                Ok(removed) if !removed.is_empty() => tracing::info!(?removed, "bridges removed"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!("removing supd's bridges: {e}"),
+            }
+            let _ = done.send(());
+        });
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), finished).await;
     }
 }
 
