@@ -104,6 +104,8 @@ fn run(plan: &LaunchPlan, sock: &UnixStream) -> Result<Infallible, SpawnError> {
     if let Some(adj) = c.oom_score_adj {
         namespaces::write_proc_at(&host_proc, "self/oom_score_adj", &adj.to_string())?;
     }
+    // Opened before any namespace is joined: the program is the host's file.
+    let init_program = c.init.then(init::open_program).flatten();
     namespaces::join(c.join.iter())?;
     let needs_child = !c.namespaces.is_empty() || c.join.contains_key(&Namespace::Pid);
     if !needs_child {
@@ -128,7 +130,7 @@ fn run(plan: &LaunchPlan, sock: &UnixStream) -> Result<Infallible, SpawnError> {
         }
         Side::Child => {
             drop(host_proc);
-            run_container(plan, sock)
+            run_container(plan, sock, init_program)
         }
     }
 }
@@ -178,7 +180,11 @@ fn await_registration(mut sock: &UnixStream) -> Result<(), SpawnError> {
 /// Inside the new namespaces, in the order runtimes settled on: identity in the user
 /// namespace, mounts (propagation first, pivot_root), hostname, loopback, the
 /// `exec_start_pre` commands; then the service, directly or under an init.
-fn run_container(plan: &LaunchPlan, sock: &UnixStream) -> Result<Infallible, SpawnError> {
+fn run_container(
+    plan: &LaunchPlan,
+    sock: &UnixStream,
+    init_program: Option<OwnedFd>,
+) -> Result<Infallible, SpawnError> {
     let c = &plan.container;
     let created: &BTreeSet<Namespace> = &c.namespaces;
     // Its own process group, so supd can signal the container as a whole.
@@ -225,9 +231,15 @@ fn run_container(plan: &LaunchPlan, sock: &UnixStream) -> Result<Infallible, Spa
     // closed at its exec, so supd sees EOF now; the readiness pipe is the service's
     // alone.
     let _ = sock;
+    // Every descriptor above 2 is close-on-exec by now, the init program's own too.
+    if let Some(program) = &init_program
+        && init::program_can_signal_service(&c.capabilities, c.no_new_privs)
+    {
+        init::exec_program(program, service);
+    }
     // SAFETY: run_init uses no descriptor above 2, and their owners (the socket,
-    // the plan's) live in frames that never return. A failure only leaves a
-    // descriptor open, and there is nobody left to report it to.
+    // the plan's, the init program's) live in frames that never return. A failure
+    // only leaves a descriptor open, and there is nobody left to report it to.
     let _ = unsafe { close_from(3) };
     init::run_init(service)
 }

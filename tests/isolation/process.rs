@@ -37,6 +37,14 @@ pub fn pid_namespace_hides_the_host_reaps_orphans_and_stops_a_term_ignoring_serv
     assert_eq!(fields[3], "0", "no zombies: orphans were reaped: {seen}");
 
     let pid = pid_of(&sup.unit("pidns"));
+    // The init is the small sup-init program, not a copy of supd kept alive.
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("init's exe");
+    assert_eq!(
+        exe.file_name().and_then(|n| n.to_str()),
+        Some("sup-init"),
+        "{}",
+        exe.display()
+    );
     let out = sup.supctl(&["stop", "--wait", "pidns"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(sup.unit("pidns")["state"], "inactive");

@@ -1,0 +1,13 @@
+//! `sup-init`: the init of each container (PID 1 of its PID namespace), exec'd by
+//! the spawn helper once the service runs. It forwards signals and reaps, nothing
+//! else, so a container costs this small program's pages instead of supd's.
+//! See `sup::spawn` (`init.rs`).
+//!
+//! `no_main`: the C entry point skips the Rust runtime's start-up (its signal
+//! stack and handlers), pages each of a thousand inits would otherwise keep.
+#![no_main]
+
+#[unsafe(no_mangle)]
+pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
+    sup::spawn::init_program_main()
+}
