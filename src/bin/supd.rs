@@ -103,6 +103,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(init) = spawn::init_program_path().filter(|p| !p.exists()) {
+        tracing::warn!(
+            "{} is missing: each container's init stays a copy of supd (about 300 KiB \
+             instead of 80); install it beside supd",
+            init.display()
+        );
+    }
     let config = Config {
         log_targets,
         control_group,

@@ -45,7 +45,7 @@ use std::os::fd::RawFd;
 pub use error::{EarlyOutput, SpawnError, Step};
 pub use handover::{spawn, spawn_with_helper};
 pub use hooks::stop_post_plan;
-pub use init::program_main as init_program_main;
+pub use init::{program_main as init_program_main, program_path as init_program_path};
 pub use resolve::{attach_network, effective_mounts, plan, run_as};
 pub use types::{Credentials, LaunchPlan, Report, Spawned};
 
