@@ -26,6 +26,7 @@ fn main() -> ExitCode {
     match std::env::args_os().nth(1) {
         Some(a) if a == spawn::HELPER_ARG => spawn::helper::main(),
         Some(a) if a == spawn::join::JOIN_ARG => spawn::join::main(),
+        Some(a) if spawn::is_fork_server_mode(&a) => spawn::fork_server_main(),
         _ => {}
     }
     // The helpers above are short-lived and keep malloc's thread caches. supd drops

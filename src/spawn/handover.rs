@@ -89,7 +89,10 @@ pub fn spawn_with_helper(
         .spawn_registered(owner.clone(), || {
             let mut fds = vec![&devnull, &out_w, &err_w, &theirs];
             fds.extend(ready_w.as_ref());
-            let pid = posix_spawn_helper(helper, HELPER_ARG, &plan.unit, &[], &fds)?;
+            let pid = match super::forkserver::fork_helper(helper, &fds) {
+                Some(pid) => pid,
+                None => posix_spawn_helper(helper, HELPER_ARG, &plan.unit, &[], &fds)?,
+            };
             helper_fd = Pidfd::open(pid);
             Ok(pid)
         })

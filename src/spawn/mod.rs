@@ -1,8 +1,10 @@
 //! Starting a service process.
 //!
 //! supd's own process is multithreaded (tokio), so it never runs Rust code in a forked
-//! child. Instead it `posix_spawn`s a fresh copy of its own binary in helper mode
-//! (`supd __spawn UNIT`, see `helper`), which is single-threaded and may do anything:
+//! child. Instead its fork server (`forkserver`, a single-threaded copy of supd
+//! started once) forks a helper for each start, or supd `posix_spawn`s a fresh copy
+//! of its own binary in helper mode (`supd __spawn UNIT`, see `helper`); either way
+//! the helper is single-threaded and may do anything:
 //! it receives a `LaunchPlan` over a socket on fd 3, sets up the container
 //! (namespaces, mounts, identity, restrictions) and execs the service.
 //! The socket is close-on-exec in the helper, so a successful exec shows up here as EOF
@@ -11,7 +13,8 @@
 //! Modules, in the order a start goes through them:
 //! - `resolve` (supd): unit -> `LaunchPlan` (`types`), lookups done up front
 //!   (`identity`: user and group, in the account files of `accounts`);
-//! - `handover` (supd): posix_spawn the helper, send the plan, read its reports;
+//! - `handover` (supd): start the helper (through `forkserver`), send the plan, read
+//!   its reports;
 //! - `helper` (the helper process): the linear setup sequence, using `namespaces`
 //!   (join, clone, id maps), `mounts`, `security`, `seccomp`, and `init` (the
 //!   container's PID 1);
@@ -24,6 +27,7 @@ pub mod accounts;
 pub mod credentials;
 mod envfile;
 mod error;
+mod forkserver;
 mod handover;
 pub mod helper;
 mod hooks;
@@ -43,6 +47,7 @@ mod types;
 use std::os::fd::RawFd;
 
 pub use error::{EarlyOutput, SpawnError, Step};
+pub use forkserver::{is_mode as is_fork_server_mode, main as fork_server_main};
 pub use handover::{spawn, spawn_with_helper};
 pub use hooks::stop_post_plan;
 pub use init::{program_main as init_program_main, program_path as init_program_path};

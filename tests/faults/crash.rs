@@ -173,3 +173,49 @@ pub fn a_units_directory_deleted_and_created_again_is_watched_again() {
     sup.write_unit("fifth", sleeper);
     sup.wait_state("fifth", "running");
 }
+
+/// supd's fork server (`supd __forkserver`, see src/spawn/forkserver.rs): the
+/// child of supd whose command line says so.
+fn fork_servers_of(supd: i32) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<i32>().ok());
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if ppid == Some(supd) && cmdline.split(|b| *b == 0).any(|a| a == b"__forkserver") {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+pub fn a_killed_fork_server_is_replaced_and_none_outlives_supd() {
+    let mut sup = Sup::start(&[("svc", &forking(""))]);
+    sup.wait_all_running();
+    let supd = sup.child.as_ref().expect("supd").id() as i32;
+    let servers = fork_servers_of(supd);
+    assert_eq!(servers.len(), 1, "one fork server: {servers:?}");
+    kill(Pid::from_raw(servers[0]), Signal::SIGKILL).expect("kill the fork server");
+    wait_until("the fork server is gone", || !pid_alive(servers[0]));
+    // The next two starts: the first finds the server dead and spawns its helper
+    // itself, or a new server serves it; either way both run.
+    for _ in 0..2 {
+        let out = sup.supctl(&["restart", "--wait", "svc"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(sup.unit("svc")["state"], "running");
+    }
+    let replaced = fork_servers_of(supd);
+    assert_eq!(replaced.len(), 1, "a new fork server: {replaced:?}");
+    assert_ne!(replaced[0], servers[0]);
+    let status = sup.stop();
+    assert!(status.success(), "supd exited with {status}");
+    wait_until("the fork server exits with supd", || {
+        !pid_alive(replaced[0])
+    });
+}
