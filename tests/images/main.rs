@@ -319,7 +319,8 @@ fn whiteouts_and_opaque_directories_hide_lower_files() {
     let sup = sup.launch();
     let ls = wait_file(&upper(&sup, "w").join("data/ls"));
     assert_eq!(ls, "c\n", "the opaque directory hides a and b");
-    let opt = std::fs::read_to_string(upper(&sup, "w").join("data/opt")).expect("opt listing");
+    // Written after `ls`: waited for too, not read while the shell still writes it.
+    let opt = wait_file(&upper(&sup, "w").join("data/opt"));
     assert_eq!(opt, "keep\nold\n");
     assert!(
         !upper(&sup, "w").join("data/motd").exists(),
