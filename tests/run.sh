@@ -43,9 +43,10 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
-# The VM test boots the release binaries (packaging/mkinitramfs.sh); build them
-# first so the test itself only packs and boots.
-cargo build --release --bins
+# The VM test boots the static release binaries (packaging/mkinitramfs.sh); build
+# them first so the test itself only packs and boots. This is the suite's one
+# release (LTO) build.
+packaging/build-static.sh >/dev/null
 if [ "$(id -u)" -eq 0 ]; then
     # As root every test can run, and must: one that finds it cannot (say qemu is
     # missing) fails instead of being ignored.
