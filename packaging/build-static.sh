@@ -34,7 +34,7 @@ for bin in supd supctl; do
     # initramfs or an image does not have.
     nss=$(nm "$out/$bin" | sed -n 's/.* __evoke_link_warning_//p' | grep -vxE 'dlopen|dlmopen' || true)
     if [ -n "$nss" ]; then
-        echo "packaging/build-static.sh: $out/$bin uses glibc functions that need shared libraries at run time: $(echo $nss)" >&2
+        echo "packaging/build-static.sh: $out/$bin uses glibc functions that need shared libraries at run time: ${nss//$'\n'/ }" >&2
         exit 1
     fi
 done
