@@ -3,10 +3,11 @@
 #
 #   packaging/mkinitramfs.sh OUT.cpio.gz [UNITS_DIR] [EXTRA_DIR]
 #
-# Contents: supd (as /init and /bin/supd) and supctl with the shared libraries
-# they need, a static busybox with its applets in /bin, the unit files of
-# UNITS_DIR (default: units/) in /etc/sup/units, and EXTRA_DIR's contents copied
-# to / (e.g. a container rootfs). Needs: cargo, cpio, gzip, busybox-static.
+# Contents: supd (as /init and /bin/supd) and supctl, both static (built by
+# packaging/build-static.sh, so no shared library is copied), a static busybox
+# with its applets in /bin, the unit files of UNITS_DIR (default: units/) in
+# /etc/sup/units, and EXTRA_DIR's contents copied to / (e.g. a container
+# rootfs). Needs: cargo, cpio, gzip, busybox-static.
 # Boot it (see README, "Run sup as the init of a VM"):
 #   qemu-system-x86_64 -accel tcg -m 512 -nographic -no-reboot \
 #     -kernel "$(ls /boot/vmlinuz-* | tail -n 1)" -initrd OUT.cpio.gz -append "console=ttyS0 quiet panic=-1"
@@ -15,18 +16,13 @@ cd "$(dirname "$0")/.."
 out=$(realpath -m "$1")
 units=$(realpath "${2:-units}")
 extra=${3:-}
-cargo build --release --bins >&2
+bin_dir=$(packaging/build-static.sh)
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,etc/sup/units,proc,sys,dev,run,tmp,root}
-cp target/release/supd "$root/bin/supd"
-cp target/release/supctl "$root/bin/supctl"
+cp "$bin_dir/supd" "$root/bin/supd"
+cp "$bin_dir/supctl" "$root/bin/supctl"
 ln -s bin/supd "$root/init"
-# The shared libraries of the two binaries (and the dynamic loader), same paths.
-for lib in $(for b in target/release/supd target/release/supctl; do ldd "$b" | awk '/=>/ {print $3} /^[[:space:]]*\// {print $1}'; done | sort -u); do
-    mkdir -p "$root$(dirname "$lib")"
-    cp -L "$lib" "$root$lib"
-done
 busybox=$(command -v busybox)
 cp "$busybox" "$root/bin/busybox"
 for applet in $("$busybox" --list); do

@@ -31,6 +31,8 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
 # curl to ask it.
 command -v nginx >/dev/null || need+=(nginx-light)
 command -v curl >/dev/null || need+=(curl)
+# The Debian package is checked with lintian (tests/packaging).
+command -v lintian >/dev/null || need+=(lintian)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "tests/run.sh: missing packages: ${need[*]}; run this script as root to install them (apt-get)" >&2
@@ -43,9 +45,10 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
-# The VM test boots the release binaries (packaging/mkinitramfs.sh); build them
-# first so the test itself only packs and boots.
-cargo build --release --bins
+# The VM test boots the static release binaries (packaging/mkinitramfs.sh) and the
+# packaging test packs them into a .deb (packaging/build-deb.sh); build them first
+# so the tests themselves only pack. This is the suite's one release (LTO) build.
+packaging/build-static.sh >/dev/null
 if [ "$(id -u)" -eq 0 ]; then
     # As root every test can run, and must: one that finds it cannot (say qemu is
     # missing) fails instead of being ignored.
