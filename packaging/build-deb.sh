@@ -33,11 +33,12 @@ mkdir -p "$stage"/{DEBIAN,usr/bin,etc/sup/units,usr/lib/systemd/system} "$doc" \
     "$stage"/usr/share/bash-completion/completions \
     "$stage"/usr/share/zsh/vendor-completions \
     "$stage"/usr/share/fish/vendor_completions.d
-install -m 0755 "$bin_dir/supd" "$bin_dir/supctl" "$stage/usr/bin/"
+# sup-init beside supd: supd looks for the containers' init next to itself.
+install -m 0755 "$bin_dir/supd" "$bin_dir/supctl" "$bin_dir/sup-init" "$stage/usr/bin/"
 # Without the symbol table, as Debian ships binaries (dh_strip's options): 1 MB less
 # for supd. A panic's message and location stay; its backtrace loses names.
 strip --remove-section=.comment --remove-section=.note --strip-unneeded \
-    "$stage/usr/bin/supd" "$stage/usr/bin/supctl"
+    "$stage/usr/bin/supd" "$stage/usr/bin/supctl" "$stage/usr/bin/sup-init"
 install -m 0644 packaging/deb/supd.service "$stage/usr/lib/systemd/system/"
 for page in packaging/man/*.[158]; do
     section=${page##*.}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build supd and supctl as static executables (glibc, crt-static) and print the
+# Build supd, supctl and sup-init (the containers' init) as static executables (glibc, crt-static) and print the
 # directory that holds them:
 #
 #   packaging/build-static.sh        # -> target/x86_64-unknown-linux-gnu/release
@@ -19,7 +19,7 @@ out=${CARGO_TARGET_DIR:-target}/$triple/release
 # cargo's progress and warnings to stderr: stdout is the directory only.
 RUSTFLAGS="${RUSTFLAGS:-} -C target-feature=+crt-static" \
     cargo build --release --bins --target "$triple" >&2
-for bin in supd supctl; do
+for bin in supd supctl sup-init; do
     # A dynamic executable has a program interpreter (ld-linux.so); a static one none.
     if readelf -l "$out/$bin" | grep -q INTERP; then
         echo "packaging/build-static.sh: $out/$bin is not static" >&2

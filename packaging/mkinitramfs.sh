@@ -22,6 +22,8 @@ trap 'rm -rf "$root"' EXIT
 mkdir -p "$root"/{bin,etc/sup/units,proc,sys,dev,run,tmp,root}
 cp "$bin_dir/supd" "$root/bin/supd"
 cp "$bin_dir/supctl" "$root/bin/supctl"
+# The containers' init, found beside supd.
+cp "$bin_dir/sup-init" "$root/bin/sup-init"
 ln -s bin/supd "$root/init"
 busybox=$(command -v busybox)
 cp "$busybox" "$root/bin/busybox"

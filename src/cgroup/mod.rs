@@ -176,6 +176,16 @@ impl CgroupTree {
             .collect()
     }
 
+    /// The unit's cgroup where a new process can be created directly inside it
+    /// (`clone3` with `CLONE_INTO_CGROUP`): on a pure cgroup v2 host only, where
+    /// it is the one directory `place` would write.
+    pub fn clone_into_dir(&self, unit: &str) -> Option<PathBuf> {
+        match (&self.layout, self.bases.as_slice()) {
+            (Layout::Unified(_), [(_, base)]) => Some(base.join(unit)),
+            _ => None,
+        }
+    }
+
     fn dirs(&self, unit: &str) -> impl Iterator<Item = (&Hierarchy, PathBuf)> {
         self.bases.iter().map(move |(h, base)| (h, base.join(unit)))
     }

@@ -419,6 +419,15 @@ impl StartCgroup {
         }
     }
 
+    /// The unit's cgroup directory, open, where the helper can be created inside
+    /// it (pure cgroup v2 only; see `spawn::spawn_into`). Call after `prepare`.
+    pub fn clone_into(&self) -> Option<std::os::fd::OwnedFd> {
+        use nix::fcntl::{OFlag, open};
+        let dir = self.driver.as_ref()?.clone_into_dir(&self.unit)?;
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        open(&dir, flags, nix::sys::stat::Mode::empty()).ok()
+    }
+
     /// Put the helper into the cgroup before it is given its plan.
     pub fn place(&self, pid: i32) -> Result<(), CgroupError> {
         match &self.driver {

@@ -153,7 +153,14 @@ impl StartJob {
             attempt: self.attempt,
             role: self.role,
         };
-        Ok(spawn::spawn(&plan, &self.registry, &owner, &mut place)?)
+        let into = self.cgroup.clone_into();
+        Ok(spawn::spawn_into(
+            &plan,
+            &self.registry,
+            &owner,
+            into.as_ref(),
+            &mut place,
+        )?)
     }
 }
 

@@ -53,10 +53,22 @@ struct Server {
     pidfd: Option<super::sys::Pidfd>,
 }
 
+/// A helper the server forked.
+pub(super) struct Forked {
+    pub pid: i32,
+    /// Created inside the cgroup it was asked for (`CLONE_INTO_CGROUP`).
+    pub in_cgroup: bool,
+}
+
 /// Fork a spawn helper through the server of `exe` (a supd binary), with `fds` as
-/// its descriptors 0, 1, 2, ...; the helper's pid. None when there is no working
-/// server (the caller then posix_spawns the helper itself).
-pub(super) fn fork_helper(exe: &CStr, fds: &[&OwnedFd]) -> Option<i32> {
+/// its descriptors 0, 1, 2, ..., inside `cgroup` (an open cgroup v2 directory)
+/// where the kernel allows. None when there is no working server (the caller then
+/// posix_spawns the helper itself).
+pub(super) fn fork_helper(
+    exe: &CStr,
+    fds: &[&OwnedFd],
+    cgroup: Option<&OwnedFd>,
+) -> Option<Forked> {
     let mut server = SERVER
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -64,8 +76,8 @@ pub(super) fn fork_helper(exe: &CStr, fds: &[&OwnedFd]) -> Option<i32> {
         *server = start(exe).ok();
     }
     let running = server.as_ref()?;
-    match request(&running.sock, fds) {
-        Ok(pid) => Some(pid),
+    match request(&running.sock, fds, cgroup) {
+        Ok(forked) => Some(forked),
         Err(_) => {
             // Dead or hung: gone for good, replaced by the next start.
             if let Some(pidfd) = &running.pidfd {
@@ -99,20 +111,33 @@ fn start(exe: &CStr) -> Result<Server, Errno> {
     })
 }
 
-/// One request and its reply.
-fn request(sock: &OwnedFd, fds: &[&OwnedFd]) -> Result<i32, Errno> {
-    let raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+/// A request's one byte: whether its last descriptor is a cgroup to fork into.
+const PLAIN: u8 = b's';
+const INTO_CGROUP: u8 = b'c';
+
+/// One request and its reply: the child's pid (or a negative errno) and whether
+/// it was created inside the cgroup, as two little-endian i32.
+fn request(sock: &OwnedFd, fds: &[&OwnedFd], cgroup: Option<&OwnedFd>) -> Result<Forked, Errno> {
+    let mut raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+    raw.extend(cgroup.map(|fd| fd.as_raw_fd()));
+    let kind = [if cgroup.is_some() { INTO_CGROUP } else { PLAIN }];
     let cmsg = [ControlMessage::ScmRights(&raw)];
-    let iov = [std::io::IoSlice::new(b"s")];
+    let iov = [std::io::IoSlice::new(&kind)];
     sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)?;
-    let mut reply = [0u8; 4];
+    let mut reply = [0u8; 8];
     let n = nix::sys::socket::recv(sock.as_raw_fd(), &mut reply, MsgFlags::empty())?;
-    if n != reply.len() {
-        return Err(Errno::EPIPE);
-    }
-    match i32::from_le_bytes(reply) {
-        pid if pid > 0 => Ok(pid),
-        e => Err(Errno::from_raw(-e)),
+    let (pid, placed) = match (n, reply.split_at(4)) {
+        (8, (pid, placed)) => (pid, placed),
+        _ => return Err(Errno::EPIPE),
+    };
+    let word = |b: &[u8]| <[u8; 4]>::try_from(b).map(i32::from_le_bytes);
+    match (word(pid), word(placed)) {
+        (Ok(pid), Ok(placed)) if pid > 0 => Ok(Forked {
+            pid,
+            in_cgroup: placed == 1,
+        }),
+        (Ok(e), _) => Err(Errno::from_raw(-e)),
+        _ => Err(Errno::EPIPE),
     }
 }
 
@@ -129,31 +154,40 @@ pub fn main() -> ! {
         std::process::exit(1);
     }
     loop {
-        let fds = match receive(&sock) {
-            Ok(Some(fds)) => fds,
+        let (kind, mut fds) = match receive(&sock) {
+            Ok(Some(request)) => request,
             Ok(None) => std::process::exit(0),
             Err(Errno::EINTR) => continue,
             Err(_) => std::process::exit(1),
         };
-        let answer = match fork() {
+        let cgroup = match kind {
+            INTO_CGROUP => fds.pop(),
+            _ => None,
+        };
+        // Into the cgroup where the kernel can (5.7 and later, cgroup v2); any
+        // refusal leaves the placement to supd, as without a cgroup.
+        let (forked, in_cgroup) = match cgroup.as_ref().map(fork_into) {
+            Some(Ok(pid)) => (Ok(pid), true),
+            _ => (fork(), false),
+        };
+        let answer = match forked {
             Ok(0) => become_helper(&fds),
             Ok(pid) => pid,
             Err(e) => -(e as i32),
         };
-        drop(fds);
-        let sent = nix::sys::socket::send(
-            sock.as_raw_fd(),
-            &answer.to_le_bytes(),
-            MsgFlags::MSG_NOSIGNAL,
-        );
+        drop((fds, cgroup));
+        let mut reply = [0u8; 8];
+        reply[..4].copy_from_slice(&answer.to_le_bytes());
+        reply[4..].copy_from_slice(&i32::from(in_cgroup).to_le_bytes());
+        let sent = nix::sys::socket::send(sock.as_raw_fd(), &reply, MsgFlags::MSG_NOSIGNAL);
         if sent.is_err() {
             std::process::exit(0);
         }
     }
 }
 
-/// The descriptors of one request; None at end of stream (supd is gone).
-fn receive(sock: &OwnedFd) -> Result<Option<Vec<OwnedFd>>, Errno> {
+/// The kind and descriptors of one request; None at end of stream (supd is gone).
+fn receive(sock: &OwnedFd) -> Result<Option<(u8, Vec<OwnedFd>)>, Errno> {
     let mut byte = [0u8; 1];
     let mut iov = [std::io::IoSliceMut::new(&mut byte)];
     let mut space = nix::cmsg_space!([RawFd; MAX_FDS]);
@@ -177,7 +211,7 @@ fn receive(sock: &OwnedFd) -> Result<Option<Vec<OwnedFd>>, Errno> {
             );
         }
     }
-    Ok(Some(fds))
+    Ok(Some((byte[0], fds)))
 }
 
 /// A fork-like clone whose child is the parent's sibling (supd's child). 0 in the
@@ -188,6 +222,31 @@ fn fork() -> Result<i32, Errno> {
     // CLONE_VM) gives the child a consistent copy of the whole process, as fork does;
     // no pointer arguments are used.
     let rc = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    Errno::result(rc).map(|pid| pid as i32)
+}
+
+/// `fork` with the child created inside the cgroup `dir` (`clone3` with
+/// `CLONE_INTO_CGROUP`): no migration afterwards, which on a busy host is the
+/// costly part of a placement.
+fn fork_into(dir: &OwnedFd) -> Result<i32, Errno> {
+    // libc's constant is deprecated for its overflowing type; the kernel's value.
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    // SAFETY: clone_args is plain integers; all zero is its "nothing asked" value.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = libc::CLONE_PARENT as u64 | CLONE_INTO_CGROUP;
+    // With CLONE_PARENT the child's exit signal is the server's own (SIGCHLD to
+    // supd); clone3 wants 0 here.
+    args.exit_signal = 0;
+    args.cgroup = dir.as_raw_fd() as u64;
+    // SAFETY: as for `fork`: single-threaded, no new stack; the kernel reads
+    // `args` (alive for the call) of the size given.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    };
     Errno::result(rc).map(|pid| pid as i32)
 }
 

@@ -35,8 +35,22 @@ pub fn spawn(
     owner: &ChildOf,
     place: &mut dyn FnMut(i32) -> Result<(), SpawnError>,
 ) -> Result<Spawned, SpawnError> {
+    spawn_into(plan, registry, owner, None, place)
+}
+
+/// `spawn`, with the unit's cgroup directory open where the helper can be created
+/// inside it (`clone3` with `CLONE_INTO_CGROUP`, pure cgroup v2): then `place` is
+/// not needed and not called. Without it, or where the kernel refuses, the helper
+/// is created in supd's cgroup and `place` moves it.
+pub fn spawn_into(
+    plan: &LaunchPlan,
+    registry: &Registry,
+    owner: &ChildOf,
+    cgroup: Option<&OwnedFd>,
+    place: &mut dyn FnMut(i32) -> Result<(), SpawnError>,
+) -> Result<Spawned, SpawnError> {
     // The running binary itself, even if the file on disk was replaced since.
-    spawn_with_helper(c"/proc/self/exe", plan, registry, owner, place)
+    start_helper(c"/proc/self/exe", plan, registry, owner, cgroup, place)
 }
 
 /// `spawn` with an explicit path to the supd binary that serves as the helper (for
@@ -46,6 +60,17 @@ pub fn spawn_with_helper(
     plan: &LaunchPlan,
     registry: &Registry,
     owner: &ChildOf,
+    place: &mut dyn FnMut(i32) -> Result<(), SpawnError>,
+) -> Result<Spawned, SpawnError> {
+    start_helper(helper, plan, registry, owner, None, place)
+}
+
+fn start_helper(
+    helper: &CStr,
+    plan: &LaunchPlan,
+    registry: &Registry,
+    owner: &ChildOf,
+    cgroup: Option<&OwnedFd>,
     place: &mut dyn FnMut(i32) -> Result<(), SpawnError>,
 ) -> Result<Spawned, SpawnError> {
     let payload = serde_json::to_vec(plan)
@@ -85,12 +110,16 @@ pub fn spawn_with_helper(
 
     // Registered (and a pidfd taken) before the reaper may see it exit.
     let mut helper_fd = None;
+    let mut placed = false;
     let helper_pid = registry
         .spawn_registered(owner.clone(), || {
             let mut fds = vec![&devnull, &out_w, &err_w, &theirs];
             fds.extend(ready_w.as_ref());
-            let pid = match super::forkserver::fork_helper(helper, &fds) {
-                Some(pid) => pid,
+            let pid = match super::forkserver::fork_helper(helper, &fds, cgroup) {
+                Some(forked) => {
+                    placed = forked.in_cgroup;
+                    forked.pid
+                }
                 None => posix_spawn_helper(helper, HELPER_ARG, &plan.unit, &[], &fds)?,
             };
             helper_fd = Pidfd::open(pid);
@@ -105,7 +134,10 @@ pub fn spawn_with_helper(
     };
     // Into the unit's cgroup while the helper still waits for its plan: everything
     // it starts is born inside (and a cgroup namespace is rooted there).
-    if let Err(e) = place(helper_pid) {
+    if placed {
+        tracing::debug!(unit = plan.unit, "helper created inside its cgroup");
+    }
+    if let Err(e) = if placed { Ok(()) } else { place(helper_pid) } {
         kill_helper();
         return Err(e);
     }

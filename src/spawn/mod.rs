@@ -48,7 +48,7 @@ use std::os::fd::RawFd;
 
 pub use error::{EarlyOutput, SpawnError, Step};
 pub use forkserver::{is_mode as is_fork_server_mode, main as fork_server_main};
-pub use handover::{spawn, spawn_with_helper};
+pub use handover::{spawn, spawn_into, spawn_with_helper};
 pub use hooks::stop_post_plan;
 pub use init::{program_main as init_program_main, program_path as init_program_path};
 pub use resolve::{attach_network, effective_mounts, plan, run_as};

@@ -144,7 +144,7 @@ fn the_package_holds_static_binaries_pages_completions_and_the_service() {
             .map(|(mode, _)| mode.clone())
             .unwrap_or_else(|| panic!("{path} is not in the package: {listed:?}"))
     };
-    for bin in ["/usr/bin/supd", "/usr/bin/supctl"] {
+    for bin in ["/usr/bin/supd", "/usr/bin/supctl", "/usr/bin/sup-init"] {
         assert_eq!(entry(bin), "-rwxr-xr-x root/root", "{bin}");
     }
     assert_eq!(entry("/etc/sup/units/"), "drwxr-xr-x root/root");
@@ -179,7 +179,7 @@ fn the_package_holds_static_binaries_pages_completions_and_the_service() {
 
     let root = unpacked();
     let r = root.path();
-    for bin in ["usr/bin/supd", "usr/bin/supctl"] {
+    for bin in ["usr/bin/supd", "usr/bin/supctl", "usr/bin/sup-init"] {
         assert!(is_static(&r.join(bin)), "{bin} is dynamically linked");
     }
     // The pages are the committed ones, compressed.
@@ -298,6 +298,7 @@ fn dpkg_installs_and_purges_the_package_in_a_throwaway_root() {
     for path in [
         "usr/bin/supd",
         "usr/bin/supctl",
+        "usr/bin/sup-init",
         "usr/lib/systemd/system/supd.service",
         "usr/share/man/man8/supd.8.gz",
     ] {
