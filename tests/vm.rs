@@ -100,7 +100,10 @@ fn supd_boots_a_vm_as_pid1_runs_containers_and_powers_off() {
         .arg(&kernel)
         .arg("-initrd")
         .arg(&initrd)
-        .args(["-append", "console=ttyS0 quiet panic=-1 SUPD_LOG=info"])
+        .args([
+            "-append",
+            "console=ttyS0 quiet panic=-1 SUPD_LOG=info,sup::spawn=debug",
+        ])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -176,6 +179,19 @@ fn supd_boots_a_vm_as_pid1_runs_containers_and_powers_off() {
             "web protections cgroup=readonly view=own sys=readonly etc=readonly state=hidden dev=private"
         ),
         "a default unit is protected with the initramfs as root: {console}"
+    );
+    // Pure cgroup v2: the fork server creates each helper inside its unit's
+    // cgroup (CLONE_INTO_CGROUP) instead of moving it there.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("helper created inside its cgroup") && l.contains("unit=limits")),
+        "helpers forked into their cgroup: {console}"
+    );
+    // Each container's init is the small sup-init, found beside /bin/supd.
+    assert!(
+        !console.contains("sup-init is missing"),
+        "sup-init installed: {console}"
     );
     let table_end = position(&lines, "status-done").expect("status printed");
     for unit in ["base", "web", "boxed", "limits", "orphans", "final"] {

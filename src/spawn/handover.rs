@@ -135,7 +135,7 @@ fn start_helper(
     // Into the unit's cgroup while the helper still waits for its plan: everything
     // it starts is born inside (and a cgroup namespace is rooted there).
     if placed {
-        tracing::debug!(unit = plan.unit, "helper created inside its cgroup");
+        tracing::debug!(unit = %plan.unit, "helper created inside its cgroup");
     }
     if let Err(e) = if placed { Ok(()) } else { place(helper_pid) } {
         kill_helper();
