@@ -22,7 +22,7 @@
 
 pub mod accounts;
 pub mod credentials;
-mod envfile;
+pub mod envfile;
 mod error;
 mod handover;
 pub mod helper;
