@@ -225,6 +225,12 @@ fn workload(ctx: &pod::Ctx, opts: &Options, w: &mut Vec<String>) -> Result<Strin
             spec: Some(JobSpec {
                 template,
                 backoff_limit: (restart == RestartPolicy::No).then_some(0),
+                // A oneshot's start_timeout bounds the whole job, as under sup.
+                active_deadline_seconds: unit
+                    .service
+                    .lifecycle
+                    .start_timeout
+                    .map(|t| i64::from(crate::export::quantity::seconds(t, 1))),
                 ..JobSpec::default()
             }),
             ..Job::default()

@@ -103,7 +103,7 @@ pub fn pod(ctx: &Ctx, w: &mut Vec<String>) -> Pod {
     };
     let spec = PodSpec {
         containers: vec![container],
-        init_containers: Some(init).filter(|i| !i.is_empty()),
+        init_containers: Some(init.clone()).filter(|i| !i.is_empty()),
         volumes: Some(volumes).filter(|v| !v.is_empty()),
         hostname: unit
             .container
@@ -122,6 +122,9 @@ pub fn pod(ctx: &Ctx, w: &mut Vec<String>) -> Pod {
         termination_grace_period_seconds: Some(i64::from(seconds(unit.service.stop_timeout, 0))),
         ..PodSpec::default()
     };
+    if !init.is_empty() {
+        w.push("exec_start_pre runs as initContainers, in containers of their own: only what they write to the pod's volumes reaches the service".into());
+    }
     if !unit.container.rlimits.is_empty() {
         w.push("rlimits are not expressed: a pod takes the container runtime's limits".into());
     }
