@@ -329,3 +329,33 @@ fn clashing_names_fail() {
     .expect_err("clash");
     assert!(err.contains("\"a-b\""), "{err}");
 }
+
+#[test]
+fn env_files_then_env() {
+    let text = format!(
+        "{EXEC}env_file = [\"/etc/app/a.env\", \"/etc/app/b.env\"]\nenv = {{ LEVEL = \"debug\" }}\n"
+    );
+    let mut host = host();
+    let vars = |pairs: &[(&str, &str)]| {
+        Ok(pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect())
+    };
+    host.env_files.insert(
+        "/etc/app/a.env".into(),
+        vars(&[("LEVEL", "info"), ("A", "1")]),
+    );
+    host.env_files
+        .insert("/etc/app/b.env".into(), Err("Permission denied".into()));
+    let export =
+        super::export(&loaded(&[("app", &text)]), &host, &Options::default()).expect("export");
+    let objects: Vec<Value> = serde_saphyr::from_multiple(&export.stream()).expect("YAML");
+    let data = &kind(&objects, "ConfigMap").expect("ConfigMap")["data"];
+    assert_eq!(*data, json!({"A": "1", "LEVEL": "debug"}));
+    let warned = export.warnings.iter().any(|w| {
+        w.message
+            .contains("/etc/app/b.env cannot be read (Permission denied)")
+    });
+    assert!(warned, "{:?}", export.warnings);
+}
