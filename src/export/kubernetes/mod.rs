@@ -51,18 +51,24 @@ pub fn export(loaded: &Loaded, host: &Host, opts: &Options) -> Result<Export, St
 /// Two units, or an alias and a unit, that map to one DNS name would make one
 /// overwrite the other in the cluster.
 fn check_names(loaded: &Loaded) -> Result<(), String> {
-    let mut seen: BTreeMap<String, String> = BTreeMap::new();
+    // label -> (unit, what), the first to claim it.
+    let mut seen: BTreeMap<String, (&str, String)> = BTreeMap::new();
     for unit in loaded.units.values() {
         let aliases = unit.network.aliases.iter().map(|a| (a, "alias "));
         for (name, what) in std::iter::once((&unit.name, "")).chain(aliases) {
             let label = dns_label(name);
             let this = format!("{what}{name:?} of unit {}", unit.name);
-            if let Some(other) = seen.insert(label.clone(), this.clone())
-                && other != this
-            {
-                return Err(format!(
-                    "{other} and {this} both become the Kubernetes name {label:?}: rename one"
-                ));
+            match seen.get(&label) {
+                // A unit's own alias that maps to its own name: one Service.
+                Some((owner, _)) if *owner == unit.name => {}
+                Some((_, other)) => {
+                    return Err(format!(
+                        "{other} and {this} both become the Kubernetes name {label:?}: rename one"
+                    ));
+                }
+                None => {
+                    seen.insert(label, (&unit.name, this));
+                }
             }
         }
     }
@@ -345,10 +351,16 @@ fn services(unit: &Unit, name: &str, opts: &Options, w: &mut Vec<String>) -> Vec
             ..ServicePort::default()
         })
         .collect();
-    let mut out = Vec::new();
+    let mut out: Vec<Service> = Vec::new();
     let names = std::iter::once(unit.name.as_str()).chain(net.aliases.iter().map(String::as_str));
     for service_name in names {
         let label = dns_label(service_name);
+        if out
+            .iter()
+            .any(|s| s.metadata.name.as_deref() == Some(label.as_str()))
+        {
+            continue;
+        }
         if service_name != unit.name && label != service_name {
             w.push(format!(
                 "alias {service_name:?} becomes the Service {label:?} (DNS-1123)"

@@ -359,3 +359,12 @@ fn env_files_then_env() {
     });
     assert!(warned, "{:?}", export.warnings);
 }
+
+#[test]
+fn an_alias_like_its_unit_makes_one_service() {
+    let text =
+        "[service]\nexec = [\"/bin/app\"]\n[network]\nmode = \"bridge\"\naliases = [\"App\"]\n";
+    let (objects, _) = export_with(&[("app", text)], &Options::default());
+    let services = objects.iter().filter(|o| o["kind"] == "Service").count();
+    assert_eq!(services, 1);
+}
