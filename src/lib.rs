@@ -19,6 +19,7 @@ pub mod cgroup;
 pub mod cli;
 pub mod control;
 pub mod daemon;
+pub mod export;
 pub mod image;
 pub mod logs;
 pub mod memory;

@@ -31,6 +31,9 @@ _supctl() {
             supctl,exec)
                 cmd="supctl__subcmd__exec"
                 ;;
+            supctl,export)
+                cmd="supctl__subcmd__export"
+                ;;
             supctl,help)
                 cmd="supctl__subcmd__help"
                 ;;
@@ -76,6 +79,24 @@ _supctl() {
             supctl,top)
                 cmd="supctl__subcmd__top"
                 ;;
+            supctl__subcmd__export,compose)
+                cmd="supctl__subcmd__export__subcmd__compose"
+                ;;
+            supctl__subcmd__export,help)
+                cmd="supctl__subcmd__export__subcmd__help"
+                ;;
+            supctl__subcmd__export,kubernetes)
+                cmd="supctl__subcmd__export__subcmd__kubernetes"
+                ;;
+            supctl__subcmd__export__subcmd__help,compose)
+                cmd="supctl__subcmd__export__subcmd__help__subcmd__compose"
+                ;;
+            supctl__subcmd__export__subcmd__help,help)
+                cmd="supctl__subcmd__export__subcmd__help__subcmd__help"
+                ;;
+            supctl__subcmd__export__subcmd__help,kubernetes)
+                cmd="supctl__subcmd__export__subcmd__help__subcmd__kubernetes"
+                ;;
             supctl__subcmd__help,audit)
                 cmd="supctl__subcmd__help__subcmd__audit"
                 ;;
@@ -90,6 +111,9 @@ _supctl() {
                 ;;
             supctl__subcmd__help,exec)
                 cmd="supctl__subcmd__help__subcmd__exec"
+                ;;
+            supctl__subcmd__help,export)
+                cmd="supctl__subcmd__help__subcmd__export"
                 ;;
             supctl__subcmd__help,help)
                 cmd="supctl__subcmd__help__subcmd__help"
@@ -135,6 +159,12 @@ _supctl() {
                 ;;
             supctl__subcmd__help,top)
                 cmd="supctl__subcmd__help__subcmd__top"
+                ;;
+            supctl__subcmd__help__subcmd__export,compose)
+                cmd="supctl__subcmd__help__subcmd__export__subcmd__compose"
+                ;;
+            supctl__subcmd__help__subcmd__export,kubernetes)
+                cmd="supctl__subcmd__help__subcmd__export__subcmd__kubernetes"
                 ;;
             supctl__subcmd__help__subcmd__image,import)
                 cmd="supctl__subcmd__help__subcmd__image__subcmd__import"
@@ -194,7 +224,7 @@ _supctl() {
 
     case "${cmd}" in
         supctl)
-            opts="-h -V --state-dir --socket --help --version status start stop restart enable disable reset-failed poweroff reboot top reload audit notify exec kill image reset events logs help"
+            opts="-h -V --state-dir --socket --help --version status start stop restart enable disable reset-failed poweroff reboot top reload audit notify exec kill image reset events export logs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -349,8 +379,158 @@ _supctl() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        supctl__subcmd__export)
+            opts="-h --state-dir --socket --help kubernetes compose help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        supctl__subcmd__export__subcmd__compose)
+            opts="-h --units --registry --output --state-dir --socket --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --units)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        supctl__subcmd__export__subcmd__help)
+            opts="kubernetes compose help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        supctl__subcmd__export__subcmd__help__subcmd__compose)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        supctl__subcmd__export__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        supctl__subcmd__export__subcmd__help__subcmd__kubernetes)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        supctl__subcmd__export__subcmd__kubernetes)
+            opts="-h --units --registry --output --namespace --state-dir --socket --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --units)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --registry)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --namespace)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --socket)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         supctl__subcmd__help)
-            opts="status start stop restart enable disable reset-failed poweroff reboot top reload audit notify exec kill image reset events logs help"
+            opts="status start stop restart enable disable reset-failed poweroff reboot top reload audit notify exec kill image reset events export logs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -422,6 +602,48 @@ _supctl() {
         supctl__subcmd__help__subcmd__exec)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        supctl__subcmd__help__subcmd__export)
+            opts="kubernetes compose"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        supctl__subcmd__help__subcmd__export__subcmd__compose)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        supctl__subcmd__help__subcmd__export__subcmd__kubernetes)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

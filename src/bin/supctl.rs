@@ -305,6 +305,29 @@ fn cmd_notify(ready: bool, status: Option<String>, fields: Vec<String>) -> Resul
     Ok(exit::OK)
 }
 
+/// `export`: offline, no supd. Warnings go to stderr, the YAML to stdout (unless
+/// `--output`); warnings alone do not fail it.
+fn cmd_export(cmd: &sup::cli::supctl::ExportCmd) -> Result<i32, Failure> {
+    let export = sup::export::run::run(cmd).map_err(|message| Failure {
+        code: exit::FAILED,
+        message,
+    })?;
+    {
+        let mut stderr = io::stderr().lock();
+        for w in &export.warnings {
+            let _ = writeln!(stderr, "{w}");
+        }
+    }
+    let to_stdout = match cmd {
+        sup::cli::supctl::ExportCmd::Kubernetes { common, .. }
+        | sup::cli::supctl::ExportCmd::Compose { common } => common.output.is_none(),
+    };
+    if to_stdout {
+        out(&export.stream())?;
+    }
+    Ok(exit::OK)
+}
+
 fn run(cli: Cli) -> Result<i32, Failure> {
     if let Cmd::Notify {
         ready,
@@ -313,6 +336,9 @@ fn run(cli: Cli) -> Result<i32, Failure> {
     } = cli.command
     {
         return cmd_notify(ready, status, fields);
+    }
+    if let Cmd::Export(cmd) = &cli.command {
+        return cmd_export(cmd);
     }
     let path = socket_path(cli.socket.as_deref(), cli.state_dir.as_deref());
     if let Cmd::Image(cmd) = cli.command {
@@ -344,7 +370,7 @@ fn run(cli: Cli) -> Result<i32, Failure> {
         Cmd::Audit { units, json } => cmd_audit(&path, units, json),
         Cmd::Poweroff => exchange(&path, Command::Poweroff).map(|_| exit::OK),
         Cmd::Reboot => exchange(&path, Command::Reboot).map(|_| exit::OK),
-        Cmd::Notify { .. } => Ok(exit::OK),
+        Cmd::Notify { .. } | Cmd::Export(_) => Ok(exit::OK),
         Cmd::Exec {
             tty,
             user,

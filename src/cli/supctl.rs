@@ -163,6 +163,10 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Turn a unit directory into Kubernetes manifests or a compose file, offline
+    /// (no supd needed); what cannot be carried over is warned about on stderr
+    #[command(subcommand)]
+    Export(ExportCmd),
     /// Show a unit's output
     Logs {
         #[arg(value_name = "UNIT")]
@@ -187,6 +191,40 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `supctl export`: the target format and where the units are (docs/export.md).
+#[derive(Debug, Clone, Subcommand)]
+pub enum ExportCmd {
+    /// Kubernetes objects (Deployment/StatefulSet/Job, Service, ConfigMap, Secret)
+    /// as a multi-document YAML stream
+    Kubernetes {
+        #[command(flatten)]
+        common: ExportArgs,
+        /// Put every object in this namespace (default: kubectl's current one)
+        #[arg(long, value_name = "NS")]
+        namespace: Option<String>,
+    },
+    /// A compose file (services, networks, secrets)
+    Compose {
+        #[command(flatten)]
+        common: ExportArgs,
+    },
+}
+
+/// What both export formats take.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ExportArgs {
+    /// The unit directory to export (read like `supd --check`)
+    #[arg(long, value_name = "DIR")]
+    pub units: PathBuf,
+    /// Prefix every image with this registry path (where the images were pushed)
+    #[arg(long, value_name = "PREFIX")]
+    pub registry: Option<String>,
+    /// Write files into DIR instead of stdout: UNIT.yaml per unit (kubernetes)
+    /// or compose.yaml
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
 }
 
 /// supctl's command line as a clap `Command`, for man pages and completions.

@@ -25,7 +25,7 @@
 
 pub mod accounts;
 pub mod credentials;
-mod envfile;
+pub mod envfile;
 mod error;
 mod forkserver;
 mod handover;
