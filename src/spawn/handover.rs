@@ -136,10 +136,16 @@ fn start_helper(
     // it starts is born inside (and a cgroup namespace is rooted there).
     if placed {
         tracing::debug!(unit = %plan.unit, "helper created inside its cgroup");
-    }
-    if let Err(e) = if placed { Ok(()) } else { place(helper_pid) } {
-        kill_helper();
-        return Err(e);
+    } else {
+        // A migration: on cgroup v1 the costly part of a start, now and then
+        // (the kernel may wait for an RCU grace period); timed for benchmarks.
+        let began = std::time::Instant::now();
+        if let Err(e) = place(helper_pid) {
+            kill_helper();
+            return Err(e);
+        }
+        let micros = began.elapsed().as_micros();
+        tracing::debug!(unit = %plan.unit, micros, "helper moved into its cgroup");
     }
     let mut main: Option<(i32, Option<Pidfd>)> = None;
     let mut early_exit = None;
