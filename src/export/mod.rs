@@ -84,3 +84,21 @@ fn document<T: serde::Serialize>(object: &T) -> Result<String, String> {
     let text = serde_saphyr::to_string(object).map_err(|e| format!("cannot write YAML: {e}"))?;
     Ok(format!("---\n{text}"))
 }
+
+/// Units parsed from `(name, text)` pairs, as the loader would hold them (tests).
+#[cfg(test)]
+fn loaded(units: &[(&str, &str)]) -> crate::unit::Loaded {
+    let units = units
+        .iter()
+        .map(|(name, text)| {
+            let path = format!("/units/{name}.toml");
+            let unit = crate::unit::parse_unit(name, std::path::Path::new(&path), text)
+                .expect("unit parses");
+            (name.to_string(), unit)
+        })
+        .collect();
+    crate::unit::Loaded {
+        units,
+        ..crate::unit::Loaded::default()
+    }
+}

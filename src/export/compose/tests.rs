@@ -1,27 +1,12 @@
 //! Table tests: units in, the compose file (parsed back) and warnings out.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
 use serde_json::{Value, json};
 
-use crate::export::{Host, Options};
-use crate::unit::{Loaded, parse_unit};
+use crate::export::{Host, Options, loaded};
 
 fn export(units: &[(&str, &str)]) -> (Value, Vec<String>) {
-    let units: BTreeMap<_, _> = units
-        .iter()
-        .map(|(name, text)| {
-            let path = format!("/units/{name}.toml");
-            let unit = parse_unit(name, Path::new(&path), text).expect("unit parses");
-            (name.to_string(), unit)
-        })
-        .collect();
-    let loaded = Loaded {
-        units,
-        ..Loaded::default()
-    };
-    let export = super::export(&loaded, &Host::default(), &Options::default()).expect("export");
+    let export =
+        super::export(&loaded(units), &Host::default(), &Options::default()).expect("export");
     let file: Value = serde_saphyr::from_str(&export.stream()).expect("YAML parses back");
     let warnings = export.warnings.iter().map(|w| w.to_string()).collect();
     (file, warnings)

@@ -2,28 +2,11 @@
 //! warnings out.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::export::{Host, Options};
+use crate::export::{Host, Options, loaded};
 use crate::spawn::accounts::Accounts;
-use crate::unit::{Loaded, parse_unit};
-
-fn loaded(units: &[(&str, &str)]) -> Loaded {
-    let units: BTreeMap<_, _> = units
-        .iter()
-        .map(|(name, text)| {
-            let path = format!("/units/{name}.toml");
-            let unit = parse_unit(name, Path::new(&path), text).expect("unit parses");
-            (name.to_string(), unit)
-        })
-        .collect();
-    Loaded {
-        units,
-        ..Loaded::default()
-    }
-}
 
 fn host() -> Host {
     let accounts = Accounts::parse(
