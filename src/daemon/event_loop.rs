@@ -95,6 +95,8 @@ pub struct Daemon {
     pub(super) probes: Probes,
     /// A pidfd of each unit's main process (by start attempt): what probes join.
     pub(super) main_pidfds: HashMap<String, (u64, Arc<OwnedFd>)>,
+    /// Each unit's service process as found when its start was confirmed.
+    pub(super) service_pids: HashMap<String, super::start::ServicePid>,
     /// The `exec_stop_post` runs in progress.
     pub(super) stop_post: StopPostRuns,
     /// The latest event may have changed the fleet: its deadline and the probes'
@@ -175,6 +177,7 @@ impl Daemon {
             notify,
             probes,
             main_pidfds: HashMap::new(),
+            service_pids: HashMap::new(),
             stop_post: StopPostRuns::default(),
             fleet_touched: true,
             shown_changed: true,
@@ -414,6 +417,10 @@ impl Daemon {
                     self.main_pidfds
                         .insert(outcome.unit.clone(), (outcome.attempt, Arc::new(fd)));
                 }
+                match outcome.service {
+                    Some(service) => self.service_pids.insert(outcome.unit.clone(), service),
+                    None => self.service_pids.remove(&outcome.unit),
+                };
                 logs::pump_both(spawned.stdout, spawned.stderr, log);
                 if let Some(fd) = spawned.ready {
                     self.notify

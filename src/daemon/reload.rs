@@ -193,6 +193,8 @@ impl Daemon {
         let fleet = &self.fleet;
         self.notify.retain(|unit| fleet.get(unit).is_some());
         self.main_pidfds.retain(|unit, _| fleet.get(unit).is_some());
+        self.service_pids
+            .retain(|unit, _| fleet.get(unit).is_some());
         let gone: Vec<String> = self
             .published
             .keys()
@@ -243,6 +245,7 @@ impl Daemon {
             self.start_errors.remove(unit);
             self.loaded_fingerprints.remove(unit);
             self.main_pidfds.remove(unit);
+            self.service_pids.remove(unit);
             self.notify.forget(unit);
         }
         self.cgroups.forget(&gone);

@@ -59,6 +59,32 @@ pub struct StartOutcome {
     pub ports: Vec<(crate::unit::PortSpec, std::os::fd::OwnedFd)>,
     /// From the job's beginning (waiting for a slot included) to its outcome.
     pub took: std::time::Duration,
+    /// The service's own process, looked up once here: under the container's
+    /// init it is the init's child for the init's whole life, so status need not
+    /// search /proc for it at every request.
+    pub service: Option<ServicePid>,
+}
+
+/// A start's service process: its host pid and its pid in the unit's namespace.
+#[derive(Debug, Clone, Copy)]
+pub struct ServicePid {
+    /// The process supd started (the container's init, or the service itself).
+    pub started: i32,
+    pub pid: i32,
+    pub in_container: Option<i32>,
+}
+
+impl ServicePid {
+    /// Look it up (blocking: reads /proc).
+    pub fn find(started: i32, container: &crate::unit::ContainerSpec) -> Option<ServicePid> {
+        let under_init = crate::supervise::runs_under_init(container);
+        let pid = super::status::main_pid(started, under_init)?;
+        Some(ServicePid {
+            started,
+            pid,
+            in_container: crate::procfs::pid_in_namespace(pid),
+        })
+    }
 }
 
 /// Everything a start needs, moved into its thread.
@@ -101,6 +127,12 @@ impl StartJob {
                 let mut ports = Vec::new();
                 let result = self.start(&mut ports);
                 drop(slot);
+                let service = match (&result, self.role) {
+                    (Ok(spawned), Role::Main) => {
+                        ServicePid::find(spawned.pid, &self.spec.container)
+                    }
+                    _ => None,
+                };
                 // The loop only drops the receiver when supd exits.
                 let _ = outcomes.send(StartOutcome {
                     unit: self.unit,
@@ -109,6 +141,7 @@ impl StartJob {
                     result,
                     ports,
                     took: begun.elapsed(),
+                    service,
                 });
             });
         });

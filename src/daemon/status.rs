@@ -59,10 +59,22 @@ impl Daemon {
             .filter(|(_, s)| self.cgroups.is_live(&s.name))
             .map(|(i, s)| (i, s.name.clone()))
             .collect();
-        // The service's own process, found in /proc.
+        // The service's own process: as found when the start was confirmed, where
+        // that start's process still runs (its pid cannot be another's: supd has
+        // not reaped it); else looked up in /proc (the init had not started it
+        // yet then).
+        for s in out.iter_mut() {
+            if let Some(known) = self.service_pids.get(&s.name)
+                && s.pid == Some(known.started)
+            {
+                s.main_pid = Some(known.pid);
+                s.main_pid_in_container = known.in_container;
+            }
+        }
         let with_pid: Vec<(usize, i32, bool)> = out
             .iter()
             .enumerate()
+            .filter(|(_, s)| s.main_pid.is_none())
             .filter_map(|(i, s)| {
                 let slot = self.fleet.get(&s.name)?;
                 let under_init = crate::supervise::runs_under_init(&slot.spec.container);
@@ -275,7 +287,7 @@ impl Daemon {
 /// The service's own process: `pid` itself, or under the container's init the
 /// one `kill` signals (`kill::service_pid`), which is not there yet (None) right
 /// after the container's start.
-fn main_pid(pid: i32, under_init: bool) -> Option<i32> {
+pub(super) fn main_pid(pid: i32, under_init: bool) -> Option<i32> {
     match under_init {
         true => super::kill::service_pid(pid),
         false => Some(pid),
