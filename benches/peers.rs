@@ -13,12 +13,16 @@
 //!    per service (sup-init, s6-supervise, runsv), services excluded;
 //! 4. restart: kill -9 of a service's process until its script reports again
 //!    (sup with `restart_delay = "1ms"`, the peers as they come);
-//! 5. idle CPU of those processes (utime + stime) over a quiet period.
+//! 5. idle CPU of those processes (utime + stime) over a quiet period;
+//! 6. log throughput: a unit writing lines as fast as it can into supd's log
+//!    file vs the same producer piped into `s6-log`, with `supctl status`
+//!    latency meanwhile.
 //!
 //! Run as root: `cargo bench --bench peers`. Missing peers are installed with
 //! apt-get. Knobs: SUP_BENCH_STARTS (container starts per tool, 100),
 //! SUP_BENCH_UNITS (200), SUP_BENCH_RUNS (rounds of part 2, 3),
-//! SUP_BENCH_RESTARTS (per round, 5), SUP_BENCH_IDLE_SECS (10).
+//! SUP_BENCH_RESTARTS (per round, 5), SUP_BENCH_IDLE_SECS (10),
+//! SUP_BENCH_LOG_LINES (1000000).
 
 #[path = "common/mod.rs"]
 mod common;
@@ -28,6 +32,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::containers::{self, which};
+use common::logs;
 use common::procs;
 use common::supervisors::{self, Kind, Workload};
 use common::timing::percentile_ms;
@@ -111,6 +116,43 @@ fn main() {
     supervisors::remove_cgroups(&format!("sup-bench-{}", std::process::id()));
     let rows: Vec<(Kind, Results)> = results.into_iter().map(|(k, r)| (kinds[k], r)).collect();
     services_table(&rows, n);
+
+    let lines = env_num("SUP_BENCH_LOG_LINES", 1_000_000);
+    println!(
+        "\n## 6. Log throughput: {lines} lines of 40 bytes (load {})",
+        loadavg()
+    );
+    println!("| logger | lines/s | sup / logger |");
+    println!("|---|---|---|");
+    let mut sup_runs = Vec::new();
+    let mut s6_runs = Vec::new();
+    for round in 0..rounds {
+        sup_runs.push(logs::sup(&dir.path().join(format!("log{round}")), lines));
+        if which("s6-log") {
+            s6_runs.push(logs::s6_log(&dir.path().join(format!("log{round}")), lines));
+        }
+    }
+    let med = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let sup_rate = med(sup_runs.iter().map(|r| r.lines_per_sec).collect());
+    println!("| supd, log file | {sup_rate:.0} | 1 |");
+    if !s6_runs.is_empty() {
+        let s6 = med(s6_runs);
+        println!("| s6-log | {s6:.0} | {:.2}x |", sup_rate / s6);
+    }
+    let status: Vec<Duration> = sup_runs.into_iter().flat_map(|r| r.status).collect();
+    if !status.is_empty() {
+        println!(
+            "\n`supctl status` while the unit wrote: median {:.1} ms, p99 {:.1} ms, max {:.1} ms (n = {})",
+            percentile_ms(&status, 0.5),
+            percentile_ms(&status, 0.99),
+            percentile_ms(&status, 1.0),
+            status.len()
+        );
+    }
+    supervisors::remove_cgroups(&format!("sup-bench-{}", std::process::id()));
 }
 
 /// One round on one supervisor: start, memory, idle CPU, restarts, stop.

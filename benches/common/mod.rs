@@ -3,6 +3,7 @@
 #![allow(dead_code)] // Each benchmark uses what it needs.
 
 pub mod containers;
+pub mod logs;
 pub mod procs;
 pub mod supervisors;
 pub mod timing;
