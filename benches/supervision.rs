@@ -14,7 +14,15 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SUPD: &str = env!("CARGO_BIN_EXE_supd");
+#[path = "common/mod.rs"]
+mod common;
+use common::SUPD;
+use common::procs::{rss_kib, ticks_per_sec};
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    common::procs::ticks(pid).0
+}
 
 fn env_num(key: &str, default: u64) -> u64 {
     std::env::var(key)
@@ -87,26 +95,6 @@ fn stop(mut run: Run) {
     assert!(status.success(), "supd exited with {status}");
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS")
-}
-
-/// utime + stime of a process, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, r)| r.split_whitespace().collect())
-        .unwrap_or_default();
-    // After the command: state(0) ... utime(11) stime(12).
-    fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
-}
-
 fn main() {
     // `cargo bench` passes --bench; `cargo test --all-targets` runs this binary too,
     // without it, and must not spend a minute here.
@@ -117,10 +105,7 @@ fn main() {
     let n = env_num("SUP_BENCH_UNITS", 200) as usize;
     let idle = env_num("SUP_BENCH_IDLE_SECS", 30);
     let runs = env_num("SUP_BENCH_RUNS", 5);
-    let ticks_per_sec = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .unwrap_or(100) as f64;
+    let ticks_per_sec = ticks_per_sec();
     assert!(Path::new("/bin/sleep").exists());
 
     let (empty, _) = start(0);

@@ -1,6 +1,12 @@
 //! What the benchmarks share: a supd on a directory of units, read through its
 //! own log (so a measurement waits for events, never polls), and its CPU time.
-#![allow(dead_code)]
+#![allow(dead_code)] // Each benchmark uses what it needs.
+
+pub mod containers;
+pub mod logs;
+pub mod procs;
+pub mod supervisors;
+pub mod timing;
 
 use std::io::{BufRead, BufReader, Lines};
 use std::path::Path;
@@ -10,21 +16,23 @@ pub const SUPD: &str = env!("CARGO_BIN_EXE_supd");
 
 pub struct Supd {
     pub child: Child,
-    lines: Lines<BufReader<ChildStderr>>,
+    lines: Option<Lines<BufReader<ChildStderr>>>,
+    drain: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Supd {
     /// Write `units` (name, text) into `dir/units` and start supd on them, in a
     /// cgroup subtree of this process's own.
     pub fn launch(dir: &Path, units: &[(String, String)]) -> Supd {
-        let units_dir = dir.join("units");
-        std::fs::create_dir_all(&units_dir).expect("mkdir");
-        for (name, text) in units {
-            std::fs::write(units_dir.join(format!("{name}.toml")), text).expect("write unit");
-        }
+        write_units(dir, units);
+        Supd::start(dir)
+    }
+
+    /// Start supd on `dir/units` (see [`write_units`]), its state in `dir/state`.
+    pub fn start(dir: &Path) -> Supd {
         let mut child = Command::new(SUPD)
             .arg("--units")
-            .arg(&units_dir)
+            .arg(dir.join("units"))
             .arg("--state-dir")
             .arg(dir.join("state"))
             .arg("--cgroup-root")
@@ -35,12 +43,24 @@ impl Supd {
             .spawn()
             .expect("supd");
         let lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
-        Supd { child, lines }
+        Supd {
+            child,
+            lines: Some(lines),
+            drain: None,
+        }
+    }
+
+    /// From now on read supd's log on a thread of its own and drop it, so that
+    /// supd never blocks on a full pipe while nobody waits for a line.
+    pub fn drain_log(&mut self) {
+        if let Some(lines) = self.lines.take() {
+            self.drain = Some(std::thread::spawn(move || lines.for_each(drop)));
+        }
     }
 
     /// Read supd's log until a line contains `needle`.
     pub fn wait_for(&mut self, needle: &str) {
-        for line in self.lines.by_ref() {
+        for line in self.lines.as_mut().expect("log not drained").by_ref() {
             if line.expect("log").contains(needle) {
                 return;
             }
@@ -71,20 +91,16 @@ impl Supd {
     /// stime, threads that have exited included) and that of the children it has
     /// reaped (cutime + cstime).
     pub fn ticks(&self) -> (u64, u64) {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("stat");
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, r)| r.split_whitespace().collect())
-            .unwrap_or_default();
-        // After the command: state(0) ... utime(11) stime(12) cutime(13) cstime(14).
-        let field = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        (field(11) + field(12), field(13) + field(14))
+        procs::ticks(self.child.id())
+    }
+}
+
+/// Write `units` (name, text) into `dir/units`, for [`Supd::start`].
+pub fn write_units(dir: &Path, units: &[(String, String)]) {
+    let units_dir = dir.join("units");
+    std::fs::create_dir_all(&units_dir).expect("mkdir");
+    for (name, text) in units {
+        std::fs::write(units_dir.join(format!("{name}.toml")), text).expect("write unit");
     }
 }
 
@@ -137,7 +153,12 @@ impl Drop for Supd {
             nix::sys::signal::Signal::SIGTERM,
         );
         // Drain the log so supd never blocks on a full pipe while stopping.
-        for _ in self.lines.by_ref() {}
+        if let Some(lines) = self.lines.take() {
+            lines.for_each(drop);
+        }
+        if let Some(drain) = self.drain.take() {
+            let _ = drain.join();
+        }
         let _ = self.child.wait();
     }
 }

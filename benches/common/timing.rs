@@ -20,15 +20,19 @@ pub fn time(f: &mut impl FnMut()) -> Duration {
 }
 
 pub fn report(name: &str, samples: &[Duration]) {
-    let mut s = samples.to_vec();
-    s.sort();
-    let pick = |q: f64| s[((s.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0;
     println!(
         "{name:<16} median {:7.3} ms   p99 {:7.3} ms   (n = {})",
-        pick(0.5),
-        pick(0.99),
-        s.len()
+        percentile_ms(samples, 0.5),
+        percentile_ms(samples, 0.99),
+        samples.len()
     );
+}
+
+/// The `q` quantile of `samples` (nearest rank), in milliseconds.
+pub fn percentile_ms(samples: &[Duration], q: f64) -> f64 {
+    let mut s = samples.to_vec();
+    s.sort();
+    s[((s.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1000.0
 }
 
 /// Reap children until `pid` has exited with 0 (the helper exits too).
