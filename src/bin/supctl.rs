@@ -188,7 +188,11 @@ fn status_exit(named: &[String], units: &[UnitStatus]) -> i32 {
 fn cmd_top(path: &std::path::Path, iterations: Option<u64>) -> Result<i32, Failure> {
     let mut n = 0;
     loop {
-        let units = match exchange(path, Command::Status { units: Vec::new() })? {
+        let status = Command::Status {
+            units: Vec::new(),
+            brief: false,
+        };
+        let units = match exchange(path, status)? {
             Reply::Status { units } => units,
             other => return Err(unexpected(&other)),
         };
@@ -208,10 +212,13 @@ fn cmd_top(path: &std::path::Path, iterations: Option<u64>) -> Result<i32, Failu
 }
 
 fn cmd_status(path: &std::path::Path, named: Vec<String>, json: bool) -> Result<i32, Failure> {
+    // The table (neither JSON nor one unit's detail) needs no per-unit reads.
+    let brief = !json && named.len() != 1;
     let units = match exchange(
         path,
         Command::Status {
             units: named.clone(),
+            brief,
         },
     )? {
         Reply::Status { units } => units,

@@ -310,13 +310,41 @@ mod tests {
         let mut client = Client::connect(&path).unwrap();
         let req = Request {
             v: PROTOCOL_VERSION,
-            command: Command::Status { units: vec![] },
+            command: Command::Status {
+                units: vec![],
+                brief: false,
+            },
         };
         let reply = client.request(&req).unwrap();
         assert_eq!(reply, Reply::Status { units: vec![] });
         assert_eq!(client.recv().unwrap(), None);
         let sent = server.join().unwrap();
         assert_eq!(sent, "{\"v\":1,\"cmd\":\"status\",\"units\":[]}\n");
+    }
+
+    #[test]
+    fn brief_status_is_said_only_when_asked() {
+        let brief: Request =
+            serde_json::from_str(r#"{"v":1,"cmd":"status","units":[],"brief":true}"#).unwrap();
+        assert_eq!(
+            brief.command,
+            Command::Status {
+                units: vec![],
+                brief: true
+            }
+        );
+        let plain: Request = serde_json::from_str(r#"{"v":1,"cmd":"status"}"#).unwrap();
+        assert_eq!(
+            plain.command,
+            Command::Status {
+                units: vec![],
+                brief: false
+            }
+        );
+        assert_eq!(
+            serde_json::to_string(&brief).unwrap(),
+            r#"{"v":1,"cmd":"status","units":[],"brief":true}"#
+        );
     }
 
     #[test]
@@ -363,6 +391,7 @@ mod tests {
             v: PROTOCOL_VERSION,
             command: Command::Status {
                 units: vec!["nope".into()],
+                brief: false,
             },
         };
         let reply = client.request(&req).unwrap();
@@ -395,7 +424,10 @@ mod tests {
         let mut client = Client::connect(&path).unwrap();
         let req = Request {
             v: PROTOCOL_VERSION,
-            command: Command::Status { units: vec![] },
+            command: Command::Status {
+                units: vec![],
+                brief: false,
+            },
         };
         let err = client.request(&req).unwrap_err();
         assert!(matches!(err, ClientError::Protocol(_)), "{err:?}");
@@ -447,6 +479,7 @@ mod tests {
             (
                 Command::Status {
                     units: units.clone(),
+                    brief: false,
                 },
                 false,
             ),

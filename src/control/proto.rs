@@ -28,6 +28,10 @@ pub enum Command {
     Status {
         #[serde(default)]
         units: Vec<String>,
+        /// Without the fields that cost supd a read per unit (the service's pid,
+        /// cgroup usage): what the status table shows, fast for a thousand units.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        brief: bool,
     },
     Start {
         units: Vec<String>,

@@ -28,7 +28,7 @@ impl Daemon {
         }
         let now = Now::read();
         let reply = match command {
-            Command::Status { units } => return self.answer_status(&units, answer),
+            Command::Status { units, brief } => return self.answer_status(&units, brief, answer),
             Command::Reload { dry_run } => {
                 return self.request_reload(Trigger::Request { dry_run, answer });
             }

@@ -211,7 +211,10 @@ async fn respond(
 /// Every unit's status (with cgroup usage), as `supctl status --json` has it.
 async fn status(queries: &mpsc::UnboundedSender<Query>) -> Option<Vec<UnitStatus>> {
     let (tx, rx) = oneshot::channel();
-    let command = Command::Status { units: Vec::new() };
+    let command = Command::Status {
+        units: Vec::new(),
+        brief: false,
+    };
     queries
         .send(Query::Request {
             command,

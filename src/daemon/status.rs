@@ -28,7 +28,12 @@ pub fn unit_state(state: State) -> UnitState {
 
 impl Daemon {
     /// Answer `status` for the named units (all when empty).
-    pub(super) fn answer_status(&self, units: &[String], answer: oneshot::Sender<Answer>) {
+    pub(super) fn answer_status(
+        &self,
+        units: &[String],
+        brief: bool,
+        answer: oneshot::Sender<Answer>,
+    ) {
         let missing: Vec<String> = units
             .iter()
             .filter(|u| self.fleet.get(u).is_none() && !self.rejected.contains_key(*u))
@@ -53,6 +58,10 @@ impl Daemon {
                 .map(|(n, e)| self.broken_status(n, e)),
         );
         out.sort_by(|a, b| a.name.cmp(&b.name));
+        if brief {
+            let _ = answer.send(Answer::Reply(Reply::Status { units: out }));
+            return;
+        }
         let with_cgroup: Vec<(usize, String)> = out
             .iter()
             .enumerate()
