@@ -147,6 +147,8 @@ pub fn main() -> ! {
     // SAFETY: supd passes the socket as fd 3 and nothing else in this fresh process
     // owns it.
     let sock = unsafe { OwnedFd::from_raw_fd(HELPER_FD) };
+    // Named for ps and top (exec'd as /proc/self/exe, it would be "exe").
+    let _ = nix::sys::prctl::set_name(c"sup-forkserver");
     // Whatever supd's own parent left open without close-on-exec is not ours to
     // hold for as long as supd runs (and not the helpers' to inherit).
     // SAFETY: nothing in this fresh process owns a descriptor above the socket.
