@@ -262,7 +262,7 @@ fn sigterm_stops_in_reverse_dependency_order_and_exits_zero() {
         sh_unit(
             &format!("[unit]\n{deps}"),
             &format!(
-                "trap 'echo {name} >> {j}; exit 0' TERM; sleep 1000 & wait",
+                "trap 'echo {name} >> {j}; exit 0' TERM; echo armed > {j}.{name}; sleep 1000 & wait",
                 j = journal.display()
             ),
         )
@@ -272,6 +272,10 @@ fn sigterm_stops_in_reverse_dependency_order_and_exits_zero() {
     sup.write_unit("top", &unit("top", "after = [\"middle\"]"));
     let mut sup = sup.launch();
     let status = sup.wait_all_running();
+    // Running means exec'd, not that the shell has set its trap yet.
+    for name in ["base", "middle", "top"] {
+        wait_file(&sup.path().join(format!("journal.{name}")));
+    }
     let pids: Vec<i32> = status.iter().map(pid_of).collect();
     let exit = sup.stop();
     assert!(exit.success(), "supd exit status {exit}");

@@ -5,8 +5,11 @@
 //!
 //! `no_main`: the C entry point skips the Rust runtime's start-up (its signal
 //! stack and handlers), pages each of a thousand inits would otherwise keep.
-#![no_main]
+//! (`cargo test --all-targets` builds it with the test harness's own main,
+//! which finds no tests: its code is the library's, tested there.)
+#![cfg_attr(not(test), no_main)]
 
+#[cfg(not(test))]
 #[unsafe(no_mangle)]
 pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
     sup::spawn::init_program_main()

@@ -30,7 +30,9 @@ use clap::Parser;
 use sup::cli::supctl::{Cli, Cmd};
 use sup::control::client::{Client, ClientError, DEFAULT_STATE_DIR, socket_path};
 use sup::control::exit;
-use sup::control::proto::{Command, PROTOCOL_VERSION, Reply, Request, UnitState, UnitStatus};
+use sup::control::proto::{
+    Command, ErrorCode, PROTOCOL_VERSION, Reply, Request, UnitState, UnitStatus,
+};
 use sup::control::{render, render_audit};
 
 /// Why supctl stops early: an exit code and a message for stderr (empty: say nothing).
@@ -214,13 +216,18 @@ fn cmd_top(path: &std::path::Path, iterations: Option<u64>) -> Result<i32, Failu
 fn cmd_status(path: &std::path::Path, named: Vec<String>, json: bool) -> Result<i32, Failure> {
     // The table (neither JSON nor one unit's detail) needs no per-unit reads.
     let brief = !json && named.len() != 1;
-    let units = match exchange(
-        path,
-        Command::Status {
-            units: named.clone(),
-            brief,
-        },
-    )? {
+    let status = |brief| Command::Status {
+        units: named.clone(),
+        brief,
+    };
+    let reply = match exchange(path, status(brief)) {
+        // A supd older than `brief` refuses the field: ask it the old way.
+        Err(f) if brief && f.code == exit::for_error_code(ErrorCode::BadRequest) => {
+            exchange(path, status(false))
+        }
+        other => other,
+    };
+    let units = match reply? {
         Reply::Status { units } => units,
         other => return Err(unexpected(&other)),
     };

@@ -256,9 +256,12 @@ fn kill_stray_children() {
     use nix::sys::signal::{Signal, kill};
     use nix::unistd::Pid;
     let me = std::process::id() as i32;
+    // The fork server is supd's own, not a unit's: told to go (it exits at
+    // end-of-file), it is neither killed nor reported here.
+    let fork_server = crate::spawn::shut_down_fork_server();
     let killed: Vec<i32> = crate::procfs::processes()
         .into_iter()
-        .filter(|p| p.ppid == me && p.pid > 1)
+        .filter(|p| p.ppid == me && p.pid > 1 && Some(p.pid) != fork_server)
         .filter(|p| kill(Pid::from_raw(p.pid), Signal::SIGKILL).is_ok())
         .map(|p| p.pid)
         .collect();

@@ -42,15 +42,29 @@ pub const FORK_SERVER_ARG: &str = "__forkserver";
 const MAX_FDS: usize = 8;
 
 /// A server that takes longer than this to answer is taken for hung: killed,
-/// replaced at the next start.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+/// replaced at the next start. A fork takes well under a millisecond; the
+/// request is made under the reaper's lock, so the reaper waits this long at
+/// worst.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// supd's end of the running server, if one was started.
 static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 
 struct Server {
     sock: OwnedFd,
+    pid: i32,
     pidfd: Option<super::sys::Pidfd>,
+}
+
+/// How a request failed.
+enum Failed {
+    /// Nothing reached the server (a datagram is sent whole or not at all):
+    /// the descriptors are unused and may be given to another helper.
+    NotSent,
+    /// The server may have forked a helper that now holds the descriptors, or
+    /// said why it could not: the start fails; the descriptors must not serve
+    /// another helper (two would read the same plan).
+    AfterSend(Errno),
 }
 
 /// A helper the server forked.
@@ -62,13 +76,14 @@ pub(super) struct Forked {
 
 /// Fork a spawn helper through the server of `exe` (a supd binary), with `fds` as
 /// its descriptors 0, 1, 2, ..., inside `cgroup` (an open cgroup v2 directory)
-/// where the kernel allows. None when there is no working server (the caller then
-/// posix_spawns the helper itself).
+/// where the kernel allows. None when no request reached a server (the caller
+/// then posix_spawns the helper itself with the same descriptors); an error when
+/// one did and no helper can be vouched for (the start fails).
 pub(super) fn fork_helper(
     exe: &CStr,
     fds: &[&OwnedFd],
     cgroup: Option<&OwnedFd>,
-) -> Option<Forked> {
+) -> Option<Result<Forked, Errno>> {
     let mut server = SERVER
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -76,17 +91,34 @@ pub(super) fn fork_helper(
         *server = start(exe).ok();
     }
     let running = server.as_ref()?;
-    match request(&running.sock, fds, cgroup) {
-        Ok(forked) => Some(forked),
-        Err(_) => {
-            // Dead or hung: gone for good, replaced by the next start.
-            if let Some(pidfd) = &running.pidfd {
-                pidfd.kill();
-            }
-            *server = None;
-            None
+    let failed = match request(&running.sock, fds, cgroup) {
+        Ok(forked) => return Some(Ok(forked)),
+        // The server is fine; the kernel refused the fork (pids, memory).
+        Err(Failed::AfterSend(e)) if e != Errno::EPIPE && e != Errno::ETIMEDOUT => {
+            return Some(Err(e));
         }
+        Err(failed) => failed,
+    };
+    // Dead or hung: gone for good, replaced by the next start. A helper it may
+    // have forked reads end-of-file on its plan socket, once the failed start
+    // drops it, and exits.
+    if let Some(pidfd) = &running.pidfd {
+        pidfd.kill();
     }
+    *server = None;
+    match failed {
+        Failed::NotSent => None,
+        Failed::AfterSend(e) => Some(Err(e)),
+    }
+}
+
+/// Stop the server (it exits at end-of-file) and say which process it was, so
+/// that supd's last sweep of its children neither kills nor reports it.
+pub fn shut_down() -> Option<i32> {
+    let mut server = SERVER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    server.take().map(|s| s.pid)
 }
 
 fn start(exe: &CStr) -> Result<Server, Errno> {
@@ -107,6 +139,7 @@ fn start(exe: &CStr) -> Result<Server, Errno> {
     let pid = super::handover::posix_spawn_helper(exe, FORK_SERVER_ARG, "-", &[], &fds)?;
     Ok(Server {
         sock: ours,
+        pid,
         pidfd: super::sys::Pidfd::open(pid),
     })
 }
@@ -116,19 +149,35 @@ const PLAIN: u8 = b's';
 const INTO_CGROUP: u8 = b'c';
 
 /// One request and its reply: the child's pid (or a negative errno) and whether
-/// it was created inside the cgroup, as two little-endian i32.
-fn request(sock: &OwnedFd, fds: &[&OwnedFd], cgroup: Option<&OwnedFd>) -> Result<Forked, Errno> {
+/// it was created inside the cgroup, as two little-endian i32. A signal does
+/// not end the wait (the receive timeout is not restarted after a handler);
+/// the deadline does, as ETIMEDOUT; a server gone, as EPIPE.
+fn request(sock: &OwnedFd, fds: &[&OwnedFd], cgroup: Option<&OwnedFd>) -> Result<Forked, Failed> {
     let mut raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
     raw.extend(cgroup.map(|fd| fd.as_raw_fd()));
     let kind = [if cgroup.is_some() { INTO_CGROUP } else { PLAIN }];
     let cmsg = [ControlMessage::ScmRights(&raw)];
     let iov = [std::io::IoSlice::new(&kind)];
-    sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None)?;
+    loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(_) => break,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return Err(Failed::NotSent),
+        }
+    }
+    let deadline = std::time::Instant::now() + REPLY_TIMEOUT;
     let mut reply = [0u8; 8];
-    let n = nix::sys::socket::recv(sock.as_raw_fd(), &mut reply, MsgFlags::empty())?;
+    let n = loop {
+        match nix::sys::socket::recv(sock.as_raw_fd(), &mut reply, MsgFlags::empty()) {
+            Ok(n) => break n,
+            Err(Errno::EINTR | Errno::EAGAIN) if std::time::Instant::now() < deadline => {}
+            Err(Errno::EINTR | Errno::EAGAIN) => return Err(Failed::AfterSend(Errno::ETIMEDOUT)),
+            Err(_) => return Err(Failed::AfterSend(Errno::EPIPE)),
+        }
+    };
     let (pid, placed) = match (n, reply.split_at(4)) {
         (8, (pid, placed)) => (pid, placed),
-        _ => return Err(Errno::EPIPE),
+        _ => return Err(Failed::AfterSend(Errno::EPIPE)),
     };
     let word = |b: &[u8]| <[u8; 4]>::try_from(b).map(i32::from_le_bytes);
     match (word(pid), word(placed)) {
@@ -136,8 +185,9 @@ fn request(sock: &OwnedFd, fds: &[&OwnedFd], cgroup: Option<&OwnedFd>) -> Result
             pid,
             in_cgroup: placed == 1,
         }),
-        (Ok(e), _) => Err(Errno::from_raw(-e)),
-        _ => Err(Errno::EPIPE),
+        // The server's own fork failed (EAGAIN at pids.max, ENOMEM): it is fine.
+        (Ok(e), _) if e < 0 => Err(Failed::AfterSend(Errno::from_raw(-e))),
+        _ => Err(Failed::AfterSend(Errno::EPIPE)),
     }
 }
 
@@ -155,6 +205,8 @@ pub fn main() -> ! {
     if unsafe { super::sys::close_from(HELPER_FD as u32 + 1) }.is_err() {
         std::process::exit(1);
     }
+    // The sealed copy of sup-init every helper forked here execs its init from.
+    let shared = super::init_program::make_shared();
     loop {
         let (kind, mut fds) = match receive(&sock) {
             Ok(Some(request)) => request,
@@ -173,7 +225,7 @@ pub fn main() -> ! {
             _ => (fork(), false),
         };
         let answer = match forked {
-            Ok(0) => become_helper(&fds),
+            Ok(0) => become_helper(&fds, shared),
             Ok(pid) => pid,
             Err(e) => -(e as i32),
         };
@@ -255,15 +307,15 @@ fn fork_into(dir: &OwnedFd) -> Result<i32, Errno> {
 /// In the forked child: the request's descriptors become 0, 1, 2, ..., everything
 /// else is closed (the server's socket too), a new session as the posix_spawn of
 /// the helper gave it, then the helper itself.
-fn become_helper(fds: &[OwnedFd]) -> ! {
-    if place_descriptors(fds).is_err() || nix::unistd::setsid().is_err() {
+fn become_helper(fds: &[OwnedFd], keep: Option<RawFd>) -> ! {
+    if place_descriptors(fds, keep).is_err() || nix::unistd::setsid().is_err() {
         std::process::exit(127);
     }
     let _ = nix::sys::prctl::set_name(c"supd");
     helper::main()
 }
 
-fn place_descriptors(fds: &[OwnedFd]) -> Result<(), Errno> {
+fn place_descriptors(fds: &[OwnedFd], keep: Option<RawFd>) -> Result<(), Errno> {
     // Copies above every target first, so no dup2 overwrites a later source.
     let lowest = fds.len() as RawFd;
     // Raw numbers: close_from below closes them, so no owner may drop them later.
@@ -277,9 +329,23 @@ fn place_descriptors(fds: &[OwnedFd]) -> Result<(), Errno> {
         // the helper and then execs or exits.
         Errno::result(unsafe { libc::dup2(copy, target as RawFd) })?;
     }
-    // SAFETY: as above: the descriptors above the targets belong to frames of the
-    // server that this child never returns to.
-    unsafe { super::sys::close_from(fds.len() as u32) }
+    let first = fds.len() as u32;
+    match keep
+        .and_then(|k| u32::try_from(k).ok())
+        .filter(|k| *k > first)
+    {
+        // The shared sup-init copy stays (it is close-on-exec: the helper's exec
+        // of the service drops it).
+        Some(k) => {
+            // SAFETY: as above: the descriptors above the targets belong to frames
+            // of the server that this child never returns to.
+            unsafe { super::sys::close_between(first, k - 1) }?;
+            // SAFETY: as above.
+            unsafe { super::sys::close_between(k + 1, u32::MAX) }
+        }
+        // SAFETY: as above.
+        None => unsafe { super::sys::close_from(first) },
+    }
 }
 
 /// Whether `arg` (argv[1]) selects fork-server mode.

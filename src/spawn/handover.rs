@@ -116,10 +116,11 @@ fn start_helper(
             let mut fds = vec![&devnull, &out_w, &err_w, &theirs];
             fds.extend(ready_w.as_ref());
             let pid = match super::forkserver::fork_helper(helper, &fds, cgroup) {
-                Some(forked) => {
+                Some(Ok(forked)) => {
                     placed = forked.in_cgroup;
                     forked.pid
                 }
+                Some(Err(e)) => return Err(e),
                 None => posix_spawn_helper(helper, HELPER_ARG, &plan.unit, &[], &fds)?,
             };
             helper_fd = Pidfd::open(pid);

@@ -105,7 +105,7 @@ fn run(plan: &LaunchPlan, sock: &UnixStream) -> Result<Infallible, SpawnError> {
         namespaces::write_proc_at(&host_proc, "self/oom_score_adj", &adj.to_string())?;
     }
     // Opened before any namespace is joined: the program is the host's file.
-    let init_program = c.init.then(init::open_program).flatten();
+    let init_program = c.init.then(super::init_program::open_program).flatten();
     namespaces::join(c.join.iter())?;
     let needs_child = !c.namespaces.is_empty() || c.join.contains_key(&Namespace::Pid);
     if !needs_child {
@@ -187,6 +187,10 @@ fn run_container(
 ) -> Result<Infallible, SpawnError> {
     let c = &plan.container;
     let created: &BTreeSet<Namespace> = &c.namespaces;
+    // Before anything of the unit's runs here: nothing in the container may open
+    // this process's /proc entries (its exe is supd's binary on the host).
+    super::init_program::not_dumpable()
+        .map_err(|e| SpawnError::new(Step::Prctl, None, Some(e), "PR_SET_DUMPABLE"))?;
     // Its own process group, so supd can signal the container as a whole.
     setsid().map_err(|e| SpawnError::new(Step::Setsid, None, Some(e), ""))?;
     // Planned, and its bind sources opened, while the helper is still supd's own
@@ -232,10 +236,15 @@ fn run_container(
     // alone.
     let _ = sock;
     // Every descriptor above 2 is close-on-exec by now, the init program's own too.
+    let ambient = match &plan.credentials {
+        Some(creds) if creds.uid != 0 => Some(&c.protection.ambient_capabilities),
+        _ => None,
+    };
+    let after_exec = init::capabilities_after_exec(&c.capabilities, ambient);
     if let Some(program) = &init_program
-        && init::program_can_signal_service(&c.capabilities, c.no_new_privs)
+        && init::program_can_signal_service(&after_exec, c.no_new_privs)
     {
-        init::exec_program(program, service);
+        super::init_program::exec_program(program, service);
     }
     // SAFETY: run_init uses no descriptor above 2, and their owners (the socket,
     // the plan's, the init program's) live in frames that never return. A failure

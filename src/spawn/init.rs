@@ -5,81 +5,48 @@
 //! parsed plan and an allocator's worth of pages), so once the service runs it
 //! execs `sup-init`, a small program installed next to supd that runs
 //! [`run_init`] and nothing else: each container then costs the pages of that
-//! program, not of supd. The program is opened before the container's mounts
-//! (it is the host's file, not the container's) and exec'd through its
-//! descriptor. When it is missing, the helper runs the same loop itself.
+//! program, not of supd. It is exec'd from a sealed copy made before the
+//! container's mounts (`init_program`). When it is missing, the helper runs the
+//! same loop itself.
 
 use std::collections::BTreeSet;
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, open};
 use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
-use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
 use super::{SpawnError, Step};
 use crate::unit::Capability;
 
-/// The init program's file name, next to supd's own binary.
-pub const INIT_PROGRAM: &str = "sup-init";
-
-/// Where the init program is: beside the running supd (or helper, a copy of it).
-pub fn program_path() -> Option<PathBuf> {
-    let exe = std::fs::read_link("/proc/self/exe").ok()?;
-    Some(exe.parent()?.join(INIT_PROGRAM))
-}
-
-/// A close-on-exec handle on the init program, opened while the helper still sees
-/// the host's files; None when it is not installed (the helper is the init then).
-pub fn open_program() -> Option<OwnedFd> {
-    let path = program_path()?;
-    open(&path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).ok()
+/// The capabilities a program exec'd with the service's identity holds: the
+/// unit's list for root, only the ambient ones (`ambient`, of those kept) for
+/// any other user, as `security::set_capabilities` arranges.
+pub fn capabilities_after_exec(
+    keep: &BTreeSet<Capability>,
+    ambient: Option<&BTreeSet<Capability>>,
+) -> BTreeSet<Capability> {
+    match ambient {
+        None => keep.clone(),
+        Some(ambient) => keep.intersection(ambient).copied().collect(),
+    }
 }
 
 /// Whether the init program can still forward every signal: it starts over with
-/// the service's capabilities (the bounding set is the unit's list by then), not
+/// the service's capabilities (`after_exec`, which the service has too), not
 /// with the CAP_KILL the helper's init keeps for itself. Without CAP_KILL it can
 /// signal only processes of its own uid, which is enough unless the service can
 /// change its uid: through CAP_SETUID, or a set-user-ID program when no_new_privs
 /// is off. Then the helper stays the init.
-pub fn program_can_signal_service(keep: &BTreeSet<Capability>, no_new_privs: bool) -> bool {
-    let has = |cap| keep.iter().any(|c| c.0 == cap);
+pub fn program_can_signal_service(after_exec: &BTreeSet<Capability>, no_new_privs: bool) -> bool {
+    let has = |cap| after_exec.iter().any(|c| c.0 == cap);
     has(caps::Capability::CAP_KILL) || (no_new_privs && !has(caps::Capability::CAP_SETUID))
-}
-
-/// Replace this process (PID 1 of the container, signals blocked, the service
-/// already started) by the init program, keeping the blocked mask and any pending
-/// SIGCHLD: nothing the service does in between is lost. Returns only on failure.
-pub fn exec_program(program: &OwnedFd, service: i32) {
-    let (Ok(name), Ok(pid)) = (
-        CString::new(INIT_PROGRAM),
-        CString::new(service.to_string()),
-    ) else {
-        return;
-    };
-    let argv = [name.as_ptr(), pid.as_ptr(), std::ptr::null()];
-    let envp = [std::ptr::null::<libc::c_char>()];
-    // SAFETY: execveat(2) with a descriptor we own, an empty path (AT_EMPTY_PATH:
-    // the descriptor itself), and NULL-terminated argv/envp arrays whose strings
-    // outlive the call; on success this process image is gone.
-    unsafe {
-        libc::syscall(
-            libc::SYS_execveat,
-            program.as_raw_fd(),
-            c"".as_ptr(),
-            argv.as_ptr(),
-            envp.as_ptr(),
-            libc::AT_EMPTY_PATH,
-        )
-    };
 }
 
 /// `sup-init`'s entry: the service's pid (in the container's PID namespace) is
 /// its one argument.
 pub fn program_main() -> ! {
+    // Before anything else: the container can no longer open /proc/1/exe.
+    let _ = super::init_program::not_dumpable();
     let service = std::env::args()
         .nth(1)
         .and_then(|a| a.parse::<i32>().ok())
@@ -160,6 +127,29 @@ fn reap(service: i32) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_user_other_than_root_keeps_only_its_ambient_capabilities_across_exec() {
+        use caps::Capability::{CAP_KILL, CAP_SETUID};
+        let set = |caps: &[caps::Capability]| -> BTreeSet<Capability> {
+            caps.iter().map(|c| Capability(*c)).collect()
+        };
+        let keep = set(&[CAP_KILL, CAP_SETUID]);
+        // Root: the unit's list, whatever is ambient.
+        assert_eq!(capabilities_after_exec(&keep, None), keep);
+        // Another user: what is both kept and ambient, so CAP_KILL is gone here and
+        // the service cannot change its uid either.
+        let none = capabilities_after_exec(&keep, Some(&set(&[])));
+        assert!(none.is_empty());
+        assert!(program_can_signal_service(&none, true));
+        // An ambient CAP_SETUID without CAP_KILL: the helper stays the init.
+        let setuid = capabilities_after_exec(&keep, Some(&set(&[CAP_SETUID])));
+        assert!(!program_can_signal_service(&setuid, true));
+        let both = capabilities_after_exec(&keep, Some(&set(&[CAP_SETUID, CAP_KILL])));
+        assert!(program_can_signal_service(&both, true));
+        // A user without capabilities may still run a set-user-ID program.
+        assert!(!program_can_signal_service(&none, false));
+    }
 
     #[test]
     fn the_init_program_is_used_only_where_it_can_signal_the_service() {

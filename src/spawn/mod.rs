@@ -33,6 +33,7 @@ pub mod helper;
 mod hooks;
 mod identity;
 mod init;
+mod init_program;
 pub mod join;
 pub mod join_command;
 mod join_tty;
@@ -47,10 +48,13 @@ mod types;
 use std::os::fd::RawFd;
 
 pub use error::{EarlyOutput, SpawnError, Step};
-pub use forkserver::{is_mode as is_fork_server_mode, main as fork_server_main};
+pub use forkserver::{
+    is_mode as is_fork_server_mode, main as fork_server_main, shut_down as shut_down_fork_server,
+};
 pub use handover::{spawn, spawn_into, spawn_with_helper};
 pub use hooks::stop_post_plan;
-pub use init::{program_main as init_program_main, program_path as init_program_path};
+pub use init::program_main as init_program_main;
+pub use init_program::program_path as init_program_path;
 pub use resolve::{attach_network, effective_mounts, plan, run_as};
 pub use types::{Credentials, LaunchPlan, Report, Spawned};
 

@@ -111,8 +111,18 @@ pub(crate) fn cloexec_from(first: u32) -> Result<(), Errno> {
 ///
 /// Whatever owns one of those descriptors must never use or drop it afterwards.
 pub(crate) unsafe fn close_from(first: u32) -> Result<(), Errno> {
+    // SAFETY: the caller vouches for the owners.
+    unsafe { close_between(first, u32::MAX) }
+}
+
+/// Close every descriptor from `first` to `last`, both included.
+///
+/// # Safety
+///
+/// As for [`close_from`].
+pub(crate) unsafe fn close_between(first: u32, last: u32) -> Result<(), Errno> {
     // SAFETY: close_range touches no memory; the caller vouches for the owners.
-    Errno::result(unsafe { libc::close_range(first, u32::MAX, 0) }).map(drop)
+    Errno::result(unsafe { libc::close_range(first, last, 0) }).map(drop)
 }
 
 /// Wait until `fd` is readable (or hung up, or in error: a read then says which),

@@ -16,7 +16,8 @@ pub fn pid_namespace_hides_the_host_reaps_orphans_and_stops_a_term_ignoring_serv
         "trap '' TERM; for i in 1 2 3 4 5; do (sleep 0.2 &); done; \
          n=0; while [ $n -lt 100 ] && [ $(cat /proc/[0-9]*/stat 2>/dev/null | awk -v me=$$ '$4 == 1 && $1 != me' | wc -l) -gt 0 ]; do sleep 0.1; n=$((n + 1)); done; \
          zombies=$(cat /proc/[0-9]*/stat | awk '$3 == \"Z\"' | wc -l); \
-         echo $$ $(cat /proc/1/comm) $(ls /proc | grep -c '^[0-9]') $zombies > {o}.tmp; mv {o}.tmp {o}; \
+         exe=$(head -c 1 /proc/1/exe >/dev/null 2>&1 && echo exe-readable || echo exe-closed); \
+         echo $$ $(cat /proc/1/comm) $(ls /proc | grep -c '^[0-9]') $zombies $exe > {o}.tmp; mv {o}.tmp {o}; \
          while true; do sleep 1; done",
         o = out.display()
     );
@@ -35,13 +36,16 @@ pub fn pid_namespace_hides_the_host_reaps_orphans_and_stops_a_term_ignoring_serv
         "only the container's few processes are visible: {seen}"
     );
     assert_eq!(fields[3], "0", "no zombies: orphans were reaped: {seen}");
+    // The init's program cannot be reached through /proc/1/exe (root in the
+    // container could otherwise change the host's file).
+    assert_eq!(fields[4], "exe-closed", "{seen}");
 
     let pid = pid_of(&sup.unit("pidns"));
-    // The init is the small sup-init program, not a copy of supd kept alive.
+    // The init is the small sup-init program, not a copy of supd kept alive,
+    // exec'd from a sealed in-memory copy, not from the host's file.
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("init's exe");
-    assert_eq!(
-        exe.file_name().and_then(|n| n.to_str()),
-        Some("sup-init"),
+    assert!(
+        exe.to_string_lossy().starts_with("/memfd:sup-init"),
         "{}",
         exe.display()
     );
