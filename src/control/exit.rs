@@ -1,4 +1,4 @@
-//! supctl's exit codes (documented in src/bin/supctl.rs and docs/protocol.md) and the
+//! supctl's exit codes (documented in src/bin/supctl/main.rs and docs/protocol.md) and the
 //! mapping from client failures and protocol error codes onto them.
 
 use super::client::ClientError;

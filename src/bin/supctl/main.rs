@@ -30,10 +30,14 @@ use clap::Parser;
 use sup::cli::supctl::{Cli, Cmd};
 use sup::control::client::{Client, ClientError, DEFAULT_STATE_DIR, socket_path};
 use sup::control::exit;
-use sup::control::proto::{
-    Command, ErrorCode, PROTOCOL_VERSION, Reply, Request, UnitState, UnitStatus,
-};
-use sup::control::{render, render_audit};
+use sup::control::proto::{Command, PROTOCOL_VERSION, Reply, Request};
+use sup::control::render;
+
+mod streams;
+mod views;
+
+use streams::{absolute_time, cmd_events, stream_logs};
+use views::{cmd_audit, cmd_status, cmd_top};
 
 /// Why supctl stops early: an exit code and a message for stderr (empty: say nothing).
 #[derive(Debug)]
@@ -111,163 +115,6 @@ fn exchange(path: &std::path::Path, command: Command) -> Result<Reply, Failure> 
         }),
         reply => Ok(reply),
     }
-}
-
-/// Run a `logs` request, handing each line to `each`. Returns at `end`, or at EOF when
-/// following.
-fn stream_logs(
-    path: &std::path::Path,
-    command: Command,
-    json: bool,
-    mut each: impl FnMut(&str) -> Result<(), Failure>,
-) -> Result<(), Failure> {
-    let follow = matches!(command, Command::Logs { follow: true, .. });
-    let mut client = Client::connect(path)?;
-    client.send(&request(command))?;
-    loop {
-        match client.recv()? {
-            Some(Reply::Log(line)) if json => {
-                let text = serde_json::to_string(&line).map_err(|e| Failure {
-                    code: exit::FAILED,
-                    message: format!("cannot encode log line: {e}"),
-                })?;
-                each(&text)?
-            }
-            Some(Reply::Log(line)) => each(&render::render_log_line(&line))?,
-            Some(Reply::End) => return Ok(()),
-            Some(Reply::Error { code, message }) => {
-                return Err(Failure {
-                    code: exit::for_error_code(code),
-                    message,
-                });
-            }
-            Some(other) => return Err(unexpected(&other)),
-            None if follow => return Ok(()),
-            None => {
-                return Err(Failure {
-                    code: exit::UNREACHABLE,
-                    message: "supd closed the connection before the end of the log".into(),
-                });
-            }
-        }
-    }
-}
-
-/// `--since`/`--until`: RFC 3339 as given, or a duration before `now`.
-fn absolute_time(text: &str, now: SystemTime) -> Result<String, Failure> {
-    let usage = |why: String| Failure {
-        code: exit::USAGE,
-        message: format!(
-            "{text:?}: {why}; use RFC 3339 (2026-11-29T21:00:00Z) or a duration ago (10m, 2h)"
-        ),
-    };
-    if humantime::parse_rfc3339_weak(text).is_ok() {
-        return Ok(text.to_owned());
-    }
-    let ago = humantime::parse_duration(text).map_err(|e| usage(e.to_string()))?;
-    let at = now
-        .checked_sub(ago)
-        .ok_or_else(|| usage("too far back".into()))?;
-    Ok(humantime::format_rfc3339_millis(at).to_string())
-}
-
-/// Exit code of `status`: 3 when a named unit is not running (or missing from the reply).
-fn status_exit(named: &[String], units: &[UnitStatus]) -> i32 {
-    let all_running = named.iter().all(|name| {
-        units
-            .iter()
-            .any(|u| &u.name == name && u.state == UnitState::Running)
-    });
-    if all_running {
-        exit::OK
-    } else {
-        exit::NOT_RUNNING
-    }
-}
-
-/// Redraw the usage table every second; CPU percentages are measured by supd
-/// between two consecutive refreshes.
-fn cmd_top(path: &std::path::Path, iterations: Option<u64>) -> Result<i32, Failure> {
-    let mut n = 0;
-    loop {
-        let status = Command::Status {
-            units: Vec::new(),
-            brief: false,
-        };
-        let units = match exchange(path, status)? {
-            Reply::Status { units } => units,
-            other => return Err(unexpected(&other)),
-        };
-        // Clear the screen only when drawing for a person.
-        let clear = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
-            "\x1b[H\x1b[2J"
-        } else {
-            ""
-        };
-        out(&format!("{clear}{}", render::render_top(&units)))?;
-        n += 1;
-        if iterations.is_some_and(|max| n >= max) {
-            return Ok(exit::OK);
-        }
-        std::thread::sleep(std::time::Duration::from_secs(1));
-    }
-}
-
-fn cmd_status(path: &std::path::Path, named: Vec<String>, json: bool) -> Result<i32, Failure> {
-    // The table (neither JSON nor one unit's detail) needs no per-unit reads.
-    let brief = !json && named.len() != 1;
-    let status = |brief| Command::Status {
-        units: named.clone(),
-        brief,
-    };
-    let reply = match exchange(path, status(brief)) {
-        // A supd older than `brief` refuses the field: ask it the old way.
-        Err(f) if brief && f.code == exit::for_error_code(ErrorCode::BadRequest) => {
-            exchange(path, status(false))
-        }
-        other => other,
-    };
-    let units = match reply? {
-        Reply::Status { units } => units,
-        other => return Err(unexpected(&other)),
-    };
-    let code = status_exit(&named, &units);
-    let now = SystemTime::now();
-    if json {
-        let mut text = serde_json::to_string_pretty(&units).map_err(|e| Failure {
-            code: exit::FAILED,
-            message: format!("cannot encode JSON: {e}"),
-        })?;
-        text.push('\n');
-        out(&text)?;
-    } else if let [unit] = units.as_slice()
-        && named.len() == 1
-    {
-        out(&render::render_detail(unit, now))?;
-        out("\n")?;
-        let mut any = false;
-        let recent = Command::Logs {
-            unit: unit.name.clone(),
-            lines: 10,
-            follow: false,
-            since: None,
-            until: None,
-            grep: None,
-        };
-        let fetched = stream_logs(path, recent, false, |line| {
-            any = true;
-            out(&format!("{line}\n"))
-        });
-        match fetched {
-            Ok(()) if !any => out("(no log lines)\n")?,
-            Ok(()) => {}
-            Err(f) if f.message.is_empty() => return Err(f),
-            Err(f) => warn(&format!("cannot fetch logs: {}", f.message)),
-        }
-    } else {
-        out(&render::render_table(&units, now))?;
-    }
-    Ok(code)
 }
 
 fn cmd_units(path: &std::path::Path, command: Command) -> Result<i32, Failure> {
@@ -429,36 +276,6 @@ fn run(cli: Cli) -> Result<i32, Failure> {
     }
 }
 
-/// `events`: print every event until supd goes away or the output is closed.
-fn cmd_events(path: &std::path::Path, units: Vec<String>, json: bool) -> Result<i32, Failure> {
-    let mut client = Client::connect(path)?;
-    client.send(&request(Command::Events { units }))?;
-    loop {
-        match client.recv()? {
-            Some(Reply::Event(event)) => {
-                let line = if json {
-                    serde_json::to_string(&event).map_err(|e| Failure {
-                        code: exit::FAILED,
-                        message: format!("cannot encode event: {e}"),
-                    })?
-                } else {
-                    render::render_event(&event)
-                };
-                out(&format!("{line}\n"))?;
-            }
-            Some(Reply::Error { code, message }) => {
-                return Err(Failure {
-                    code: exit::for_error_code(code),
-                    message,
-                });
-            }
-            Some(other) => return Err(unexpected(&other)),
-            // supd stopped: the stream ends.
-            None => return Ok(exit::OK),
-        }
-    }
-}
-
 /// `exec`: the command's exit code (128+N when killed by signal N).
 fn cmd_exec(path: &std::path::Path, command: Command, tty: bool) -> Result<i32, Failure> {
     if let Command::Exec { env, .. } = &command
@@ -500,28 +317,6 @@ fn cmd_kill(
         Reply::Done { .. } => Ok(exit::OK),
         other => Err(unexpected(&other)),
     }
-}
-
-/// `audit`: a summary of every unit, or one unit in detail per name.
-fn cmd_audit(path: &std::path::Path, units: Vec<String>, json: bool) -> Result<i32, Failure> {
-    let one_each = !units.is_empty();
-    let reports = match exchange(path, Command::Audit { units })? {
-        Reply::Audit { units } => units,
-        other => return Err(unexpected(&other)),
-    };
-    if json {
-        let text = serde_json::to_string_pretty(&reports).map_err(|e| Failure {
-            code: exit::FAILED,
-            message: format!("cannot encode JSON: {e}"),
-        })?;
-        out(&format!("{text}\n"))?;
-    } else if one_each {
-        let parts: Vec<String> = reports.iter().map(render_audit::render_unit).collect();
-        out(&parts.join("\n"))?;
-    } else {
-        out(&render_audit::render_summary(&reports))?;
-    }
-    Ok(exit::OK)
 }
 
 fn main() -> ExitCode {
@@ -577,44 +372,10 @@ mod tests {
     }
 
     #[test]
-    fn log_times_are_rfc3339_or_a_duration_ago() {
-        let now = humantime::parse_rfc3339("2026-11-29T12:00:00Z").unwrap();
-        assert_eq!(
-            absolute_time("10m", now).unwrap(),
-            "2026-11-29T11:50:00.000Z"
-        );
-        assert_eq!(
-            absolute_time("2026-11-29T11:00:00Z", now).unwrap(),
-            "2026-11-29T11:00:00Z"
-        );
-        assert_eq!(
-            absolute_time("yesterday-ish", now).unwrap_err().code,
-            exit::USAGE
-        );
-    }
-
-    #[test]
     fn start_needs_a_unit() {
         let err = Cli::try_parse_from(["supctl", "start"]).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(Cli::try_parse_from(["supctl", "reset-failed", "a", "b"]).is_ok());
         assert!(Cli::try_parse_from(["supctl", "reload", "--dry-run"]).is_ok());
-    }
-
-    fn unit(name: &str, state: UnitState) -> UnitStatus {
-        UnitStatus {
-            sub_state: state.to_string(),
-            want: "up".into(),
-            ..UnitStatus::new(name, state)
-        }
-    }
-
-    #[test]
-    fn status_exit_codes() {
-        let units = [unit("a", UnitState::Running), unit("b", UnitState::Failed)];
-        assert_eq!(status_exit(&[], &units), 0);
-        assert_eq!(status_exit(&["a".into()], &units), 0);
-        assert_eq!(status_exit(&["a".into(), "b".into()], &units), 3);
-        assert_eq!(status_exit(&["c".into()], &units), 3);
     }
 }
