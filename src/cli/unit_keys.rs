@@ -59,6 +59,11 @@ pub const KEYS: &[Key] = &[
         "exec",
         "array of strings, required (except with [container] image)",
     ),
+    key(
+        "[service]",
+        "args",
+        "array of strings, default [] (only with image; or in [container])",
+    ),
     key("[service]", "env", "table of strings, default {}"),
     key(
         "[service]",

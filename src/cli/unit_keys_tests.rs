@@ -187,3 +187,23 @@ fn the_page_names_every_key() {
     }
     assert!(page.contains(".SS [network]") && page.contains(".SS [[mount]]"));
 }
+
+#[test]
+fn man_page_lists_exactly_the_keys_the_parser_reads() {
+    let listed = listed_keys();
+    let mut parsed = BTreeSet::new();
+    for (section, keys) in crate::unit::keys_by_section() {
+        parsed.extend(keys.iter().map(|k| (section.to_string(), k.to_string())));
+    }
+    let missing: Vec<_> = parsed.difference(&listed).collect();
+    let extra: Vec<_> = listed
+        .iter()
+        .filter(|(section, _)| parsed.iter().any(|(s, _)| s == section))
+        .filter(|key| !parsed.contains(*key))
+        .collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "the parser and src/cli/unit_keys.rs differ: only parsed {missing:?}, \
+         only listed {extra:?}"
+    );
+}

@@ -20,6 +20,7 @@ pub mod names;
 mod netcheck;
 pub mod network;
 mod parse;
+pub use parse::keys_by_section;
 pub mod protection;
 mod resources;
 pub mod values;

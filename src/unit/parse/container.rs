@@ -13,7 +13,7 @@ use crate::unit::isolation::{ContainerSpec, Namespace, Propagation, Rlimit, Rlim
 use crate::unit::names::Named;
 use crate::unit::values::{self, CAPABILITY_EXPECTED, RLIMIT_EXPECTED};
 
-const CONTAINER_KEYS: &[&str] = &[
+pub(super) const CONTAINER_KEYS: &[&str] = &[
     "namespaces",
     "join",
     "hostname",

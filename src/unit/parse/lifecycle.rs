@@ -14,7 +14,7 @@ use super::service::{check_exec, duration};
 use crate::unit::lifecycle::{HealthSpec, Lifecycle, OnFailure, OnUnhealthy, Probe, ServiceType};
 use crate::unit::values;
 
-const HEALTH_KEYS: &[&str] = &[
+pub(super) const HEALTH_KEYS: &[&str] = &[
     "exec",
     "tcp",
     "http",

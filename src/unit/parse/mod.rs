@@ -21,6 +21,22 @@ mod reader;
 mod resources;
 mod service;
 
+/// The keys each table of a unit file accepts, as the parser reads them (what
+/// the `sup.unit(5)` key list is checked against).
+pub fn keys_by_section() -> [(&'static str, &'static [&'static str]); 9] {
+    [
+        ("[unit]", service::UNIT_KEYS),
+        ("[service]", service::SERVICE_KEYS),
+        ("[logs]", service::LOG_KEYS),
+        ("[health]", lifecycle::HEALTH_KEYS),
+        ("[network]", network::NETWORK_KEYS),
+        ("[container]", container::CONTAINER_KEYS),
+        ("[[device]]", protection::DEVICE_KEYS),
+        ("[[mount]]", mount::MOUNT_KEYS),
+        ("[resources]", resources::RESOURCE_KEYS),
+    ]
+}
+
 use super::error::UnitError;
 use super::model::{DepLocations, Pos, Unit};
 use reader::{Problem, Reader};

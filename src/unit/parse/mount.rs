@@ -11,7 +11,7 @@ use crate::unit::isolation::{MountKind, MountSpec, MountType, Namespace, Propaga
 use crate::unit::names::Named;
 use crate::unit::values::{self, SIZE_EXPECTED};
 
-const MOUNT_KEYS: &[&str] = &[
+pub(super) const MOUNT_KEYS: &[&str] = &[
     "type",
     "source",
     "target",

@@ -13,7 +13,7 @@ use crate::unit::network::{
     self, ALIASES_MAX, NETWORKS_PER_UNIT_MAX, NetworkDef, NetworkMode, NetworkSpec, PORTS_MAX,
 };
 
-const NETWORK_KEYS: &[&str] = &["mode", "networks", "ports", "aliases", "ipv4"];
+pub(super) const NETWORK_KEYS: &[&str] = &["mode", "networks", "ports", "aliases", "ipv4"];
 const NETWORK_FILE_KEYS: &[&str] = &["subnet", "gateway", "internal"];
 
 const MODE_EXPECTED: &str = "\"host\", \"none\", \"bridge\" or \"unit:NAME\"";

@@ -12,7 +12,7 @@ use crate::unit::isolation::{Capability, Namespace};
 use crate::unit::protection::{DeviceSpec, ProtectSystem, Protection};
 use crate::unit::values::{self, CAPABILITY_EXPECTED};
 
-const DEVICE_KEYS: &[&str] = &["path", "access"];
+pub(super) const DEVICE_KEYS: &[&str] = &["path", "access"];
 
 /// Reads the protection keys from `t` and the `[[device]]` array.
 pub(super) fn read_protection(

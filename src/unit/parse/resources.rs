@@ -9,7 +9,7 @@ use super::reader::{Reader, Value};
 use crate::unit::resources::ResourceSpec;
 use crate::unit::values::{self, CPU_MAX_EXPECTED, PIDS_EXPECTED, SIZE_EXPECTED, check_cpu_list};
 
-const RESOURCE_KEYS: &[&str] = &[
+pub(super) const RESOURCE_KEYS: &[&str] = &[
     "memory_max",
     "memory_high",
     "memory_swap_max",

@@ -12,8 +12,8 @@ use super::{defaults, limits};
 use crate::unit::model::{EnvFile, LogLimits, RestartPolicy, Service, StartLimit};
 use crate::unit::values::{self, DURATION_EXPECTED, SIGNAL_EXPECTED, SIZE_EXPECTED};
 
-const UNIT_KEYS: &[&str] = &["description", "after", "requires", "wants"];
-const SERVICE_KEYS: &[&str] = &[
+pub(super) const UNIT_KEYS: &[&str] = &["description", "after", "requires", "wants"];
+pub(super) const SERVICE_KEYS: &[&str] = &[
     "exec",
     "args",
     "env",
@@ -41,7 +41,7 @@ const SERVICE_KEYS: &[&str] = &[
     "env_file",
 ];
 const START_LIMIT_KEYS: &[&str] = &["burst", "interval"];
-const LOG_KEYS: &[&str] = &["max_size", "max_files"];
+pub(super) const LOG_KEYS: &[&str] = &["max_size", "max_files"];
 
 const ID_EXPECTED: &str = r#"a name (string, e.g. "www-data") or a numeric id (integer, e.g. 33)"#;
 const EXEC_EXPECTED: &str = r#"an array of strings like ["/usr/bin/app", "--flag"]"#;
