@@ -54,11 +54,12 @@ pub(super) async fn stream_log<R: AsyncRead + Unpin>(
     // From the files when memory may not hold it all: a time range, a search,
     // or more lines than memory keeps.
     let from_files = !filter.is_empty() || lines > crate::logs::MEMORY_LINES;
-    // Without log files (`--log-target` without `file`), memory is all there is.
+    // Without log files (`--log-target` without `file`), memory is all there is:
+    // a file left by an earlier run is not this run's history.
     let history = |log: &SharedLog, filter: &Filter| {
         let (path, keep) = (log.path().clone(), log.limits().max_files);
         let (filter, log) = (filter.clone(), log.clone());
-        tokio::task::spawn_blocking(move || match path.exists() {
+        tokio::task::spawn_blocking(move || match log.writes_files() && path.exists() {
             true => crate::logs::history::read(&path, keep, &filter, lines),
             false => log.tail_matching(lines, &filter),
         })

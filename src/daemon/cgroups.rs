@@ -420,7 +420,7 @@ impl StartCgroup {
     }
 
     /// The unit's cgroup directory, open, where the helper can be created inside
-    /// it (pure cgroup v2 only; see `spawn::spawn_into`). Call after `prepare`.
+    /// it (pure cgroup v2 only; see `spawn::spawn`). Call after `prepare`.
     pub fn clone_into(&self) -> Option<std::os::fd::OwnedFd> {
         use nix::fcntl::{OFlag, open};
         let dir = self.driver.as_ref()?.clone_into_dir(&self.unit)?;

@@ -187,7 +187,7 @@ impl StartJob {
             role: self.role,
         };
         let into = self.cgroup.clone_into();
-        Ok(spawn::spawn_into(
+        Ok(spawn::spawn(
             &plan,
             &self.registry,
             &owner,

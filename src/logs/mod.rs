@@ -112,6 +112,12 @@ impl SharedLog {
         &self.path
     }
 
+    /// Whether this supd writes the unit's lines to its log files (`--log-target
+    /// file`): only then do the files hold this run's history.
+    pub fn writes_files(&self) -> bool {
+        self.writer.writes_files()
+    }
+
     /// New limits apply from the next line on (a reloaded definition).
     pub fn set_limits(&self, limits: LogLimits) {
         self.lock().limits = limits;

@@ -47,7 +47,9 @@ pub fn ensure_bridge(def: &NetworkDef) -> Result<(), String> {
             continue;
         }
         let theirs = ipnet::Ipv4Net::new(*ip, *prefix).map(|n| n.trunc()).ok();
-        if subnet.contains(ip) || theirs.is_some_and(|n| n.contains(&subnet.network())) {
+        if theirs.map_or(subnet.contains(ip), |n| {
+            crate::unit::network::overlaps(&subnet, &n)
+        }) {
             return Err(format!(
                 "network {:?}: subnet {subnet} overlaps {ip}/{prefix} of interface {}: \
                  choose another subnet in {}.network.toml",

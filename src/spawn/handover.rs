@@ -29,20 +29,12 @@ const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 /// The helper and the container's first process are both registered for `owner`
 /// before any exit of theirs can be reaped (see `reaper`), so an exit is never lost
 /// and never taken for another process's.
+///
+/// `cgroup` is the unit's cgroup directory, open, where the helper can be
+/// created inside it (`clone3` with `CLONE_INTO_CGROUP`, pure cgroup v2): then
+/// `place` is not needed and not called. Without it, or where the kernel
+/// refuses, the helper is created in supd's cgroup and `place` moves it.
 pub fn spawn(
-    plan: &LaunchPlan,
-    registry: &Registry,
-    owner: &ChildOf,
-    place: &mut dyn FnMut(i32) -> Result<(), SpawnError>,
-) -> Result<Spawned, SpawnError> {
-    spawn_into(plan, registry, owner, None, place)
-}
-
-/// `spawn`, with the unit's cgroup directory open where the helper can be created
-/// inside it (`clone3` with `CLONE_INTO_CGROUP`, pure cgroup v2): then `place` is
-/// not needed and not called. Without it, or where the kernel refuses, the helper
-/// is created in supd's cgroup and `place` moves it.
-pub fn spawn_into(
     plan: &LaunchPlan,
     registry: &Registry,
     owner: &ChildOf,
@@ -54,7 +46,8 @@ pub fn spawn_into(
 }
 
 /// `spawn` with an explicit path to the supd binary that serves as the helper (for
-/// benchmarks and tools that link the library but are not supd themselves).
+/// benchmarks and tools that link the library but are not supd themselves). The
+/// fork server is started from the first path given; later ones fall back to it.
 pub fn spawn_with_helper(
     helper: &CStr,
     plan: &LaunchPlan,

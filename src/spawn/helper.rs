@@ -105,7 +105,9 @@ fn run(plan: &LaunchPlan, sock: &UnixStream) -> Result<Infallible, SpawnError> {
         namespaces::write_proc_at(&host_proc, "self/oom_score_adj", &adj.to_string())?;
     }
     // Opened before any namespace is joined: the program is the host's file.
-    let init_program = c.init.then(super::init_program::open_program).flatten();
+    let init_program = crate::supervise::runs_under_init(c)
+        .then(super::init_program::open_program)
+        .flatten();
     namespaces::join(c.join.iter())?;
     let needs_child = !c.namespaces.is_empty() || c.join.contains_key(&Namespace::Pid);
     if !needs_child {

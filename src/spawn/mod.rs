@@ -51,7 +51,7 @@ pub use error::{EarlyOutput, SpawnError, Step};
 pub use forkserver::{
     is_mode as is_fork_server_mode, main as fork_server_main, shut_down as shut_down_fork_server,
 };
-pub use handover::{spawn, spawn_into, spawn_with_helper};
+pub use handover::{spawn, spawn_with_helper};
 pub use hooks::stop_post_plan;
 pub use init::program_main as init_program_main;
 pub use init_program::program_path as init_program_path;

@@ -218,11 +218,8 @@ fn utf8(bytes: Vec<u8>, what: &str) -> Result<String, Failure> {
 
 /// A network already loaded whose subnet shares addresses with `def`'s.
 fn overlapping(networks: &BTreeMap<String, NetworkDef>, def: &NetworkDef) -> Option<String> {
-    let clash = |other: &NetworkDef| {
-        other.subnet.contains(&def.subnet.network()) || def.subnet.contains(&other.subnet.network())
-    };
     networks
         .values()
-        .find(|other| clash(other))
+        .find(|other| super::network::overlaps(&other.subnet, &def.subnet))
         .map(|other| other.name.clone())
 }

@@ -9,6 +9,12 @@ use std::path::PathBuf;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 
+/// Whether two subnets share an address: CIDR blocks overlap only when one
+/// contains the other.
+pub fn overlaps(a: &Ipv4Net, b: &Ipv4Net) -> bool {
+    a.contains(&b.network()) || b.contains(&a.network())
+}
+
 /// The built-in network a `mode = "bridge"` unit joins when it names none.
 pub const DEFAULT_NETWORK: &str = "default";
 /// Subnet of the built-in `default` network (podman uses 10.88.0.0/16; the next

@@ -101,7 +101,9 @@ fn service(
         .map(|(k, v)| (k.clone(), Some(SingleValue::String(v.clone()))))
         .collect();
     if !s.credentials.is_empty() {
-        let dir = format!("/run/credentials/{}", unit.name);
+        let dir = crate::spawn::credentials::container_dir(&unit.name)
+            .display()
+            .to_string();
         env.push((
             "CREDENTIALS_DIRECTORY".into(),
             Some(SingleValue::String(dir)),
@@ -357,7 +359,12 @@ fn secrets(unit: &Unit) -> Option<Secrets> {
         .keys()
         .map(|key| AdvancedSecrets {
             source: format!("{name}-{key}"),
-            target: Some(format!("/run/credentials/{}/{key}", unit.name)),
+            target: Some(
+                crate::spawn::credentials::container_dir(&unit.name)
+                    .join(key)
+                    .display()
+                    .to_string(),
+            ),
             mode: Some("0400".into()),
             ..AdvancedSecrets::default()
         })

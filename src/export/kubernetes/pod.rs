@@ -146,7 +146,9 @@ pub fn pod(ctx: &Ctx, w: &mut Vec<String>) -> Pod {
 /// Where sup mounts the credentials, which the service finds in
 /// `$CREDENTIALS_DIRECTORY`.
 pub fn credentials_dir(unit: &Unit) -> String {
-    format!("/run/credentials/{}", unit.name)
+    crate::spawn::credentials::container_dir(&unit.name)
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// `command` replaces the image's Entrypoint and `args` its Cmd, as sup's `exec`

@@ -324,7 +324,7 @@ fn reserved(net: &Ipv4Net) -> Option<&'static str> {
     }
     SPECIAL.iter().find_map(|(range, what)| {
         let range: Ipv4Net = range.parse().ok()?;
-        (range.contains(&net.network()) || net.contains(&range.network())).then_some(*what)
+        crate::unit::network::overlaps(&range, net).then_some(*what)
     })
 }
 
