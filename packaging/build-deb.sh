@@ -5,7 +5,7 @@
 #
 # A staged tree packed with dpkg-deb, rather than cargo-deb: dpkg-deb comes with
 # every Debian system, while cargo-deb would be compiled in CI at each run.
-# Contents and reasons: docs/packaging.md. Needs: cargo, dpkg-deb, gzip.
+# Contents and reasons: docs/packaging.md. Needs: cargo, dpkg-deb, gzip, binutils (strip, readelf, nm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out_dir=$(realpath -m "${1:-${CARGO_TARGET_DIR:-target}/deb}")

@@ -3,11 +3,11 @@
 #
 #   packaging/mkinitramfs.sh OUT.cpio.gz [UNITS_DIR] [EXTRA_DIR]
 #
-# Contents: supd (as /init and /bin/supd) and supctl, both static (built by
+# Contents: supd (as /init and /bin/supd), supctl and sup-init, static (built by
 # packaging/build-static.sh, so no shared library is copied), a static busybox
 # with its applets in /bin, the unit files of UNITS_DIR (default: units/) in
 # /etc/sup/units, and EXTRA_DIR's contents copied to / (e.g. a container
-# rootfs). Needs: cargo, cpio, gzip, busybox-static.
+# rootfs). Needs: cargo, cpio, gzip, busybox-static, binutils.
 # Boot it (see README, "Run sup as the init of a VM"):
 #   qemu-system-x86_64 -accel tcg -m 512 -nographic -no-reboot \
 #     -kernel "$(ls /boot/vmlinuz-* | tail -n 1)" -initrd OUT.cpio.gz -append "console=ttyS0 quiet panic=-1"
