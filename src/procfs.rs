@@ -8,6 +8,8 @@ pub struct ProcStat {
     pub state: char,
     pub ppid: i32,
     pub pgrp: i32,
+    /// Field 22: when the process started, in clock ticks after boot.
+    pub start_time: Option<u64>,
 }
 
 impl ProcStat {
@@ -19,11 +21,14 @@ impl ProcStat {
         let state = fields.next()?.chars().next()?;
         let ppid = fields.next()?.parse().ok()?;
         let pgrp = fields.next()?.parse().ok()?;
+        // Fields 6 to 21, then 22.
+        let start_time = fields.nth(22 - 6).and_then(|t| t.parse().ok());
         Some(ProcStat {
             pid,
             state,
             ppid,
             pgrp,
+            start_time,
         })
     }
 
@@ -108,10 +113,17 @@ mod tests {
                 pid: 42,
                 state: 'S',
                 ppid: 7,
-                pgrp: 42
+                pgrp: 42,
+                start_time: None,
             }
         );
         assert!(ProcStat::parse(1, "garbage").is_none());
+        let full = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        assert_eq!(
+            ProcStat::parse(42, full).and_then(|s| s.start_time),
+            Some(987_654),
+            "field 22, counted after any command name"
+        );
     }
 
     #[test]

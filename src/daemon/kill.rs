@@ -175,27 +175,20 @@ fn service_of(init: i32) -> Result<(i32, OwnedFd), String> {
 /// leading its own process group, else the earliest child; None while the init
 /// has not started it yet (or it has ended). Status' main pid is the same.
 pub(super) fn service_pid(init: i32) -> Option<i32> {
-    let children = crate::procfs::children(init);
-    let leads = |p: i32| crate::procfs::ProcStat::read(p).is_some_and(|s| s.pgrp == p);
-    let earliest = |pids: &mut dyn Iterator<Item = i32>| {
-        pids.filter_map(|p| start_time(p).map(|t| (t, p)))
+    // Each child's stat read once: whether it leads its group, and when it started.
+    let children: Vec<(u64, i32, bool)> = crate::procfs::children(init)
+        .into_iter()
+        .filter_map(crate::procfs::ProcStat::read)
+        .filter_map(|s| Some((s.start_time?, s.pid, s.pgrp == s.pid)))
+        .collect();
+    let earliest = |leaders_only: bool| {
+        children
+            .iter()
+            .filter(|(_, _, leads)| *leads || !leaders_only)
             .min()
-            .map(|(_, p)| p)
+            .map(|(_, pid, _)| *pid)
     };
-    earliest(&mut children.iter().copied().filter(|p| leads(*p)))
-        .or_else(|| earliest(&mut children.iter().copied()))
-}
-
-/// Field 22 of `/proc/PID/stat`: when the process started (clock ticks after boot).
-fn start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_start_time(&stat)
-}
-
-fn parse_start_time(stat: &str) -> Option<u64> {
-    // After the command (which may hold anything, parentheses too): field 3 on.
-    let rest = stat.get(stat.rfind(')')? + 1..)?;
-    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+    earliest(true).or_else(|| earliest(false))
 }
 
 fn pidfd_open(pid: i32) -> Result<OwnedFd, nix::errno::Errno> {
@@ -225,17 +218,5 @@ fn pidfd_signal(fd: BorrowedFd<'_>, sig: Signal) -> Result<(), String> {
     match nix::errno::Errno::last() {
         nix::errno::Errno::ESRCH => Err("its main process has just ended".to_string()),
         e => Err(format!("cannot signal its main process: {e}")),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn start_time_is_field_22_after_any_command_name() {
-        let stat = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
-        assert_eq!(parse_start_time(stat), Some(987_654));
-        assert_eq!(parse_start_time("42 (x) S 1"), None);
     }
 }
