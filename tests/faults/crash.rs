@@ -177,22 +177,15 @@ pub fn a_units_directory_deleted_and_created_again_is_watched_again() {
 /// supd's fork server (`supd __forkserver`, see src/spawn/forkserver.rs): the
 /// child of supd whose command line says so.
 fn fork_servers_of(supd: i32) -> Vec<i32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let ppid = stat
-            .rsplit_once(')')
-            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-            .and_then(|p| p.parse::<i32>().ok());
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if ppid == Some(supd) && cmdline.split(|b| *b == 0).any(|a| a == b"__forkserver") {
-            found.push(pid);
-        }
-    }
-    found
+    sup::procfs::processes()
+        .into_iter()
+        .filter(|p| p.ppid == supd)
+        .map(|p| p.pid)
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            cmdline.split(|b| *b == 0).any(|a| a == b"__forkserver")
+        })
+        .collect()
 }
 
 pub fn a_killed_fork_server_is_replaced_and_none_outlives_supd() {
