@@ -64,6 +64,7 @@ fn classes_follow_the_machine_predicates() {
     };
     let spawning = || Phase::Spawning {
         early_exits: Vec::new(),
+        ready_early: false,
     };
     let stopping = |then| Phase::Stopping {
         pid: 1,

@@ -112,6 +112,7 @@ fn sample_phases(base: Now) -> Vec<Phase> {
         Phase::Waiting,
         Phase::Spawning {
             early_exits: Vec::new(),
+            ready_early: false,
         },
         Phase::Starting {
             pid: 7,

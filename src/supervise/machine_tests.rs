@@ -303,6 +303,26 @@ fn exit_seen_before_spawn_outcome_is_not_lost() {
 }
 
 #[test]
+fn ready_seen_before_spawn_outcome_is_not_lost() {
+    // A notify service's READY=1 and the helper's last report travel apart: the
+    // READY may be handled first (seen with postgres under load).
+    let mut svc = test_service();
+    svc.lifecycle.kind = crate::unit::ServiceType::Notify;
+    let now = t0();
+    let mut m = Machine::new(now);
+    ev(&mut m, Event::Start, now, &svc);
+    ev(&mut m, Event::DependenciesReady, now, &svc);
+    assert_eq!(ev(&mut m, Event::Ready, now, &svc), vec![]);
+    let e = spawned(&m, 9);
+    ev(&mut m, e, now, &svc);
+    assert_eq!(m.state(), State::Running);
+    // Without it, the same service waits for its READY.
+    let mut m = Machine::new(now);
+    running(&mut m, now, &svc, 9);
+    assert_eq!(m.state(), State::Starting);
+}
+
+#[test]
 fn spawn_error_follows_policy() {
     let mut svc = test_service();
     svc.restart = RestartPolicy::No;

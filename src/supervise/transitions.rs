@@ -2,6 +2,7 @@
 
 use super::{Action, AfterStop, Event, ExitStatus, Failure, Machine, Now, Phase, kill_everything};
 use crate::unit::{OnUnhealthy, RestartPolicy, Service};
+use std::time::Instant;
 
 /// Exits kept while a start is in flight (its helper, its first process).
 const EARLY_EXITS_KEPT: usize = 4;
@@ -183,23 +184,22 @@ impl Machine {
             },
             Event::Ready => match self.phase {
                 P::Starting { pid, started, .. } => {
-                    let watchdog = svc.lifecycle.watchdog.map(|w| now.mono_after(w));
-                    self.last_failure = None;
-                    self.enter(
-                        P::Running {
-                            pid,
-                            started,
-                            watchdog,
-                        },
-                        now,
-                    );
+                    self.become_ready(pid, started, now, svc);
+                    Vec::new()
+                }
+                // The service ran and said so before supd read the helper's last
+                // report (both travel separately): kept for `spawned`.
+                P::Spawning {
+                    ref mut ready_early,
+                    ..
+                } => {
+                    *ready_early = true;
                     Vec::new()
                 }
                 // Ready again (after a reload) or too late: nothing changes.
                 P::Running { .. }
                 | P::Inactive
                 | P::Waiting
-                | P::Spawning { .. }
                 | P::Stopping { .. }
                 | P::Cleaning { .. }
                 | P::Restarting { .. }
@@ -374,6 +374,7 @@ impl Machine {
         self.enter(
             Phase::Spawning {
                 early_exits: Vec::new(),
+                ready_early: false,
             },
             now,
         );
@@ -389,9 +390,14 @@ impl Machine {
     }
 
     fn spawned(&mut self, attempt: u64, pid: i32, now: Now, svc: &Service) -> Vec<Action> {
-        let Phase::Spawning { early_exits } = &self.phase else {
+        let Phase::Spawning {
+            early_exits,
+            ready_early,
+        } = &self.phase
+        else {
             return vec![Action::KillStray { pgid: pid }];
         };
+        let ready_early = *ready_early;
         if attempt != self.attempt {
             // Its process must not run unsupervised.
             return vec![Action::KillStray { pgid: pid }];
@@ -401,21 +407,29 @@ impl Machine {
             .find(|(p, _)| *p == pid)
             .map(|(_, status)| *status);
         let started = now.mono;
-        let phase = if svc.lifecycle.waits_for_ready() {
-            let deadline = svc.lifecycle.start_timeout.map(|t| now.mono_after(t));
-            Phase::Starting {
-                pid,
-                started,
-                deadline,
-            }
+        if !svc.lifecycle.waits_for_ready() {
+            let watchdog = None;
+            self.enter(
+                Phase::Running {
+                    pid,
+                    started,
+                    watchdog,
+                },
+                now,
+            );
+        } else if ready_early {
+            self.become_ready(pid, started, now, svc);
         } else {
-            Phase::Running {
-                pid,
-                started,
-                watchdog: None,
-            }
-        };
-        self.enter(phase, now);
+            let deadline = svc.lifecycle.start_timeout.map(|t| now.mono_after(t));
+            self.enter(
+                Phase::Starting {
+                    pid,
+                    started,
+                    deadline,
+                },
+                now,
+            );
+        }
         if let Some(status) = early_exit {
             return self.exited(pid, status, false, now, svc);
         }
@@ -423,6 +437,20 @@ impl Machine {
             return self.begin_stop(now, svc, AfterStop::Rest);
         }
         Vec::new()
+    }
+
+    /// From waiting for readiness to running: the watchdog starts counting.
+    fn become_ready(&mut self, pid: i32, started: Instant, now: Now, svc: &Service) {
+        let watchdog = svc.lifecycle.watchdog.map(|w| now.mono_after(w));
+        self.last_failure = None;
+        self.enter(
+            Phase::Running {
+                pid,
+                started,
+                watchdog,
+            },
+            now,
+        );
     }
 
     fn exited(
@@ -437,7 +465,7 @@ impl Machine {
             self.oom_kills = self.oom_kills.saturating_add(1);
         }
         let then = match &mut self.phase {
-            Phase::Spawning { early_exits } => {
+            Phase::Spawning { early_exits, .. } => {
                 // The helper and the container's first process: never more than a
                 // few per attempt.
                 if early_exits.len() < EARLY_EXITS_KEPT {

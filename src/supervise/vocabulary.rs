@@ -147,9 +147,11 @@ pub enum Phase {
     Waiting,
     /// The spawner is running; the pid is not confirmed yet. Exits of this attempt's
     /// processes that the reaper saw before the spawn outcome arrived (the helper's,
-    /// or a service that ended at once) are kept here rather than lost.
+    /// or a service that ended at once) are kept here rather than lost, and so is
+    /// a READY=1 that overtook the helper's last report (`ready_early`).
     Spawning {
         early_exits: Vec<(i32, ExitStatus)>,
+        ready_early: bool,
     },
     /// The service runs but is not ready yet (`notify`, `ready_fd`, a health check
     /// or a `oneshot` job); at `deadline` (`start_timeout`) it has failed.

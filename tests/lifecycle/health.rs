@@ -48,7 +48,12 @@ pub fn exec_check_turns_unhealthy_and_restarts_the_service() {
     });
     touch(&healthy);
     let svc = find(&s, "svc");
-    assert_eq!(svc["last_exit"]["signal"], "SIGTERM", "{svc}");
+    assert_eq!(
+        svc["last_exit"]["signal"],
+        "SIGTERM",
+        "{svc}\nsupd's log:\n{}",
+        sup.log.text()
+    );
     let line = sup.log.wait_for_all(&["svc", "unhealthy"]);
     assert!(
         line.contains("missing"),
