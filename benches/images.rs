@@ -190,7 +190,6 @@ fn run(plan: &spawn::LaunchPlan) {
     let helper = CString::new(SUPD).expect("path");
     let registry = Registry::default();
     let owner = sup::reaper::ChildOf::main("bench", 1);
-    let spawned =
-        spawn::spawn_with_helper(&helper, plan, &registry, &owner, &mut |_| Ok(())).expect("spawn");
+    let spawned = spawn::spawn_with_helper(&helper, plan, &registry, &owner).expect("spawn");
     timing::wait_success(spawned.pid);
 }

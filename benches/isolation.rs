@@ -35,7 +35,7 @@ fn main() {
     // Where the time goes: sup's spawn path with fewer features.
     if std::env::var_os("SUP_BENCH_BREAKDOWN").is_some() {
         let rootfs = busybox_rootfs(dir.path());
-        report("sup", &measure(runs, sup_runner(&rootfs, dir.path(), None)));
+        report("sup", &measure(runs, sup_runner(&rootfs, dir.path())));
         for (name, text) in [
             ("ns-only", "[container]\nnamespaces = [\"pid\", \"mnt\", \"uts\", \"ipc\", \"net\"]\n[service]\nexec = [\"/bin/true\"]\n".to_string()),
             ("ns-noinit", "[container]\ninit = false\nnamespaces = [\"pid\", \"mnt\", \"uts\", \"ipc\", \"net\"]\n[service]\nexec = [\"/bin/true\"]\n".to_string()),
@@ -43,7 +43,7 @@ fn main() {
             ("no-ns-noseccomp", "[container]\nnamespaces = []\nseccomp = false\n[service]\nexec = [\"/bin/true\"]\n".to_string()),
             ("net-only", "[container]\nnamespaces = [\"net\"]\ninit=false\n[service]\nexec = [\"/bin/true\"]\n".to_string()),
         ] {
-            report(name, &measure(runs, runner_for(&text, dir.path(), None)));
+            report(name, &measure(runs, runner_for(&text, dir.path())));
         }
         report(
             "unshare -n",

@@ -116,8 +116,7 @@ fn runner(unit: &sup::unit::Unit, state: &Path, net: Option<Arc<UnitNet>>) -> im
             }
         }
         let owner = sup::reaper::ChildOf::main("bench", attempt);
-        let spawned = spawn::spawn_with_helper(&helper, &plan, &registry, &owner, &mut |_| Ok(()))
-            .expect("spawn");
+        let spawned = spawn::spawn_with_helper(&helper, &plan, &registry, &owner).expect("spawn");
         timing::wait_success(spawned.pid);
     }
 }

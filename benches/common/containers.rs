@@ -2,12 +2,10 @@
 //! its peers (`unshare`, bwrap, runc) on the same busybox root. Shared by the
 //! isolation benchmark and the side-by-side comparison (benches/peers.rs).
 
-use std::cell::RefCell;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sup::reaper::Registry;
 use sup::spawn;
@@ -21,13 +19,9 @@ pub const SUPD: &str = env!("CARGO_BIN_EXE_supd");
 /// reported and left out).
 pub fn compare(runs: usize, dir: &Path) -> Vec<(&'static str, Vec<Duration>)> {
     let rootfs = busybox_rootfs(dir);
-    let placements = Rc::new(RefCell::new(Vec::new()));
-    let sup = measure(runs, sup_runner(&rootfs, dir, Some(placements.clone())));
-    // The warm-up start's placement is not a sample.
-    let placed = placements.borrow().iter().skip(1).copied().collect();
+    let sup = measure(runs, sup_runner(&rootfs, dir));
     let mut out = vec![
         ("sup", sup),
-        ("sup: its cgroup placement", placed),
         (
             "unshare -fpimnu",
             measure(runs, command(&["unshare", "-fpimnu", "/bin/true"])),
@@ -72,54 +66,33 @@ pub fn compare(runs: usize, dir: &Path) -> Vec<(&'static str, Vec<Duration>)> {
     out
 }
 
-/// sup's own spawn path, from plan to reaped exit; with `placements`, each
-/// start's cgroup placement (the helper's pid written into the unit's cgroup in
-/// each hierarchy) is timed there too.
-pub fn sup_runner(
-    rootfs: &Path,
-    state: &Path,
-    placements: Option<Placements>,
-) -> impl FnMut() + use<> {
+/// sup's own spawn path, from plan to reaped exit, cgroup placement included.
+pub fn sup_runner(rootfs: &Path, state: &Path) -> impl FnMut() + use<> {
     let text = format!(
         "[container]\nnamespaces = [\"pid\", \"mnt\", \"uts\", \"ipc\", \"net\"]\nrootfs = {:?}\nreadonly_root = true\n\
          [service]\nexec = [\"/bin/true\"]\n",
         rootfs
     );
-    runner_for(&text, state, placements)
+    runner_for(&text, state)
 }
 
-pub type Placements = Rc<RefCell<Vec<Duration>>>;
-
-pub fn runner_for(
-    text: &str,
-    state: &Path,
-    placements: Option<Placements>,
-) -> impl FnMut() + use<> {
+pub fn runner_for(text: &str, state: &Path) -> impl FnMut() + use<> {
     let unit = sup::unit::parse_unit("bench", Path::new("/bench.toml"), text).expect("unit");
-    let plan = spawn::plan(&unit, state).expect("plan");
+    let mut plan = spawn::plan(&unit, state).expect("plan");
     let helper = CString::new(SUPD).expect("path");
     let registry = Registry::default();
     // Cgroup placement included, as supd does it: the unit's cgroup is created
-    // (kept between runs, as for a restart) and the helper written into it.
+    // (kept between runs, as for a restart) and the helper writes itself into it.
     let root = format!("sup-bench-{}-{}", std::process::id(), unit_counter());
     let cgroups = CgroupGuard(sup::cgroup::CgroupTree::init(&root).expect("cgroups"));
     cgroups.0.create("bench", &unit.resources).expect("cgroup");
+    plan.cgroup_join = cgroups.0.join_files("bench");
     let mut attempt = 0;
     move || {
-        let cg = &cgroups.0;
+        let _held = &cgroups;
         attempt += 1;
         let owner = sup::reaper::ChildOf::main("bench", attempt);
-        let spawned = spawn::spawn_with_helper(&helper, &plan, &registry, &owner, &mut |pid| {
-            let t0 = Instant::now();
-            let placed = cg.place("bench", pid).map_err(|e| {
-                spawn::SpawnError::new(spawn::Step::Cgroup, None, None, e.to_string())
-            });
-            if let Some(p) = &placements {
-                p.borrow_mut().push(t0.elapsed());
-            }
-            placed
-        })
-        .expect("spawn");
+        let spawned = spawn::spawn_with_helper(&helper, &plan, &registry, &owner).expect("spawn");
         // The helper and the container are both our children; wait for the container.
         timing::wait_success(spawned.pid);
     }

@@ -24,7 +24,7 @@ fn main() -> ExitCode {
     // Helper mode must be decided before anything else runs, in particular before
     // any thread exists: the helper is the single-threaded half of spawning.
     match std::env::args_os().nth(1) {
-        Some(a) if a == spawn::HELPER_ARG => spawn::helper::main(),
+        Some(a) if a == spawn::HELPER_ARG => spawn::helper::main(false),
         Some(a) if a == spawn::join::JOIN_ARG => spawn::join::main(),
         Some(a) if spawn::is_fork_server_mode(&a) => spawn::fork_server_main(),
         _ => {}

@@ -306,12 +306,18 @@ impl CgroupTree {
         Ok(())
     }
 
-    /// The unit's `cgroup.procs` file in every hierarchy, joined or not: a process
-    /// that writes itself into those that exist is where `place` would put it (a
-    /// health probe's helper places itself).
-    pub fn procs_files(&self, unit: &str) -> Vec<PathBuf> {
+    /// The file in each of the unit's hierarchies, joined or not, into which a
+    /// process writes `0` to move itself in (the helpers of starts, probes and
+    /// `exec` do, skipping those that do not exist): where `place` would put it.
+    ///
+    /// On v1 that is `tasks`, which moves the writing thread alone: unlike a pid
+    /// or `cgroup.procs` it skips the kernel's global threadgroup lock, whose
+    /// first taking after a quiet spell waits for an RCU grace period (8-16 ms
+    /// here, the tail of every v1 start and restart). It is the whole process
+    /// only because every helper is single-threaded. On v2, `cgroup.procs`.
+    pub fn join_files(&self, unit: &str) -> Vec<PathBuf> {
         self.dirs(unit)
-            .map(|(_, dir)| dir.join("cgroup.procs"))
+            .map(|(h, dir)| dir.join(if h.is_v2() { "cgroup.procs" } else { "tasks" }))
             .collect()
     }
 

@@ -100,12 +100,12 @@ pub struct ProbeCgroup {
 }
 
 impl ProbeCgroup {
-    /// The unit's `cgroup.procs` files, which the probe's helper writes itself
-    /// into (none without a cgroup).
-    pub fn procs_files(&self) -> Vec<std::path::PathBuf> {
+    /// The unit's cgroup files the probe's helper writes itself into (none
+    /// without a cgroup; see `CgroupTree::join_files`).
+    pub fn join_files(&self) -> Vec<std::path::PathBuf> {
         self.driver
             .as_ref()
-            .map(|c| c.procs_files(&self.unit))
+            .map(|c| c.join_files(&self.unit))
             .unwrap_or_default()
     }
 }
@@ -428,12 +428,13 @@ impl StartCgroup {
         open(&dir, flags, nix::sys::stat::Mode::empty()).ok()
     }
 
-    /// Put the helper into the cgroup before it is given its plan.
-    pub fn place(&self, pid: i32) -> Result<(), CgroupError> {
-        match &self.driver {
-            Some(c) => c.place(&self.unit, pid),
-            None => Ok(()),
-        }
+    /// The unit's cgroup files the start's helper writes itself into, unless it
+    /// was created inside (see `CgroupTree::join_files`).
+    pub fn join_files(&self) -> Vec<std::path::PathBuf> {
+        self.driver
+            .as_ref()
+            .map(|c| c.join_files(&self.unit))
+            .unwrap_or_default()
     }
 }
 

@@ -78,7 +78,7 @@ impl Daemon {
         Ok(Launcher(Box::new(move |stdio| {
             let plan = exec_plan(&spec, &state_dir, req).map_err(|e| e.to_string())?;
             let procs = cgroup
-                .procs_files()
+                .join_files()
                 .iter()
                 .map(|p| CString::new(p.as_os_str().as_bytes()))
                 .collect::<Result<Vec<_>, _>>()

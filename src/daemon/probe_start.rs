@@ -96,7 +96,7 @@ fn start_one(job: ProbeJob, registry: &Registry, state_dir: &Path) -> Started {
 fn prepare(spec: &Unit, cgroup: &ProbeCgroup, state_dir: &Path) -> Result<Prepared, SpawnError> {
     let plan = probe_plan(spec, state_dir)?;
     let cgroup = cgroup
-        .procs_files()
+        .join_files()
         .iter()
         .map(|p| CString::new(p.as_os_str().as_bytes()))
         .collect::<Result<Vec<_>, _>>()

@@ -5,11 +5,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use nix::errno::Errno;
 use tokio::sync::{Semaphore, mpsc};
 
 use super::cgroups::{CgroupSetupError, StartCgroup};
-use crate::cgroup::CgroupError;
 use crate::net::NetStart;
 use crate::reaper::{ChildOf, Registry, Role};
 use crate::spawn::{self, SpawnError, Spawned, Step};
@@ -176,33 +174,14 @@ impl StartJob {
             plan = spawn::stop_post_plan(&plan, commands)
                 .ok_or_else(|| SpawnError::new(Step::ExecStopPost, None, None, "no commands"))?;
         }
-        let mut place = |pid| {
-            self.cgroup
-                .place(pid)
-                .map_err(|e| cgroup_spawn_error(&self.unit, e))
-        };
+        // The helper moves itself in first thing, unless created inside.
+        plan.cgroup_join = self.cgroup.join_files();
         let owner = ChildOf {
             unit: self.unit.clone(),
             attempt: self.attempt,
             role: self.role,
         };
         let into = self.cgroup.clone_into();
-        Ok(spawn::spawn(
-            &plan,
-            &self.registry,
-            &owner,
-            into.as_ref(),
-            &mut place,
-        )?)
+        Ok(spawn::spawn(&plan, &self.registry, &owner, into.as_ref())?)
     }
-}
-
-/// A failed placement is a failed spawn step; the errno is kept.
-fn cgroup_spawn_error(unit: &str, e: CgroupError) -> SpawnError {
-    SpawnError::new(
-        Step::Cgroup,
-        Some(unit),
-        e.errno().map(Errno::from_raw),
-        e.to_string(),
-    )
 }

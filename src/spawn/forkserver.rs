@@ -42,10 +42,16 @@ pub const FORK_SERVER_ARG: &str = "__forkserver";
 const MAX_FDS: usize = 8;
 
 /// A server that takes longer than this to answer is taken for hung: killed,
-/// replaced at the next start. A fork takes well under a millisecond; the
-/// request is made under the reaper's lock, so the reaper waits this long at
-/// worst.
-const REPLY_TIMEOUT: Duration = Duration::from_secs(1);
+/// replaced at the next start. A fork takes well under a millisecond, but on a
+/// loaded machine a process may wait long for a CPU, and a start refused for
+/// that is worse than a reaper held up (the request is made under the reaper's
+/// lock, so it waits this long at worst, only for a server really hung).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The first answer comes from a server just started: posix_spawn of the supd
+/// binary and its sealed copy of sup-init first (over a second seen for a debug
+/// build with the machine's two CPUs busy).
+const FIRST_REPLY_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// supd's end of the running server, if one was started.
 static SERVER: Mutex<Option<Server>> = Mutex::new(None);
@@ -54,6 +60,8 @@ struct Server {
     sock: OwnedFd,
     pid: i32,
     pidfd: Option<super::sys::Pidfd>,
+    /// It has answered a request: up and serving.
+    answered: bool,
 }
 
 /// How a request failed.
@@ -90,11 +98,19 @@ pub(super) fn fork_helper(
     if server.is_none() {
         *server = start(exe).ok();
     }
-    let running = server.as_ref()?;
-    let failed = match request(&running.sock, fds, cgroup) {
-        Ok(forked) => return Some(Ok(forked)),
+    let running = server.as_mut()?;
+    let timeout = match running.answered {
+        true => REPLY_TIMEOUT,
+        false => FIRST_REPLY_TIMEOUT,
+    };
+    let failed = match request(&running.sock, fds, cgroup, timeout) {
+        Ok(forked) => {
+            running.answered = true;
+            return Some(Ok(forked));
+        }
         // The server is fine; the kernel refused the fork (pids, memory).
         Err(Failed::AfterSend(e)) if e != Errno::EPIPE && e != Errno::ETIMEDOUT => {
+            running.answered = true;
             return Some(Err(e));
         }
         Err(failed) => failed,
@@ -128,8 +144,9 @@ fn start(exe: &CStr) -> Result<Server, Errno> {
         None,
         SockFlag::SOCK_CLOEXEC,
     )?;
-    let timeout = TimeVal::new(REPLY_TIMEOUT.as_secs() as i64, 0);
-    setsockopt(&ours, sockopt::ReceiveTimeout, &timeout)?;
+    // Each receive gives up after a second, so `request` sees its own deadline
+    // (and signals do not extend it) within a second.
+    setsockopt(&ours, sockopt::ReceiveTimeout, &TimeVal::new(1, 0))?;
     let devnull = nix::fcntl::open(
         "/dev/null",
         nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CLOEXEC,
@@ -141,6 +158,7 @@ fn start(exe: &CStr) -> Result<Server, Errno> {
         sock: ours,
         pid,
         pidfd: super::sys::Pidfd::open(pid),
+        answered: false,
     })
 }
 
@@ -151,8 +169,13 @@ const INTO_CGROUP: u8 = b'c';
 /// One request and its reply: the child's pid (or a negative errno) and whether
 /// it was created inside the cgroup, as two little-endian i32. A signal does
 /// not end the wait (the receive timeout is not restarted after a handler);
-/// the deadline does, as ETIMEDOUT; a server gone, as EPIPE.
-fn request(sock: &OwnedFd, fds: &[&OwnedFd], cgroup: Option<&OwnedFd>) -> Result<Forked, Failed> {
+/// the deadline (`timeout` from now) does, as ETIMEDOUT; a server gone, as EPIPE.
+fn request(
+    sock: &OwnedFd,
+    fds: &[&OwnedFd],
+    cgroup: Option<&OwnedFd>,
+    timeout: Duration,
+) -> Result<Forked, Failed> {
     let mut raw: Vec<RawFd> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
     raw.extend(cgroup.map(|fd| fd.as_raw_fd()));
     let kind = [if cgroup.is_some() { INTO_CGROUP } else { PLAIN }];
@@ -165,7 +188,7 @@ fn request(sock: &OwnedFd, fds: &[&OwnedFd], cgroup: Option<&OwnedFd>) -> Result
             Err(_) => return Err(Failed::NotSent),
         }
     }
-    let deadline = std::time::Instant::now() + REPLY_TIMEOUT;
+    let deadline = std::time::Instant::now() + timeout;
     let mut reply = [0u8; 8];
     let n = loop {
         match nix::sys::socket::recv(sock.as_raw_fd(), &mut reply, MsgFlags::empty()) {
@@ -219,13 +242,13 @@ pub fn main() -> ! {
             _ => None,
         };
         // Into the cgroup where the kernel can (5.7 and later, cgroup v2); any
-        // refusal leaves the placement to supd, as without a cgroup.
+        // refusal leaves the helper to move itself in, as without a cgroup.
         let (forked, in_cgroup) = match cgroup.as_ref().map(fork_into) {
             Some(Ok(pid)) => (Ok(pid), true),
             _ => (fork(), false),
         };
         let answer = match forked {
-            Ok(0) => become_helper(&fds, shared),
+            Ok(0) => become_helper(&fds, shared, in_cgroup),
             Ok(pid) => pid,
             Err(e) => -(e as i32),
         };
@@ -307,12 +330,12 @@ fn fork_into(dir: &OwnedFd) -> Result<i32, Errno> {
 /// In the forked child: the request's descriptors become 0, 1, 2, ..., everything
 /// else is closed (the server's socket too), a new session as the posix_spawn of
 /// the helper gave it, then the helper itself.
-fn become_helper(fds: &[OwnedFd], keep: Option<RawFd>) -> ! {
+fn become_helper(fds: &[OwnedFd], keep: Option<RawFd>, in_cgroup: bool) -> ! {
     if place_descriptors(fds, keep).is_err() || nix::unistd::setsid().is_err() {
         std::process::exit(127);
     }
     let _ = nix::sys::prctl::set_name(c"supd");
-    helper::main()
+    helper::main(in_cgroup)
 }
 
 fn place_descriptors(fds: &[OwnedFd], keep: Option<RawFd>) -> Result<(), Errno> {

@@ -1,5 +1,5 @@
-//! supd's half of a start: posix_spawn the helper, put it into the unit's cgroup,
-//! send it the plan and read its reports until the service has exec'd. Runs in a
+//! supd's half of a start: fork (or posix_spawn) the helper, send it the plan
+//! (it moves itself into the unit's cgroup first) and read its reports until the service has exec'd. Runs in a
 //! blocking thread of the multithreaded supd, so it forks nothing itself.
 
 use std::collections::VecDeque;
@@ -31,18 +31,19 @@ const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 /// and never taken for another process's.
 ///
 /// `cgroup` is the unit's cgroup directory, open, where the helper can be
-/// created inside it (`clone3` with `CLONE_INTO_CGROUP`, pure cgroup v2): then
-/// `place` is not needed and not called. Without it, or where the kernel
-/// refuses, the helper is created in supd's cgroup and `place` moves it.
+/// created inside it (`clone3` with `CLONE_INTO_CGROUP`, pure cgroup v2).
+/// Without it, or where the kernel refuses, the helper is created in supd's
+/// cgroup and writes itself into `plan.cgroup_join` before anything else: a
+/// self-move of a single thread, which on v1 is far cheaper than supd moving
+/// it by pid (see `CgroupTree::join_files`).
 pub fn spawn(
     plan: &LaunchPlan,
     registry: &Registry,
     owner: &ChildOf,
     cgroup: Option<&OwnedFd>,
-    place: &mut dyn FnMut(i32) -> Result<(), SpawnError>,
 ) -> Result<Spawned, SpawnError> {
     // The running binary itself, even if the file on disk was replaced since.
-    start_helper(c"/proc/self/exe", plan, registry, owner, cgroup, place)
+    start_helper(c"/proc/self/exe", plan, registry, owner, cgroup)
 }
 
 /// `spawn` with an explicit path to the supd binary that serves as the helper (for
@@ -53,9 +54,8 @@ pub fn spawn_with_helper(
     plan: &LaunchPlan,
     registry: &Registry,
     owner: &ChildOf,
-    place: &mut dyn FnMut(i32) -> Result<(), SpawnError>,
 ) -> Result<Spawned, SpawnError> {
-    start_helper(helper, plan, registry, owner, None, place)
+    start_helper(helper, plan, registry, owner, None)
 }
 
 fn start_helper(
@@ -64,7 +64,6 @@ fn start_helper(
     registry: &Registry,
     owner: &ChildOf,
     cgroup: Option<&OwnedFd>,
-    place: &mut dyn FnMut(i32) -> Result<(), SpawnError>,
 ) -> Result<Spawned, SpawnError> {
     let payload = serde_json::to_vec(plan)
         .map_err(|e| SpawnError::new(Step::EncodePlan, None, None, e.to_string()))?;
@@ -103,14 +102,15 @@ fn start_helper(
 
     // Registered (and a pidfd taken) before the reaper may see it exit.
     let mut helper_fd = None;
-    let mut placed = false;
     let helper_pid = registry
         .spawn_registered(owner.clone(), || {
             let mut fds = vec![&devnull, &out_w, &err_w, &theirs];
             fds.extend(ready_w.as_ref());
             let pid = match super::forkserver::fork_helper(helper, &fds, cgroup) {
                 Some(Ok(forked)) => {
-                    placed = forked.in_cgroup;
+                    if forked.in_cgroup {
+                        tracing::debug!(unit = %plan.unit, "helper created inside its cgroup");
+                    }
                     forked.pid
                 }
                 Some(Err(e)) => return Err(e),
@@ -126,21 +126,6 @@ fn start_helper(
             fd.kill();
         }
     };
-    // Into the unit's cgroup while the helper still waits for its plan: everything
-    // it starts is born inside (and a cgroup namespace is rooted there).
-    if placed {
-        tracing::debug!(unit = %plan.unit, "helper created inside its cgroup");
-    } else {
-        // A migration: on cgroup v1 the costly part of a start, now and then
-        // (the kernel may wait for an RCU grace period); timed for benchmarks.
-        let began = std::time::Instant::now();
-        if let Err(e) = place(helper_pid) {
-            kill_helper();
-            return Err(e);
-        }
-        let micros = began.elapsed().as_micros();
-        tracing::debug!(unit = %plan.unit, micros, "helper moved into its cgroup");
-    }
     let mut main: Option<(i32, Option<Pidfd>)> = None;
     let mut early_exit = None;
     let timeout = if plan.exec_start_pre.is_empty() {

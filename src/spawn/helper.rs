@@ -27,13 +27,20 @@ use super::{HELPER_FD, LaunchPlan, Report, SpawnError, Step, mounts};
 use super::{hooks, init};
 use crate::unit::Namespace;
 
-/// Entry point of helper mode. Never returns.
-pub fn main() -> ! {
+/// Entry point of helper mode. Never returns. `in_cgroup`: the fork server
+/// created this process inside the unit's cgroup already.
+pub fn main(in_cgroup: bool) -> ! {
     // SAFETY: supd passes the socket as fd 3 and nothing else in this fresh process
     // owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(HELPER_FD) };
     let mut sock = UnixStream::from(fd);
-    let error = match read_plan(&mut sock) {
+    // Into the unit's cgroup before anything else: everything the helper starts
+    // is born inside (and a cgroup namespace is rooted there).
+    let planned = read_plan(&mut sock).and_then(|plan| match in_cgroup {
+        true => Ok(plan),
+        false => super::sys::join_cgroup(&plan.cgroup_join).map(|()| plan),
+    });
+    let error = match planned {
         Ok(plan) => match hooks::out_of_the_way(sock, &plan) {
             Ok(moved) => {
                 sock = moved;

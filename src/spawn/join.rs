@@ -31,7 +31,6 @@ use std::ffi::{CStr, CString, OsString};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -41,7 +40,7 @@ use nix::sched::CloneFlags;
 use nix::sys::signal::{Signal, killpg};
 use nix::sys::stat::Mode;
 use nix::sys::wait::{WaitStatus, waitpid};
-use nix::unistd::{ForkResult, Pid, dup2_stderr, dup2_stdout, fork, getpid, pipe2, setpgid};
+use nix::unistd::{ForkResult, Pid, dup2_stderr, dup2_stdout, fork, pipe2, setpgid};
 use serde::{Deserialize, Serialize};
 
 use super::namespaces::{become_userns_root, clone_flag};
@@ -143,7 +142,7 @@ impl Joined {
 
 /// Start the join helper for `plan` inside the container whose main process
 /// `target` names, registered for `owner`; it writes itself into each of the
-/// `cgroup` files (the unit's `cgroup.procs`, those that exist) before it reads
+/// `cgroup` files (`CgroupTree::join_files`, those that exist) before it reads
 /// the plan. The first probe is requested at once. Blocking; the second value is
 /// the socket for the next requests and the results (blocking too).
 pub fn start(
@@ -266,9 +265,9 @@ pub fn main() -> ! {
     let sock = UnixStream::from(unsafe { OwnedFd::from_raw_fd(HELPER_FD) });
     // SAFETY: supd passes the target's pidfd as fd 4; nothing else owns it.
     let target = unsafe { OwnedFd::from_raw_fd(TARGET_FD) };
-    // argv: supd __join UNIT CGROUP_PROCS...
+    // argv: supd __join UNIT CGROUP_FILE...
     let cgroup: Vec<OsString> = std::env::args_os().skip(3).collect();
-    let error = match place_self(&cgroup).and_then(|()| read_plan(&sock)) {
+    let error = match super::sys::join_cgroup(&cgroup).and_then(|()| read_plan(&sock)) {
         Ok(plan) => match serve(&plan, target, &sock) {
             Ok(()) => std::process::exit(0),
             Err(e) => e,
@@ -279,27 +278,6 @@ pub fn main() -> ! {
     // is gone.
     let _ = (&sock).write_all(&encode_result(127, format!("supd: {error}").as_bytes()));
     std::process::exit(127);
-}
-
-/// Into the unit's cgroup, first of all: in each hierarchy whose `cgroup.procs`
-/// exists (the unit joined it), as supd places a start's helper.
-fn place_self(procs_files: &[OsString]) -> Result<(), SpawnError> {
-    let me = getpid().to_string();
-    for file in procs_files {
-        let shown = String::from_utf8_lossy(file.as_bytes());
-        let fd = match open(
-            file.as_os_str(),
-            OFlag::O_WRONLY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => continue,
-            Err(e) => return Err(SpawnError::new(Step::Cgroup, Some(&shown), Some(e), "open")),
-        };
-        nix::unistd::write(&fd, me.as_bytes())
-            .map_err(|e| SpawnError::new(Step::Cgroup, Some(&shown), Some(e), "join"))?;
-    }
-    Ok(())
 }
 
 fn read_plan(mut sock: &UnixStream) -> Result<JoinPlan, SpawnError> {

@@ -110,6 +110,8 @@ pub fn plan(unit: &Unit, state_dir: &Path) -> Result<LaunchPlan, SpawnError> {
         start_pre_timeout: life.start_timeout.unwrap_or(DEFAULT_START_PRE_TIMEOUT),
         ready_fd: life.ready_fd,
         net: None,
+        // Filled in by whoever knows the unit's cgroup (supd's start).
+        cgroup_join: Vec::new(),
     })
 }
 

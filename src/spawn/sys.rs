@@ -10,6 +10,8 @@ use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
 use nix::sys::signal::SigSet;
 
+use super::{SpawnError, Step};
+
 /// A process handle that cannot be confused with a later process of the same pid.
 #[derive(Debug)]
 pub(crate) struct Pidfd(OwnedFd);
@@ -141,4 +143,25 @@ pub(crate) fn readable_by(fd: std::os::fd::BorrowedFd<'_>, deadline: std::time::
             Ok(_) | Err(_) => return true,
         }
     }
+}
+
+/// Move the calling process into a cgroup in each hierarchy by writing `0` into
+/// the given files (`CgroupTree::join_files`): a hierarchy whose file does not
+/// exist (the unit has no cgroup there) is skipped. The caller must be
+/// single-threaded, since a v1 `tasks` file moves only the writing thread.
+pub(super) fn join_cgroup<P: AsRef<std::path::Path>>(files: &[P]) -> Result<(), SpawnError> {
+    use nix::fcntl::{OFlag, open};
+    for file in files {
+        let file = file.as_ref();
+        let shown = file.to_string_lossy();
+        let flags = OFlag::O_WRONLY | OFlag::O_CLOEXEC;
+        let fd = match open(file, flags, nix::sys::stat::Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => continue,
+            Err(e) => return Err(SpawnError::new(Step::Cgroup, Some(&shown), Some(e), "open")),
+        };
+        nix::unistd::write(&fd, b"0")
+            .map_err(|e| SpawnError::new(Step::Cgroup, Some(&shown), Some(e), "join"))?;
+    }
+    Ok(())
 }

@@ -46,6 +46,11 @@ pub struct LaunchPlan {
     /// configures.
     #[serde(default)]
     pub net: Option<crate::net::Attachment>,
+    /// The unit's cgroup files the helper writes `0` into before anything else,
+    /// unless it was created inside the cgroup (see `CgroupTree::join_files`);
+    /// those that do not exist are skipped.
+    #[serde(default)]
+    pub cgroup_join: Vec<std::path::PathBuf>,
 }
 
 /// What the helper (or the container's first process) tells supd, one JSON line each.
