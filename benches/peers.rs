@@ -12,7 +12,7 @@
 //! 3. supervisor-side memory: PSS of the supervisor and every process it keeps
 //!    per service (sup-init, s6-supervise, runsv), services excluded;
 //! 4. restart: kill -9 of a service's process until its script reports again
-//!    (sup with `restart_delay = "1ms"`, the peers as they come);
+//!    (sup with `restart_delay = "0s"`, the zero delay; the peers as they come);
 //! 5. idle CPU of those processes (utime + stime) over a quiet period;
 //! 6. log throughput: a unit writing lines as fast as it can into supd's log
 //!    file vs the same producer piped into `s6-log`, with `supctl status`

@@ -242,7 +242,7 @@ pub fn launch(kind: Kind, work: &Workload, dir: &Path) -> (Running, Instant) {
             let units: Vec<(String, String)> = (0..work.n)
                 .map(|i| {
                     let text = format!(
-                        "{container}[service]\nexec = [{:?}]\nrestart_delay = \"1ms\"\n",
+                        "{container}[service]\nexec = [{:?}]\nrestart_delay = \"0s\"\n",
                         work.script(i)
                     );
                     (service(i), text)
