@@ -7,16 +7,22 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use super::cache::{BadText, ParseCache, Parsed};
 use super::error::UnitError;
 use super::model::fnv1a64;
-use super::{Loaded, NetworkDef, Unit, graph, netcheck, parse};
+use super::{Loaded, NetworkDef, graph, netcheck, parse};
 
 /// Largest unit file read (1 MiB): real units are a few hundred bytes, and
 /// the cap bounds memory and parse time whatever lands in the directory.
 pub(super) const MAX_FILE_SIZE: u64 = 1024 * 1024;
 
-/// See [`super::load_dir`].
-pub(super) fn load_dir(dir: &Path, incumbents: &BTreeSet<String>) -> io::Result<Loaded> {
+/// See [`super::load_dir`]; unit files whose bytes are those `cache` saw last
+/// time are not parsed again.
+pub(super) fn load_dir(
+    dir: &Path,
+    incumbents: &BTreeSet<String>,
+    cache: &mut ParseCache,
+) -> io::Result<Loaded> {
     let mut files = Vec::new();
     for entry in fs::read_dir(dir)? {
         let path = entry?.path();
@@ -40,6 +46,7 @@ pub(super) fn load_dir(dir: &Path, incumbents: &BTreeSet<String>) -> io::Result<
         true => BTreeMap::new(),
         false => netcheck::with_default(BTreeMap::new()),
     };
+    cache.begin();
     for path in files {
         if let Some(name) = netcheck::network_file_name(&path) {
             let parsed = read_unit_file(&path).and_then(|bytes| {
@@ -74,7 +81,12 @@ pub(super) fn load_dir(dir: &Path, incumbents: &BTreeSet<String>) -> io::Result<
         let name = unit_name(&path);
         let parsed = read_unit_file(&path).and_then(|bytes| {
             fingerprints.insert(name.clone(), fnv1a64(&bytes));
-            parse_bytes(&name, &path, bytes)
+            cache
+                .parse(&path, bytes, |bytes| parse_bytes(&name, &path, bytes))
+                .map_err(|bad| match bad {
+                    BadText::NotUtf8(message) => Failure::Read(message),
+                    BadText::Parse(list) => Failure::Parse(list),
+                })
         });
         match parsed {
             Ok(unit) => {
@@ -89,6 +101,7 @@ pub(super) fn load_dir(dir: &Path, incumbents: &BTreeSet<String>) -> io::Result<
             }
         }
     }
+    cache.end();
     let before: BTreeSet<String> = units.keys().cloned().collect();
     netcheck::check_networks(
         &mut units,
@@ -202,18 +215,21 @@ fn read_capped(file: File) -> Result<Vec<u8>, Option<io::Error>> {
     Ok(bytes)
 }
 
-fn parse_bytes(name: &str, path: &Path, bytes: Vec<u8>) -> Result<Unit, Failure> {
-    let text = utf8(bytes, "unit file")?;
-    parse::parse_unit(name, path, &text).map_err(Failure::Parse)
+fn parse_bytes(name: &str, path: &Path, bytes: &[u8]) -> Parsed {
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| BadText::NotUtf8(not_utf8("unit file", &e)))?;
+    parse::parse_unit(name, path, text).map_err(BadText::Parse)
+}
+
+fn not_utf8(what: &str, e: &std::str::Utf8Error) -> String {
+    format!(
+        "{what} is not valid UTF-8 (first bad byte at offset {})",
+        e.valid_up_to()
+    )
 }
 
 fn utf8(bytes: Vec<u8>, what: &str) -> Result<String, Failure> {
-    String::from_utf8(bytes).map_err(|e| {
-        Failure::Read(format!(
-            "{what} is not valid UTF-8 (first bad byte at offset {})",
-            e.utf8_error().valid_up_to()
-        ))
-    })
+    String::from_utf8(bytes).map_err(|e| Failure::Read(not_utf8(what, &e.utf8_error())))
 }
 
 /// A network already loaded whose subnet shares addresses with `def`'s.
