@@ -23,11 +23,15 @@ pub(super) fn load_dir(
     incumbents: &BTreeSet<String>,
     cache: &mut ParseCache,
 ) -> io::Result<Loaded> {
-    let mut files = Vec::new();
+    // With the type readdir gave (no stat for a regular file: most of them); a
+    // symlink or a type the file system does not report is looked at by path.
+    let mut files: Vec<(PathBuf, bool)> = Vec::new();
     for entry in fs::read_dir(dir)? {
-        let path = entry?.path();
-        if is_unit_file(&path) {
-            files.push(path);
+        let entry = entry?;
+        let regular = entry.file_type().is_ok_and(|t| t.is_file());
+        let path = entry.path();
+        if is_unit_file(&path, regular) {
+            files.push((path, regular));
         }
     }
     files.sort();
@@ -39,7 +43,7 @@ pub(super) fn load_dir(
     let mut broken_networks = BTreeSet::new();
     // The built-in `default` first (unless a file replaces it), so that no
     // network file overlaps it either.
-    let default_file = files.iter().any(|p| {
+    let default_file = files.iter().any(|(p, _)| {
         netcheck::network_file_name(p).as_deref() == Some(super::network::DEFAULT_NETWORK)
     });
     let mut networks = match default_file {
@@ -47,9 +51,9 @@ pub(super) fn load_dir(
         false => netcheck::with_default(BTreeMap::new()),
     };
     cache.begin();
-    for path in files {
+    for (path, regular) in files {
         if let Some(name) = netcheck::network_file_name(&path) {
-            let parsed = read_unit_file(&path).and_then(|bytes| {
+            let parsed = read_unit_file(&path, regular).and_then(|bytes| {
                 let text = utf8(bytes, "network file")?;
                 parse::parse_network(&name, &path, &text).map_err(Failure::Parse)
             });
@@ -79,7 +83,7 @@ pub(super) fn load_dir(
             continue;
         }
         let name = unit_name(&path);
-        let parsed = read_unit_file(&path).and_then(|bytes| {
+        let parsed = read_unit_file(&path, regular).and_then(|bytes| {
             fingerprints.insert(name.clone(), fnv1a64(&bytes));
             cache
                 .parse(&path, bytes, |bytes| parse_bytes(&name, &path, bytes))
@@ -129,14 +133,15 @@ enum Failure {
     Parse(Vec<UnitError>),
 }
 
-/// `*.toml`, not hidden, not an editor temp file, and not a directory.
-fn is_unit_file(path: &Path) -> bool {
+/// `*.toml`, not hidden, not an editor temp file, and not a directory
+/// (`regular`: readdir said it is a regular file, so it is not).
+fn is_unit_file(path: &Path, regular: bool) -> bool {
     let Some(file_name) = path.file_name().map(OsStr::to_string_lossy) else {
         return false;
     };
     let ignored =
         file_name.starts_with('.') || file_name.ends_with('~') || file_name.ends_with(".swp");
-    !ignored && file_name.ends_with(".toml") && !path.is_dir()
+    !ignored && file_name.ends_with(".toml") && (regular || !path.is_dir())
 }
 
 /// The file stem; a non-UTF-8 stem is kept lossily and then fails the name
@@ -164,17 +169,21 @@ fn at_start(name: &str, path: &Path, message: String) -> UnitError {
 /// before it is opened, so a read can never block or run forever; the
 /// open itself uses `O_NONBLOCK` (and `O_NOCTTY`, as supd may be a session
 /// leader) and the type is checked again on the open file, in case the
-/// path was replaced in between.
-fn read_unit_file(path: &Path) -> Result<Vec<u8>, Failure> {
+/// path was replaced in between. `regular`: readdir said the entry is a regular
+/// file, which spares the check before the open (the one after it stays).
+fn read_unit_file(path: &Path, regular: bool) -> Result<Vec<u8>, Failure> {
     let cannot_read = |e: io::Error| Failure::Read(format!("cannot read unit file: {e}"));
-    check_regular(&fs::metadata(path).map_err(cannot_read)?)?;
+    if !regular {
+        check_regular(&fs::metadata(path).map_err(cannot_read)?)?;
+    }
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_CLOEXEC)
         .open(path)
         .map_err(cannot_read)?;
-    check_regular(&file.metadata().map_err(cannot_read)?)?;
-    read_capped(file).map_err(|e| match e {
+    let meta = file.metadata().map_err(cannot_read)?;
+    check_regular(&meta)?;
+    read_capped(file, meta.len()).map_err(|e| match e {
         Some(e) => cannot_read(e),
         None => Failure::Read(format!(
             "unit file is larger than the limit of 1 MiB ({MAX_FILE_SIZE} bytes)"
@@ -204,8 +213,11 @@ fn check_regular(meta: &fs::Metadata) -> Result<(), Failure> {
 
 /// Reads at most one byte past the cap, so a file that grew past it is
 /// noticed without reading all of it. `Err(None)` means too large.
-fn read_capped(file: File) -> Result<Vec<u8>, Option<io::Error>> {
-    let mut bytes = Vec::new();
+/// `size` (from fstat) sizes the buffer at once: a few hundred bytes read in
+/// one go, not grown from a small probe.
+fn read_capped(file: File, size: u64) -> Result<Vec<u8>, Option<io::Error>> {
+    let capacity = usize::try_from(size.min(MAX_FILE_SIZE) + 1).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(capacity);
     file.take(MAX_FILE_SIZE + 1)
         .read_to_end(&mut bytes)
         .map_err(Some)?;
