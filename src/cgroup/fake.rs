@@ -387,6 +387,11 @@ impl CgroupFs for FakeFs {
         Ok(text)
     }
 
+    /// The model's directories are real ones: reads below them see its files.
+    fn open_dir(&self, dir: &Path) -> Option<std::os::fd::OwnedFd> {
+        super::fs::Kernel.open_dir(dir)
+    }
+
     fn write(&self, file: &Path, value: &str) -> io::Result<()> {
         let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let (Some(dir), Some(m)) = (file.parent(), self.mount_of(file)) else {

@@ -23,6 +23,13 @@ pub trait CgroupFs: std::fmt::Debug + Send + Sync {
     /// and refuses (EBUSY) while it has child cgroups or processes.
     fn rmdir(&self, dir: &Path) -> io::Result<()>;
     fn read(&self, file: &Path) -> io::Result<String>;
+    /// A handle on the directory `dir` to open files below it with (`openat`),
+    /// which spares the kernel walking the whole path for each; None where there
+    /// is none (the tests' model), and callers then read by path.
+    fn open_dir(&self, dir: &Path) -> Option<OwnedFd> {
+        let _ = dir;
+        None
+    }
     /// Write an interface file, which must exist: cgroupfs files cannot be created.
     fn write(&self, file: &Path, value: &str) -> io::Result<()>;
     fn exists(&self, path: &Path) -> bool;
@@ -59,6 +66,13 @@ impl CgroupFs for Kernel {
 
     fn read(&self, file: &Path) -> io::Result<String> {
         std::fs::read_to_string(file)
+    }
+
+    fn open_dir(&self, dir: &Path) -> Option<OwnedFd> {
+        let flags = nix::fcntl::OFlag::O_PATH
+            | nix::fcntl::OFlag::O_DIRECTORY
+            | nix::fcntl::OFlag::O_CLOEXEC;
+        nix::fcntl::open(dir, flags, nix::sys::stat::Mode::empty()).ok()
     }
 
     fn write(&self, file: &Path, value: &str) -> io::Result<()> {
@@ -218,6 +232,11 @@ impl Files {
     /// controller the unit did not join): missing or unreadable is None.
     pub fn read_optional(&self, file: &Path) -> Option<String> {
         self.0.read(file).ok()
+    }
+
+    /// See [`CgroupFs::open_dir`].
+    pub fn open_dir(&self, dir: &Path) -> Option<OwnedFd> {
+        self.0.open_dir(dir)
     }
 
     pub fn write(&self, file: &Path, value: &str) -> Result<(), CgroupError> {

@@ -21,6 +21,7 @@ pub mod devices;
 pub mod fs;
 pub mod layout;
 mod settings;
+mod usage;
 
 #[cfg(test)]
 mod fake;
@@ -414,30 +415,9 @@ impl CgroupTree {
 
     /// Current usage of the unit's cgroup; fields the kernel does not offer are None.
     pub fn usage(&self, unit: &str) -> RawUsage {
-        let mut u = RawUsage::default();
-        for (h, dir) in self.dirs(unit) {
-            let read = |f: &str| self.files.read_optional(&dir.join(f));
-            let num = |f: &str| read(f).and_then(|t| t.trim().parse::<u64>().ok());
-            if h.is_v2() {
-                u.memory_current = num("memory.current");
-                u.memory_peak = num("memory.peak");
-                u.cpu_usage_usec =
-                    read("cpu.stat").and_then(|t| layout::keyed_value(&t, "usage_usec"));
-                u.tasks = num("pids.current");
-                continue;
-            }
-            if h.has("memory") {
-                u.memory_current = num("memory.usage_in_bytes");
-                u.memory_peak = num("memory.max_usage_in_bytes");
-            }
-            if h.has("cpuacct") {
-                u.cpu_usage_usec = num("cpuacct.usage").map(|ns| ns / 1000);
-            }
-            if h.has("pids") {
-                u.tasks = num("pids.current");
-            }
-        }
-        u
+        usage::collect_usage(self.dirs(unit), |dir, f| {
+            self.files.read_optional(&dir.join(f))
+        })
     }
 
     /// Unit cgroups left in the subtree by an earlier supd that did not exit in

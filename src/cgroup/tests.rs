@@ -371,6 +371,7 @@ fn oom_kills_and_usage_read_the_files_of_each_version() {
         tasks: Some(4),
     };
     assert_eq!(tree.usage("web"), want);
+    assert_eq!(tree.usage_of(&["web".to_string()]), [want]);
 
     let v2 = Host::v2(V2_OFFERED, false);
     let tree = v2.tree();
@@ -390,6 +391,21 @@ fn oom_kills_and_usage_read_the_files_of_each_version() {
     // A unit without a cgroup has nothing to report.
     assert_eq!(tree.oom_kills("other"), 0);
     assert_eq!(tree.usage("other"), RawUsage::default());
+    // Read for many units at once (on several threads), each as alone, in order.
+    let mut units: Vec<String> = (0..300).map(|i| format!("u{i}")).collect();
+    for unit in &units {
+        tree.create(unit, &res).expect("create");
+        v2.set(
+            "v2",
+            &format!("{unit}/pids.current"),
+            &format!("{}\n", unit.len()),
+        );
+    }
+    units.extend(["web".to_string(), "other".to_string()]);
+    let each: Vec<RawUsage> = units.iter().map(|u| tree.usage(u)).collect();
+    assert_eq!(tree.usage_of(&units), each);
+    assert_eq!(each[0].tasks, Some(2));
+    assert_eq!(each[300..], [want, RawUsage::default()]);
 }
 
 #[test]

@@ -334,21 +334,37 @@ impl CgroupJobs {
 }
 
 impl UsageReader {
-    /// Blocking: reads the unit's cgroup files.
-    pub fn read(&self, unit: &str) -> Usage {
-        let raw = self.driver.usage(unit);
+    /// Blocking: the usage of each of `units` (with a cgroup), in order, with its
+    /// CPU percentage; the files of many units are read on a few threads
+    /// (`CgroupTree::usage_of`).
+    pub fn read_all(&self, units: &[String]) -> Vec<Usage> {
+        let raw = self.driver.usage_of(units);
         let now = Instant::now();
         let mut seen = self.cpu_seen.lock().unwrap_or_else(|p| p.into_inner());
-        let cpu_percent = raw.cpu_usage_usec.and_then(|cpu| {
-            // Room for all samples at once: a deque that grew query by query during
-            // a storm would leave its blocks all over the heap.
-            let samples = seen
-                .entry(unit.to_string())
-                .or_insert_with(|| VecDeque::with_capacity(CPU_SAMPLES + 1));
-            cpu_percent(samples, cpu, now)
-        });
-        Usage { raw, cpu_percent }
+        units
+            .iter()
+            .zip(raw)
+            .map(|(unit, raw)| with_cpu_percent(&mut seen, unit, raw, now))
+            .collect()
     }
+}
+
+/// `raw` with the CPU percentage of `unit` since its samples in `seen`.
+fn with_cpu_percent(
+    seen: &mut HashMap<String, VecDeque<(u64, Instant)>>,
+    unit: &str,
+    raw: RawUsage,
+    now: Instant,
+) -> Usage {
+    let cpu_percent = raw.cpu_usage_usec.and_then(|cpu| {
+        // Room for all samples at once: a deque that grew query by query during
+        // a storm would leave its blocks all over the heap.
+        let samples = seen
+            .entry(unit.to_string())
+            .or_insert_with(|| VecDeque::with_capacity(CPU_SAMPLES + 1));
+        cpu_percent(samples, cpu, now)
+    });
+    Usage { raw, cpu_percent }
 }
 
 /// CPU use is a rate, measured over at least this long: a window shorter than that

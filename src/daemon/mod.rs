@@ -113,10 +113,12 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
     state_dir::prepare(&config.state_dir).map_err(DaemonError::StateDir)?;
     state_dir::prepare(&logs_dir).map_err(DaemonError::StateDir)?;
     let incumbents = reload::Incumbents::default();
+    let parses = reload::Parses::default();
     let loaded = reload::read_dir(
         config.units_dir.clone(),
         config.state_dir.clone(),
         incumbents.clone(),
+        parses.clone(),
     )
     .await
     .map_err(|source| DaemonError::UnitsDir {
@@ -176,6 +178,7 @@ pub async fn run(config: Config) -> Result<Ending, DaemonError> {
         config.units_dir.clone(),
         config.state_dir.clone(),
         incumbents.clone(),
+        parses,
         loaded_tx,
     );
     let peers = peers::PeerPolicy::new(cgroups.subtree_paths());

@@ -38,19 +38,30 @@ pub struct LoadResult {
 /// The units loaded now, shared with the reader: see `unit::load_dir_preferring`.
 pub type Incumbents = std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>;
 
-/// Read and parse every unit file of `dir` in a blocking thread, and resolve
-/// the images of image units in the store under `state_dir`.
+/// The parses of the last read, for the next (see `unit::ParseCache`): the first
+/// read's, then the worker's. Reads run one after another, so its lock is never
+/// waited for.
+pub type Parses = std::sync::Arc<std::sync::Mutex<unit::ParseCache>>;
+
+/// Read every unit file of `dir` in a blocking thread and parse those that changed
+/// since the last read, and resolve the images of image units in the store under
+/// `state_dir`.
 pub async fn read_dir(
     dir: PathBuf,
     state_dir: PathBuf,
     incumbents: Incumbents,
+    parses: Parses,
 ) -> std::io::Result<Loaded> {
     tokio::task::spawn_blocking(move || {
         let incumbents = incumbents
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        let mut loaded = unit::load_dir_preferring(&dir, &incumbents)?;
+        let mut parses = parses
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut loaded = unit::load_dir_cached(&dir, &incumbents, &mut parses)?;
+        drop(parses);
         crate::image::units::resolve_units(&mut loaded, &state_dir);
         Ok(loaded)
     })
@@ -63,12 +74,19 @@ pub fn spawn_worker(
     dir: PathBuf,
     state_dir: PathBuf,
     incumbents: Incumbents,
+    parses: Parses,
     out: mpsc::UnboundedSender<LoadResult>,
 ) -> mpsc::UnboundedSender<Trigger> {
     let (tx, mut triggers) = mpsc::unbounded_channel::<Trigger>();
     tokio::spawn(async move {
         while let Some(trigger) = triggers.recv().await {
-            let result = read_dir(dir.clone(), state_dir.clone(), incumbents.clone()).await;
+            let result = read_dir(
+                dir.clone(),
+                state_dir.clone(),
+                incumbents.clone(),
+                parses.clone(),
+            )
+            .await;
             if out.send(LoadResult { trigger, result }).is_err() {
                 return;
             }

@@ -110,8 +110,8 @@ impl Daemon {
                 let _ = answer.send(Answer::Reply(Reply::Status { units: out }));
                 return;
             };
-            for (i, unit) in with_cgroup {
-                let usage = reader.read(&unit);
+            let (at, units): (Vec<usize>, Vec<String>) = with_cgroup.into_iter().unzip();
+            for (i, usage) in at.into_iter().zip(reader.read_all(&units)) {
                 if let Some(status) = out.get_mut(i)
                     && let Some(u) = status.usage.as_mut()
                 {

@@ -9,6 +9,7 @@
 //!
 //! The file format is documented in `docs/units.md`.
 
+mod cache;
 mod error;
 mod graph;
 mod image;
@@ -28,6 +29,7 @@ pub mod values;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+pub use cache::ParseCache;
 pub use error::UnitError;
 pub use image::{ImageSpec, ResolvedImage};
 pub use isolation::{
@@ -84,14 +86,25 @@ pub fn fingerprint(bytes: &[u8]) -> u64 {
 /// never prevents good ones from loading.
 /// Returns `Err` only when the directory itself cannot be read.
 pub fn load_dir(dir: &Path) -> std::io::Result<Loaded> {
-    load::load_dir(dir, &BTreeSet::new())
+    load::load_dir(dir, &BTreeSet::new(), &mut ParseCache::default())
 }
 
 /// [`load_dir`], where a clash over a host port or a fixed address is settled in
 /// favour of `incumbents` (the units already loaded): a new unit cannot take a
 /// running unit's port. Between two incumbents, or two newcomers, name order.
 pub fn load_dir_preferring(dir: &Path, incumbents: &BTreeSet<String>) -> std::io::Result<Loaded> {
-    load::load_dir(dir, incumbents)
+    load::load_dir(dir, incumbents, &mut ParseCache::default())
+}
+
+/// [`load_dir_preferring`] that parses only the files whose bytes are not those
+/// `cache` kept from the last call (see [`ParseCache`]): the result is the same as
+/// without it.
+pub fn load_dir_cached(
+    dir: &Path,
+    incumbents: &BTreeSet<String>,
+    cache: &mut ParseCache,
+) -> std::io::Result<Loaded> {
+    load::load_dir(dir, incumbents, cache)
 }
 
 /// Checks `after`/`requires` across units.

@@ -173,3 +173,54 @@ fn fingerprints_of_every_file_read() {
         .collect();
     assert_eq!(bad_errors, [(2, 8), (3, 11)]);
 }
+
+/// A cached read gives what a fresh one gives, pass after pass: a file replaced
+/// by one of the same size and mtime is seen, a removed one leaves the cache.
+#[test]
+fn cached_reads_match_fresh_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str| dir.path().join(name);
+    let exec = |arg: &str| format!("[service]\nexec = [\"/bin/{arg}\"]\n");
+    let mut cache = ParseCache::default();
+    let none = std::collections::BTreeSet::new();
+    // (what, files written, files removed, cached after)
+    type Step = (
+        &'static str,
+        &'static [(&'static str, &'static str)],
+        &'static [&'static str],
+        usize,
+    );
+    let steps: &[Step] = &[
+        ("first read", &[("a.toml", "aa"), ("b.toml", "bb")], &[], 2),
+        ("nothing changed", &[], &[], 2),
+        ("same size and mtime", &[("a.toml", "cc")], &[], 2),
+        (
+            "broken edit",
+            &[("b.toml", "[service]\nexec = 1\n")],
+            &[],
+            2,
+        ),
+        ("removed", &[], &["a.toml"], 1),
+    ];
+    for (what, writes, removes, cached) in steps {
+        for (name, arg) in *writes {
+            let old = fs::metadata(file(name)).ok();
+            let text = if arg.starts_with('[') {
+                arg.to_string()
+            } else {
+                exec(arg)
+            };
+            fs::write(file(name), text).unwrap();
+            if let Some(old) = old {
+                let f = fs::File::options().write(true).open(file(name)).unwrap();
+                f.set_modified(old.modified().unwrap()).unwrap();
+            }
+        }
+        for name in *removes {
+            fs::remove_file(file(name)).unwrap();
+        }
+        let cached_read = load_dir_cached(dir.path(), &none, &mut cache).unwrap();
+        assert_eq!(cached_read, load_dir(dir.path()).unwrap(), "{what}");
+        assert_eq!(cache.len(), *cached, "{what}");
+    }
+}
