@@ -9,8 +9,13 @@
 //! which finds no tests: its code is the library's, tested there.)
 #![cfg_attr(not(test), no_main)]
 
+/// # Safety
+///
+/// `argv` holds `argc` NUL-terminated strings: called by glibc's `_start` with
+/// what the kernel laid out at exec.
 #[cfg(not(test))]
 #[unsafe(no_mangle)]
-pub extern "C" fn main(_argc: libc::c_int, _argv: *const *const libc::c_char) -> libc::c_int {
-    sup::spawn::init_program_main()
+pub unsafe extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+    // SAFETY: argc and argv as the kernel laid them out at exec.
+    unsafe { sup::spawn::init_program_main(argc, argv) }
 }
