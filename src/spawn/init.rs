@@ -10,11 +10,11 @@
 //! same loop itself.
 
 use std::collections::BTreeSet;
+use std::ffi::{c_char, c_int};
 
-use nix::errno::Errno;
 use nix::sys::signal::{SigSet, SigmaskHow, sigprocmask};
-use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
 
+use super::init_sys as sys;
 use super::{SpawnError, Step};
 use crate::unit::Capability;
 
@@ -42,22 +42,61 @@ pub fn program_can_signal_service(after_exec: &BTreeSet<Capability>, no_new_priv
     has(caps::Capability::CAP_KILL) || (no_new_privs && !has(caps::Capability::CAP_SETUID))
 }
 
-/// `sup-init`'s entry: the service's pid (in the container's PID namespace) is
-/// its one argument.
-pub fn program_main() -> ! {
+/// `sup-init`'s entry, called with the `argc` and `argv` the kernel put on the
+/// stack: the service's pid (in the container's PID namespace) is its one
+/// argument. Only raw system calls from here on (`init_sys`): on x86_64 and
+/// aarch64 nothing has set libc up.
+///
+/// # Safety
+///
+/// `argv` holds `argc` pointers to NUL-terminated strings, as at exec.
+pub unsafe fn program_main(argc: c_int, argv: *const *const c_char) -> ! {
     // Before anything else: the container can no longer open /proc/1/exe.
-    let _ = super::init_program::not_dumpable();
-    let service = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse::<i32>().ok())
-        .filter(|pid| *pid > 1);
-    match service {
+    let _ = sys::not_dumpable();
+    let arg = (argc >= 2).then(|| {
+        let second = argv.wrapping_add(1);
+        // SAFETY: argv has argc > 1 entries, so `second` is within it.
+        let arg = unsafe { *second };
+        // SAFETY: each of them is a NUL-terminated string that lives as long as
+        // the process.
+        unsafe { c_string_bytes(arg) }
+    });
+    match arg.and_then(service_pid) {
         Some(service) => run_init(service),
         None => {
-            eprintln!("sup-init: the container init of supd; not to be run by hand");
-            std::process::exit(2)
+            let _ = sys::write(
+                2,
+                b"sup-init: the container init of supd; not to be run by hand\n",
+            );
+            sys::exit(2)
         }
     }
+}
+
+/// The bytes of the C string at `p`, counted here: `CStr::from_ptr` calls libc's
+/// `strlen`, which static glibc picks at start-up (an IFUNC relocation) and is
+/// not callable before that.
+///
+/// # Safety
+///
+/// `p` points to a NUL-terminated string that is not written while the slice
+/// lives.
+unsafe fn c_string_bytes<'a>(p: *const c_char) -> &'a [u8] {
+    let mut len = 0;
+    // A volatile read: LLVM would turn a plain loop back into a call to strlen.
+    // SAFETY: every byte up to and including the NUL is readable (the caller's
+    // promise), and the loop stops at the NUL.
+    while unsafe { p.wrapping_add(len).read_volatile() } != 0 {
+        len += 1;
+    }
+    // SAFETY: the `len` bytes before the NUL, all read above.
+    unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }
+}
+
+/// The service's pid from `sup-init`'s argument: a number above 1 (the init is 1).
+fn service_pid(arg: &[u8]) -> Option<i32> {
+    let pid = std::str::from_utf8(arg).ok()?.parse::<i32>().ok()?;
+    (pid > 1).then_some(pid)
 }
 
 /// Block every signal before forking the service: the init takes them with
@@ -75,22 +114,26 @@ pub fn unblock_all_signals() -> Result<(), SpawnError> {
 /// PID 1 of the container: forward every signal to the service's process group,
 /// reap every child, and exit with the service's status once it ends (a death by
 /// signal N becomes exit code 128+N, as a PID 1 cannot kill itself with a signal).
-/// The kernel then kills whatever else is left in the namespace.
+/// The kernel then kills whatever else is left in the namespace. Raw system
+/// calls only: this is also `sup-init`'s loop, where libc is not set up.
 pub fn run_init(service: i32) -> ! {
-    let _ = nix::sys::prctl::set_name(c"sup-init");
-    // Raw sigwait on the full set: real-time signals have no nix `Signal` value and
-    // must be forwarded too, never turned into an error.
-    let all = SigSet::all();
+    // `sup-init` in ps whichever process runs this: the helper is a copy of
+    // supd, and an exec from a descriptor names the process after the
+    // descriptor, not the program.
+    let _ = sys::set_name(c"sup-init");
+    // The raw set, not nix's `Signal`s: real-time signals have no `Signal` value
+    // and must be forwarded too.
+    let all = sys::ALL_SIGNALS;
     loop {
-        let mut sig: libc::c_int = 0;
-        // SAFETY: a valid set and out-pointer, both alive for the call; every signal
-        // is blocked in this process, so sigwait is the only way they arrive.
-        if unsafe { libc::sigwait(all.as_ref(), &mut sig) } != 0 {
-            continue;
-        }
+        // Every signal is blocked in this process, so sigwait is the only way
+        // they arrive.
+        let sig = match c_int::try_from(sys::sigwait(&all)) {
+            Ok(sig) if sig > 0 => sig,
+            _ => continue,
+        };
         if sig == libc::SIGCHLD {
             if let Some(code) = reap(service) {
-                std::process::exit(code);
+                sys::exit(code);
             }
             continue;
         }
@@ -100,11 +143,9 @@ pub fn run_init(service: i32) -> ! {
 
 /// Send `sig` to the service's process group (it called setsid, so it leads
 /// one), or to the service alone if the group is gone or refuses.
-fn forward(service: i32, sig: libc::c_int) {
-    // SAFETY: kill(2) takes plain numbers and touches no memory of ours.
-    if unsafe { libc::kill(-service, sig) } != 0 {
-        // SAFETY: as above.
-        unsafe { libc::kill(service, sig) };
+fn forward(service: i32, sig: c_int) {
+    if sys::kill(-service, sig) != 0 {
+        sys::kill(service, sig);
     }
 }
 
@@ -112,21 +153,80 @@ fn forward(service: i32, sig: libc::c_int) {
 fn reap(service: i32) -> Option<i32> {
     let mut result = None;
     loop {
-        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) if pid.as_raw() == service => result = Some(code),
-            Ok(WaitStatus::Signaled(pid, sig, _)) if pid.as_raw() == service => {
-                result = Some(128 + sig as i32)
-            }
-            Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return result,
-            Err(Errno::EINTR) | Ok(_) => continue,
-            Err(_) => return result,
+        let mut status = 0;
+        let pid = sys::wait_any_nohang(&mut status);
+        if pid == -(libc::EINTR as isize) {
+            continue;
         }
+        // None ended (0), none left (ECHILD), or an error retrying would not mend.
+        if pid <= 0 {
+            return result;
+        }
+        if pid == service as isize
+            && let Some(code) = exit_code(status)
+        {
+            result = Some(code);
+        }
+    }
+}
+
+/// The init's exit code for a service that ended with wait `status`: its own
+/// code, or 128+N after a death by signal N (real-time ones included). None for
+/// a stop or continue report (not asked for, so not expected).
+fn exit_code(status: c_int) -> Option<i32> {
+    if libc::WIFEXITED(status) {
+        Some(libc::WEXITSTATUS(status))
+    } else if libc::WIFSIGNALED(status) {
+        Some(128 + libc::WTERMSIG(status))
+    } else {
+        None
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_argument_is_a_pid_above_one() {
+        assert_eq!(service_pid(b"2"), Some(2));
+        assert_eq!(service_pid(b"+4194304"), Some(4194304));
+        for refused in [&b"1"[..], b"0", b"-5", b"", b"12a", b"99999999999", b"\xff"] {
+            assert_eq!(service_pid(refused), None, "{refused:?}");
+        }
+        // SAFETY: a NUL-terminated literal.
+        let bytes = unsafe { c_string_bytes(c"123".as_ptr()) };
+        assert_eq!(bytes, b"123");
+    }
+
+    #[test]
+    fn the_init_exits_with_the_code_or_128_plus_the_signal() {
+        // Wait statuses as the kernel encodes them: code << 8, or the signal
+        // (0x80 added for a core dump), or 0x7f for a stop.
+        assert_eq!(exit_code(0), Some(0));
+        assert_eq!(exit_code(3 << 8), Some(3));
+        assert_eq!(exit_code(255 << 8), Some(255));
+        assert_eq!(exit_code(libc::SIGTERM), Some(128 + 15));
+        assert_eq!(exit_code(libc::SIGSEGV | 0x80), Some(128 + 11));
+        // A real-time signal too (nix has no `Signal` for it).
+        assert_eq!(
+            exit_code(libc::SIGRTMIN() + 2),
+            Some(128 + libc::SIGRTMIN() + 2)
+        );
+        assert_eq!(exit_code((libc::SIGSTOP << 8) | 0x7f), None);
+        assert_eq!(exit_code(0xffff), None);
+    }
+
+    #[test]
+    fn the_init_waits_for_the_signals_the_helper_blocked() {
+        let all = SigSet::all();
+        let set: &libc::sigset_t = all.as_ref();
+        let set: *const libc::sigset_t = set;
+        // SAFETY: glibc's sigset_t is 128 bytes, its first 8 the kernel's mask of
+        // signals 1-64, bit N-1 for signal N.
+        let first = unsafe { set.cast::<u64>().read_unaligned() };
+        assert_eq!(first, sys::ALL_SIGNALS);
+    }
 
     #[test]
     fn a_user_other_than_root_keeps_only_its_ambient_capabilities_across_exec() {

@@ -34,6 +34,7 @@ mod hooks;
 mod identity;
 mod init;
 mod init_program;
+mod init_sys;
 pub mod join;
 pub mod join_command;
 mod join_tty;
