@@ -207,6 +207,8 @@ impl Daemon {
     pub async fn run(mut self, mut inputs: Inputs) -> (Ending, CgroupJobs, Networks) {
         let mut debounce = Debounce::default();
         let mut fleet_deadline = None;
+        // The fleet deadline last handled without waiting (see below).
+        let mut handled_at_once = None;
         loop {
             // Probes first (a timed-out one may change the fleet), then what the
             // fleet changed (a restarted unit's tracker goes, a new one may be due).
@@ -226,6 +228,20 @@ impl Daemon {
             }
             if self.shutting_down && self.fleet.all_settled_down() {
                 break;
+            }
+            // A unit timer already due (a restart with `restart_delay = "0s"`) is
+            // handled now: tokio's timer would fire it at its next millisecond
+            // tick, about a millisecond more on every such restart. Once per
+            // deadline, so one the timers leave due cannot spin the loop.
+            if let Some(due) = fleet_deadline
+                .filter(|d| *d <= std::time::Instant::now() && handled_at_once != Some(*d))
+            {
+                handled_at_once = Some(due);
+                let actions = self.fleet.on_timers(Now::read());
+                self.warn_escalations(&actions);
+                self.execute(actions);
+                self.fleet_touched = true;
+                continue;
             }
             let deadline = fleet_deadline
                 .into_iter()
