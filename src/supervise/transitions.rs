@@ -408,15 +408,7 @@ impl Machine {
             .map(|(_, status)| *status);
         let started = now.mono;
         if !svc.lifecycle.waits_for_ready() {
-            let watchdog = None;
-            self.enter(
-                Phase::Running {
-                    pid,
-                    started,
-                    watchdog,
-                },
-                now,
-            );
+            self.enter_running(pid, started, None, now);
         } else if ready_early {
             self.become_ready(pid, started, now, svc);
         } else {
@@ -443,14 +435,16 @@ impl Machine {
     fn become_ready(&mut self, pid: i32, started: Instant, now: Now, svc: &Service) {
         let watchdog = svc.lifecycle.watchdog.map(|w| now.mono_after(w));
         self.last_failure = None;
-        self.enter(
-            Phase::Running {
-                pid,
-                started,
-                watchdog,
-            },
-            now,
-        );
+        self.enter_running(pid, started, watchdog, now);
+    }
+
+    fn enter_running(&mut self, pid: i32, started: Instant, watchdog: Option<Instant>, now: Now) {
+        let running = Phase::Running {
+            pid,
+            started,
+            watchdog,
+        };
+        self.enter(running, now);
     }
 
     fn exited(
