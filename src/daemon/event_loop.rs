@@ -26,7 +26,7 @@ use super::network::Networks;
 use super::notify::NotifySockets;
 use super::peers::PeerPolicy;
 use super::reload::{LoadResult, Trigger};
-use super::start::{StartError, StartJob, StartOutcome};
+use super::start::{StartError, StartOutcome};
 use super::stop_post::StopPostRuns;
 use super::watch::{Debounce, DirWatch};
 use super::{Config, Ending};
@@ -64,7 +64,7 @@ pub struct Links {
 }
 
 pub struct Daemon {
-    config: Config,
+    pub(super) config: Config,
     pub(super) fleet: Fleet,
     /// The problems of every unit file rejected by the latest read, by unit.
     pub(super) rejected: BTreeMap<String, Vec<UnitError>>,
@@ -77,7 +77,7 @@ pub struct Daemon {
     pub(super) logs: LogRegistry,
     pub(super) registry: Registry,
     pub(super) cgroups: CgroupJobs,
-    outcomes: mpsc::UnboundedSender<StartOutcome>,
+    pub(super) outcomes: mpsc::UnboundedSender<StartOutcome>,
     /// Bumped after every event, so `--wait` requests look again.
     changes: watch::Sender<u64>,
     pub(super) reloads: mpsc::UnboundedSender<Trigger>,
@@ -107,7 +107,7 @@ pub struct Daemon {
     /// Told of starts and dropped units; gives memory back once supd is quiet.
     pub(super) trimmer: Trimmer,
     /// Service starts running at once (`start::START_SLOTS`).
-    start_slots: Arc<Semaphore>,
+    pub(super) start_slots: Arc<Semaphore>,
     /// Bridge networks: addresses, hosts files, bridges and nftables.
     pub(super) networks: Networks,
     /// What the metrics count that only the loop sees.
@@ -511,68 +511,6 @@ impl Daemon {
                 );
             }
         }
-    }
-
-    /// Start attempt `attempt` of `unit` in a blocking thread.
-    pub(super) fn start(&mut self, unit: String, attempt: u64) {
-        self.start_job(unit, attempt, Role::Main);
-    }
-
-    /// Start the service (`Main`) or its `exec_stop_post` commands (`Hook`).
-    pub(super) fn start_job(&mut self, unit: String, attempt: u64, role: Role) {
-        let Some(slot) = self.fleet.get(&unit) else {
-            return;
-        };
-        let spec = slot.spec.clone();
-        let net = match role {
-            Role::Main => {
-                let peer_pid = match &spec.network.mode {
-                    crate::unit::NetworkMode::Unit(peer) => {
-                        self.fleet.get(peer).and_then(|s| s.machine.pid())
-                    }
-                    _ => None,
-                };
-                self.networks
-                    .for_start(&spec, attempt, peer_pid)
-                    .and_then(|net| self.check_ports_free(&unit, &spec).map(|()| net))
-            }
-            // `exec_stop_post` runs in a container like the unit's, with only `lo`.
-            _ => Ok(None),
-        };
-        self.trimmer.touch();
-        self.logs.open(&unit, Some(spec.logs));
-        self.notify.ensure(&spec);
-        let job = StartJob {
-            role,
-            cgroup: self.cgroups.for_start(&unit, attempt, &spec.resources),
-            unit,
-            attempt,
-            spec,
-            state_dir: self.config.state_dir.clone(),
-            registry: self.registry.clone(),
-            net,
-        };
-        job.run_in_background(self.outcomes.clone(), &self.start_slots);
-    }
-
-    /// A port another unit still holds (it is stopping, or its definition
-    /// changed) is a start error that names it.
-    fn check_ports_free(&self, unit: &str, spec: &crate::unit::Unit) -> Result<(), String> {
-        for port in &spec.network.ports {
-            let holder = self
-                .published
-                .iter()
-                .filter(|(u, _)| *u != unit)
-                .find(|(_, (_, held))| held.iter().any(|(p, _)| p.clashes_with(port)))
-                .map(|(u, _)| u);
-            if let Some(holder) = holder {
-                return Err(format!(
-                    "cannot publish port {port}: unit {holder:?} still holds host port {}",
-                    port.host_port
-                ));
-            }
-        }
-        Ok(())
     }
 
     /// `unit` has a new container: units in its network namespace (`mode =

@@ -1,6 +1,8 @@
-//! Starting one unit: in a blocking thread, under the unit's cgroup gate, empty and
-//! create its cgroup, resolve the launch plan, and hand it to the spawn helper. The
-//! outcome returns to the event loop as an event.
+//! Starting one unit: the event loop gathers what the start needs (network,
+//! ports, logs, notify socket, cgroup; `Daemon::start_job`), then in a blocking
+//! thread, under the unit's cgroup gate, the job empties and creates its cgroup,
+//! resolves the launch plan, and hands it to the spawn helper. The outcome
+//! returns to the event loop as an event.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -183,5 +185,71 @@ impl StartJob {
         };
         let into = self.cgroup.clone_into();
         Ok(spawn::spawn(&plan, &self.registry, &owner, into.as_ref())?)
+    }
+}
+
+/// The event loop's side of a start: what the job needs from the daemon's
+/// state, gathered before it goes to a blocking thread.
+impl super::event_loop::Daemon {
+    /// Start attempt `attempt` of `unit` in a blocking thread.
+    pub(super) fn start(&mut self, unit: String, attempt: u64) {
+        self.start_job(unit, attempt, Role::Main);
+    }
+
+    /// Start the service (`Main`) or its `exec_stop_post` commands (`Hook`).
+    pub(super) fn start_job(&mut self, unit: String, attempt: u64, role: Role) {
+        let Some(slot) = self.fleet.get(&unit) else {
+            return;
+        };
+        let spec = slot.spec.clone();
+        let net = match role {
+            Role::Main => {
+                let peer_pid = match &spec.network.mode {
+                    crate::unit::NetworkMode::Unit(peer) => {
+                        self.fleet.get(peer).and_then(|s| s.machine.pid())
+                    }
+                    _ => None,
+                };
+                self.networks
+                    .for_start(&spec, attempt, peer_pid)
+                    .and_then(|net| self.check_ports_free(&unit, &spec).map(|()| net))
+            }
+            // `exec_stop_post` runs in a container like the unit's, with only `lo`.
+            _ => Ok(None),
+        };
+        self.trimmer.touch();
+        self.logs.open(&unit, Some(spec.logs));
+        self.notify.ensure(&spec);
+        let job = StartJob {
+            role,
+            cgroup: self.cgroups.for_start(&unit, attempt, &spec.resources),
+            unit,
+            attempt,
+            spec,
+            state_dir: self.config.state_dir.clone(),
+            registry: self.registry.clone(),
+            net,
+        };
+        job.run_in_background(self.outcomes.clone(), &self.start_slots);
+    }
+
+    /// A port another unit still holds (it is stopping, or its definition
+    /// changed) is a start error that names it.
+    fn check_ports_free(&self, unit: &str, spec: &crate::unit::Unit) -> Result<(), String> {
+        for port in &spec.network.ports {
+            let holder = self
+                .published
+                .iter()
+                .filter(|(u, _)| *u != unit)
+                .find(|(_, (_, held))| held.iter().any(|(p, _)| p.clashes_with(port)))
+                .map(|(u, _)| u);
+            if let Some(holder) = holder {
+                return Err(format!(
+                    "cannot publish port {port}: unit {holder:?} still holds host port {}",
+                    port.host_port
+                ));
+            }
+        }
+        Ok(())
     }
 }
