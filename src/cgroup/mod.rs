@@ -296,9 +296,11 @@ impl CgroupTree {
         Ok(())
     }
 
-    /// Put `pid` into the unit's cgroup in every hierarchy the unit has joined
-    /// (before it runs anything of the service, so nothing it forks can escape).
-    pub fn place(&self, unit: &str, pid: i32) -> Result<(), CgroupError> {
+    /// Put `pid` into the unit's cgroup in every hierarchy the unit has joined:
+    /// the tests' way to give a unit members (supd's helpers move themselves,
+    /// see `join_files`).
+    #[cfg(test)]
+    pub(crate) fn place(&self, unit: &str, pid: i32) -> Result<(), CgroupError> {
         for (_, dir) in self.dirs(unit) {
             if self.files.exists(&dir) {
                 self.files.attach(&dir, pid)?;
@@ -309,7 +311,7 @@ impl CgroupTree {
 
     /// The file in each of the unit's hierarchies, joined or not, into which a
     /// process writes `0` to move itself in (the helpers of starts, probes and
-    /// `exec` do, skipping those that do not exist): where `place` would put it.
+    /// `exec` do, skipping those that do not exist: the unit has not joined them).
     ///
     /// On v1 that is `tasks`, which moves the writing thread alone: unlike a pid
     /// or `cgroup.procs` it skips the kernel's global threadgroup lock, whose

@@ -292,6 +292,21 @@ fn v1_units_join_only_the_hierarchies_they_use_and_place_joins_those() {
     assert!(!host.sub("blkio", "web").exists());
 }
 
+/// The files a helper writes `0` into: v1's `tasks` (a thread moving itself
+/// skips the kernel's global lock), v2's `cgroup.procs`; every hierarchy.
+#[test]
+fn join_files_are_tasks_on_v1_and_cgroup_procs_on_v2() {
+    let host = Host::v1(V1_MOUNTS, true);
+    let files = host.tree().join_files("web");
+    for mount in ["memory", "cpu,cpuacct", "pids", "cpuset", "blkio"] {
+        assert!(files.contains(&host.sub(mount, "web/tasks")), "{mount}: {files:?}");
+    }
+    assert!(files.iter().all(|f| f.ends_with("tasks")), "{files:?}");
+    let host = Host::v2(V2_OFFERED, false);
+    let files = host.tree().join_files("web");
+    assert_eq!(files, vec![host.sub("v2", "web/cgroup.procs")]);
+}
+
 #[test]
 fn v2_enables_only_the_offered_controllers_with_supd_in_a_leaf() {
     let pid = std::process::id().to_string();
