@@ -299,7 +299,10 @@ fn join_files_are_tasks_on_v1_and_cgroup_procs_on_v2() {
     let host = Host::v1(V1_MOUNTS, true);
     let files = host.tree().join_files("web");
     for mount in ["memory", "cpu,cpuacct", "pids", "cpuset", "blkio"] {
-        assert!(files.contains(&host.sub(mount, "web/tasks")), "{mount}: {files:?}");
+        assert!(
+            files.contains(&host.sub(mount, "web/tasks")),
+            "{mount}: {files:?}"
+        );
     }
     assert!(files.iter().all(|f| f.ends_with("tasks")), "{files:?}");
     let host = Host::v2(V2_OFFERED, false);
