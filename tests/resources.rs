@@ -17,6 +17,7 @@ fn main() -> std::process::ExitCode {
         stop_leaves_nothing_of_a_double_forking_service_and_removes_its_cgroup,
         no_cgroup_remains_after_supd_exits,
         status_and_top_show_usage_against_limits_and_cgroup_namespace_is_rooted,
+        status_usage_is_read_afresh_each_query_and_follows_a_new_cgroup,
     ]])
 }
 
@@ -219,5 +220,43 @@ fn status_and_top_show_usage_against_limits_and_cgroup_namespace_is_rooted() {
     assert!(
         row.contains("/ 64.0M") && row.contains("/ 50") && row.contains('%'),
         "{text}"
+    );
+}
+
+/// supd holds each unit's usage files open between queries: every query must
+/// still show what the cgroup holds now, and a unit stopped and started again
+/// (its cgroup removed and made anew) must be read from its new cgroup.
+fn status_usage_is_read_afresh_each_query_and_follows_a_new_cgroup() {
+    let sup = Sup::prepare(&[]);
+    let trigger = sup.path().join("more");
+    // Until the trigger exists: the init, the shell and a short sleep; then the
+    // init and three long sleeps.
+    let script = format!(
+        "while [ ! -e {t} ]; do sleep 0.05; done; sleep 1000 & sleep 1000 & exec sleep 1000",
+        t = trigger.display()
+    );
+    sup.write_unit("growing", &sh_unit("", &script));
+    let sup = sup.launch();
+    sup.wait_state("growing", "running");
+    let tasks = || sup.unit("growing")["usage"]["tasks"].as_u64();
+    let before = tasks();
+    assert!(
+        before.is_some_and(|t| t <= 3),
+        "before the trigger: {before:?}"
+    );
+    std::fs::write(&trigger, "").expect("trigger");
+    wait_until("the new processes to show in status", || tasks() == Some(4));
+
+    for verb in ["stop", "start"] {
+        let out = sup.supctl(&[verb, "--wait", "growing"]);
+        assert!(out.status.success(), "{verb}: {}", stderr(&out));
+    }
+    wait_until("the restarted unit's processes to show", || {
+        tasks() == Some(4)
+    });
+    let usage = &sup.unit("growing")["usage"];
+    assert!(
+        usage["memory_current"].as_u64().is_some_and(|m| m > 0),
+        "{usage}"
     );
 }

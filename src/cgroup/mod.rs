@@ -113,6 +113,8 @@ pub struct CgroupTree {
     layout: Layout,
     /// Per hierarchy: the directory of supd's subtree (`<supd's cgroup>/<name>`).
     bases: Vec<(Hierarchy, PathBuf)>,
+    /// Each unit's usage files, held open for `supctl status` (see `usage`).
+    held: usage::HeldFiles,
 }
 
 /// On v2 below the root, the leaf of the subtree supd moves itself into, so that
@@ -150,6 +152,7 @@ impl CgroupTree {
             files: Files::new(fs),
             layout,
             bases: Vec::new(),
+            held: usage::HeldFiles::default(),
         };
         for h in tree.layout.hierarchies() {
             let base = h.own_dir().join(name);
@@ -222,7 +225,9 @@ impl CgroupTree {
         }
         self.apply(unit, res)?;
         self.set_devices(unit, devices)
-            .map_err(|e| CgroupError::Devices(Box::new(e)))
+            .map_err(|e| CgroupError::Devices(Box::new(e)))?;
+        self.hold_usage_files(unit);
+        Ok(())
     }
 
     /// The unit's device allowlist. v1: `a` to `devices.deny` (nothing allowed,
@@ -393,6 +398,7 @@ impl CgroupTree {
 
     /// Remove the unit's cgroup (after `kill_all`). A cgroup that is already gone is fine.
     pub fn remove(&self, unit: &str) -> Result<(), CgroupError> {
+        self.held.drop_unit(unit);
         for (_, dir) in self.dirs(unit) {
             self.files.rmdir(&dir)?;
         }

@@ -450,7 +450,7 @@ pub fn render_reload(plan: &ReloadPlan, applied: bool) -> String {
 
 #[cfg(test)]
 #[path = "render_tests.rs"]
-mod tests;
+pub(crate) mod tests;
 
 /// One line of `supctl events`: `TIME UNIT: what happened`.
 pub fn render_event(e: &crate::control::proto::Event) -> String {

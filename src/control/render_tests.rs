@@ -6,7 +6,7 @@ fn t(s: &str) -> SystemTime {
     humantime::parse_rfc3339(s).unwrap()
 }
 
-fn unit(name: &str, state: UnitState, sub: &str) -> UnitStatus {
+pub(crate) fn unit(name: &str, state: UnitState, sub: &str) -> UnitStatus {
     UnitStatus {
         sub_state: sub.into(),
         since: "2026-05-01T10:00:00Z".into(),
