@@ -338,6 +338,12 @@ impl CgroupTree {
             .or_else(|| existing().next())
     }
 
+    /// Whether a `/proc/PID/cgroup` text puts the process in the unit's cgroup
+    /// (or below it) in one of supd's hierarchies. Pure.
+    pub fn holds(&self, unit: &str, proc_cgroup: &str) -> bool {
+        self.dirs(unit).any(|(h, dir)| h.holds(proc_cgroup, &dir))
+    }
+
     /// Send `signal` to every process in the unit's cgroup but `skip`, each only
     /// if it is still a member when signalled: a pid read from `cgroup.procs` may
     /// be another process's by then (see [`CgroupFs::signal`]).

@@ -249,6 +249,14 @@ impl CgroupJobs {
         }
     }
 
+    /// What tells whether a process is in the unit's cgroup (from its
+    /// `/proc/PID/cgroup`); `None` without cgroups.
+    pub fn membership(&self, unit: &str) -> Option<crate::notify::sender::Membership> {
+        let driver = self.driver.clone()?;
+        let unit = unit.to_string();
+        Some(Arc::new(move |text: &str| driver.holds(&unit, text)))
+    }
+
     pub fn is_live(&self, unit: &str) -> bool {
         self.live.contains(unit)
     }

@@ -1,11 +1,13 @@
 //! sd_notify on the daemon's side: each unit that may notify (`type = "notify"`)
-//! gets its socket before its first start, kept across restarts; what arrives on it
-//! becomes fleet events (ready, watchdog, start extension) or status (STATUS=,
+//! gets its socket before its first start, kept across restarts; what its own
+//! processes send on it (see `notify::sender`) becomes fleet events (ready, watchdog, start extension) or status (STATUS=,
 //! MAINPID=).
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use tokio::io::AsyncReadExt;
 
@@ -14,16 +16,26 @@ use tokio::task::JoinHandle;
 
 use super::event_loop::Daemon;
 use crate::notify::Notice;
+use crate::notify::sender::Membership;
 use crate::notify::socket::{self, UnitNotice};
 use crate::supervise::{Event, Now};
 use crate::unit::{ServiceType, Unit};
+
+/// One unit's socket: its directory, the task reading it, and the run its
+/// cgroup holds (see `socket::Watch`).
+#[derive(Debug)]
+struct Receiver {
+    dir: PathBuf,
+    task: JoinHandle<()>,
+    run: Arc<AtomicU64>,
+}
 
 /// The notify sockets, and what units said last.
 #[derive(Debug)]
 pub struct NotifySockets {
     root: PathBuf,
     tx: mpsc::UnboundedSender<UnitNotice>,
-    receivers: HashMap<String, (PathBuf, JoinHandle<()>)>,
+    receivers: HashMap<String, Receiver>,
     /// `STATUS=` text per unit.
     pub status: HashMap<String, String>,
     /// `MAINPID=` per unit, as the service sees it.
@@ -41,21 +53,38 @@ impl NotifySockets {
         }
     }
 
-    /// The unit's socket directory (created on first use), if it may notify.
-    pub fn ensure(&mut self, unit: &Unit) -> Option<PathBuf> {
+    /// The unit's socket (created on first use), if it may notify: what the
+    /// start stores its attempt in once the unit's cgroup holds nothing of the
+    /// run before. `membership` tells the unit's processes from others (`None`
+    /// without cgroups): only theirs count (`notify::sender`).
+    pub fn ensure(
+        &mut self,
+        unit: &Unit,
+        membership: Option<Membership>,
+    ) -> Option<Arc<AtomicU64>> {
         if unit.service.lifecycle.kind != ServiceType::Notify {
             self.forget(&unit.name);
             return None;
         }
-        if let Some((dir, _)) = self.receivers.get(&unit.name) {
-            return Some(dir.clone());
+        if let Some(r) = self.receivers.get(&unit.name) {
+            return Some(r.run.clone());
         }
         match socket::create(&self.root, &unit.name) {
             Ok((dir, sock)) => {
-                let task = tokio::spawn(socket::receive(sock, unit.name.clone(), self.tx.clone()));
-                self.receivers
-                    .insert(unit.name.clone(), (dir.clone(), task));
-                Some(dir)
+                let run = Arc::new(AtomicU64::new(0));
+                let watch = socket::Watch {
+                    unit: unit.name.clone(),
+                    in_unit: membership,
+                    run: run.clone(),
+                };
+                let task = tokio::spawn(socket::receive(sock, watch, self.tx.clone()));
+                let receiver = Receiver {
+                    dir,
+                    task,
+                    run: run.clone(),
+                };
+                self.receivers.insert(unit.name.clone(), receiver);
+                Some(run)
             }
             Err(e) => {
                 tracing::error!(unit = %unit.name, error = %e, "cannot create the notify socket; READY=1 cannot arrive");
@@ -79,9 +108,9 @@ impl NotifySockets {
 
     /// The unit is gone (or no longer notifies): its socket goes.
     pub fn forget(&mut self, unit: &str) {
-        if let Some((dir, task)) = self.receivers.remove(unit) {
-            task.abort();
-            let _ = std::fs::remove_dir_all(dir);
+        if let Some(r) = self.receivers.remove(unit) {
+            r.task.abort();
+            let _ = std::fs::remove_dir_all(r.dir);
         }
         self.status.remove(unit);
         self.main_pid.remove(unit);
@@ -117,6 +146,7 @@ pub async fn read_ready_pipe(
                 unit,
                 notice: Notice::Ready,
                 attempt: Some(attempt),
+                from_pipe: true,
             };
             let _ = out.send(notice);
             return;
@@ -149,16 +179,13 @@ impl Daemon {
         if let Some(attempt) = n.attempt
             && self.fleet.get(&unit).map(|s| s.machine.attempt()) != Some(attempt)
         {
-            // From a service that has since been replaced.
+            // From a run that has since been replaced.
+            tracing::debug!(unit, attempt, "a notice of an earlier run: dropped");
             return;
         }
         let actions = match n.notice {
             Notice::Ready => {
-                let how = if n.attempt.is_some() {
-                    "ready_fd"
-                } else {
-                    "READY=1"
-                };
+                let how = if n.from_pipe { "ready_fd" } else { "READY=1" };
                 tracing::info!(unit, "ready ({how})");
                 self.fleet.on_ready(&unit, now)
             }

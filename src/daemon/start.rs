@@ -101,6 +101,9 @@ pub struct StartJob {
     /// Its network beyond the unit file (bridge interfaces, a joined namespace),
     /// or why there is none to be had.
     pub net: Result<Option<NetStart>, String>,
+    /// Where the unit's notify socket learns which run its cgroup holds
+    /// (`notify::socket::Watch::run`); `None` for a unit that does not notify.
+    pub notify_run: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl StartJob {
@@ -153,6 +156,11 @@ impl StartJob {
     ) -> Result<Spawned, StartError> {
         let _held = self.cgroup.hold();
         self.cgroup.prepare(&self.spec.container.protection)?;
+        // The cgroup holds nothing of the run before, and the new process is not
+        // yet: what its members send from now on is this attempt's.
+        if let (Role::Main, Some(run)) = (self.role, &self.notify_run) {
+            run.store(self.attempt, std::sync::atomic::Ordering::SeqCst);
+        }
         let mut plan = spawn::plan(&self.spec, &self.state_dir)?;
         let net_error = |step, message: String| SpawnError::new(step, None, None, message);
         match &self.net {
@@ -219,7 +227,8 @@ impl super::event_loop::Daemon {
         };
         self.trimmer.touch();
         self.logs.open(&unit, Some(spec.logs));
-        self.notify.ensure(&spec);
+        let membership = self.cgroups.membership(&unit);
+        let notify_run = self.notify.ensure(&spec, membership);
         let job = StartJob {
             role,
             cgroup: self.cgroups.for_start(&unit, attempt, &spec.resources),
@@ -229,6 +238,7 @@ impl super::event_loop::Daemon {
             state_dir: self.config.state_dir.clone(),
             registry: self.registry.clone(),
             net,
+            notify_run,
         };
         job.run_in_background(self.outcomes.clone(), &self.start_slots);
     }

@@ -1,11 +1,16 @@
 //! sd_notify messages: a service tells supd it is ready, how it is doing, that its
 //! watchdog should not fire. One datagram per message, newline-separated
 //! `KEY=VALUE` lines (systemd's protocol, `sd_notify(3)`), received on a socket of
-//! the unit's own: the socket a message arrives on names the unit, never the
-//! sender's pid, which means nothing across pid and user namespaces.
+//! the unit's own: the socket a message arrives on names the unit (a pid the
+//! service sends, `MAINPID=`, means nothing across pid and user namespaces). The
+//! sender's credentials, which the kernel translates into supd's pid namespace,
+//! only decide whether the message counts: it must come from a live process of
+//! the unit's cgroup (`sender`).
 //!
-//! `parse` is the whole input surface and is pure; `socket` receives.
+//! `parse` is the whole input surface and is pure; `sender` judges who sent a
+//! message; `socket` receives.
 
+pub mod sender;
 pub mod socket;
 
 use std::time::Duration;
@@ -89,17 +94,60 @@ pub fn compose(ready: bool, status: Option<&str>, fields: &[String]) -> Result<S
     Ok(message)
 }
 
+/// How long `send` waits for the receiver to have read the message.
+pub const BARRIER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Send `message` to the socket named by `NOTIFY_SOCKET` (`@name` is an abstract
-/// socket), as `sd_notify(3)` does.
-pub fn send(notify_socket: &str, message: &str) -> std::io::Result<()> {
-    use std::os::linux::net::SocketAddrExt;
-    use std::os::unix::net::{SocketAddr, UnixDatagram};
+/// socket), as `sd_notify(3)` does, then wait at most `BARRIER_TIMEOUT` until the
+/// receiver has read it, as `sd_notify_barrier(3)` does: `BARRIER=1` with the
+/// write end of a pipe, which the receiver closes once it read every message
+/// before it. supd judges a message's sender when it reads it (see `sender`), so
+/// a sender that has exited by then is not credited; a short-lived sender must
+/// wait. False when the wait timed out.
+pub fn send(notify_socket: &str, message: &str) -> std::io::Result<bool> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, UnixAddr, sendmsg};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixDatagram;
     let addr = match notify_socket.strip_prefix('@') {
-        Some(name) => SocketAddr::from_abstract_name(name)?,
-        None => SocketAddr::from_pathname(notify_socket)?,
+        Some(name) => UnixAddr::new_abstract(name.as_bytes())?,
+        None => UnixAddr::new(notify_socket)?,
     };
     let sock = UnixDatagram::unbound()?;
-    sock.send_to_addr(message.as_bytes(), &addr).map(drop)
+    let plain = [std::io::IoSlice::new(message.as_bytes())];
+    sendmsg(
+        sock.as_raw_fd(),
+        &plain,
+        &[],
+        MsgFlags::empty(),
+        Some(&addr),
+    )?;
+    let (done, signal) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let barrier = [std::io::IoSlice::new(b"BARRIER=1")];
+    let fds = [signal.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    sendmsg(
+        sock.as_raw_fd(),
+        &barrier,
+        &cmsg,
+        MsgFlags::empty(),
+        Some(&addr),
+    )?;
+    // Only the receiver's copy of the write end is left: closing it ends the wait.
+    drop(signal);
+    let millis = u16::try_from(BARRIER_TIMEOUT.as_millis()).unwrap_or(u16::MAX);
+    let timeout = nix::poll::PollTimeout::from(millis);
+    let mut polled = [nix::poll::PollFd::new(
+        std::os::fd::AsFd::as_fd(&done),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    loop {
+        match nix::poll::poll(&mut polled, timeout) {
+            Ok(0) => return Ok(false),
+            Ok(_) => return Ok(true),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,18 +1,25 @@
 //! One notify socket per unit, `STATE/notify/UNIT/notify.sock`, bound into the
 //! unit's container (see `spawn::mounts`), and the task that receives on it.
 //! Messages that carry descriptors are dropped (with the descriptors closed), long
-//! ones are dropped, and a unit that floods is slowed to `MAX_PER_SECOND`.
+//! ones are dropped, and a unit that floods is slowed to `MAX_PER_SECOND`. Every
+//! message comes with its sender's credentials (`SO_PASSCRED`); only those of a
+//! live member of the unit's cgroup count (see `sender`). `BARRIER=1` with one
+//! descriptor is `sd_notify_barrier(3)`: the descriptor is closed once every
+//! message before it was read and judged, which `supctl notify` waits for.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, UnixCredentials, recvmsg};
 use tokio::net::UnixDatagram;
 use tokio::sync::mpsc;
 
+use super::sender::{self, Membership, Verdict};
 use super::{MAX_MESSAGE, Notice, parse};
 
 /// Notices a unit may send per second; more are dropped.
@@ -33,9 +40,25 @@ pub fn unit_dir(state_dir: &Path, unit: &str) -> PathBuf {
 pub struct UnitNotice {
     pub unit: String,
     pub notice: Notice,
-    /// The start attempt it comes from, where known (the readiness pipe belongs to
-    /// one attempt; the notify socket outlives them).
+    /// The start attempt it comes from, where known: the readiness pipe belongs
+    /// to one attempt; a socket message is of the run whose processes were in
+    /// the unit's cgroup when it was read (`Watch::run`).
     pub attempt: Option<u64>,
+    /// It came on the readiness pipe (`ready_fd`), not the socket.
+    pub from_pipe: bool,
+}
+
+/// What the receiver of a unit's socket knows of the unit.
+#[derive(Clone)]
+pub struct Watch {
+    pub unit: String,
+    /// Whether a `/proc/PID/cgroup` text is of the unit's cgroup (`None`: the
+    /// unit has none, see `sender::judge`).
+    pub in_unit: Option<Membership>,
+    /// The start attempt whose processes the unit's cgroup holds: set by the
+    /// start once it has emptied the cgroup of the run before, and before the
+    /// new process exists. A live member's message is of this run.
+    pub run: Arc<AtomicU64>,
 }
 
 /// Create (afresh) the unit's notify directory and socket under `root`. The
@@ -55,6 +78,8 @@ pub fn create(root: &Path, unit: &str) -> io::Result<(PathBuf, std::os::unix::ne
         _ => {}
     }
     let sock = std::os::unix::net::UnixDatagram::bind(&path)?;
+    // Before anyone can send: credentials come with every message from now on.
+    nix::sys::socket::setsockopt(&sock, nix::sys::socket::sockopt::PassCred, &true)?;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666))?;
     sock.set_nonblocking(true)?;
     Ok((dir, sock))
@@ -63,9 +88,10 @@ pub fn create(root: &Path, unit: &str) -> io::Result<(PathBuf, std::os::unix::ne
 /// Receive until the socket is closed (the unit was removed) or the loop is gone.
 pub async fn receive(
     sock: std::os::unix::net::UnixDatagram,
-    unit: String,
+    watch: Watch,
     out: mpsc::UnboundedSender<UnitNotice>,
 ) {
+    let Watch { unit, in_unit, run } = watch;
     let sock = match UnixDatagram::from_std(sock) {
         Ok(s) => s,
         Err(e) => {
@@ -75,6 +101,7 @@ pub async fn receive(
     };
     let mut budget = Budget::new(Instant::now());
     let mut dropped = 0u64;
+    let mut refused = 0u64;
     loop {
         if sock.readable().await.is_err() {
             return;
@@ -92,10 +119,36 @@ pub async fn receive(
                 return;
             }
         };
-        let Some(bytes) = message else {
-            tracing::debug!(unit, "notify message with descriptors or too long: dropped");
-            continue;
+        let (bytes, pid) = match message {
+            Received::Message { bytes, pid } => (bytes, pid),
+            Received::Barrier => continue,
+            Received::Refused => {
+                tracing::debug!(unit, "notify message with descriptors or too long: dropped");
+                continue;
+            }
         };
+        // The run, read after the message (its sender existed) and before the
+        // sender is seen alive in the cgroup: a run is recorded before its first
+        // process exists and only once the run before has left the cgroup, so a
+        // sender found alive there below is of exactly this run.
+        let attempt = run.load(Ordering::SeqCst);
+        let member = in_unit.as_deref().map(|m| m as &dyn Fn(&str) -> bool);
+        let verdict = sender::judge(pid, &sender::facts(pid), member);
+        if verdict != Verdict::Credit {
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(
+                    unit,
+                    pid,
+                    refused,
+                    "notify message dropped: {}",
+                    verdict.why()
+                );
+            } else {
+                tracing::debug!(unit, pid, "notify message dropped: {}", verdict.why());
+            }
+            continue;
+        }
         for notice in parse(&bytes) {
             if !budget.take(Instant::now()) {
                 dropped += 1;
@@ -105,7 +158,8 @@ pub async fn receive(
                 continue;
             }
             let notice = UnitNotice {
-                attempt: None,
+                attempt: Some(attempt),
+                from_pipe: false,
                 unit: unit.clone(),
                 notice,
             };
@@ -116,11 +170,24 @@ pub async fn receive(
     }
 }
 
-/// One datagram: `Some(bytes)` a message, `None` one to drop (it carried
-/// descriptors, or was longer than `MAX_MESSAGE`).
-fn receive_one(fd: RawFd) -> Result<Option<Vec<u8>>, nix::errno::Errno> {
+/// One datagram as read.
+#[derive(Debug, PartialEq, Eq)]
+enum Received {
+    /// A message, with its sender's pid (in supd's pid namespace) when the
+    /// kernel gave credentials.
+    Message { bytes: Vec<u8>, pid: Option<i32> },
+    /// `BARRIER=1` with one descriptor, now closed: the sender learns that
+    /// every message it sent before was read.
+    Barrier,
+    /// Descriptors otherwise, or longer than `MAX_MESSAGE`: dropped (any
+    /// descriptors closed).
+    Refused,
+}
+
+/// Read one datagram.
+fn receive_one(fd: RawFd) -> Result<Received, nix::errno::Errno> {
     let mut buf = vec![0u8; MAX_MESSAGE];
-    let mut cmsg = nix::cmsg_space!([RawFd; 8]);
+    let mut cmsg = nix::cmsg_space!(UnixCredentials, [RawFd; 8]);
     let mut iov = [io::IoSliceMut::new(&mut buf)];
     let msg = recvmsg::<()>(
         fd,
@@ -128,26 +195,38 @@ fn receive_one(fd: RawFd) -> Result<Option<Vec<u8>>, nix::errno::Errno> {
         Some(&mut cmsg),
         MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
     )?;
-    let mut had_fds = false;
+    let mut fds_received = 0usize;
+    let mut pid = None;
     for c in msg.cmsgs()? {
-        if let ControlMessageOwned::ScmRights(fds) = c {
-            had_fds = true;
-            for fd in fds {
-                // SAFETY: SCM_RIGHTS installed a fresh descriptor nothing else owns;
-                // it is closed right here.
-                drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        match c {
+            ControlMessageOwned::ScmRights(fds) => {
+                for fd in fds {
+                    fds_received += 1;
+                    // SAFETY: SCM_RIGHTS installed a fresh descriptor nothing else
+                    // owns; it is closed right here.
+                    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+                }
             }
+            ControlMessageOwned::ScmCredentials(creds) => pid = Some(creds.pid()),
+            _ => {}
         }
     }
     let truncated = msg
         .flags
         .intersects(MsgFlags::MSG_TRUNC | MsgFlags::MSG_CTRUNC);
     let n = msg.bytes;
-    if had_fds || truncated {
-        return Ok(None);
-    }
     buf.truncate(n);
-    Ok(Some(buf))
+    Ok(classify(buf, pid, fds_received, truncated))
+}
+
+/// What a datagram is, from its bytes, sender pid, descriptor count and whether
+/// the kernel cut it.
+fn classify(bytes: Vec<u8>, pid: Option<i32>, fds: usize, truncated: bool) -> Received {
+    match (fds, truncated) {
+        (1, false) if bytes.trim_ascii_end() == b"BARRIER=1" => Received::Barrier,
+        (0, false) => Received::Message { bytes, pid },
+        _ => Received::Refused,
+    }
 }
 
 /// A token bucket of `MAX_PER_SECOND`.
@@ -181,6 +260,15 @@ impl Budget {
 mod tests {
     use super::*;
 
+    /// A unit on its third run.
+    fn watch(unit: &str, in_unit: Option<Membership>) -> Watch {
+        Watch {
+            unit: unit.into(),
+            in_unit,
+            run: Arc::new(AtomicU64::new(3)),
+        }
+    }
+
     #[test]
     fn the_budget_refills_every_second() {
         let t0 = Instant::now();
@@ -198,7 +286,7 @@ mod tests {
         let (unit_dir, sock) = create(dir.path(), "web").expect("socket");
         let path = unit_dir.join(SOCKET_NAME);
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(receive(sock, "web".into(), tx));
+        let task = tokio::spawn(receive(sock, watch("web", None), tx));
         let client = std::os::unix::net::UnixDatagram::unbound().expect("client");
         // With a descriptor attached: dropped.
         let devnull = std::fs::File::open("/dev/null").expect("devnull");
@@ -221,13 +309,72 @@ mod tests {
         assert_eq!(
             first,
             UnitNotice {
-                attempt: None,
+                attempt: Some(3),
+                from_pipe: false,
                 unit: "web".into(),
                 notice: Notice::Status("warming up".into())
             },
             "the message with a descriptor never arrived"
         );
         assert_eq!(rx.recv().await.map(|n| n.notice), Some(Notice::Ready));
+        task.abort();
+    }
+
+    #[test]
+    fn a_barrier_is_one_descriptor_with_barrier_1() {
+        let msg = |b: &[u8]| b.to_vec();
+        let table = [
+            (msg(b"READY=1"), 0, false, true),
+            (msg(b"BARRIER=1"), 1, false, false),
+            (msg(b"BARRIER=1\n"), 1, false, false),
+            (msg(b"READY=1"), 1, false, false),
+            (msg(b"BARRIER=1"), 2, false, false),
+            (msg(b"READY=1"), 0, true, false),
+        ];
+        for (bytes, fds, truncated, message) in table {
+            let got = classify(bytes.clone(), Some(7), fds, truncated);
+            let barrier = fds == 1 && !truncated && bytes.starts_with(b"BARRIER=1");
+            match got {
+                Received::Message { pid, .. } => assert!(message && pid == Some(7)),
+                Received::Barrier => assert!(barrier, "{bytes:?}"),
+                Received::Refused => assert!(!message && !barrier, "{bytes:?} {fds}"),
+            }
+        }
+    }
+
+    /// Credentials come with every message; a sender outside the unit's cgroup
+    /// is not credited, and `send` returns once supd has read its message.
+    #[tokio::test]
+    async fn senders_outside_the_unit_are_dropped_and_send_waits_for_the_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (unit_dir, sock) = create(dir.path(), "web").expect("socket");
+        let path = unit_dir.join(SOCKET_NAME);
+        let path = path.to_str().expect("utf-8 path").to_string();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let outside: Membership = std::sync::Arc::new(|_: &str| false);
+        let task = tokio::spawn(receive(sock, watch("web", Some(outside)), tx));
+        let sent = tokio::task::spawn_blocking(move || super::super::send(&path, "READY=1"))
+            .await
+            .expect("join");
+        assert!(matches!(sent, Ok(true)), "the barrier completed: {sent:?}");
+        assert!(
+            rx.try_recv().is_err(),
+            "READY=1 from outside the unit was credited"
+        );
+        task.abort();
+
+        // The same sender, in the unit (alive when read): credited.
+        let (unit_dir, sock) = create(dir.path(), "app").expect("socket");
+        let path = unit_dir.join(SOCKET_NAME);
+        let path = path.to_str().expect("utf-8 path").to_string();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let inside: Membership = std::sync::Arc::new(|_: &str| true);
+        let task = tokio::spawn(receive(sock, watch("app", Some(inside)), tx));
+        let sent = tokio::task::spawn_blocking(move || super::super::send(&path, "READY=1"))
+            .await
+            .expect("join");
+        assert!(matches!(sent, Ok(true)), "{sent:?}");
+        assert_eq!(rx.try_recv().map(|n| n.notice), Ok(Notice::Ready));
         task.abort();
     }
 }

@@ -25,6 +25,8 @@ fn main() -> std::process::ExitCode {
         ready_fd_gates_a_dependent,
         notify_works_with_the_state_directory_in_a_private_tmp,
         notify_reaches_a_user_namespaced_unit_with_a_private_state_directory,
+        a_ready_before_a_crash_never_counts_for_the_restarted_service,
+        a_ready_from_outside_the_unit_is_dropped_and_from_inside_counts,
         start_timeout_fails_a_service_that_is_never_ready,
         watchdog_kills_a_service_that_stops_pinging,
         oneshot_with_remain_after_exit_satisfies_a_dependent,

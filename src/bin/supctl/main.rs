@@ -149,7 +149,9 @@ fn cmd_reload(path: &std::path::Path, dry_run: bool) -> Result<i32, Failure> {
     }
 }
 
-/// `notify`: one datagram to $NOTIFY_SOCKET; supd is never asked.
+/// `notify`: one datagram to $NOTIFY_SOCKET, then wait until supd has read it
+/// (supd credits a message only from a process of the unit alive when it reads
+/// it); supd is never asked anything else.
 fn cmd_notify(ready: bool, status: Option<String>, fields: Vec<String>) -> Result<i32, Failure> {
     let usage = |message| Failure {
         code: exit::USAGE,
@@ -159,10 +161,17 @@ fn cmd_notify(ready: bool, status: Option<String>, fields: Vec<String>) -> Resul
     let socket = std::env::var("NOTIFY_SOCKET").map_err(|_| {
         usage("NOTIFY_SOCKET is not set: run this from a unit with type = \"notify\"".into())
     })?;
-    sup::notify::send(&socket, &message).map_err(|e| Failure {
+    let read = sup::notify::send(&socket, &message).map_err(|e| Failure {
         code: exit::UNREACHABLE,
         message: format!("cannot send to NOTIFY_SOCKET={socket}: {e}"),
     })?;
+    if !read {
+        // Sent; whether it counts is the receiver's to say.
+        eprintln!(
+            "supctl notify: sent, but NOTIFY_SOCKET={socket} did not read it within {}s",
+            sup::notify::BARRIER_TIMEOUT.as_secs()
+        );
+    }
     Ok(exit::OK)
 }
 

@@ -88,3 +88,28 @@ fn kernel_signal_reads_the_cgroup_of_the_pinned_process() {
     assert_eq!(status.signal(), Some(libc::SIGKILL));
     assert_eq!(*seen.lock().expect("seen"), own);
 }
+
+/// `holds` (who may send a unit notices): a process in the unit's cgroup or below
+/// it, on v2 by the `0::` line, on v1 by a line of one of supd's hierarchies.
+#[test]
+fn holds_tells_a_units_processes_from_others() {
+    let v2 = Host::v2(V2_OFFERED, false).tree();
+    let v1 = Host::v1(V1_MOUNTS, true).tree();
+    let table: &[(&CgroupTree, &str, bool)] = &[
+        (&v2, "0::/host/sup/web\n", true),
+        (&v2, "0::/host/sup/web/inner\n", true),
+        (&v2, "0::/host/sup/webapp\n", false),
+        (&v2, "0::/host/sup/db\n", false),
+        (&v2, "0::/host\n", false),
+        (&v2, "3:pids:/host/sup/web\n", false),
+        (&v2, "", false),
+        (&v1, "3:pids:/host/sup/web\n0::/host\n", true),
+        (&v1, "2:cpu,cpuacct:/host/sup/web\n", true),
+        (&v1, "3:pids:/host/sup/db\n", false),
+        (&v1, "7:freezer:/host/sup/web\n", false),
+        (&v1, "0::/host/sup/web\n", false),
+    ];
+    for (tree, text, want) in table {
+        assert_eq!(tree.holds("web", text), *want, "{text:?}");
+    }
+}
