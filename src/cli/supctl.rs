@@ -98,7 +98,9 @@ pub enum Cmd {
         json: bool,
     },
     /// From inside a service: tell supd it is ready, how it is doing, or that it is
-    /// alive (sd_notify over $NOTIFY_SOCKET, like systemd-notify)
+    /// alive (sd_notify over $NOTIFY_SOCKET, like systemd-notify); waits (at most
+    /// 5 s) until supd has read the message, which counts only from a process of
+    /// the unit
     Notify {
         /// READY=1: the service is ready
         #[arg(long)]
