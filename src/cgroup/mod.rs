@@ -429,8 +429,12 @@ impl CgroupTree {
 
     /// Current usage of the unit's cgroup; fields the kernel does not offer are None.
     pub fn usage(&self, unit: &str) -> RawUsage {
-        usage::collect_usage(self.dirs(unit), |dir, f| {
-            self.files.read_optional(&dir.join(f))
+        let mut text = String::new();
+        usage::collect_usage(self.dirs(unit), &mut text, |dir, f, text| {
+            self.files
+                .read_optional(&dir.join(f))
+                .map(|read| *text = read)
+                .is_some()
         })
     }
 

@@ -20,7 +20,6 @@
 //! the file opened again in the unit's present cgroup, so a value never comes
 //! from a cgroup that is gone. [`CgroupTree::remove`] drops the unit's files.
 
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -57,19 +56,20 @@ struct Held {
 /// One unit's open usage files: (index of the hierarchy in `CgroupTree::bases`,
 /// file name, descriptor).
 #[derive(Debug, Default)]
-struct UnitFiles(Vec<(usize, Box<str>, OwnedFd)>);
+struct UnitFiles(Vec<(usize, &'static str, OwnedFd)>);
 
 impl UnitFiles {
-    /// The text of the held `file` of hierarchy `index`: None if it is not held
-    /// or its read failed (the descriptor is then closed: its cgroup is gone, or
-    /// the file is unreadable); Some(None) for a text too long or not UTF-8.
-    fn read(&mut self, index: usize, file: &str) -> Option<Option<String>> {
+    /// Read the held `file` of hierarchy `index` into `text`: None if it is not
+    /// held or its read failed (the descriptor is then closed: its cgroup is
+    /// gone, or the file is unreadable); Some(false) for a text too long or not
+    /// UTF-8.
+    fn read(&mut self, index: usize, file: &str, text: &mut String) -> Option<bool> {
         let at = self
             .0
             .iter()
-            .position(|(i, name, _)| *i == index && **name == *file)?;
-        match self.0.get(at).map(|(_, _, fd)| read_at_start(fd)) {
-            Some(Ok(text)) => Some(text),
+            .position(|(i, name, _)| *i == index && *name == file)?;
+        match self.0.get(at).map(|(_, _, fd)| read_at_start(fd, text)) {
+            Some(Ok(read)) => Some(read),
             _ => {
                 self.0.swap_remove(at);
                 None
@@ -78,29 +78,43 @@ impl UnitFiles {
     }
 }
 
+/// A unit being read: its name, the key its files were held under (kept to put
+/// them back without a new allocation), and its files.
+type Taken<'u> = (&'u String, Option<String>, UnitFiles);
+
 impl HeldFiles {
-    /// The unit's files, taken out while a query reads them (each thread reads
-    /// its own units); `put` returns them.
-    fn take(&self, unit: &str) -> UnitFiles {
+    /// The files of each of `units`, taken out while a query reads them; `put`
+    /// returns them. One lock for all: a lock per unit would make the threads of
+    /// a query wait on each other.
+    fn take<'u>(&self, units: &'u [String]) -> Vec<Taken<'u>> {
         let mut held = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let files = held.units.remove(unit).unwrap_or_default();
-        held.fds = held.fds.saturating_sub(files.0.len());
-        files
+        let taken: Vec<Taken<'u>> = units
+            .iter()
+            .map(|unit| match held.units.remove_entry(unit) {
+                Some((key, files)) => (unit, Some(key), files),
+                None => (unit, None, UnitFiles::default()),
+            })
+            .collect();
+        let count: usize = taken.iter().map(|(_, _, f)| f.0.len()).sum();
+        held.fds = held.fds.saturating_sub(count);
+        taken
     }
 
-    /// Keep `files` for `unit`, if the budget has room (else they are closed).
-    /// Files a concurrent `take`r put back first are closed in favour of these.
-    fn put(&self, unit: &str, files: UnitFiles) {
-        if files.0.is_empty() {
-            return;
-        }
+    /// Keep the files of each unit, while the budget has room (the rest are
+    /// closed). Files a concurrent query put back first are closed in favour of
+    /// these.
+    fn put(&self, taken: Vec<Taken<'_>>) {
         let mut held = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if held.fds.saturating_add(files.0.len()) > fd_budget() {
-            return;
-        }
-        held.fds += files.0.len();
-        if let Some(old) = held.units.insert(unit.to_string(), files) {
-            held.fds = held.fds.saturating_sub(old.0.len());
+        let budget = fd_budget();
+        for (unit, key, files) in taken {
+            if files.0.is_empty() || held.fds.saturating_add(files.0.len()) > budget {
+                continue;
+            }
+            held.fds += files.0.len();
+            let key = key.unwrap_or_else(|| unit.clone());
+            if let Some(old) = held.units.insert(key, files) {
+                held.fds = held.fds.saturating_sub(old.0.len());
+            }
         }
     }
 
@@ -111,7 +125,10 @@ impl HeldFiles {
 
     /// Close the unit's files: its cgroup is being removed.
     pub(super) fn drop_unit(&self, unit: &str) {
-        drop(self.take(unit));
+        let mut held = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(files) = held.units.remove(unit) {
+            held.fds = held.fds.saturating_sub(files.0.len());
+        }
     }
 }
 
@@ -131,37 +148,47 @@ impl CgroupTree {
             // The test model of cgroupfs has no directories to open.
             return units.iter().map(|u| self.usage(u)).collect();
         };
-        let read_part = |part: &[String]| -> Vec<RawUsage> {
-            part.iter().map(|u| self.usage_held(&bases, u)).collect()
+        let mut taken = self.held.take(units);
+        let read_part = |part: &mut [Taken<'_>]| -> Vec<RawUsage> {
+            // One text buffer for all the files this thread reads.
+            let mut text = String::with_capacity(MAX_FILE);
+            part.iter_mut()
+                .map(|(unit, _, files)| self.usage_held(&bases, unit, files, &mut text))
+                .collect()
         };
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
         let threads = (units.len() / PER_THREAD).clamp(1, cpus.min(MAX_THREADS));
-        if threads == 1 {
-            return read_part(units);
-        }
-        let chunk = units.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let mut parts = units.chunks(chunk);
-            // This thread reads the first part itself.
-            let first = parts.next().unwrap_or_default();
-            let others: Vec<(&[String], _)> = parts
-                .map(|part| {
-                    let spawned = std::thread::Builder::new()
-                        .name("sup-usage".into())
-                        .spawn_scoped(scope, move || read_part(part));
-                    (part, spawned)
-                })
-                .collect();
-            let mut out = read_part(first);
-            for (part, spawned) in others {
-                // No thread (or it panicked): read its part here, the order kept.
-                match spawned.map(|h| h.join()) {
-                    Ok(Ok(usage)) => out.extend(usage),
-                    _ => out.extend(read_part(part)),
+        let usage = if threads == 1 {
+            read_part(&mut taken)
+        } else {
+            let chunk = units.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let mut parts = taken.chunks_mut(chunk);
+                // This thread reads the first part itself.
+                let first = parts.next().unwrap_or_default();
+                let others: Vec<_> = parts
+                    .map(|part| {
+                        let len = part.len();
+                        let spawned = std::thread::Builder::new()
+                            .name("sup-usage".into())
+                            .spawn_scoped(scope, || read_part(part));
+                        (len, spawned)
+                    })
+                    .collect();
+                let mut out = read_part(first);
+                for (len, spawned) in others {
+                    match spawned.map(|h| h.join()) {
+                        Ok(Ok(usage)) => out.extend(usage),
+                        // No thread, or it panicked (its part was moved into it):
+                        // those units show no usage this time, the order kept.
+                        _ => out.extend((0..len).map(|_| RawUsage::default())),
+                    }
                 }
-            }
-            out
-        })
+                out
+            })
+        };
+        self.held.put(taken);
+        usage
     }
 
     /// Open the usage files of the unit's new cgroup to hold them (see the module
@@ -173,14 +200,16 @@ impl CgroupTree {
         let Some(bases) = self.base_dirs() else {
             return;
         };
-        let files = RefCell::new(UnitFiles::default());
-        self.collect_over(&bases, |index, base, file| {
+        let mut files = UnitFiles::default();
+        let mut text = String::new();
+        self.collect_over(&bases, &mut text, |index, base, file, _| {
             if let Some(fd) = open_below(base, unit, file) {
-                files.borrow_mut().0.push((index, file.into(), fd));
+                files.0.push((index, file, fd));
             }
-            None
+            false
         });
-        self.held.put(unit, files.into_inner());
+        let unit = unit.to_string();
+        self.held.put(vec![(&unit, None, files)]);
     }
 
     /// supd's subtree directory in each hierarchy, in `self.bases`' order; None
@@ -192,63 +221,82 @@ impl CgroupTree {
             .collect()
     }
 
-    /// [`collect_usage`] over the hierarchies, `read(index, base, file)` reading
-    /// each file the unit's usage needs.
+    /// [`collect_usage`] over the hierarchies, `read(index, base, file, text)`
+    /// reading each file the unit's usage needs.
     fn collect_over(
         &self,
         bases: &[OwnedFd],
-        read: impl Fn(usize, &OwnedFd, &str) -> Option<String>,
+        text: &mut String,
+        mut read: impl FnMut(usize, &OwnedFd, &'static str, &mut String) -> bool,
     ) -> RawUsage {
         let hierarchies = self.bases.iter().map(|(h, _)| h);
         let dirs = hierarchies.zip(bases.iter().enumerate());
-        collect_usage(dirs, |(index, base), file| read(*index, base, file))
+        collect_usage(dirs, text, |(index, base), file, text| {
+            read(*index, base, file, text)
+        })
     }
 
-    /// [`CgroupTree::usage`] from the unit's held files, opening (and then
+    /// [`CgroupTree::usage`] from the unit's held `files`, opening (and then
     /// holding) those not held or no longer readable.
-    fn usage_held(&self, bases: &[OwnedFd], unit: &str) -> RawUsage {
-        let files = RefCell::new(self.held.take(unit));
-        let usage = self.collect_over(bases, |index, base, file| {
-            let mut files = files.borrow_mut();
-            if let Some(text) = files.read(index, file) {
-                return text;
+    fn usage_held(
+        &self,
+        bases: &[OwnedFd],
+        unit: &str,
+        files: &mut UnitFiles,
+        text: &mut String,
+    ) -> RawUsage {
+        self.collect_over(bases, text, |index, base, file, text| {
+            if let Some(read) = files.read(index, file, text) {
+                return read;
             }
-            let fd = open_below(base, unit, file)?;
-            let text = read_at_start(&fd).ok().flatten();
-            files.0.push((index, file.into(), fd));
-            text
-        });
-        self.held.put(unit, files.into_inner());
-        usage
+            let Some(fd) = open_below(base, unit, file) else {
+                return false;
+            };
+            let read = read_at_start(&fd, text).unwrap_or(false);
+            files.0.push((index, file, fd));
+            read
+        })
     }
 }
 
-/// The usage counters from the files of each hierarchy `(h, dir)`, read with
-/// `read(dir, file name)`; fields the kernel does not offer are None.
+/// The usage counters from the files of each hierarchy `(h, dir)`:
+/// `read(dir, file name, text)` puts a file's text into `text` (one buffer for
+/// every file) and says whether it could; fields the kernel does not offer are
+/// None.
 pub(super) fn collect_usage<'a, D: 'a>(
     dirs: impl Iterator<Item = (&'a Hierarchy, D)>,
-    read: impl Fn(&D, &str) -> Option<String>,
+    text: &mut String,
+    mut read: impl FnMut(&D, &'static str, &mut String) -> bool,
 ) -> RawUsage {
     let mut u = RawUsage::default();
     for (h, dir) in dirs {
-        let read = |f: &str| read(&dir, f);
-        let num = |f: &str| read(f).and_then(|t| t.trim().parse::<u64>().ok());
+        // The number in `file`, or the value of `key` in it.
+        let mut value = |file: &'static str, key: Option<&str>| -> Option<u64> {
+            text.clear();
+            if !read(&dir, file, text) {
+                return None;
+            }
+            match key {
+                Some(key) => layout::keyed_value(text, key),
+                None => text.trim().parse().ok(),
+            }
+        };
         if h.is_v2() {
-            u.memory_current = num("memory.current");
-            u.memory_peak = num("memory.peak");
-            u.cpu_usage_usec = read("cpu.stat").and_then(|t| layout::keyed_value(&t, "usage_usec"));
-            u.tasks = num("pids.current");
+            u.memory_current = value("memory.current", None);
+            u.memory_peak = value("memory.peak", None);
+            u.cpu_usage_usec = value("cpu.stat", Some("usage_usec"));
+            u.tasks = value("pids.current", None);
             continue;
         }
         if h.has("memory") {
-            u.memory_current = num("memory.usage_in_bytes");
-            u.memory_peak = num("memory.max_usage_in_bytes");
+            u.memory_current = value("memory.usage_in_bytes", None);
+            u.memory_peak = value("memory.max_usage_in_bytes", None);
         }
         if h.has("cpuacct") {
-            u.cpu_usage_usec = num("cpuacct.usage").map(|ns| ns / 1000);
+            u.cpu_usage_usec = value("cpuacct.usage", None).map(|ns| ns / 1000);
         }
         if h.has("pids") {
-            u.tasks = num("pids.current");
+            u.tasks = value("pids.current", None);
         }
     }
     u
@@ -261,16 +309,20 @@ fn open_below(base: &OwnedFd, unit: &str, file: &str) -> Option<OwnedFd> {
     openat(base, &Path::new(unit).join(file), flags, Mode::empty()).ok()
 }
 
-/// The whole text of an open interface file, read from its start: cgroupfs runs
-/// the file's show function afresh for a read at offset 0, and gives all of a
-/// text that fits in one read. Err if the read fails (ENODEV: the cgroup was
-/// removed); Ok(None) for a text of [`MAX_FILE`] bytes or more, or not UTF-8.
-fn read_at_start(fd: &OwnedFd) -> nix::Result<Option<String>> {
+/// Put the whole text of an open interface file, read from its start, into
+/// `text`: cgroupfs runs the file's show function afresh for a read at offset
+/// 0, and gives all of a text that fits in one read. Err if the read fails
+/// (ENODEV: the cgroup was removed); Ok(false) for a text of [`MAX_FILE`] bytes
+/// or more, or not UTF-8.
+fn read_at_start(fd: &OwnedFd, text: &mut String) -> nix::Result<bool> {
     let mut buf = [0u8; MAX_FILE];
     let len = nix::sys::uio::pread(fd, &mut buf, 0)?;
-    Ok(buf
+    let read = buf
         .get(..len)
         .filter(|_| len < MAX_FILE)
-        .and_then(|text| std::str::from_utf8(text).ok())
-        .map(str::to_string))
+        .and_then(|bytes| std::str::from_utf8(bytes).ok());
+    if let Some(read) = read {
+        text.push_str(read);
+    }
+    Ok(read.is_some())
 }

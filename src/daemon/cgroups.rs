@@ -367,10 +367,11 @@ fn with_cpu_percent(
     let cpu_percent = raw.cpu_usage_usec.and_then(|cpu| {
         // Room for all samples at once: a deque that grew query by query during
         // a storm would leave its blocks all over the heap.
-        let samples = seen
-            .entry(unit.to_string())
-            .or_insert_with(|| VecDeque::with_capacity(CPU_SAMPLES + 1));
-        cpu_percent(samples, cpu, now)
+        // Looked up before inserting: the key is allocated only for a unit new here.
+        if !seen.contains_key(unit) {
+            seen.insert(unit.to_string(), VecDeque::with_capacity(CPU_SAMPLES + 1));
+        }
+        cpu_percent(seen.get_mut(unit)?, cpu, now)
     });
     Usage { raw, cpu_percent }
 }
