@@ -3,6 +3,7 @@
 //! created again under a running supd.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
@@ -211,4 +212,36 @@ pub fn a_killed_fork_server_is_replaced_and_none_outlives_supd() {
     wait_until("the fork server exits with supd", || {
         !pid_alive(replaced[0])
     });
+}
+
+/// A fork server that stops answering (here: stopped by SIGSTOP) holds a start
+/// for at most its reply deadline (5 s, src/spawn/forkserver.rs): it is then
+/// killed, the start fails, and the unit's next start gets a new server. Status
+/// answers meanwhile: only the start and the reaper wait.
+pub fn a_hung_fork_server_is_killed_and_the_unit_runs_again_on_a_new_one() {
+    let sup = Sup::start(&[(
+        "svc",
+        &(forking("") + "restart = \"always\"\nrestart_delay = \"0s\"\n"),
+    )]);
+    sup.wait_all_running();
+    let supd = sup.child.as_ref().expect("supd").id() as i32;
+    let servers = fork_servers_of(supd);
+    assert_eq!(servers.len(), 1, "one fork server: {servers:?}");
+    kill(Pid::from_raw(servers[0]), Signal::SIGSTOP).expect("stop the fork server");
+    // Not --wait: the restart's start is what hangs.
+    let out = sup.supctl(&["restart", "svc"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let asked = Instant::now();
+    let status = sup.supctl_within(&["status"], Duration::from_secs(2));
+    assert!(status.status.success(), "{}", stderr(&status));
+    wait_until("the hung fork server is killed", || !pid_alive(servers[0]));
+    assert!(
+        asked.elapsed() >= Duration::from_secs(4),
+        "killed only once its deadline passed: {:?}",
+        asked.elapsed()
+    );
+    sup.wait_state("svc", "running");
+    let replaced = fork_servers_of(supd);
+    assert_eq!(replaced.len(), 1, "a new fork server: {replaced:?}");
+    assert_ne!(replaced[0], servers[0]);
 }

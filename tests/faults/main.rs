@@ -26,6 +26,7 @@ fn main() -> std::process::ExitCode {
         after_kill_9_a_new_supd_kills_every_leftover_and_restarts_what_remains,
         a_units_directory_deleted_and_created_again_is_watched_again,
         a_killed_fork_server_is_replaced_and_none_outlives_supd,
+        a_hung_fork_server_is_killed_and_the_unit_runs_again_on_a_new_one,
         // input.rs
         durations_and_sizes_beyond_their_caps_are_located_errors_and_at_the_caps_units_run,
         special_files_named_like_units_are_located_errors_and_never_block,
