@@ -328,10 +328,15 @@ fn fork_into(dir: &OwnedFd) -> Result<i32, Errno> {
 }
 
 /// In the forked child: the request's descriptors become 0, 1, 2, ..., everything
-/// else is closed (the server's socket too), a new session as the posix_spawn of
-/// the helper gave it, then the helper itself.
+/// else is closed (the server's socket too), then the helper itself. No new
+/// session here: the helper makes the one the service needs (`helper::run`), and
+/// until then it stays in the server's, which has no terminal either. A
+/// container start's helper only clones the container, whose process makes its
+/// own session; a `setsid` here too would give that start a second scheduler
+/// autogroup to create and free, and a reschedule (docs/benchmarks.md: a
+/// containerised restart 0.3-0.5 ms faster without it).
 fn become_helper(fds: &[OwnedFd], keep: Option<RawFd>, in_cgroup: bool) -> ! {
-    if place_descriptors(fds, keep).is_err() || nix::unistd::setsid().is_err() {
+    if place_descriptors(fds, keep).is_err() {
         std::process::exit(127);
     }
     let _ = nix::sys::prctl::set_name(c"supd");

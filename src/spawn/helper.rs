@@ -118,6 +118,7 @@ fn run(plan: &LaunchPlan, sock: &UnixStream) -> Result<Infallible, SpawnError> {
     namespaces::join(c.join.iter())?;
     let needs_child = !c.namespaces.is_empty() || c.join.contains_key(&Namespace::Pid);
     if !needs_child {
+        lead_session()?;
         hooks::run_start_pre(plan)?;
         send(sock, &Report::Pid(std::process::id() as i32));
         return exec_service(plan);
@@ -142,6 +143,20 @@ fn run(plan: &LaunchPlan, sock: &UnixStream) -> Result<Infallible, SpawnError> {
             run_container(plan, sock, init_program)
         }
     }
+}
+
+/// Make this process (about to exec the service) the leader of a new session and
+/// process group: supd signals the service's group, and a new session has no
+/// controlling terminal. A helper posix_spawn'd by supd leads one already (and
+/// `setsid` would fail for it); one forked by the fork server does not yet.
+fn lead_session() -> Result<(), SpawnError> {
+    let me = nix::unistd::getpid();
+    if nix::unistd::getsid(None) == Ok(me) {
+        return Ok(());
+    }
+    setsid()
+        .map(drop)
+        .map_err(|e| SpawnError::new(Step::Setsid, None, Some(e), ""))
 }
 
 /// From outside: the child's ID maps, then tell supd its pid (with its pidfd).
