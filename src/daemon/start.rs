@@ -20,8 +20,11 @@ use crate::unit::Unit;
 /// units starting at once made tokio's blocking pool grow to 512 threads and the
 /// heap to over 30 MB, and what a storm grows the heap to stays partly resident
 /// after it (fragmentation). With two cores a handful run in parallel anyway; a
-/// start takes milliseconds and at most the helper's 30 s timeout.
-pub const START_SLOTS: usize = 64;
+/// start takes milliseconds and at most the helper's 30 s timeout. Each slot is a
+/// thread of the blocking pool, which tokio ends after 10 s unused: with 64 slots
+/// a burst of starts left some 70 threads whose exits, 10 s later, cost supd
+/// 4-15 ms of CPU in an otherwise idle minute; 16 keep that small.
+pub const START_SLOTS: usize = 16;
 
 /// Why a start failed before the service ran.
 #[derive(Debug, thiserror::Error)]
