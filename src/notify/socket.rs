@@ -347,34 +347,26 @@ mod tests {
     #[tokio::test]
     async fn senders_outside_the_unit_are_dropped_and_send_waits_for_the_read() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (unit_dir, sock) = create(dir.path(), "web").expect("socket");
-        let path = unit_dir.join(SOCKET_NAME);
-        let path = path.to_str().expect("utf-8 path").to_string();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let outside: Membership = std::sync::Arc::new(|_: &str| false);
-        let task = tokio::spawn(receive(sock, watch("web", Some(outside)), tx));
-        let sent = tokio::task::spawn_blocking(move || super::super::send(&path, "READY=1"))
-            .await
-            .expect("join");
-        assert!(matches!(sent, Ok(true)), "the barrier completed: {sent:?}");
-        assert!(
-            rx.try_recv().is_err(),
-            "READY=1 from outside the unit was credited"
-        );
-        task.abort();
-
-        // The same sender, in the unit (alive when read): credited.
-        let (unit_dir, sock) = create(dir.path(), "app").expect("socket");
-        let path = unit_dir.join(SOCKET_NAME);
-        let path = path.to_str().expect("utf-8 path").to_string();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let inside: Membership = std::sync::Arc::new(|_: &str| true);
-        let task = tokio::spawn(receive(sock, watch("app", Some(inside)), tx));
-        let sent = tokio::task::spawn_blocking(move || super::super::send(&path, "READY=1"))
-            .await
-            .expect("join");
-        assert!(matches!(sent, Ok(true)), "{sent:?}");
-        assert_eq!(rx.try_recv().map(|n| n.notice), Ok(Notice::Ready));
-        task.abort();
+        // The same sender, judged outside the unit, then in it (alive when read).
+        for (unit, in_unit) in [("web", false), ("app", true)] {
+            let (unit_dir, sock) = create(dir.path(), unit).expect("socket");
+            let path = unit_dir.join(SOCKET_NAME);
+            let path = path.to_str().expect("utf-8 path").to_string();
+            let (tx, mut rx) = mpsc::unbounded_channel();
+            let member: Membership = std::sync::Arc::new(move |_: &str| in_unit);
+            let task = tokio::spawn(receive(sock, watch(unit, Some(member)), tx));
+            let sent = tokio::task::spawn_blocking(move || super::super::send(&path, "READY=1"))
+                .await
+                .expect("join");
+            assert!(matches!(sent, Ok(true)), "the barrier completed: {sent:?}");
+            match in_unit {
+                true => assert_eq!(rx.try_recv().map(|n| n.notice), Ok(Notice::Ready)),
+                false => assert!(
+                    rx.try_recv().is_err(),
+                    "READY=1 from outside the unit was credited"
+                ),
+            }
+            task.abort();
+        }
     }
 }
