@@ -18,9 +18,12 @@
 //!
 //! A held file whose cgroup was removed fails its read (ENODEV): it is closed and
 //! the file opened again in the unit's present cgroup, so a value never comes
-//! from a cgroup that is gone. [`CgroupTree::remove`] drops the unit's files.
+//! from a cgroup that is gone. [`CgroupTree::remove`] drops the unit's files,
+//! and a query that was reading them does not put them back. The budget counts
+//! what queries may open too: a unit without room is read by opening and
+//! closing its files one at a time.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::Mutex;
@@ -50,8 +53,18 @@ pub(super) struct HeldFiles {
 #[derive(Debug, Default)]
 struct Held {
     units: HashMap<String, UnitFiles>,
+    /// Descriptors open for usage: held in `units`, lent to the queries reading,
+    /// and reserved for what those may open and keep.
     fds: usize,
+    /// Queries reading now.
+    reading: usize,
+    /// Units whose cgroup was removed while a query read them: their files are
+    /// not put back (a removed unit is never read again to find them dead).
+    removed: HashSet<String>,
 }
+
+/// The most files [`collect_usage`] reads for one unit.
+const FILES_PER_UNIT: usize = 4;
 
 /// One unit's open usage files: (index of the hierarchy in `CgroupTree::bases`,
 /// file name, descriptor).
@@ -79,41 +92,78 @@ impl UnitFiles {
 }
 
 /// A unit being read: its name, the key its files were held under (kept to put
-/// them back without a new allocation), and its files.
-type Taken<'u> = (&'u String, Option<String>, UnitFiles);
+/// them back without a new allocation), its files, whether the files it opens
+/// may be kept (the budget had room), and the descriptors counted for it in
+/// `Held::fds`.
+struct Taken<'u> {
+    unit: &'u String,
+    key: Option<String>,
+    files: UnitFiles,
+    keep: bool,
+    counted: usize,
+}
 
 impl HeldFiles {
     /// The files of each of `units`, taken out while a query reads them; `put`
     /// returns them. One lock for all: a lock per unit would make the threads of
-    /// a query wait on each other.
-    fn take<'u>(&self, units: &'u [String]) -> Vec<Taken<'u>> {
+    /// a query wait on each other. A unit may keep the files it opens only while
+    /// the budget has room for them; the others are read and closed one by one.
+    fn take<'u>(&self, units: &'u [String], budget: usize) -> Vec<Taken<'u>> {
         let mut held = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let taken: Vec<Taken<'u>> = units
+        held.reading += 1;
+        let mut room = budget.saturating_sub(held.fds);
+        units
             .iter()
-            .map(|unit| match held.units.remove_entry(unit) {
-                Some((key, files)) => (unit, Some(key), files),
-                None => (unit, None, UnitFiles::default()),
+            .map(|unit| {
+                let (key, files) = match held.units.remove_entry(unit) {
+                    Some((key, files)) => (Some(key), files),
+                    None => (None, UnitFiles::default()),
+                };
+                let missing = FILES_PER_UNIT.saturating_sub(files.0.len());
+                let keep = missing <= room;
+                let reserved = if keep { missing } else { 0 };
+                room -= reserved;
+                held.fds += reserved;
+                let counted = files.0.len() + reserved;
+                Taken {
+                    unit,
+                    key,
+                    files,
+                    keep,
+                    counted,
+                }
             })
-            .collect();
-        let count: usize = taken.iter().map(|(_, _, f)| f.0.len()).sum();
-        held.fds = held.fds.saturating_sub(count);
-        taken
+            .collect()
     }
 
-    /// Keep the files of each unit, while the budget has room (the rest are
-    /// closed). Files a concurrent query put back first are closed in favour of
+    /// Keep each unit's files again (a query's `taken` with `from_query`, or a
+    /// new cgroup's): not those of a unit removed meanwhile, nor beyond the
+    /// budget. Files a concurrent query put back first are closed in favour of
     /// these.
-    fn put(&self, taken: Vec<Taken<'_>>) {
+    fn put(&self, taken: Vec<Taken<'_>>, from_query: bool, budget: usize) {
         let mut held = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let budget = fd_budget();
-        for (unit, key, files) in taken {
-            if files.0.is_empty() || held.fds.saturating_add(files.0.len()) > budget {
+        for t in taken {
+            held.fds = held.fds.saturating_sub(t.counted);
+            if from_query && held.removed.contains(t.unit.as_str()) {
                 continue;
             }
-            held.fds += files.0.len();
-            let key = key.unwrap_or_else(|| unit.clone());
-            if let Some(old) = held.units.insert(key, files) {
+            if !from_query {
+                held.removed.remove(t.unit.as_str());
+            }
+            let len = t.files.0.len();
+            if len == 0 || held.fds.saturating_add(len) > budget {
+                continue;
+            }
+            held.fds += len;
+            let key = t.key.unwrap_or_else(|| t.unit.clone());
+            if let Some(old) = held.units.insert(key, t.files) {
                 held.fds = held.fds.saturating_sub(old.0.len());
+            }
+        }
+        if from_query {
+            held.reading = held.reading.saturating_sub(1);
+            if held.reading == 0 {
+                held.removed.clear();
             }
         }
     }
@@ -128,6 +178,9 @@ impl HeldFiles {
         let mut held = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(files) = held.units.remove(unit) {
             held.fds = held.fds.saturating_sub(files.0.len());
+        }
+        if held.reading > 0 {
+            held.removed.insert(unit.to_string());
         }
     }
 }
@@ -148,12 +201,13 @@ impl CgroupTree {
             // The test model of cgroupfs has no directories to open.
             return units.iter().map(|u| self.usage(u)).collect();
         };
-        let mut taken = self.held.take(units);
+        let budget = fd_budget();
+        let mut taken = self.held.take(units, budget);
         let read_part = |part: &mut [Taken<'_>]| -> Vec<RawUsage> {
             // One text buffer for all the files this thread reads.
             let mut text = String::with_capacity(MAX_FILE);
             part.iter_mut()
-                .map(|(unit, _, files)| self.usage_held(&bases, unit, files, &mut text))
+                .map(|t| self.usage_held(&bases, t.unit, &mut t.files, t.keep, &mut text))
                 .collect()
         };
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
@@ -187,7 +241,7 @@ impl CgroupTree {
                 out
             })
         };
-        self.held.put(taken);
+        self.held.put(taken, true, budget);
         usage
     }
 
@@ -209,7 +263,14 @@ impl CgroupTree {
             false
         });
         let unit = unit.to_string();
-        self.held.put(vec![(&unit, None, files)]);
+        let taken = Taken {
+            unit: &unit,
+            key: None,
+            files,
+            keep: true,
+            counted: 0,
+        };
+        self.held.put(vec![taken], false, fd_budget());
     }
 
     /// supd's subtree directory in each hierarchy, in `self.bases`' order; None
@@ -236,13 +297,14 @@ impl CgroupTree {
         })
     }
 
-    /// [`CgroupTree::usage`] from the unit's held `files`, opening (and then
-    /// holding) those not held or no longer readable.
+    /// [`CgroupTree::usage`] from the unit's held `files`, opening those not held
+    /// or no longer readable, and holding them with `keep`.
     fn usage_held(
         &self,
         bases: &[OwnedFd],
         unit: &str,
         files: &mut UnitFiles,
+        keep: bool,
         text: &mut String,
     ) -> RawUsage {
         self.collect_over(bases, text, |index, base, file, text| {
@@ -253,7 +315,9 @@ impl CgroupTree {
                 return false;
             };
             let read = read_at_start(&fd, text).unwrap_or(false);
-            files.0.push((index, file, fd));
+            if keep {
+                files.0.push((index, file, fd));
+            }
             read
         })
     }
@@ -325,4 +389,73 @@ fn read_at_start(fd: &OwnedFd, text: &mut String) -> nix::Result<bool> {
         text.push_str(read);
     }
     Ok(read.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(n: usize) -> UnitFiles {
+        let open = |_| std::fs::File::open("/dev/null").expect("/dev/null").into();
+        UnitFiles((0..n).map(|i| (i, "f", open(i))).collect())
+    }
+
+    fn new_cgroup(held: &HeldFiles, unit: &str, n: usize, budget: usize) {
+        let unit = unit.to_string();
+        let t = Taken {
+            unit: &unit,
+            key: None,
+            files: files(n),
+            keep: true,
+            counted: 0,
+        };
+        held.put(vec![t], false, budget);
+    }
+
+    fn counts(held: &HeldFiles) -> (usize, usize) {
+        let h = held.inner.lock().expect("lock");
+        (h.units.len(), h.fds)
+    }
+
+    #[test]
+    fn queries_keep_files_only_within_the_budget_and_never_for_a_removed_unit() {
+        let held = HeldFiles::default();
+        new_cgroup(&held, "a", 4, 10);
+        new_cgroup(&held, "b", 4, 10);
+        // Over the budget: not held.
+        new_cgroup(&held, "c", 4, 10);
+        assert_eq!(counts(&held), (2, 8));
+
+        // A query: a and b are lent (8), c may not keep what it opens (2 left
+        // of the budget, 4 needed).
+        let units: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let taken = held.take(&units, 10);
+        let keep: Vec<bool> = taken.iter().map(|t| t.keep).collect();
+        assert_eq!(keep, [true, true, false]);
+        assert_eq!(counts(&held), (0, 8));
+        // b's cgroup is removed while the query reads: its files are not put back.
+        held.drop_unit("b");
+        held.put(taken, true, 10);
+        assert_eq!(counts(&held), (1, 4));
+        // No query reads any more: a new cgroup named b is held again.
+        new_cgroup(&held, "b", 4, 10);
+        assert_eq!(counts(&held), (2, 8));
+        held.drop_unit("a");
+        held.drop_unit("b");
+        assert_eq!(counts(&held), (0, 0));
+    }
+
+    #[test]
+    fn a_unit_missing_files_reserves_room_for_them_while_read() {
+        let held = HeldFiles::default();
+        new_cgroup(&held, "a", 2, 100);
+        let units = vec!["a".to_string(), "b".to_string()];
+        let taken = held.take(&units, 100);
+        // a's 2 held + 2 reserved, b's 4 reserved.
+        assert_eq!(counts(&held).1, 8);
+        assert!(taken.iter().all(|t| t.keep));
+        held.put(taken, true, 100);
+        // Only what was really held is counted again.
+        assert_eq!(counts(&held), (1, 2));
+    }
 }

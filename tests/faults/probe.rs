@@ -14,11 +14,22 @@ pub fn env_or(name: &str, default: u64) -> u64 {
     }
 }
 
-/// Open descriptors of `pid`.
+/// Open descriptors of `pid`, less the usage files of live cgroups.
 pub fn fd_count(pid: i32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap_or_else(|e| panic!("/proc/{pid}/fd: {e}"))
+        .flatten()
+        .filter(|fd| !is_live_usage_file(&fd.path()))
         .count()
+}
+
+/// A cgroup interface file of a cgroup that exists: supd holds each unit's
+/// usage files open while the unit has a cgroup (src/cgroup/usage.rs), so how
+/// many are open follows the units, not leaks. One of a removed cgroup (its path
+/// gone) counts like any other descriptor.
+fn is_live_usage_file(fd: &std::path::Path) -> bool {
+    std::fs::read_link(fd)
+        .is_ok_and(|target| target.starts_with("/sys/fs/cgroup/") && target.exists())
 }
 
 /// What `pid`'s descriptors are, counted by kind (`pipe`, `socket`, a path...),
