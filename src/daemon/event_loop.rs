@@ -427,8 +427,17 @@ impl Daemon {
                     self.networks.set_publishing(&outcome.unit, true);
                 }
                 self.restart_namespace_sharers(&outcome.unit, now);
-                // A new process: the last one's STATUS= text is not its.
-                self.notify.status.remove(&outcome.unit);
+                // A new process: the last one's STATUS= text is not its. A text
+                // of this attempt may have arrived before this report (the
+                // service ran at once): it stays.
+                if self
+                    .notify
+                    .status
+                    .get(&outcome.unit)
+                    .is_some_and(|(attempt, _)| *attempt != Some(outcome.attempt))
+                {
+                    self.notify.status.remove(&outcome.unit);
+                }
                 if let Some(fd) = spawned.pidfd {
                     self.main_pidfds
                         .insert(outcome.unit.clone(), (outcome.attempt, Arc::new(fd)));

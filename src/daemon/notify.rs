@@ -36,8 +36,9 @@ pub struct NotifySockets {
     root: PathBuf,
     tx: mpsc::UnboundedSender<UnitNotice>,
     receivers: HashMap<String, Receiver>,
-    /// `STATUS=` text per unit.
-    pub status: HashMap<String, String>,
+    /// `STATUS=` text per unit, with the start attempt that sent it (None: not
+    /// known).
+    pub status: HashMap<String, (Option<u64>, String)>,
     /// `MAINPID=` per unit, as the service sees it.
     pub main_pid: HashMap<String, i32>,
 }
@@ -192,7 +193,7 @@ impl Daemon {
             Notice::Watchdog => self.fleet.on_notify(&unit, Event::WatchdogPing, now),
             Notice::ExtendTimeout(by) => self.fleet.on_notify(&unit, Event::ExtendStart(by), now),
             Notice::Status(text) => {
-                self.notify.status.insert(unit, text);
+                self.notify.status.insert(unit, (n.attempt, text));
                 return;
             }
             Notice::MainPid(pid) => {

@@ -259,7 +259,9 @@ impl Daemon {
             health_failures: health.as_ref().map_or(0, |(_, f, _)| *f),
             health_output: health.map(|(_, _, out)| out).filter(|o| !o.is_empty()),
             // The service's own words, while it has a process to say them.
-            status_text: m.pid().and_then(|_| self.notify.status.get(name).cloned()),
+            status_text: m
+                .pid()
+                .and_then(|_| self.notify.status.get(name).map(|(_, text)| text.clone())),
             network: self.network_status(&slot.spec),
             // Read from /proc off the loop (`answer_status`).
             main_pid: None,
