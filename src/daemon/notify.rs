@@ -56,12 +56,13 @@ impl NotifySockets {
 
     /// The unit's socket (created on first use), if it may notify: what the
     /// start stores its attempt in once the unit's cgroup holds nothing of the
-    /// run before. `membership` tells the unit's processes from others (`None`
-    /// without cgroups): only theirs count (`notify::sender`).
+    /// run before. `membership` (asked only when the socket is made) tells the
+    /// unit's processes from others (`None` without cgroups): only theirs count
+    /// (`notify::sender`).
     pub fn ensure(
         &mut self,
         unit: &Unit,
-        membership: Option<Membership>,
+        membership: impl FnOnce() -> Option<Membership>,
     ) -> Option<Arc<AtomicU64>> {
         if unit.service.lifecycle.kind != ServiceType::Notify {
             self.forget(&unit.name);
@@ -75,7 +76,7 @@ impl NotifySockets {
                 let run = Arc::new(AtomicU64::new(0));
                 let watch = socket::Watch {
                     unit: unit.name.clone(),
-                    in_unit: membership,
+                    in_unit: membership(),
                     run: run.clone(),
                 };
                 let task = tokio::spawn(socket::receive(sock, watch, self.tx.clone()));

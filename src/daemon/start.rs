@@ -230,8 +230,8 @@ impl super::event_loop::Daemon {
         };
         self.trimmer.touch();
         self.logs.open(&unit, Some(spec.logs));
-        let membership = self.cgroups.membership(&unit);
-        let notify_run = self.notify.ensure(&spec, membership);
+        let cgroups = &self.cgroups;
+        let notify_run = self.notify.ensure(&spec, || cgroups.membership(&unit));
         let job = StartJob {
             role,
             cgroup: self.cgroups.for_start(&unit, attempt, &spec.resources),
