@@ -244,6 +244,21 @@ fn status_usage_is_read_afresh_each_query_and_follows_a_new_cgroup() {
         before.is_some_and(|t| t <= 3),
         "before the trigger: {before:?}"
     );
+    // Read from files supd holds open: each of the unit's usage files once.
+    let supd = sup.child.as_ref().expect("supd").id();
+    let held: Vec<String> = std::fs::read_dir(format!("/proc/{supd}/fd"))
+        .expect("supd's fds")
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .map(|target| target.display().to_string())
+        .filter(|target| target.contains("/growing/"))
+        .collect();
+    let files: std::collections::BTreeSet<&str> =
+        held.iter().filter_map(|t| t.rsplit('/').next()).collect();
+    assert!(
+        files.contains("pids.current") && files.len() == held.len(),
+        "each usage file held once: {held:?}"
+    );
     std::fs::write(&trigger, "").expect("trigger");
     wait_until("the new processes to show in status", || tasks() == Some(4));
 
